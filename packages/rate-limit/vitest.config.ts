@@ -1,0 +1,12 @@
+import { defineProject } from 'vitest/config';
+import { luaText } from '../../vitest.shared.ts';
+
+export default defineProject({
+  plugins: [luaText()],
+  test: {
+    name: '@postern/rate-limit',
+    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    environment: 'node',
+    testTimeout: 20_000,
+  },
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig({
+  entry: { index: 'src/index.ts' },
+  format: ['esm', 'cjs'],
+  dts: true,
+  clean: true,
+  target: 'node20',
+  platform: 'node',
+  tsconfig: 'tsconfig.build.json',
+  // Redis scripts live in .lua files and are inlined as text at build time.
+  loader: { '.lua': 'text' },
+});

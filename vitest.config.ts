@@ -1,0 +1,24 @@
+import { defineConfig } from 'vitest/config';
+import projects from './vitest.workspace.ts';
+
+export default defineConfig({
+  test: {
+    projects,
+    coverage: {
+      provider: 'v8',
+      include: ['packages/*/src/**/*.ts'],
+      exclude: ['**/*.test.ts', '**/*.d.ts', '**/src/testing/**', '**/src/testing.ts'],
+      reporter: ['text-summary', 'json-summary'],
+      // Thresholds are per package: each package states the floor it has earned.
+      thresholds: {
+        'packages/config/src/**': { lines: 90, statements: 90 },
+        'packages/logger/src/**': { lines: 90, statements: 90 },
+        'packages/resilience/src/**': { lines: 90, statements: 90 },
+        'packages/rate-limit/src/**': { lines: 90, statements: 90 },
+        'packages/sync-queue/src/**': { lines: 85, statements: 85 },
+        'packages/auth/src/**': { lines: 90, statements: 90 },
+        'packages/smtp-forward/src/**': { lines: 85, statements: 85 },
+      },
+    },
+  },
+});
