@@ -55,9 +55,7 @@ async function runFor(fn: () => unknown, ms: number, concurrency: number): Promi
   const loop = async (): Promise<void> => {
     while (performance.now() < deadline) {
       const value = fn();
-      if (value !== null && typeof value === 'object' && typeof (value as Promise<unknown>).then === 'function') {
-        await value;
-      }
+      if (value instanceof Promise) await value;
       ops += 1;
     }
   };
