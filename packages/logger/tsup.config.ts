@@ -10,4 +10,6 @@ export default defineConfig({
   tsconfig: 'tsconfig.build.json',
   // Redis scripts live in .lua files and are inlined as text at build time.
   loader: { '.lua': 'text' },
+  // The CJS build needs import.meta.url to find the optional pino-pretty peer with createRequire.
+  shims: true,
 });

@@ -1,0 +1,259 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from './create-logger.js';
+import type { CreateLoggerOptions } from './create-logger.js';
+import { withCorrelation } from './correlation.js';
+import { LoggerError } from './errors.js';
+
+const NOW = 1_700_000_000_000;
+
+/** A logger writing to a real stream whose JSON lines the test reads back. */
+function capture(options: Partial<CreateLoggerOptions> = {}) {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      chunks.push(String(chunk));
+      callback();
+    },
+  });
+  const logger = createLogger({ name: 'test', env: {}, clock: () => NOW, destination, ...options });
+  const raw = (): string => chunks.join('');
+  const lines = (): Record<string, unknown>[] =>
+    raw()
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { logger, raw, lines };
+}
+
+function caught(fn: () => unknown): LoggerError {
+  try {
+    fn();
+  } catch (error) {
+    if (LoggerError.isInstance(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a LoggerError');
+}
+
+const LISTED = ['password', 'passwordHash', 'token', 'accessToken', 'refreshToken', 'secret', 'apiKey', 'authorization', 'cookie', 'set-cookie'];
+
+describe('createLogger redaction', () => {
+  it.each(LISTED)('redacts %s at the top level, in req.headers, res.headers and user', (key) => {
+    const { logger, raw, lines } = capture();
+    const value = `value-of-${key}-0123456789`;
+    logger.info({ [key]: value, req: { headers: { [key]: value, host: 'h' } }, res: { headers: { [key]: [value] } }, user: { id: 1, [key]: value } }, 'm');
+    expect(raw()).not.toContain(value);
+    expect(lines()[0]).toMatchObject({
+      [key]: '[Redacted]',
+      req: { headers: { [key]: '[Redacted]', host: 'h' } },
+      res: { headers: { [key]: '[Redacted]' } },
+      user: { id: 1, [key]: '[Redacted]' },
+    });
+  });
+
+  it.each([
+    'Authorization',
+    'AUTHORIZATION',
+    'Cookie',
+    'Set-Cookie',
+    'SET_COOKIE',
+    'Password',
+    'PASSWORD',
+    'password_hash',
+    'access_token',
+    'refresh-token',
+    'API_KEY',
+    'x-api-key',
+    'X-Api-Key',
+    'Proxy-Authorization',
+    'newPassword',
+    'smtp_password',
+    'jwtSecret',
+    'client_secret',
+    'x-auth-token',
+    'csrfToken',
+    'privateKey',
+    'passphrase',
+  ])('redacts the case and separator variant %s at every depth', (key) => {
+    const { logger, raw, lines } = capture();
+    const value = 'hunter2-correct-horse';
+    logger.info({ [key]: value, req: { headers: { [key]: value } }, a: { b: { c: { d: { e: { [key]: value } } } } } });
+    expect(raw()).not.toContain(value);
+    expect(lines()[0]).toMatchObject({ [key]: '[Redacted]', req: { headers: { [key]: '[Redacted]' } } });
+  });
+
+  it('keeps keys that are merely similar, as the README states', () => {
+    const { logger, lines } = capture();
+    logger.info({ tokens: 3, passwordPolicy: 'strong', secretName: 'db', tokenType: 'bearer', passwd: 'kept', pwd: 'kept', credentials: 'kept' });
+    expect(lines()[0]).toMatchObject({ tokens: 3, passwordPolicy: 'strong', secretName: 'db', tokenType: 'bearer', passwd: 'kept', pwd: 'kept', credentials: 'kept' });
+  });
+
+  it('redacts child bindings and correlation children', () => {
+    const { logger, raw, lines } = capture();
+    const child = logger.child({ password: 'bound-secret', session: { refreshToken: 'bound-refresh' } });
+    withCorrelation(child, 'req-42').info({ user: { apiKey: 'k-123' } }, 'hello');
+    expect(raw()).not.toMatch(/bound-secret|bound-refresh|k-123/);
+    expect(lines()[0]).toMatchObject({ correlationId: 'req-42', password: '[Redacted]', session: { refreshToken: '[Redacted]' }, msg: 'hello' });
+  });
+
+  it('redacts inside serialized errors under err and error', () => {
+    const { logger, raw, lines } = capture();
+    const error = Object.assign(new Error('upstream failed'), { config: { headers: { Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz' } } });
+    logger.error({ err: error }, 'first');
+    logger.error({ error }, 'second');
+    logger.error(error);
+    expect(raw()).not.toContain('abcdefghijklmnopqrstuvwxyz');
+    const [first, second, third] = lines();
+    expect(first).toMatchObject({ err: { type: 'Error', message: 'upstream failed', config: { headers: { Authorization: '[Redacted]' } } } });
+    expect(second).toMatchObject({ error: { type: 'Error', message: 'upstream failed' } });
+    expect(third).toMatchObject({ msg: 'upstream failed', err: { type: 'Error' } });
+  });
+
+  it('never changes the object that was logged', () => {
+    const { logger } = capture();
+    const payload = { user: { password: 'p', profile: { token: 't' } }, list: [{ secret: 's' }], headers: { cookie: 'c' } };
+    const before = structuredClone(payload);
+    logger.info(payload);
+    logger.info({ nested: payload });
+    expect(payload).toEqual(before);
+  });
+
+  it('redacts the top level of objects interpolated with %o and %j', () => {
+    const { logger, raw } = capture();
+    logger.info('login %o', { password: 'interp-secret', user: 'alice' });
+    logger.info('login %j', { token: 'interp-token' });
+    expect(raw()).not.toMatch(/interp-secret|interp-token/);
+    expect(raw()).toContain('alice');
+  });
+
+  it('masks bearer tokens and URL passwords in the message', () => {
+    const { logger, lines } = capture();
+    logger.info('connecting to redis://default:s3cr3t-pass@cache:6379 with Bearer abcdefghijklmnopqrstuvwxyz');
+    expect(lines()[0]?.['msg']).toBe('connecting to redis://default:[Redacted]@cache:6379 with Bearer [Redacted]');
+  });
+
+  it('adds keys and paths, uses a custom censor, and can turn suffix and text matching off', () => {
+    const { logger, raw, lines } = capture({
+      redact: { keys: ['ssn'], paths: ['order.card.number', 'headers["x-custom"]'], censor: '<hidden>', matchSuffixes: false, scrubText: false },
+    });
+    logger.info({ ssn: '123-45-6789', deep: { SSN: '987' }, order: { card: { number: '4111', brand: 'visa' } }, headers: { 'x-custom': 'c' }, newPassword: 'kept-np', password: 'p', msgUrl: 'redis://u:kept@h' });
+    expect(raw()).not.toMatch(/123-45-6789|987|4111/);
+    expect(lines()[0]).toMatchObject({
+      ssn: '<hidden>',
+      deep: { SSN: '<hidden>' },
+      order: { card: { number: '<hidden>', brand: 'visa' } },
+      headers: { 'x-custom': '<hidden>' },
+      newPassword: 'kept-np',
+      password: '<hidden>',
+      msgUrl: 'redis://u:kept@h',
+    });
+  });
+
+  it('cannot be configured to drop the default keys', () => {
+    const { logger, lines } = capture({ redact: { keys: [], paths: [] } });
+    logger.info({ password: 'p' });
+    expect(lines()[0]).toMatchObject({ password: '[Redacted]' });
+  });
+});
+
+describe('createLogger fields and levels', () => {
+  it('writes name, time from the clock, pid, hostname and base fields', () => {
+    const { logger, lines } = capture({ base: { service: 'api', region: 'eu' } });
+    logger.info('hi');
+    expect(lines()[0]).toMatchObject({ level: 30, time: NOW, name: 'test', service: 'api', region: 'eu', msg: 'hi' });
+    expect(typeof lines()[0]?.['pid']).toBe('number');
+    expect(typeof lines()[0]?.['hostname']).toBe('string');
+  });
+
+  it('writes only at or above the level', () => {
+    const { logger, lines } = capture({ level: 'warn' });
+    logger.info('no');
+    logger.warn('yes');
+    logger.error('also');
+    expect(lines().map((line) => line['msg'])).toEqual(['yes', 'also']);
+    const silent = capture({ level: 'silent' });
+    silent.logger.fatal('nothing');
+    expect(silent.raw()).toBe('');
+  });
+
+  it('defaults to info and to the real clock', () => {
+    const chunks: string[] = [];
+    const logger = createLogger({ name: 'x', env: {}, destination: { write: (line: string) => void chunks.push(line) } });
+    logger.debug('hidden');
+    logger.info('shown');
+    expect(chunks).toHaveLength(1);
+    expect(typeof (JSON.parse(chunks[0]!) as { time: unknown }).time).toBe('number');
+  });
+});
+
+describe('createLogger validation', () => {
+  it('refuses a missing name, an unknown level and bad redact options with typed errors', () => {
+    expect(caught(() => createLogger({ name: '' })).code).toBe('INVALID_OPTION');
+    expect(caught(() => createLogger(null as unknown as CreateLoggerOptions)).option).toBe('options');
+    const level = caught(() => createLogger({ name: 'x', level: 'verbose' as 'info' }));
+    expect([level.code, level.option]).toEqual(['INVALID_LEVEL', 'level']);
+    expect(caught(() => createLogger({ name: 'x', redact: { keys: ['a.b'] } })).code).toBe('INVALID_REDACT_KEY');
+    expect(caught(() => createLogger({ name: 'x', redact: { keys: 'password' as unknown as string[] } })).option).toBe('redact.keys');
+    expect(caught(() => createLogger({ name: 'x', redact: { paths: 'a' as unknown as string[] } })).option).toBe('redact.paths');
+    expect(caught(() => createLogger({ name: 'x', redact: { censor: 1 as unknown as string } })).option).toBe('redact.censor');
+    expect(caught(() => createLogger({ name: 'x', clock: 5 as unknown as () => number })).option).toBe('clock');
+  });
+
+  it('refuses an invalid path with INVALID_REDACT_PATH, keeping pino\'s error as the cause', () => {
+    for (const path of ['a..b', 'a[', '', '   ']) {
+      const error = caught(() => createLogger({ name: 'x', redact: { paths: [path] } }));
+      expect(error.code, path).toBe('INVALID_REDACT_PATH');
+    }
+    expect(caught(() => createLogger({ name: 'x', redact: { paths: ['a..b'] } })).cause).toBeInstanceOf(Error);
+  });
+
+  it('accepts paths whose first segment is an Object.prototype member', () => {
+    const { logger, lines } = capture({ redact: { paths: ['constructor.card'] } });
+    logger.info({ constructor: { card: '4111' } });
+    expect(lines()[0]).toMatchObject({ constructor: { card: '[Redacted]' } });
+  });
+});
+
+describe('createLogger pretty output', () => {
+  it('prettifies in development when pino-pretty resolves, after redaction', () => {
+    const { logger, raw } = capture({ env: { NODE_ENV: 'development' } });
+    logger.info({ user: { Password: 'pretty-secret' } }, 'pretty line');
+    expect(raw()).toContain('INFO');
+    expect(raw()).toContain('pretty line');
+    expect(raw()).toContain('[Redacted]');
+    expect(raw()).not.toContain('pretty-secret');
+    expect(() => JSON.parse(raw()) as unknown).toThrow();
+  });
+
+  it('writes JSON by default when NODE_ENV is not development', () => {
+    const { logger, lines } = capture({ env: {} });
+    logger.info('json');
+    expect(lines()).toHaveLength(1);
+  });
+
+  it('writes JSON and one warning when pretty is asked for in production', () => {
+    const { logger, lines } = capture({ env: { NODE_ENV: 'production' }, pretty: true });
+    logger.info('after');
+    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_DISABLED_IN_PRODUCTION' }, { msg: 'after' }]);
+  });
+
+  it('writes JSON and one warning when pino-pretty is not installed', () => {
+    const requirePretty = (id: string): never => {
+      throw Object.assign(new Error(`Cannot find module '${id}'`), { code: 'MODULE_NOT_FOUND' });
+    };
+    const { logger, lines } = capture({ env: { NODE_ENV: 'development' }, requirePretty });
+    logger.info({ token: 't' }, 'after');
+    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_NOT_INSTALLED' }, { msg: 'after', token: '[Redacted]' }]);
+  });
+
+  it.each([
+    ['a module that throws while loading', (): never => { throw new SyntaxError('bad'); }],
+    ['a module without prettyFactory', (): unknown => ({})],
+    ['a prettyFactory that throws', (): unknown => ({ prettyFactory: () => { throw new TypeError('nope'); } })],
+  ])('writes JSON and one warning for %s', (_label, requirePretty) => {
+    const { logger, lines } = capture({ pretty: true, requirePretty });
+    logger.info('after');
+    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_LOAD_FAILED' }, { msg: 'after' }]);
+  });
+});

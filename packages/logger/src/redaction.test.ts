@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { LoggerError } from './errors.js';
+import {
+  DEFAULT_REDACT_KEYS,
+  DEFAULT_REDACT_SUFFIXES,
+  assertRedactKey,
+  createLineScrubber,
+  jsonValueEnd,
+  keySpellings,
+  sensitiveKeyPattern,
+  topLevelPath,
+  topLevelPaths,
+} from './redaction.js';
+
+const scrub = createLineScrubber({
+  keys: DEFAULT_REDACT_KEYS,
+  suffixes: DEFAULT_REDACT_SUFFIXES,
+  censor: '[Redacted]',
+  scrubText: true,
+});
+
+function scrubObject(value: unknown): unknown {
+  return JSON.parse(scrub(JSON.stringify(value)));
+}
+
+describe('jsonValueEnd', () => {
+  it('finds the end of strings with escapes, objects, arrays and scalars', () => {
+    const line = '{"a":"x\\"y\\\\","b":{"c":"}","d":[1,"]"]},"e":12.5,"f":true}\n';
+    const start = (key: string): number => line.indexOf(`"${key}":`) + key.length + 3;
+    expect(line.slice(start('a'), jsonValueEnd(line, start('a')))).toBe('"x\\"y\\\\"');
+    expect(line.slice(start('b'), jsonValueEnd(line, start('b')))).toBe('{"c":"}","d":[1,"]"]}');
+    expect(line.slice(start('e'), jsonValueEnd(line, start('e')))).toBe('12.5');
+    expect(line.slice(start('f'), jsonValueEnd(line, start('f')))).toBe('true');
+  });
+
+  it('stops at the end of a truncated line instead of running past it', () => {
+    expect(jsonValueEnd('"abc', 0)).toBe(4);
+    expect(jsonValueEnd('{"a":[1,2', 0)).toBe(9);
+    expect(jsonValueEnd('"ab\\', 0)).toBe(4);
+    expect(jsonValueEnd('123', 0)).toBe(3);
+  });
+});
+
+describe('sensitiveKeyPattern', () => {
+  it('matches whole keys in any case and separator spelling', () => {
+    const pattern = sensitiveKeyPattern(['passwordHash', 'set-cookie'], []);
+    for (const key of ['passwordHash', 'password_hash', 'PASSWORD-HASH', 'passwordhash', 'Set-Cookie', 'SET_COOKIE', 'setCookie']) {
+      pattern.lastIndex = 0;
+      expect(pattern.test(`{"${key}":1}`), key).toBe(true);
+    }
+    for (const key of ['passwordHashes', 'xpasswordHash', 'cookie']) {
+      pattern.lastIndex = 0;
+      expect(pattern.test(`{"${key}":1}`), key).toBe(false);
+    }
+  });
+
+  it('matches key endings only when suffixes are given', () => {
+    const withSuffixes = sensitiveKeyPattern([], ['token']);
+    const without = sensitiveKeyPattern(['token'], []);
+    expect(withSuffixes.test('{"csrf_token":1}')).toBe(true);
+    expect(without.test('{"csrf_token":1}')).toBe(false);
+  });
+
+  it('never matches a key-like text inside a string value', () => {
+    const pattern = sensitiveKeyPattern(DEFAULT_REDACT_KEYS, DEFAULT_REDACT_SUFFIXES);
+    expect(pattern.test(JSON.stringify({ msg: '"password":"x"' }))).toBe(false);
+  });
+});
+
+describe('createLineScrubber', () => {
+  it('redacts the listed keys at the top level and in req.headers.* and user.*', () => {
+    const input = {
+      password: 'p0',
+      passwordHash: 'h0',
+      token: 't0',
+      accessToken: 'a0',
+      refreshToken: 'r0',
+      secret: 's0',
+      apiKey: 'k0',
+      authorization: 'z0',
+      cookie: 'c0',
+      'set-cookie': ['sc0', 'sc1'],
+      req: { headers: { authorization: 'z1', cookie: 'c1', 'set-cookie': ['sc2'], host: 'example.com' } },
+      user: { id: 7, password: 'p1', passwordHash: 'h1', token: 't1', apiKey: 'k1', secret: 's1' },
+    };
+    const out = scrubObject(input) as Record<string, unknown>;
+    expect(out).toEqual({
+      password: '[Redacted]',
+      passwordHash: '[Redacted]',
+      token: '[Redacted]',
+      accessToken: '[Redacted]',
+      refreshToken: '[Redacted]',
+      secret: '[Redacted]',
+      apiKey: '[Redacted]',
+      authorization: '[Redacted]',
+      cookie: '[Redacted]',
+      'set-cookie': '[Redacted]',
+      req: { headers: { authorization: '[Redacted]', cookie: '[Redacted]', 'set-cookie': '[Redacted]', host: 'example.com' } },
+      user: { id: 7, password: '[Redacted]', passwordHash: '[Redacted]', token: '[Redacted]', apiKey: '[Redacted]', secret: '[Redacted]' },
+    });
+  });
+
+  it('replaces object, array, number, boolean and null values whole, and skips what is inside', () => {
+    const out = scrubObject({
+      secret: { nested: { deeper: 'x' } },
+      token: [1, { a: 'b' }],
+      apiKey: 12345,
+      password: true,
+      authorization: null,
+      after: 'kept',
+    });
+    expect(out).toEqual({
+      secret: '[Redacted]',
+      token: '[Redacted]',
+      apiKey: '[Redacted]',
+      password: '[Redacted]',
+      authorization: '[Redacted]',
+      after: 'kept',
+    });
+  });
+
+  it('redacts at depth 10 and inside arrays of objects', () => {
+    let deep: Record<string, unknown> = { password: 'deep-secret' };
+    for (let depth = 0; depth < 10; depth += 1) deep = { [`level${String(depth)}`]: deep };
+    const line = scrub(JSON.stringify({ deep, list: [{ token: 'a' }, { token: 'b' }] }));
+    expect(line).not.toContain('deep-secret');
+    expect(JSON.parse(line)).toMatchObject({ list: [{ token: '[Redacted]' }, { token: '[Redacted]' }] });
+  });
+
+  it('leaves lines with nothing sensitive byte-for-byte unchanged', () => {
+    const line = '{"level":30,"msg":"hello \\"world\\"","tokens":3,"passwords":[],"user":{"email":"a@b.c"}}\n';
+    expect(scrub(line)).toBe(line);
+  });
+
+  it('masks bearer tokens and URL passwords inside strings, the message included', () => {
+    const line = JSON.stringify({
+      msg: 'calling with Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig and redis://user:hunter2@cache:6379/0',
+      url: 'postgres://app:s3cr3t@db/app',
+      short: 'Bearer token',
+    });
+    const out = JSON.parse(scrub(line)) as Record<string, string>;
+    expect(out['msg']).toBe('calling with Bearer [Redacted] and redis://user:[Redacted]@cache:6379/0');
+    expect(out['url']).toBe('postgres://app:[Redacted]@db/app');
+    expect(out['short']).toBe('Bearer token');
+  });
+
+  it('leaves text alone when scrubText is off, and escapes a censor that needs it', () => {
+    const custom = createLineScrubber({ keys: ['password'], suffixes: [], censor: 'x"\\y', scrubText: false });
+    const out = JSON.parse(custom('{"password":"p","m":"Bearer abcdefghijklmnopqrstu"}')) as Record<string, string>;
+    expect(out).toEqual({ password: 'x"\\y', m: 'Bearer abcdefghijklmnopqrstu' });
+  });
+
+  it('always yields valid JSON without the secret, for random shapes (seeded)', () => {
+    let seed = 0x2f6b1c3d;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const sensitive = ['password', 'Authorization', 'SET_COOKIE', 'x-api-key', 'newPassword', 'client_secret', 'refreshToken'];
+    const plain = ['id', 'name', 'headers', 'items', 'tokens', 'note', 'a-b', 'passwordPolicy'];
+    const nasty = ['"', '\\', '}', ']', '{"password":"', '\n', 'é', '\u2028'];
+    const plainValue = (depth: number): unknown => {
+      const roll = random();
+      if (depth > 4 || roll < 0.3) return `${pick(nasty)}v${String(Math.floor(random() * 100))}${pick(nasty)}`;
+      if (roll < 0.4) return Math.floor(random() * 1000);
+      if (roll < 0.5) return [plainValue(depth + 1), plainValue(depth + 1)];
+      const object: Record<string, unknown> = {};
+      const size = 1 + Math.floor(random() * 3);
+      for (let index = 0; index < size; index += 1) object[`${pick(plain)}${String(index)}`] = plainValue(depth + 1);
+      return object;
+    };
+    for (let run = 0; run < 300; run += 1) {
+      const secret = `SECRET${String(run)}x`;
+      const root = plainValue(0);
+      const holder: Record<string, unknown> = typeof root === 'object' && root !== null && !Array.isArray(root) ? (root as Record<string, unknown>) : { wrap: root };
+      let target = holder;
+      const depth = Math.floor(random() * 6);
+      for (let level = 0; level < depth; level += 1) {
+        const next: Record<string, unknown> = { filler: plainValue(3) };
+        target[`n${String(level)}`] = next;
+        target = next;
+      }
+      const secretValue = random() < 0.5 ? secret : { inner: secret, list: [secret] };
+      target[pick(sensitive)] = secretValue;
+      const line = `${JSON.stringify(holder)}\n`;
+      const out = scrub(line);
+      expect(out, line).not.toContain(secret);
+      expect(() => JSON.parse(out) as unknown, out).not.toThrow();
+    }
+  });
+});
+
+describe('key spellings and paths', () => {
+  it('lists the usual spellings of a key', () => {
+    expect(keySpellings('set-cookie')).toEqual(expect.arrayContaining(['set-cookie', 'Set-Cookie', 'SET-COOKIE', 'set_cookie', 'setCookie']));
+    expect(keySpellings('passwordHash')).toEqual(expect.arrayContaining(['passwordHash', 'password_hash', 'PASSWORD_HASH', 'passwordhash']));
+  });
+
+  it('quotes keys that are not identifiers', () => {
+    expect(topLevelPath('password')).toBe('password');
+    expect(topLevelPath('set-cookie')).toBe('["set-cookie"]');
+    expect(new Set(topLevelPaths(['token', 'token'])).size).toBe(topLevelPaths(['token']).length);
+  });
+
+  it('refuses key names that could not be matched safely', () => {
+    for (const key of ['', 'a.b', 'a"b', 'a b', 'x'.repeat(129), 42]) {
+      let caught: unknown;
+      try {
+        assertRedactKey(key);
+      } catch (error) {
+        caught = error;
+      }
+      expect(LoggerError.isInstance(caught), String(key)).toBe(true);
+      expect((caught as LoggerError).code).toBe('INVALID_REDACT_KEY');
+    }
+    expect(() => {
+      assertRedactKey('ssn_last4');
+    }).not.toThrow();
+  });
+});

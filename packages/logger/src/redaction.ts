@@ -1,0 +1,213 @@
+import { LoggerError } from './errors.js';
+
+/**
+ * Keys redacted by default, matched whole. Case and separators do not matter to the line
+ * scrubber: `Authorization`, `SET_COOKIE` and `password_hash` match too.
+ */
+export const DEFAULT_REDACT_KEYS: readonly string[] = Object.freeze([
+  'password',
+  'passwordHash',
+  'token',
+  'accessToken',
+  'refreshToken',
+  'idToken',
+  'secret',
+  'clientSecret',
+  'apiKey',
+  'x-api-key',
+  'privateKey',
+  'passphrase',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'cookies',
+  'set-cookie',
+]);
+
+/**
+ * Key endings redacted by default when `matchSuffixes` is on: any key that ends in one of these
+ * (`newPassword`, `smtp_password`, `jwtSecret`, `x-auth-token`, `stripeApiKey`) is redacted.
+ */
+export const DEFAULT_REDACT_SUFFIXES: readonly string[] = Object.freeze([
+  'password',
+  'secret',
+  'token',
+  'apiKey',
+  'passphrase',
+  'privateKey',
+]);
+
+const KEY_SHAPE = /^[A-Za-z0-9$_-]+$/;
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** Throws `INVALID_REDACT_KEY` unless `key` is a non-empty run of letters, digits, `$`, `_`, `-`. */
+export function assertRedactKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 128 || !KEY_SHAPE.test(key)) {
+    throw new LoggerError(
+      'INVALID_REDACT_KEY',
+      'redact.keys',
+      `redact.keys: ${JSON.stringify(String(key)).slice(0, 140)} is not a key name (use letters, digits, $, _ and -; for nested locations use redact.paths)`,
+    );
+  }
+}
+
+/** Splits `passwordHash`, `password_hash`, `Set-Cookie` into lower-case words. */
+function words(key: string): string[] {
+  return key
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .split(/[\s_-]+/)
+    .filter((word) => word.length > 0)
+    .map((word) => word.toLowerCase());
+}
+
+/** The spellings of one key that the structured (top-level) pass knows. */
+export function keySpellings(key: string): string[] {
+  const parts = words(key);
+  const title = (word: string): string => word.charAt(0).toUpperCase() + word.slice(1);
+  const camel = parts.map((word, index) => (index === 0 ? word : title(word))).join('');
+  return [
+    ...new Set([
+      key,
+      key.toLowerCase(),
+      key.toUpperCase(),
+      camel,
+      parts.join('_'),
+      parts.join('-'),
+      parts.map(title).join('-'),
+      parts.join('_').toUpperCase(),
+    ]),
+  ];
+}
+
+/** A pino redaction path that names one top-level key (bracket notation where needed). */
+export function topLevelPath(key: string): string {
+  return IDENTIFIER.test(key) ? key : `["${key}"]`;
+}
+
+/** Pino paths for the top-level spellings of every key: cheap in pino, unlike `*.` wildcards. */
+export function topLevelPaths(keys: readonly string[]): string[] {
+  return [...new Set(keys.flatMap((key) => keySpellings(key).map(topLevelPath)))];
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[$]/g, '\\$&');
+}
+
+/** `passwordHash` → `password[-_]?hash`: one pattern for every separator spelling. */
+function keyPattern(key: string): string {
+  return words(key).map(escapeRegExp).join('[-_]?');
+}
+
+/**
+ * Builds the regular expression that finds `"<sensitive key>":` in a JSON line, whole keys from
+ * `keys` and, when `suffixes` is not empty, any key ending in one of them. Case-insensitive.
+ */
+export function sensitiveKeyPattern(keys: readonly string[], suffixes: readonly string[]): RegExp {
+  const exact = [...new Set(keys.map(keyPattern))];
+  const ends = [...new Set(suffixes.map(keyPattern))];
+  const branches: string[] = [];
+  if (ends.length > 0) branches.push(`[A-Za-z0-9$_-]*(?:${ends.join('|')})`);
+  if (exact.length > 0) branches.push(`(?:${exact.join('|')})`);
+  // A `"` that opens a key can never sit inside a JSON string (quotes there are escaped), so
+  // this only ever matches real keys, never text inside a value.
+  return new RegExp(`"(?:${branches.join('|')})"\\s*:\\s*`, 'gi');
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
+const COMMA = 0x2c;
+const NEWLINE = 0x0a;
+
+/** Index just past the string that starts at `start` (which holds its opening quote). */
+function stringEnd(line: string, start: number): number {
+  let index = start + 1;
+  while (index < line.length) {
+    const code = line.charCodeAt(index);
+    if (code === BACKSLASH) index += 2;
+    else if (code === QUOTE) return index + 1;
+    else index += 1;
+  }
+  return line.length;
+}
+
+/** Index just past the JSON value (string, object, array, or scalar) that starts at `start`. */
+export function jsonValueEnd(line: string, start: number): number {
+  const first = line.charCodeAt(start);
+  if (first === QUOTE) return stringEnd(line, start);
+  if (first === OPEN_BRACE || first === OPEN_BRACKET) {
+    let depth = 0;
+    let index = start;
+    while (index < line.length) {
+      const code = line.charCodeAt(index);
+      if (code === QUOTE) {
+        index = stringEnd(line, index);
+        continue;
+      }
+      if (code === OPEN_BRACE || code === OPEN_BRACKET) depth += 1;
+      else if (code === CLOSE_BRACE || code === CLOSE_BRACKET) {
+        depth -= 1;
+        if (depth === 0) return index + 1;
+      }
+      index += 1;
+    }
+    return line.length;
+  }
+  let index = start;
+  while (index < line.length) {
+    const code = line.charCodeAt(index);
+    if (code === COMMA || code === CLOSE_BRACE || code === CLOSE_BRACKET || code === NEWLINE) break;
+    index += 1;
+  }
+  return index;
+}
+
+/** Options of {@link createLineScrubber}. */
+export interface LineScrubberOptions {
+  /** Whole keys to redact. */
+  keys: readonly string[];
+  /** Key endings to redact; empty to match whole keys only. */
+  suffixes: readonly string[];
+  /** Text written in place of a value. */
+  censor: string;
+  /** Also mask `Bearer <token>` and the password in `scheme://user:password@host` anywhere in the line. */
+  scrubText: boolean;
+}
+
+/**
+ * Returns a function that redacts one serialized pino line: the value of every sensitive key, at
+ * any depth, whatever its type (a nested object or array is replaced whole), and optionally
+ * bearer tokens and URL passwords inside any string, including the message.
+ */
+export function createLineScrubber(options: LineScrubberOptions): (line: string) => string {
+  const pattern = sensitiveKeyPattern(options.keys, options.suffixes);
+  const censorJson = JSON.stringify(options.censor);
+  const censorText = censorJson.slice(1, -1);
+  const text = /\b(bearer\s+)[A-Za-z0-9\-._~+/]{16,}=*|(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/"\\]*:)[^\s@/"\\]+@/gi;
+  const replaceText = (_match: string, bearer: string | undefined, url: string | undefined): string =>
+    bearer === undefined ? `${url ?? ''}${censorText}@` : `${bearer}${censorText}`;
+
+  return (line: string): string => {
+    pattern.lastIndex = 0;
+    let match = pattern.exec(line);
+    let out = line;
+    if (match !== null) {
+      out = '';
+      let from = 0;
+      while (match !== null) {
+        const valueStart = match.index + match[0].length;
+        const valueEnd = jsonValueEnd(line, valueStart);
+        out += line.slice(from, valueStart) + censorJson;
+        from = valueEnd;
+        // Continue after the value: keys inside a redacted object need no second look.
+        pattern.lastIndex = Math.max(valueEnd, valueStart + 1);
+        match = pattern.exec(line);
+      }
+      out += line.slice(from);
+    }
+    return options.scrubText ? out.replace(text, replaceText) : out;
+  };
+}
