@@ -1,0 +1,289 @@
+import { createHash } from 'node:crypto';
+import type { BackendDecision, BackendMode, BackendRequest, Clock, RateLimitBackend } from './backend.js';
+import { RateLimitError, assertPositive, toError } from './errors.js';
+import { MemoryBackend } from './memory-backend.js';
+import script from './lua/gcra.lua';
+
+/** The part of an ioredis client or Cluster this backend uses. */
+export interface IoredisScriptClient {
+  evalsha(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+  eval(script: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
+}
+
+/** The part of a node-redis (v4/v5) client this backend uses. */
+export interface NodeRedisScriptClient {
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** Any client with `eval`/`evalsha`: ioredis `Redis` or `Cluster`, or node-redis. */
+export type RedisScriptClient = IoredisScriptClient | NodeRedisScriptClient;
+
+/** What a `RedisBackend` does when Redis fails or times out (never on an ordinary denial). */
+export type RedisErrorPolicy = 'fallback' | 'fail-open' | 'fail-closed' | 'throw';
+
+/** Options of `new RedisBackend()`. */
+export interface RedisBackendOptions {
+  /** An ioredis `Redis` or `Cluster`, or a node-redis client. Required. */
+  readonly redis: RedisScriptClient;
+  /** Longest wait for one Redis call, in ms, before it counts as failed. Default: 500. */
+  readonly timeoutMs?: number;
+  /**
+   * On a Redis error or timeout: `'fallback'` asks `fallback` (a local memory limiter),
+   * `'fail-open'` allows the call, `'fail-closed'` denies it, `'throw'` rejects with the
+   * `RateLimitError`. Default: `'fallback'`.
+   */
+  readonly onError?: RedisErrorPolicy;
+  /** The backend used while Redis is failing with `onError: 'fallback'`. Default: `new MemoryBackend()`. */
+  readonly fallback?: RateLimitBackend;
+  /**
+   * After a failure, calls skip Redis for this long, in ms; then one call probes Redis and,
+   * if it answers, all calls return to it. Default: 1_000.
+   */
+  readonly probeIntervalMs?: number;
+  /** Source of time for the probe schedule, in ms. Default: `Date`. Limiter time is Redis's own. */
+  readonly clock?: Clock;
+}
+
+/** Whether the backend is using Redis (`'redis'`) or its error policy (`'degraded'`). */
+export type RedisBackendState = 'redis' | 'degraded';
+
+/** Passed to `onStateChange` listeners. */
+export interface RedisBackendStateChange {
+  /** The state entered. */
+  readonly state: RedisBackendState;
+  /** The failure that caused `'degraded'`. */
+  readonly error?: RateLimitError;
+}
+
+/** Returned by event subscriptions; `dispose()` removes the listener. */
+export interface Disposable {
+  dispose(): void;
+}
+
+const SCRIPT_SHA = createHash('sha1').update(script).digest('hex');
+const MODE: Record<BackendMode, string> = { peek: '0', consume: '1' };
+const RESET_MODE = '2';
+const DEFAULTS = { timeoutMs: 500, onError: 'fallback' as RedisErrorPolicy, probeIntervalMs: 1_000, clock: Date as Clock };
+const POLICIES: readonly RedisErrorPolicy[] = ['fallback', 'fail-open', 'fail-closed', 'throw'];
+const ESCAPED = /[%}]/g;
+
+/**
+ * The Redis key of one subject. Every limiter's key of one subject shares the `{hash tag}`
+ * (the escaped subject), so a combined call stays on one Cluster slot. `%` and `}` are escaped
+ * so the tag always spans the whole subject and two subjects never share a key.
+ */
+export function redisKey(prefix: string, key: string): string {
+  const tag = key.includes('}') || key.includes('%') ? key.replace(ESCAPED, (char) => (char === '%' ? '%25' : '%7D')) : key;
+  return `${prefix}:{${tag}}`;
+}
+
+function isNodeRedis(client: RedisScriptClient): client is NodeRedisScriptClient {
+  return typeof (client as Partial<NodeRedisScriptClient>).evalSha === 'function';
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.includes('NOSCRIPT');
+}
+
+/**
+ * Limiter state in Redis, shared by every process: one Lua script per call (atomic), Redis
+ * server time, keys that expire when idle, one hash slot per call (Redis Cluster works).
+ */
+export class RedisBackend implements RateLimitBackend {
+  readonly #redis: RedisScriptClient;
+  readonly #nodeRedis: boolean;
+  readonly #timeoutMs: number;
+  readonly #onError: RedisErrorPolicy;
+  readonly #fallback: RateLimitBackend;
+  readonly #probeIntervalMs: number;
+  readonly #clock: Clock;
+  readonly #listeners = new Set<(change: RedisBackendStateChange) => void>();
+  #state: RedisBackendState = 'redis';
+  #probeAtMs = 0;
+  #probing = false;
+  #lastError: RateLimitError | undefined;
+
+  constructor(options: RedisBackendOptions) {
+    const settings = { ...DEFAULTS, ...options };
+    const client = settings.redis as Partial<IoredisScriptClient & NodeRedisScriptClient> | undefined;
+    if (
+      typeof client !== 'object' ||
+      client === null ||
+      typeof client.eval !== 'function' ||
+      (typeof client.evalsha !== 'function' && typeof client.evalSha !== 'function')
+    ) {
+      throw new RateLimitError('INVALID_OPTION', 'redis must be an ioredis client or Cluster, or a node-redis client', {
+        option: 'redis',
+      });
+    }
+    assertPositive(settings.timeoutMs, 'timeoutMs');
+    assertPositive(settings.probeIntervalMs, 'probeIntervalMs');
+    if (!POLICIES.includes(settings.onError)) {
+      throw new RateLimitError('INVALID_OPTION', `onError must be one of ${POLICIES.join(', ')}`, { option: 'onError' });
+    }
+    this.#redis = settings.redis;
+    this.#nodeRedis = isNodeRedis(settings.redis);
+    this.#timeoutMs = settings.timeoutMs;
+    this.#onError = settings.onError;
+    this.#fallback = settings.fallback ?? new MemoryBackend();
+    this.#probeIntervalMs = settings.probeIntervalMs;
+    this.#clock = settings.clock;
+  }
+
+  /** `'redis'` while Redis answers, `'degraded'` while the error policy applies. */
+  get state(): RedisBackendState {
+    return this.#state;
+  }
+
+  /** Calls `listener` on every switch between Redis and the error policy. */
+  onStateChange(listener: (change: RedisBackendStateChange) => void): Disposable {
+    this.#listeners.add(listener);
+    return { dispose: () => this.#listeners.delete(listener) };
+  }
+
+  /** Runs the GCRA script for every request at once (atomic on Redis). */
+  apply(requests: readonly BackendRequest[], mode: BackendMode): Promise<BackendDecision> {
+    if (this.#state === 'degraded') {
+      if (this.#probing || this.#clock.now() < this.#probeAtMs) return this.#degraded(requests, mode, undefined);
+      this.#probing = true;
+    }
+    const keys = new Array<string>(requests.length);
+    const args = new Array<string>(requests.length * 2 + 1);
+    args[0] = MODE[mode];
+    for (let index = 0; index < requests.length; index += 1) {
+      const request = requests[index]!;
+      keys[index] = redisKey(request.prefix, request.key);
+      args[index * 2 + 1] = String(request.incrementUs);
+      args[index * 2 + 2] = String(request.toleranceUs);
+    }
+    return this.#call(keys, args).then(
+      (reply) => {
+        let decision: BackendDecision;
+        try {
+          decision = parseDecision(reply, requests.length);
+        } catch (error) {
+          return this.#fail(error, requests, mode);
+        }
+        this.#probing = false;
+        if (this.#state === 'degraded') this.#enter('redis', undefined);
+        return decision;
+      },
+      (error: unknown) => this.#fail(error, requests, mode),
+    );
+  }
+
+  #fail(error: unknown, requests: readonly BackendRequest[], mode: BackendMode): Promise<BackendDecision> {
+    this.#probing = false;
+    const failure = asBackendError(error);
+    this.#probeAtMs = this.#clock.now() + this.#probeIntervalMs;
+    this.#lastError = failure;
+    if (this.#state !== 'degraded') this.#enter('degraded', failure);
+    return this.#degraded(requests, mode, failure);
+  }
+
+  /**
+   * Deletes the keys in Redis and in the fallback. Rejects with a `RateLimitError` when Redis
+   * fails, whatever `onError` says, since a reset that did not reach Redis did not happen.
+   */
+  async reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): Promise<void> {
+    await this.#fallback.reset(keys);
+    try {
+      await this.#call(
+        keys.map(({ prefix, key }) => redisKey(prefix, key)),
+        [RESET_MODE],
+      );
+    } catch (error) {
+      throw asBackendError(error);
+    }
+  }
+
+  #enter(state: RedisBackendState, error: RateLimitError | undefined): void {
+    this.#state = state;
+    const change: RedisBackendStateChange = error === undefined ? { state } : { state, error };
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch {
+        // A failing listener must not change the limiter's answer.
+      }
+    }
+  }
+
+  async #degraded(requests: readonly BackendRequest[], mode: BackendMode, failure: RateLimitError | undefined): Promise<BackendDecision> {
+    const waitMs = Math.max(0, this.#probeAtMs - this.#clock.now());
+    switch (this.#onError) {
+      case 'fallback':
+        return this.#fallback.apply(requests, mode);
+      case 'fail-open':
+        return { allowed: true, backlogUs: requests.map(() => 0) };
+      case 'fail-closed':
+        return {
+          allowed: false,
+          backlogUs: requests.map((request) => request.toleranceUs),
+          retryAfterUs: Math.max(1, Math.ceil(waitMs)) * 1000,
+        };
+      case 'throw':
+        throw (
+          failure ??
+          new RateLimitError('BACKEND_UNAVAILABLE', 'Redis failed recently; it is probed again after probeIntervalMs', {
+            retryAfterMs: Math.ceil(waitMs),
+            cause: this.#lastError,
+          })
+        );
+    }
+  }
+
+  #call(keys: string[], args: string[]): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, {
+            timeoutMs: this.#timeoutMs,
+          }),
+        );
+      }, this.#timeoutMs);
+      this.#evaluate(keys, args).then(
+        (reply) => {
+          clearTimeout(timer);
+          resolve(reply);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(toError(error));
+        },
+      );
+    });
+  }
+
+  #evaluate(keys: string[], args: string[]): Promise<unknown> {
+    if (this.#nodeRedis) {
+      const client = this.#redis as NodeRedisScriptClient;
+      const options = { keys, arguments: args };
+      return client.evalSha(SCRIPT_SHA, options).catch((error: unknown) => {
+        if (isNoScript(error)) return client.eval(script, options);
+        throw error;
+      });
+    }
+    const client = this.#redis as IoredisScriptClient;
+    return client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args).catch((error: unknown) => {
+      if (isNoScript(error)) return client.eval(script, keys.length, ...keys, ...args);
+      throw error;
+    });
+  }
+}
+
+function asBackendError(error: unknown): RateLimitError {
+  if (RateLimitError.isInstance(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new RateLimitError('BACKEND_ERROR', `Redis call failed: ${message}`, { cause: error });
+}
+
+function parseDecision(reply: unknown, count: number): BackendDecision {
+  if (!Array.isArray(reply) || reply.length !== count + 1) {
+    throw new RateLimitError('BACKEND_ERROR', 'Redis returned an unexpected reply to the rate-limit script');
+  }
+  const backlogUs = new Array<number>(count);
+  for (let index = 0; index < count; index += 1) backlogUs[index] = Number(reply[index + 1]);
+  return { allowed: Number(reply[0]) === 1, backlogUs };
+}

@@ -1,0 +1,129 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRateLimiter, combine } from '../src/index.js';
+import { RedisBackend, redisKey } from '../src/redis.js';
+import type { RedisScriptClient } from '../src/redis.js';
+import { backendContract } from '../src/testing.js';
+import { REDIS_URL } from './helpers.js';
+
+const run = randomUUID().slice(0, 8);
+const clients = Array.from({ length: 4 }, () => new Redis(REDIS_URL));
+const nodeRedis = createClient({ url: REDIS_URL });
+
+beforeAll(async () => {
+  await nodeRedis.connect();
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((client) => client.quit()));
+  nodeRedis.destroy();
+});
+
+const exists = async (prefix: string, key: string): Promise<boolean> => (await clients[0]!.exists(redisKey(prefix, key))) === 1;
+
+backendContract({
+  name: 'RedisBackend on 4 ioredis clients',
+  describe,
+  it,
+  createFixture: () => ({
+    backends: clients.map((redis) => new RedisBackend({ redis, onError: 'throw' })),
+    periodMs: 1_000,
+    advance: (ms) => sleep(ms),
+    stored: exists,
+  }),
+});
+
+backendContract({
+  name: 'RedisBackend on node-redis',
+  describe,
+  it,
+  createFixture: () => ({
+    backends: [new RedisBackend({ redis: nodeRedis, onError: 'throw' })],
+    periodMs: 1_000,
+    advance: (ms) => sleep(ms),
+    stored: exists,
+  }),
+});
+
+describe('RedisBackend on a single Redis', () => {
+  it('accepts ioredis and node-redis clients by type', () => {
+    const fromIoredis: RedisScriptClient = clients[0]!;
+    const fromNodeRedis: RedisScriptClient = nodeRedis;
+    expect(fromIoredis).toBeDefined();
+    expect(fromNodeRedis).toBeDefined();
+  });
+
+  it('shares one limit between ioredis and node-redis processes', async () => {
+    const prefix = `share-${run}`;
+    const viaIoredis = createRateLimiter({ limit: 3, periodMs: 60_000, prefix, backend: new RedisBackend({ redis: clients[0]! }) });
+    const viaNodeRedis = createRateLimiter({ limit: 3, periodMs: 60_000, prefix, backend: new RedisBackend({ redis: nodeRedis }) });
+    expect((await viaIoredis.consume('k')).remaining).toBe(2);
+    expect((await viaNodeRedis.consume('k')).remaining).toBe(1);
+    expect((await viaIoredis.consume('k')).remaining).toBe(0);
+    expect((await viaNodeRedis.consume('k')).allowed).toBe(false);
+    await viaIoredis.reset('k');
+  });
+
+  it('stores the TAT in Redis server time with a TTL equal to the backlog', async () => {
+    const prefix = `ttl-${run}`;
+    const limiter = createRateLimiter({ limit: 10, periodMs: 10_000, prefix, backend: new RedisBackend({ redis: clients[1]! }) });
+    await limiter.consume('k', { cost: 4 });
+    const [seconds, micros] = await clients[1]!.time();
+    const nowUs = Number(seconds) * 1e6 + Number(micros);
+    const tat = Number(await clients[1]!.get(redisKey(prefix, 'k')));
+    expect(tat - nowUs).toBeGreaterThan(3_000_000);
+    expect(tat - nowUs).toBeLessThanOrEqual(4_000_000);
+    const ttl = await clients[1]!.pttl(redisKey(prefix, 'k'));
+    expect(ttl).toBeGreaterThan(3_000);
+    expect(ttl).toBeLessThanOrEqual(4_000);
+    await limiter.reset('k');
+  });
+
+  it('keeps one hash tag per subject and escapes braces and percent signs', () => {
+    expect(redisKey('login', 'alice')).toBe('login:{alice}');
+    expect(redisKey('login', 'a}b%c{')).toBe('login:{a%7Db%25c{}');
+    expect(redisKey('p', '%7D')).not.toBe(redisKey('p', '}'));
+  });
+
+  it('reloads the script after SCRIPT FLUSH (NOSCRIPT) on both clients', async () => {
+    // A private server, so flushing its script cache disturbs no one.
+    const { startRedis } = await import('./helpers.js');
+    const own = await startRedis();
+    const io = new Redis({ port: own.port, host: '127.0.0.1' });
+    const nr = createClient({ socket: { port: own.port, host: '127.0.0.1' } });
+    await nr.connect();
+    try {
+      for (const redis of [io, nr] as RedisScriptClient[]) {
+        const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: 'noscript', backend: new RedisBackend({ redis, onError: 'throw' }) });
+        await io.script('FLUSH');
+        expect((await limiter.consume('k')).remaining).toBe(1);
+        await io.script('FLUSH');
+        expect((await limiter.consume('k')).remaining).toBe(0);
+        await limiter.reset('k');
+      }
+    } finally {
+      io.disconnect();
+      nr.destroy();
+      await own.stop();
+    }
+  });
+
+  it('combines limiters atomically on Redis under concurrency', async () => {
+    const prefix = `combo-${run}`;
+    const backends = clients.map((redis) => new RedisBackend({ redis, onError: 'throw' }));
+    const combos = backends.map((backend) =>
+      combine(
+        createRateLimiter({ limit: 30, periodMs: 3_600_000, prefix: `${prefix}-a`, backend }),
+        createRateLimiter({ limit: 10, periodMs: 3_600_000, prefix: `${prefix}-b`, backend }),
+      ),
+    );
+    const results = await Promise.all(Array.from({ length: 100 }, (_, index) => combos[index % 4]!.consume('k')));
+    expect(results.filter((result) => result.allowed)).toHaveLength(10);
+    // The wider limit was charged exactly for the 10 allowed calls, never for denied ones.
+    expect((await combos[0]!.limiters[0]!.peek('k')).remaining).toBe(20);
+    await combos[0]!.reset('k');
+  });
+});
