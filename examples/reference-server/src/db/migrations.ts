@@ -1,0 +1,125 @@
+import { Migrator, sql } from 'kysely';
+import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely';
+import type { Database } from './schema.js';
+
+/**
+ * The migrations, in code rather than a folder of files, so the same list runs from tsx, from a
+ * bundle and from tests. Names sort in the order they run; never edit one that has shipped.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_initial': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Uniqueness and cascades live in the database: two processes racing on one alias cannot
+      // both win, and deleting a user removes everything it owns in the same statement.
+      await sql`
+        CREATE TABLE users (
+          id uuid PRIMARY KEY,
+          email text NOT NULL UNIQUE,
+          password_hash text NOT NULL,
+          email_verified boolean NOT NULL DEFAULT false,
+          created_at bigint NOT NULL
+        );
+        CREATE TABLE auth_sessions (
+          id text PRIMARY KEY,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          created_at bigint NOT NULL,
+          last_used_at bigint NOT NULL,
+          idle_expires_at bigint NOT NULL,
+          absolute_expires_at bigint NOT NULL,
+          generation integer NOT NULL DEFAULT 0,
+          token_hash text NOT NULL,
+          parent_hash text,
+          rotated_at bigint,
+          successor_sealed text,
+          ip text,
+          user_agent text
+        );
+        CREATE INDEX auth_sessions_user_id ON auth_sessions(user_id);
+        CREATE TABLE auth_failures (
+          key text PRIMARY KEY,
+          count integer NOT NULL,
+          last_failure_at bigint NOT NULL
+        );
+        CREATE TABLE auth_one_time_tokens (
+          purpose text NOT NULL,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          token_hash text NOT NULL,
+          expires_at bigint NOT NULL,
+          PRIMARY KEY (purpose, user_id)
+        );
+        CREATE TABLE auth_cooldowns (
+          key text PRIMARY KEY,
+          until bigint NOT NULL
+        );
+        CREATE TABLE domains (
+          id uuid PRIMARY KEY,
+          user_id uuid REFERENCES users(id) ON DELETE CASCADE,
+          name text NOT NULL UNIQUE CHECK (name = lower(name)),
+          verification_token text NOT NULL,
+          dkim_selector text NOT NULL,
+          dkim_private_key text NOT NULL,
+          dkim_public_key text NOT NULL,
+          verified_at bigint,
+          created_at bigint NOT NULL
+        );
+        CREATE TABLE aliases (
+          id uuid PRIMARY KEY,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          domain_id uuid NOT NULL REFERENCES domains(id) ON DELETE CASCADE,
+          local_part text NOT NULL CHECK (local_part = lower(local_part)),
+          address text NOT NULL UNIQUE,
+          enabled boolean NOT NULL DEFAULT true,
+          destinations text[] NOT NULL CHECK (cardinality(destinations) > 0),
+          forwarded_count bigint NOT NULL DEFAULT 0,
+          rejected_count bigint NOT NULL DEFAULT 0,
+          last_seen_at bigint,
+          created_at bigint NOT NULL,
+          UNIQUE (domain_id, local_part)
+        );
+        CREATE INDEX aliases_user_id_created ON aliases(user_id, created_at, id);
+        CREATE TABLE forwarding_log (
+          id bigserial PRIMARY KEY,
+          alias_id uuid NOT NULL REFERENCES aliases(id) ON DELETE CASCADE,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          outcome text NOT NULL,
+          reason text,
+          message_id text,
+          created_at bigint NOT NULL
+        );
+        CREATE INDEX forwarding_log_alias_id ON forwarding_log(alias_id);
+        CREATE INDEX forwarding_log_user_id ON forwarding_log(user_id);
+        CREATE TABLE audit_log (
+          id bigserial PRIMARY KEY,
+          user_id uuid REFERENCES users(id) ON DELETE CASCADE,
+          action text NOT NULL,
+          request_id text,
+          detail jsonb NOT NULL DEFAULT '{}'::jsonb,
+          created_at bigint NOT NULL
+        );
+        CREATE INDEX audit_log_user_id ON audit_log(user_id);
+      `.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`
+        DROP TABLE audit_log; DROP TABLE forwarding_log; DROP TABLE aliases; DROP TABLE domains;
+        DROP TABLE auth_cooldowns; DROP TABLE auth_one_time_tokens; DROP TABLE auth_failures;
+        DROP TABLE auth_sessions; DROP TABLE users;
+      `.execute(db);
+    },
+  },
+};
+
+const provider: MigrationProvider = {
+  getMigrations: () => Promise.resolve(migrations),
+};
+
+/** Runs every pending migration; throws with the failing migration's name if one fails. */
+export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
+  const migrator = new Migrator({ db, provider });
+  const result = await migrator.migrateToLatest();
+  if (result.error !== undefined) {
+    const failed = result.results?.find((entry) => entry.status === 'Error');
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: result.error });
+  }
+  return result;
+}

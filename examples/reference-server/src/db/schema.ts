@@ -1,0 +1,105 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** Epoch milliseconds stored as `bigint` (parsed back to a number by the pool's type parser). */
+type EpochMs = ColumnType<number, number, number>;
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  email_verified: boolean;
+  created_at: EpochMs;
+}
+
+export interface AuthSessionsTable {
+  id: string;
+  user_id: string;
+  created_at: EpochMs;
+  last_used_at: EpochMs;
+  idle_expires_at: EpochMs;
+  absolute_expires_at: EpochMs;
+  generation: number;
+  token_hash: string;
+  parent_hash: string | null;
+  rotated_at: EpochMs | null;
+  successor_sealed: string | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+export interface AuthFailuresTable {
+  key: string;
+  count: number;
+  last_failure_at: EpochMs;
+}
+
+export interface AuthOneTimeTokensTable {
+  purpose: string;
+  user_id: string;
+  token_hash: string;
+  expires_at: EpochMs;
+}
+
+export interface AuthCooldownsTable {
+  key: string;
+  until: EpochMs;
+}
+
+export interface DomainsTable {
+  id: string;
+  /** Null for the service's own shared domain. */
+  user_id: string | null;
+  name: string;
+  verification_token: string;
+  dkim_selector: string;
+  dkim_private_key: string;
+  dkim_public_key: string;
+  verified_at: EpochMs | null;
+  created_at: EpochMs;
+}
+
+export interface AliasesTable {
+  id: string;
+  user_id: string;
+  domain_id: string;
+  local_part: string;
+  address: string;
+  enabled: boolean;
+  destinations: string[];
+  forwarded_count: Generated<number>;
+  rejected_count: Generated<number>;
+  last_seen_at: EpochMs | null;
+  created_at: EpochMs;
+}
+
+export interface ForwardingLogTable {
+  id: Generated<number>;
+  alias_id: string;
+  user_id: string;
+  outcome: string;
+  reason: string | null;
+  message_id: string | null;
+  created_at: EpochMs;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  user_id: string | null;
+  action: string;
+  request_id: string | null;
+  detail: ColumnType<Record<string, unknown>, string, string>;
+  created_at: EpochMs;
+}
+
+/** Every table the reference server keeps in PostgreSQL. */
+export interface Database {
+  users: UsersTable;
+  auth_sessions: AuthSessionsTable;
+  auth_failures: AuthFailuresTable;
+  auth_one_time_tokens: AuthOneTimeTokensTable;
+  auth_cooldowns: AuthCooldownsTable;
+  domains: DomainsTable;
+  aliases: AliasesTable;
+  forwarding_log: ForwardingLogTable;
+  audit_log: AuditLogTable;
+}
