@@ -1,0 +1,45 @@
+import { checkInteger, checkNumber } from './validate.js';
+
+/** How failed runs are retried. */
+export interface RetryOptions {
+  /** Runs allowed per job (first run included) before it is dead-lettered. Default: 5. */
+  maxAttempts?: number;
+  /** Delay before the first retry, in ms. Default: 1_000. */
+  initialDelayMs?: number;
+  /** Growth of the delay per attempt. Default: 2. */
+  factor?: number;
+  /** Upper bound of a delay, in ms. Default: 300_000 (5 minutes). */
+  maxDelayMs?: number;
+  /** Randomise each delay between half and all of its value so failing workers do not retry in step. Default: true. */
+  jitter?: boolean;
+}
+
+/** Retry options with every default filled in. */
+export type ResolvedRetryOptions = Required<RetryOptions>;
+
+/** Defaults of RetryOptions. */
+export const RETRY_DEFAULTS: ResolvedRetryOptions = {
+  maxAttempts: 5,
+  initialDelayMs: 1_000,
+  factor: 2,
+  maxDelayMs: 300_000,
+  jitter: true,
+};
+
+/** Merges and validates retry options. */
+export function resolveRetry(options: RetryOptions = {}): ResolvedRetryOptions {
+  const merged = { ...RETRY_DEFAULTS, ...options };
+  checkInteger('retry.maxAttempts', merged.maxAttempts, 1, 1_000_000);
+  checkNumber('retry.initialDelayMs', merged.initialDelayMs, 0);
+  checkNumber('retry.factor', merged.factor, 1, 1_000);
+  checkNumber('retry.maxDelayMs', merged.maxDelayMs, 0);
+  return merged;
+}
+
+/** Delay before the retry that follows failed run number `attempt` (1-based), in ms. */
+export function backoffDelay(options: ResolvedRetryOptions, attempt: number, random: () => number): number {
+  const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1);
+  const capped = Math.min(options.maxDelayMs, exponential);
+  if (!options.jitter) return Math.round(capped);
+  return Math.round(capped / 2 + (random() * capped) / 2);
+}

@@ -1,0 +1,613 @@
+import type { AddResult, ClaimResult, DeadLetterRecord, LeasedJob, NewJob, QueueBackend, QueueStats } from './backend.js';
+import { backoffDelay, resolveRetry } from './backoff.js';
+import type { ResolvedRetryOptions, RetryOptions } from './backoff.js';
+import { PermanentError, SyncQueueError, toError } from './errors.js';
+import { EventSource } from './events.js';
+import type { Disposable } from './events.js';
+import { MemoryBackend } from './memory-backend.js';
+import { silentLogger, systemClock } from './ports.js';
+import type { Clock, Logger } from './ports.js';
+import {
+  DEFAULT_MAX_KEY_BYTES,
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  checkInteger,
+  checkKey,
+  checkNumber,
+  serialisePayload,
+} from './validate.js';
+
+/** A job as a handler sees it. */
+export interface Job<T> {
+  /** Stable id: use it as the idempotency key of the handler's side effects. */
+  readonly id: string;
+  /** Coalescing key, or null. */
+  readonly key: string | null;
+  readonly payload: T;
+  /** 1 on the first run, 2 on the first retry, ... */
+  readonly attempt: number;
+  /** Runs allowed before the job is dead-lettered. */
+  readonly maxAttempts: number;
+  /** When the job was first stored, in ms since the epoch. */
+  readonly createdAt: number;
+}
+
+/** Second argument of a handler. */
+export interface HandlerContext {
+  /** Aborted when the lease is lost, the handler times out or the worker closes. */
+  readonly signal: AbortSignal;
+}
+
+/** Processes one job; resolve to complete it, throw to retry it (or PermanentError to dead-letter it). */
+export type Handler<T> = (job: Job<T>, context: HandlerContext) => unknown;
+
+/** Options of SyncQueue. */
+export interface SyncQueueOptions {
+  /** Queue name: 1-200 characters, no braces. */
+  name: string;
+  /** Where jobs live. Default: a new MemoryBackend. */
+  backend?: QueueBackend;
+  /** Retry policy. Default: 5 attempts, 1 s doubling to 5 min, with jitter. */
+  retry?: RetryOptions;
+  /** Lease of a running job, in ms; renewed every leaseMs / 2 while the handler runs. Default: 30_000. */
+  leaseMs?: number;
+  /** Largest serialised payload, in bytes. Default: 524_288 (512 KiB). */
+  maxPayloadBytes?: number;
+  /** Longest key, in UTF-8 bytes. Default: 512. */
+  maxKeyBytes?: number;
+  /** Receives warnings and errors. Default: silent. */
+  logger?: Logger;
+  /** Source of time. Default: the system clock. */
+  clock?: Clock;
+  /** Source of randomness for jitter, in [0, 1). Default: Math.random. */
+  random?: () => number;
+}
+
+/** Options of `add`. */
+export interface AddOptions {
+  /** Coalescing key: jobs with the same key coalesce while waiting and never run concurrently. */
+  key?: string;
+  /** Delay before the job may run, in ms. Default: 0. */
+  delayMs?: number;
+  /** Runs allowed for this job; overrides retry.maxAttempts. */
+  attempts?: number;
+}
+
+/** One item of `addBulk`. */
+export interface BulkItem<T> extends AddOptions {
+  payload: T;
+}
+
+/** Options of `process`. */
+export interface ProcessOptions {
+  /** Handlers run at once by this worker. Default: 1. */
+  concurrency?: number;
+  /** How often an idle worker looks for jobs, in ms. Default: 100. */
+  pollIntervalMs?: number;
+  /** Time a handler may run before its signal is aborted and the run counts as failed, in ms. Default: 600_000. */
+  timeoutMs?: number;
+}
+
+/** Options of `close`. */
+export interface CloseOptions {
+  /** Time running handlers get to finish before they are aborted and their jobs returned to waiting, in ms. Default: 30_000. */
+  timeoutMs?: number;
+}
+
+/** A running consumer returned by `process`. */
+export interface Worker {
+  /** Stops claiming, waits for running handlers up to the timeout, returns the rest to waiting. Always resolves. */
+  close(options?: CloseOptions): Promise<void>;
+  /** When the worker last reached the backend to claim, in ms since the epoch (null before the first claim): a stuck worker shows an old value. */
+  readonly lastClaimAt: number | null;
+  /** Handlers running now. */
+  readonly active: number;
+  /** True once close() was called. */
+  readonly closed: boolean;
+}
+
+/** A dead-lettered job with its payload parsed. */
+export interface DeadLetter<T> extends Omit<DeadLetterRecord, 'payload'> {
+  readonly payload: T;
+}
+
+/** Dead-letter operations. */
+export interface DeadLetters<T> {
+  /** Lists dead letters, oldest first. */
+  list(options?: { offset?: number; limit?: number }): Promise<DeadLetter<T>[]>;
+  /** Moves a dead letter back to waiting with fresh attempts; resolves to the id that will run. */
+  retry(id: string): Promise<string>;
+  /** Deletes every dead letter; resolves to how many. */
+  purge(): Promise<number>;
+}
+
+/** Event of `onCompleted`. */
+export interface CompletedEvent<T> {
+  readonly job: Job<T>;
+}
+/** Event of `onFailed`: a run failed; `retryInMs` is null when the job went to the dead letters. */
+export interface FailedEvent<T> {
+  readonly job: Job<T>;
+  readonly error: Error;
+  readonly retryInMs: number | null;
+}
+/** Event of `onDead`. */
+export interface DeadEvent {
+  readonly id: string;
+  readonly error: Error;
+}
+/** Event of `onStalled`: a lease expired and the job went back to waiting. */
+export interface StalledEvent {
+  readonly id: string;
+}
+/** Event of `onLeaseLost`: a run's lease expired, so its outcome was refused. */
+export interface LeaseLostEvent<T> {
+  readonly job: Job<T>;
+}
+/** Event of `onError`: a backend call failed; the worker keeps going. */
+export interface ErrorEvent {
+  readonly error: Error;
+}
+
+const QUEUE_NAME = /^[^{}]{1,200}$/;
+const MAX_ERROR_CHARS = 2_000;
+
+interface Internals<T> {
+  readonly name: string;
+  readonly backend: QueueBackend;
+  readonly retry: ResolvedRetryOptions;
+  readonly leaseMs: number;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly random: () => number;
+  readonly events: QueueEvents<T>;
+  readonly workers: Set<QueueWorker<T>>;
+}
+
+interface QueueEvents<T> {
+  readonly completed: EventSource<CompletedEvent<T>>;
+  readonly failed: EventSource<FailedEvent<T>>;
+  readonly dead: EventSource<DeadEvent>;
+  readonly stalled: EventSource<StalledEvent>;
+  readonly leaseLost: EventSource<LeaseLostEvent<T>>;
+  readonly error: EventSource<ErrorEvent>;
+}
+
+function parsePayload<T>(text: string): T {
+  return JSON.parse(text) as T;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A durable, at-least-once retry queue with sync semantics: jobs with the same key coalesce
+ * while waiting and never run concurrently.
+ */
+export class SyncQueue<T> {
+  /** Queue name. */
+  readonly name: string;
+  /** Dead-letter operations. */
+  readonly deadLetters: DeadLetters<T>;
+  readonly #internals: Internals<T>;
+  readonly #maxPayloadBytes: number;
+  readonly #maxKeyBytes: number;
+  #closed = false;
+
+  constructor(options: SyncQueueOptions) {
+    if (typeof options.name !== 'string' || !QUEUE_NAME.test(options.name)) {
+      throw new SyncQueueError('INVALID_OPTIONS', 'name must be 1-200 characters without braces.');
+    }
+    const leaseMs = checkInteger('leaseMs', options.leaseMs ?? 30_000, 10);
+    this.#maxPayloadBytes = checkInteger('maxPayloadBytes', options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES, 2);
+    this.#maxKeyBytes = checkInteger('maxKeyBytes', options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES, 1);
+    this.name = options.name;
+    this.#internals = {
+      name: options.name,
+      backend: options.backend ?? new MemoryBackend(options.clock === undefined ? {} : { clock: options.clock }),
+      retry: resolveRetry(options.retry),
+      leaseMs,
+      logger: options.logger ?? silentLogger,
+      clock: options.clock ?? systemClock,
+      random: options.random ?? Math.random,
+      events: {
+        completed: new EventSource(),
+        failed: new EventSource(),
+        dead: new EventSource(),
+        stalled: new EventSource(),
+        leaseLost: new EventSource(),
+        error: new EventSource(),
+      },
+      workers: new Set(),
+    };
+    const { backend, name } = this.#internals;
+    this.deadLetters = {
+      list: async ({ offset = 0, limit = 100 } = {}) => {
+        checkInteger('offset', offset, 0);
+        checkInteger('limit', limit, 1, 10_000);
+        const records = await backend.listDead(name, offset, limit);
+        return records.map((record) => ({ ...record, payload: parsePayload<T>(record.payload) }));
+      },
+      retry: async (id: string) => {
+        const runId = await backend.retryDead(name, id);
+        if (runId === null) throw new SyncQueueError('JOB_NOT_FOUND', `No dead letter with id ${id}.`, { jobId: id });
+        this.#notify();
+        return runId;
+      },
+      purge: () => backend.purgeDead(name),
+    };
+  }
+
+  /** Stores one job; resolves once it is durably stored. */
+  async add(payload: T, options: AddOptions = {}): Promise<AddResult> {
+    const [result] = await this.addBulk([{ ...options, payload }]);
+    return result as AddResult;
+  }
+
+  /** Stores many jobs in one backend call; every item is validated before any is stored. */
+  async addBulk(items: readonly BulkItem<T>[]): Promise<AddResult[]> {
+    if (this.#closed) throw new SyncQueueError('QUEUE_CLOSED', 'The queue is closed.');
+    const list: unknown = items;
+    if (!Array.isArray(list)) throw new SyncQueueError('INVALID_OPTIONS', 'addBulk takes an array.');
+    const jobs: NewJob[] = items.map((item) => ({
+      key: checkKey(item.key, this.#maxKeyBytes),
+      payload: serialisePayload(item.payload, this.#maxPayloadBytes),
+      delayMs: Math.round(checkNumber('delayMs', item.delayMs ?? 0, 0, 10 * 365 * 86_400_000)),
+      maxAttempts: checkInteger('attempts', item.attempts ?? this.#internals.retry.maxAttempts, 1, 1_000_000),
+    }));
+    if (jobs.length === 0) return [];
+    const results = await this.#internals.backend.add(this.name, jobs);
+    this.#notify();
+    return results;
+  }
+
+  /** Starts a worker that runs `handler` for each job. */
+  process(handler: Handler<T>, options: ProcessOptions = {}): Worker {
+    if (this.#closed) throw new SyncQueueError('QUEUE_CLOSED', 'The queue is closed.');
+    if (typeof handler !== 'function') throw new SyncQueueError('INVALID_OPTIONS', 'handler must be a function.');
+    const worker = new QueueWorker(this.#internals, handler, {
+      concurrency: checkInteger('concurrency', options.concurrency ?? 1, 1, 10_000),
+      pollIntervalMs: checkInteger('pollIntervalMs', options.pollIntervalMs ?? 100, 1),
+      timeoutMs: checkInteger('timeoutMs', options.timeoutMs ?? 600_000, 1),
+    });
+    this.#internals.workers.add(worker);
+    return worker;
+  }
+
+  /** Counts jobs by state. */
+  stats(): Promise<QueueStats> {
+    return this.#internals.backend.stats(this.name);
+  }
+
+  /** Closes every worker of this queue (see Worker.close) and refuses later adds. */
+  async close(options: CloseOptions = {}): Promise<void> {
+    this.#closed = true;
+    await Promise.all([...this.#internals.workers].map((worker) => worker.close(options)));
+  }
+
+  /** A job completed. */
+  onCompleted(listener: (event: CompletedEvent<T>) => void): Disposable {
+    return this.#internals.events.completed.subscribe(listener);
+  }
+  /** A run failed (it will be retried, or `retryInMs` is null and it is dead). */
+  onFailed(listener: (event: FailedEvent<T>) => void): Disposable {
+    return this.#internals.events.failed.subscribe(listener);
+  }
+  /** A job went to the dead letters. */
+  onDead(listener: (event: DeadEvent) => void): Disposable {
+    return this.#internals.events.dead.subscribe(listener);
+  }
+  /** A job's lease expired (its worker died or stalled) and it went back to waiting. */
+  onStalled(listener: (event: StalledEvent) => void): Disposable {
+    return this.#internals.events.stalled.subscribe(listener);
+  }
+  /** A run lost its lease; its result was refused and another run owns the job. */
+  onLeaseLost(listener: (event: LeaseLostEvent<T>) => void): Disposable {
+    return this.#internals.events.leaseLost.subscribe(listener);
+  }
+  /** A backend call failed; workers retry on their own. */
+  onError(listener: (event: ErrorEvent) => void): Disposable {
+    return this.#internals.events.error.subscribe(listener);
+  }
+
+  #notify(): void {
+    for (const worker of this.#internals.workers) worker.wake();
+  }
+}
+
+interface Run<T> {
+  readonly leased: LeasedJob;
+  readonly controller: AbortController;
+  job: Job<T> | null;
+  leaseDeadline: number;
+  abandoned: boolean;
+  settled: Promise<void>;
+}
+
+interface WorkerSettings {
+  readonly concurrency: number;
+  readonly pollIntervalMs: number;
+  readonly timeoutMs: number;
+}
+
+class QueueWorker<T> implements Worker {
+  readonly #internals: Internals<T>;
+  readonly #handler: Handler<T>;
+  readonly #settings: WorkerSettings;
+  readonly #runs = new Set<Run<T>>();
+  readonly #loop: Promise<void>;
+  #idle: number;
+  #closed = false;
+  #wake: (() => void) | null = null;
+  #lastClaimAt: number | null = null;
+
+  constructor(internals: Internals<T>, handler: Handler<T>, settings: WorkerSettings) {
+    this.#internals = internals;
+    this.#handler = handler;
+    this.#settings = settings;
+    this.#idle = settings.concurrency;
+    this.#loop = this.#claimLoop();
+  }
+
+  get lastClaimAt(): number | null {
+    return this.#lastClaimAt;
+  }
+  get active(): number {
+    return this.#runs.size;
+  }
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  wake(): void {
+    const wake = this.#wake;
+    this.#wake = null;
+    wake?.();
+  }
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = null;
+        resolve();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  #emitError(error: unknown): void {
+    const asError = toError(error);
+    this.#internals.logger.error({ err: asError, queue: this.#internals.name }, 'sync-queue backend call failed');
+    this.#internals.events.error.emit({ error: asError });
+  }
+
+  async #claimLoop(): Promise<void> {
+    const { backend, name, leaseMs } = this.#internals;
+    let errorDelayMs = this.#settings.pollIntervalMs;
+    while (!this.#closed) {
+      if (this.#idle === 0) {
+        await this.#pause(this.#settings.pollIntervalMs);
+        continue;
+      }
+      let result: ClaimResult;
+      try {
+        result = await backend.claim(name, this.#idle, leaseMs);
+      } catch (error) {
+        // A failed claim (Redis restarting, failing over) never ends the loop: back off and try again.
+        this.#emitError(error);
+        await this.#pause(errorDelayMs);
+        errorDelayMs = Math.min(errorDelayMs * 2, 5_000);
+        continue;
+      }
+      errorDelayMs = this.#settings.pollIntervalMs;
+      this.#lastClaimAt = this.#internals.clock.now();
+      this.#reportReclaims(result);
+      for (const leased of result.jobs) this.#startSlot(leased);
+      if (result.jobs.length === 0 && !this.#closed) {
+        const due = result.nextDueInMs ?? this.#settings.pollIntervalMs;
+        await this.#pause(Math.max(1, Math.min(this.#settings.pollIntervalMs, due)));
+      }
+    }
+  }
+
+  #reportReclaims(result: ClaimResult): void {
+    const { events, logger, name } = this.#internals;
+    for (const id of result.stalled) {
+      logger.warn({ queue: name, jobId: id }, 'sync-queue job lease expired; job returned to waiting');
+      events.stalled.emit({ id });
+    }
+    for (const id of result.dead) {
+      events.dead.emit({ id, error: new SyncQueueError('LEASE_LOST', 'Lease expired on the last attempt.', { jobId: id }) });
+    }
+  }
+
+  #startSlot(leased: LeasedJob): void {
+    this.#idle -= 1;
+    void this.#slot(leased);
+  }
+
+  async #slot(first: LeasedJob): Promise<void> {
+    let current: LeasedJob | null = first;
+    while (current !== null) {
+      if (this.#closed) {
+        await this.#release(current);
+        break;
+      }
+      current = await this.#execute(current);
+    }
+    this.#idle += 1;
+    this.wake();
+  }
+
+  async #release(leased: LeasedJob): Promise<void> {
+    try {
+      await this.#internals.backend.release(this.#internals.name, leased.id, leased.token);
+    } catch (error) {
+      // The lease will expire and any worker will reclaim the job: nothing is lost.
+      this.#emitError(error);
+    }
+  }
+
+  /** Runs one job and reports its outcome; returns the next job leased in the same backend call, if any. */
+  async #execute(leased: LeasedJob): Promise<LeasedJob | null> {
+    const { backend, name, leaseMs, clock, events } = this.#internals;
+    let resolveSettled!: () => void;
+    const run: Run<T> = {
+      leased,
+      controller: new AbortController(),
+      job: null,
+      leaseDeadline: clock.now() + leaseMs,
+      abandoned: false,
+      settled: new Promise<void>((resolve) => (resolveSettled = resolve)),
+    };
+    this.#runs.add(run);
+    try {
+      let job: Job<T>;
+      try {
+        job = {
+          id: leased.id,
+          key: leased.key,
+          payload: parsePayload<T>(leased.payload),
+          attempt: leased.attempt,
+          maxAttempts: leased.maxAttempts,
+          createdAt: leased.createdAt,
+        };
+      } catch (error) {
+        const placeholder: Job<T> = { ...leased, payload: undefined as T };
+        return await this.#reportFailure(run, placeholder, new PermanentError('Stored payload is not valid JSON.', { cause: error }));
+      }
+      run.job = job;
+      const outcome = await this.#runHandler(run, job);
+      if (run.abandoned) return null;
+      if (run.controller.signal.aborted && SyncQueueError.isInstance(run.controller.signal.reason) && run.controller.signal.reason.code === 'LEASE_LOST') {
+        events.leaseLost.emit({ job });
+        return null;
+      }
+      if (outcome.ok) {
+        const fetch = this.#closed ? 0 : 1;
+        const reply = await this.#persist(run, () => backend.complete(name, leased.id, leased.token, fetch, leaseMs));
+        if (reply === undefined || run.abandoned) return null;
+        if (reply.result === 'stale') {
+          events.leaseLost.emit({ job });
+        } else {
+          events.completed.emit({ job });
+        }
+        if (reply.next === null) return null;
+        this.#reportReclaims(reply.next);
+        this.#lastClaimAt = clock.now();
+        const [next, ...extra] = reply.next.jobs;
+        for (const leasedExtra of extra) this.#startSlot(leasedExtra);
+        return next ?? null;
+      }
+      return await this.#reportFailure(run, job, outcome.error);
+    } finally {
+      this.#runs.delete(run);
+      resolveSettled();
+    }
+  }
+
+  async #runHandler(run: Run<T>, job: Job<T>): Promise<{ ok: true } | { ok: false; error: Error }> {
+    const { backend, name, leaseMs, clock } = this.#internals;
+    const { controller } = run;
+    // Renewing at half the lease means one slow or lost renewal never loses the job.
+    const renewal = setInterval(() => {
+      backend.extend(name, job.id, run.leased.token, leaseMs).then(
+        (result) => {
+          if (result === 'ok') {
+            run.leaseDeadline = clock.now() + leaseMs;
+          } else if (!controller.signal.aborted) {
+            controller.abort(new SyncQueueError('LEASE_LOST', `Lease of job ${job.id} was lost.`, { jobId: job.id }));
+          }
+        },
+        (error: unknown) => this.#emitError(error),
+      );
+    }, Math.max(1, Math.floor(leaseMs / 2)));
+    const timeout = setTimeout(() => {
+      controller.abort(
+        new SyncQueueError('HANDLER_TIMEOUT', `Handler ran longer than ${this.#settings.timeoutMs} ms.`, { jobId: job.id }),
+      );
+    }, this.#settings.timeoutMs);
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<{ ok: false; error: Error }>((resolve) => {
+      onAbort = () => resolve({ ok: false, error: toError(controller.signal.reason) });
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      const handled = Promise.resolve()
+        .then(() => this.#handler(job, { signal: controller.signal }))
+        .then(
+          () => ({ ok: true }) as const,
+          (error: unknown) => ({ ok: false, error: toError(error) }) as const,
+        );
+      return await Promise.race([handled, aborted]);
+    } finally {
+      clearInterval(renewal);
+      clearTimeout(timeout);
+      if (onAbort !== undefined) controller.signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async #reportFailure(run: Run<T>, job: Job<T>, error: Error): Promise<null> {
+    const { backend, name, retry, random, events } = this.#internals;
+    const permanent = PermanentError.isInstance(error);
+    let retryInMs: number | null = null;
+    if (!permanent && run.leased.attempt < run.leased.maxAttempts) {
+      const hinted = (error as { retryAfterMs?: unknown }).retryAfterMs;
+      retryInMs =
+        typeof hinted === 'number' && Number.isFinite(hinted) && hinted >= 0
+          ? Math.round(hinted)
+          : backoffDelay(retry, run.leased.attempt, random);
+    }
+    const message = `${error.name}: ${error.message}`.slice(0, MAX_ERROR_CHARS);
+    const result = await this.#persist(run, () => backend.fail(name, job.id, run.leased.token, message, retryInMs));
+    if (result === undefined || run.abandoned) return null;
+    if (result === 'stale') {
+      events.leaseLost.emit({ job });
+      return null;
+    }
+    events.failed.emit({ job, error, retryInMs: result === 'dead' ? null : retryInMs });
+    if (result === 'dead') events.dead.emit({ id: job.id, error });
+    return null;
+  }
+
+  /** Retries a backend call that reports a run's outcome while the run's lease lasts; undefined if it never got through. */
+  async #persist<R>(run: Run<T>, call: () => Promise<R>): Promise<R | undefined> {
+    let delayMs = 50;
+    for (;;) {
+      try {
+        return await call();
+      } catch (error) {
+        this.#emitError(error);
+        // Past the lease another worker owns the job, so the report would be refused anyway.
+        if (run.abandoned || this.#internals.clock.now() + delayMs >= run.leaseDeadline) return undefined;
+        await sleep(delayMs);
+        delayMs = Math.min(delayMs * 2, 1_000);
+      }
+    }
+  }
+
+  async close(options: CloseOptions = {}): Promise<void> {
+    const timeoutMs = checkNumber('timeoutMs', options.timeoutMs ?? 30_000, 0);
+    if (!this.#closed) {
+      this.#closed = true;
+      this.wake();
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    try {
+      await Promise.race([Promise.all([this.#loop, ...[...this.#runs].map((run) => run.settled)]), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+    const unfinished = [...this.#runs];
+    for (const run of unfinished) {
+      run.abandoned = true;
+      run.controller.abort(new SyncQueueError('QUEUE_CLOSED', 'The worker closed before the handler finished.', { jobId: run.leased.id }));
+    }
+    await Promise.all(unfinished.map((run) => this.#release(run.leased)));
+    this.#internals.workers.delete(this);
+  }
+}
