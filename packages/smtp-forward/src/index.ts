@@ -1,2 +1,28 @@
 // The public surface of @postern/smtp-forward: every export is named here.
 export { VERSION } from './version.js';
+export { SmtpForwarder } from './forwarder.js';
+export type {
+  AcceptedEvent,
+  BoundAddress,
+  DeliveryEvent,
+  DeliveryMode,
+  ForwarderStats,
+  FromRewrite,
+  Limits,
+  ListenOptions,
+  QueuedDeliveryOptions,
+  RejectedEvent,
+  SmtpForwarderOptions,
+  TlsOptions,
+} from './forwarder.js';
+export { staticResolver } from './resolver.js';
+export type { DisabledAction, ResolvedRecipient, Resolver, ResolverContext, StaticEntry, StaticResolverOptions } from './resolver.js';
+export { Srs } from './srs.js';
+export type { SrsOptions } from './srs.js';
+export { SmtpForwardError, isPosternError } from './errors.js';
+export type { SmtpForwardErrorCode, SmtpForwardErrorFields } from './errors.js';
+export { maskEmail } from './address.js';
+export type { Disposable, Event } from './events.js';
+export type { ArcOptions, AuthenticationOptions, DkimOptions } from './signing.js';
+export type { MxOptions, RelayOptions, TransportOptions } from './transport.js';
+export type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery, RateLimiter } from './ports.js';

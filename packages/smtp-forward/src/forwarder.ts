@@ -1,0 +1,786 @@
+import { randomBytes } from 'node:crypto';
+import { resolveTxt } from 'node:dns/promises';
+import { mkdirSync } from 'node:fs';
+import { open as openFile, rename } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { SMTPServer } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { maskEmail, parseAddress } from './address.js';
+import { SmtpForwardError } from './errors.js';
+import { Emitter } from './events.js';
+import type { Event } from './events.js';
+import { encodeDisplayName, fieldValue, makeField, parseHeaders, parseMailbox, serialiseHeaders } from './headers.js';
+import type { HeaderField } from './headers.js';
+import { Intake } from './intake.js';
+import type { Spool } from './intake.js';
+import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, RateLimiter } from './ports.js';
+import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
+import type { ResolvedRecipient, Resolver } from './resolver.js';
+import { arcSeal, dkimSignature, verifyInbound } from './signing.js';
+import type { ArcOptions, AuthenticationOptions, DkimOptions, InboundVerdict } from './signing.js';
+import { Srs } from './srs.js';
+import type { SrsOptions } from './srs.js';
+import { Transport } from './transport.js';
+import type { DeliveryResult, TransportOptions } from './transport.js';
+
+/** Limits enforced while mail streams in. */
+export interface Limits {
+  /** Largest message accepted, in bytes; 552 as soon as it is crossed (the rest is drained, not stored). Default: 26_214_400 (25 MiB). */
+  maxMessageBytes?: number;
+  /** Largest header block, in bytes. Default: 262_144. */
+  maxHeaderBytes?: number;
+  /** Recipients per message; more get 452. Default: 50. */
+  maxRecipients?: number;
+  /** Messages (MAIL commands) per connection; more get 421. Default: 100. */
+  maxMessagesPerSession?: number;
+  /** Open connections in total; more get 421. Default: 500. */
+  maxConnections?: number;
+  /** Open connections per client IP; more get 421. Default: 20. */
+  maxConnectionsPerIp?: number;
+  /** Idle time allowed between commands, in ms. Default: 300_000. */
+  idleTimeoutMs?: number;
+  /** Time allowed for one DATA transfer, in ms; then 421 and the connection is closed. Default: 600_000. */
+  dataTimeoutMs?: number;
+  /** Received headers allowed before the message is treated as a loop (554 5.4.6). Default: 30. */
+  maxHops?: number;
+  /** Bytes of a message kept in memory before the body spills to a file. Default: 1_048_576. */
+  memoryBytes?: number;
+}
+
+/** Queued delivery: 250 only after the message is fsync'd to `spoolDir` and handed to `queue`. */
+export interface QueuedDeliveryOptions {
+  mode: 'queued';
+  /** Receives each spooled message; see {@link DeliveryQueue}. */
+  queue: DeliveryQueue;
+  /** Directory for durable spool files (created if missing). */
+  spoolDir: string;
+}
+
+/** `sync`: relay while the sender waits. `queued`: spool, then answer. */
+export type DeliveryMode = 'sync' | QueuedDeliveryOptions;
+
+/** When to rewrite `From` to the alias so DMARC passes. */
+export type FromRewrite = 'never' | 'dmarc-strict' | 'always';
+
+/** STARTTLS certificate and key, PEM. */
+export interface TlsOptions {
+  key: string | Buffer;
+  cert: string | Buffer;
+}
+
+/** Options of {@link SmtpForwarder}. */
+export interface SmtpForwarderOptions {
+  /** The forwarding domain: SRS addresses, DKIM `d=`, rewritten `From`, EHLO name. */
+  domain: string;
+  /** Looks up aliases; null means unknown (550 5.1.1 at RCPT). */
+  resolver: Resolver;
+  /** How mail leaves. Default: direct MX delivery. */
+  transport?: TransportOptions;
+  /** `sync` (default) or queued. */
+  delivery?: DeliveryMode;
+  /** SRS secrets; without them MAIL FROM is kept as is (SPF will usually fail downstream). */
+  srs?: Omit<SrsOptions, 'domain' | 'clock'> & { domain?: string };
+  /** DKIM key of the forwarding domain. Default: no signature. */
+  dkim?: DkimOptions;
+  /** ARC key; adds an ARC set to every forward. Needs `authentication`. Default: no ARC. */
+  arc?: ArcOptions;
+  /** Inbound SPF/DKIM/DMARC checks, recorded in Authentication-Results. Default: off. */
+  authentication?: AuthenticationOptions;
+  /** DNS for DMARC policy lookups when `authentication` is off. Default: the system resolver. */
+  dnsResolver?: DnsResolver;
+  /** Default: `dmarc-strict`. */
+  fromRewrite?: FromRewrite;
+  /** Size, count and time limits. */
+  limits?: Limits;
+  /** Per-IP (`ip:<address>`, at connect) and per-sender (`sender:<address>`, at MAIL) limits. Default: unlimited. */
+  rateLimiter?: RateLimiter;
+  /** Wraps each outbound attempt (timeouts, circuit breakers). Default: run once. */
+  policy?: Policy;
+  /** Enables STARTTLS with this certificate. Default: STARTTLS not offered. */
+  tls?: TlsOptions;
+  /** Default: silent. */
+  logger?: Logger;
+  /** Default: the system clock. */
+  clock?: Clock;
+  /** Host name in the banner and Received lines. Default: `domain`. */
+  hostname?: string;
+}
+
+/** Options of {@link SmtpForwarder.listen}. */
+export interface ListenOptions {
+  /** Port; 0 picks a free one. Default: 25. */
+  port?: number;
+  /** Interface. Default: '0.0.0.0'. */
+  host?: string;
+}
+
+/** The address a forwarder is bound to. */
+export interface BoundAddress {
+  host: string;
+  port: number;
+}
+
+/** A message was accepted (250). */
+export interface AcceptedEvent {
+  messageId: string;
+  sessionId: string;
+  /** Masked envelope sender. */
+  sender: string;
+  /** Masked aliases. */
+  recipients: string[];
+  bytes: number;
+}
+
+/** A command or message was refused. */
+export interface RejectedEvent {
+  sessionId: string;
+  messageId?: string;
+  stage: 'connect' | 'mail' | 'rcpt' | 'data';
+  responseCode: number;
+  reason: string;
+  /** Masked address involved, if any. */
+  address?: string;
+}
+
+/** Delivery outcome for a message. */
+export interface DeliveryEvent {
+  messageId: string;
+  /** Masked destinations concerned. */
+  recipients: string[];
+  reason: string;
+  responseCode?: number;
+}
+
+/** Counters since the forwarder was created. */
+export interface ForwarderStats {
+  connections: number;
+  activeConnections: number;
+  accepted: number;
+  rejected: number;
+  forwarded: number;
+  deferred: number;
+  bounced: number;
+  discarded: number;
+  rateLimited: number;
+  oversized: number;
+  loops: number;
+  normalisedLineEndings: number;
+}
+
+interface Accepted {
+  alias: string;
+  resolved: ResolvedRecipient;
+}
+
+interface SessionState {
+  recipients: Accepted[];
+  messages: number;
+}
+
+interface SmtpError extends Error {
+  responseCode: number;
+}
+
+const DEFAULT_LIMITS: Required<Limits> = {
+  maxMessageBytes: 26_214_400,
+  maxHeaderBytes: 262_144,
+  maxRecipients: 50,
+  maxMessagesPerSession: 100,
+  maxConnections: 500,
+  maxConnectionsPerIp: 20,
+  idleTimeoutMs: 300_000,
+  dataTimeoutMs: 600_000,
+  maxHops: 30,
+  memoryBytes: 1_048_576,
+};
+
+function smtpError(responseCode: number, message: string): SmtpError {
+  const error = new Error(message) as SmtpError;
+  error.responseCode = responseCode;
+  return error;
+}
+
+function newMessageId(): string {
+  return randomBytes(9).toString('base64url');
+}
+
+function rfc5322Date(ms: number): string {
+  return new Date(ms).toUTCString().replace('GMT', '+0000');
+}
+
+function printable(text: string): string {
+  return text.replace(/[^\x21-\x7e]/g, '').slice(0, 255);
+}
+
+async function lookupDmarcPolicy(domain: string, resolver: DnsResolver): Promise<string> {
+  const labels = domain.split('.');
+  const candidates = [domain];
+  if (labels.length > 2) candidates.push(labels.slice(-2).join('.'));
+  for (const candidate of candidates) {
+    try {
+      const records = (await resolver(`_dmarc.${candidate}`, 'TXT')) as string[][];
+      for (const record of records) {
+        const text = record.join('');
+        if (!/^v=DMARC1/i.test(text)) continue;
+        const policy = /(?:^|;)\s*p\s*=\s*(\w+)/i.exec(text);
+        if (policy !== null) return policy[1]!.toLowerCase();
+      }
+    } catch {
+      /* no record here: try the organisational domain */
+    }
+  }
+  return '';
+}
+
+const systemDns: DnsResolver = (name, rrtype) =>
+  rrtype === 'TXT' ? resolveTxt(name) : Promise.reject(new Error(`unsupported rrtype ${rrtype}`));
+
+/**
+ * An SMTP alias forwarder: accepts mail only for aliases the resolver knows, and relays it to
+ * their destinations with SRS, DKIM, ARC and DMARC-safe From rewriting.
+ */
+export class SmtpForwarder {
+  readonly #options: SmtpForwarderOptions;
+  readonly #limits: Required<Limits>;
+  readonly #domain: string;
+  readonly #hostname: string;
+  readonly #logger: Logger;
+  readonly #clock: Clock;
+  readonly #rateLimiter: RateLimiter;
+  readonly #srs: Srs | undefined;
+  readonly #transport: Transport;
+  readonly #server: SMTPServer;
+  readonly #sessions = new Map<string, SessionState>();
+  readonly #perIp = new Map<string, number>();
+  #listening = false;
+  readonly #stats: ForwarderStats = {
+    connections: 0,
+    activeConnections: 0,
+    accepted: 0,
+    rejected: 0,
+    forwarded: 0,
+    deferred: 0,
+    bounced: 0,
+    discarded: 0,
+    rateLimited: 0,
+    oversized: 0,
+    loops: 0,
+    normalisedLineEndings: 0,
+  };
+  readonly #accepted = new Emitter<AcceptedEvent>();
+  readonly #rejected = new Emitter<RejectedEvent>();
+  readonly #forwarded = new Emitter<DeliveryEvent>();
+  readonly #deferred = new Emitter<DeliveryEvent>();
+  readonly #bounced = new Emitter<DeliveryEvent>();
+  readonly #discarded = new Emitter<DeliveryEvent>();
+
+  /** A message was accepted with 250. */
+  readonly onAccepted: Event<AcceptedEvent> = this.#accepted.event;
+  /** A connection, sender, recipient or message was refused. */
+  readonly onRejected: Event<RejectedEvent> = this.#rejected.event;
+  /** Every destination of a message accepted it. */
+  readonly onForwarded: Event<DeliveryEvent> = this.#forwarded.event;
+  /** Delivery failed temporarily (the sender was told 451, or the queue will retry). */
+  readonly onDeferred: Event<DeliveryEvent> = this.#deferred.event;
+  /** Delivery failed permanently (the sender was told 550, or a DSN was sent). */
+  readonly onBounced: Event<DeliveryEvent> = this.#bounced.event;
+  /** Mail for a disabled alias set to `discard` was accepted and dropped. */
+  readonly onDiscarded: Event<DeliveryEvent> = this.#discarded.event;
+
+  constructor(options: SmtpForwarderOptions) {
+    const domain = options.domain.toLowerCase();
+    if (parseAddress(`postmaster@${domain}`) === null) {
+      throw new SmtpForwardError('INVALID_OPTIONS', 'domain must be a valid domain name');
+    }
+    if (typeof options.resolver !== 'function') {
+      throw new SmtpForwardError('INVALID_OPTIONS', 'resolver must be a function');
+    }
+    if (options.arc !== undefined && options.authentication === undefined) {
+      throw new SmtpForwardError('INVALID_OPTIONS', 'arc needs authentication (the ARC set records its results)');
+    }
+    this.#options = { ...options };
+    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    for (const [name, value] of Object.entries(this.#limits)) {
+      if (!Number.isFinite(value) || value <= 0) {
+        throw new SmtpForwardError('INVALID_OPTIONS', `limits.${name} must be a positive number`);
+      }
+    }
+    this.#domain = domain;
+    this.#hostname = options.hostname ?? domain;
+    this.#logger = (options.logger ?? silentLogger).child({ component: 'smtp-forward' });
+    this.#clock = options.clock ?? systemClock;
+    this.#rateLimiter = options.rateLimiter ?? unlimitedRateLimiter;
+    if (options.srs !== undefined) {
+      this.#srs = new Srs({ ...options.srs, domain: options.srs.domain ?? domain, clock: this.#clock });
+    }
+    this.#transport = new Transport(options.transport ?? { mx: {} }, options.policy ?? passThroughPolicy, this.#logger, this.#hostname);
+    const delivery = options.delivery ?? 'sync';
+    if (delivery !== 'sync') mkdirSync(delivery.spoolDir, { recursive: true, mode: 0o700 });
+    this.#server = this.#createServer();
+  }
+
+  /** Counters since creation. */
+  stats(): ForwarderStats {
+    return { ...this.#stats, activeConnections: this.#server.connections.size };
+  }
+
+  /** Starts accepting connections; resolves with the bound address, rejects with `BIND_FAILED`. */
+  listen(options: ListenOptions = {}): Promise<BoundAddress> {
+    if (this.#listening) return Promise.reject(new SmtpForwardError('ALREADY_LISTENING', 'listen() was already called'));
+    const port = options.port ?? 25;
+    const host = options.host ?? '0.0.0.0';
+    return new Promise((resolve, reject) => {
+      const net = this.#server.server;
+      const onError = (error: Error): void => {
+        net.off('listening', onListening);
+        reject(new SmtpForwardError('BIND_FAILED', `cannot listen on ${host}:${port}: ${(error as { code?: string }).code ?? error.message}`, { cause: error }));
+      };
+      const onListening = (): void => {
+        net.off('error', onError);
+        this.#listening = true;
+        const address = net.address();
+        if (address === null || typeof address === 'string') {
+          resolve({ host, port });
+        } else {
+          resolve({ host: address.address, port: address.port });
+        }
+      };
+      net.once('error', onError);
+      net.once('listening', onListening);
+      this.#server.listen(port, host);
+    });
+  }
+
+  /**
+   * Stops accepting connections, lets sessions in flight finish for up to `timeoutMs`
+   * (new commands get 421), then answers the rest 421 and closes them. Closes relay pools.
+   */
+  close(options: { timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    return new Promise((resolve) => {
+      const finish = (): void => {
+        this.#transport.close();
+        this.#listening = false;
+        resolve();
+      };
+      if (!this.#listening) {
+        finish();
+        return;
+      }
+      // smtp-server reads closeTimeout at close time; the options object is ours, not the caller's.
+      (this.#server.options as { closeTimeout?: number }).closeTimeout = timeoutMs;
+      this.#server.close(finish);
+    });
+  }
+
+  /** Replaces the STARTTLS certificate without a restart. */
+  reloadTls(tls: TlsOptions): void {
+    this.#server.updateSecureContext({ key: tls.key, cert: tls.cert });
+  }
+
+  /** Reverses an SRS address of our domain; throws `SRS_FORGED`/`SRS_EXPIRED`/`SRS_INVALID`. */
+  reverseSrs(address: string): string {
+    if (this.#srs === undefined) throw new SmtpForwardError('SRS_INVALID', 'SRS is not configured');
+    return this.#srs.reverse(address);
+  }
+
+  #createServer(): SMTPServer {
+    const tls = this.#options.tls;
+    const server = new SMTPServer({
+      name: this.#hostname,
+      banner: 'Postern forwarder',
+      size: this.#limits.maxMessageBytes,
+      disabledCommands: tls === undefined ? ['AUTH', 'STARTTLS'] : ['AUTH'],
+      ...(tls === undefined ? {} : { key: tls.key, cert: tls.cert }),
+      authOptional: true,
+      disableReverseLookup: true,
+      logger: false,
+      maxClients: this.#limits.maxConnections,
+      socketTimeout: this.#limits.idleTimeoutMs,
+      closeTimeout: 30_000,
+      onConnect: (session, callback) => {
+        this.#onConnect(session).then(
+          () => callback(),
+          (error: unknown) => callback(error as Error),
+        );
+      },
+      onMailFrom: (address, session, callback) => {
+        this.#onMailFrom(address, session).then(
+          () => callback(),
+          (error: unknown) => callback(error as Error),
+        );
+      },
+      onRcptTo: (address, session, callback) => {
+        this.#onRcptTo(address, session).then(
+          () => callback(),
+          (error: unknown) => callback(error as Error),
+        );
+      },
+      onData: (stream, session, callback) => {
+        this.#onData(stream, session).then(
+          (reply) => callback(null, reply),
+          (error: unknown) => callback(error as Error),
+        );
+      },
+      onClose: (session) => {
+        this.#sessions.delete(session.id);
+        const count = (this.#perIp.get(session.remoteAddress) ?? 1) - 1;
+        if (count <= 0) this.#perIp.delete(session.remoteAddress);
+        else this.#perIp.set(session.remoteAddress, count);
+      },
+    });
+    server.on('error', (error: Error) => {
+      this.#logger.warn({ code: (error as { code?: string }).code }, 'smtp server error');
+    });
+    return server;
+  }
+
+  #reject(event: RejectedEvent): SmtpError {
+    this.#stats.rejected += 1;
+    this.#rejected.emit(event);
+    return smtpError(event.responseCode, event.reason);
+  }
+
+  async #onConnect(session: SMTPServerSession): Promise<void> {
+    this.#stats.connections += 1;
+    const ip = session.remoteAddress;
+    const open = this.#perIp.get(ip) ?? 0;
+    // Count before the limit check: onClose decrements for every session, refused or not.
+    this.#perIp.set(ip, open + 1);
+    if (open >= this.#limits.maxConnectionsPerIp) {
+      throw this.#reject({ sessionId: session.id, stage: 'connect', responseCode: 421, reason: '4.7.0 Too many connections from your address' });
+    }
+    const limit = await this.#rateLimiter.consume(`ip:${ip}`);
+    if (!limit.allowed) {
+      this.#stats.rateLimited += 1;
+      const seconds = Math.ceil(limit.retryAfterMs / 1000);
+      throw this.#reject({ sessionId: session.id, stage: 'connect', responseCode: 421, reason: `4.7.0 Rate limit reached, try again in ${seconds}s` });
+    }
+    this.#sessions.set(session.id, { recipients: [], messages: 0 });
+  }
+
+  #state(session: SMTPServerSession): SessionState {
+    let state = this.#sessions.get(session.id);
+    if (state === undefined) {
+      state = { recipients: [], messages: 0 };
+      this.#sessions.set(session.id, state);
+    }
+    return state;
+  }
+
+  async #onMailFrom(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const state = this.#state(session);
+    state.recipients = [];
+    state.messages += 1;
+    if (state.messages > this.#limits.maxMessagesPerSession) {
+      throw this.#reject({ sessionId: session.id, stage: 'mail', responseCode: 421, reason: '4.7.0 Too many messages in one session' });
+    }
+    const sender = address.address;
+    if (sender !== '' && parseAddress(sender) === null) {
+      throw this.#reject({ sessionId: session.id, stage: 'mail', responseCode: 553, reason: '5.1.7 Bad sender address syntax' });
+    }
+    if (sender !== '') {
+      const limit = await this.#rateLimiter.consume(`sender:${sender.toLowerCase()}`);
+      if (!limit.allowed) {
+        this.#stats.rateLimited += 1;
+        const seconds = Math.ceil(limit.retryAfterMs / 1000);
+        throw this.#reject({
+          sessionId: session.id,
+          stage: 'mail',
+          responseCode: 450,
+          reason: `4.7.1 Sender rate limit reached, try again in ${seconds}s`,
+          address: maskEmail(sender),
+        });
+      }
+    }
+  }
+
+  async #onRcptTo(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    const state = this.#state(session);
+    const alias = address.address;
+    const masked = maskEmail(alias);
+    const parsed = parseAddress(alias);
+    if (parsed === null) {
+      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 553, reason: '5.1.3 Bad recipient address syntax', address: masked });
+    }
+    if (state.recipients.length >= this.#limits.maxRecipients) {
+      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 452, reason: '4.5.3 Too many recipients', address: masked });
+    }
+    let resolved: ResolvedRecipient | null;
+    if (this.#srs !== undefined && Srs.isSrs(parsed.local)) {
+      try {
+        resolved = { destinations: [this.#srs.reverse(alias)] };
+      } catch (error) {
+        const code = SmtpForwardError.isInstance(error) ? error.code : 'SRS_INVALID';
+        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: `5.1.1 Invalid SRS address (${code})`, address: masked });
+      }
+    } else {
+      try {
+        const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
+        resolved = await this.#options.resolver(alias, { sender, remoteAddress: session.remoteAddress, sessionId: session.id });
+      } catch (error) {
+        this.#logger.error({ sessionId: session.id, recipient: masked, error: (error as Error).message }, 'resolver failed');
+        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 451, reason: '4.3.0 Temporary lookup failure', address: masked });
+      }
+    }
+    // Unknown recipients are refused here, never accepted and bounced later: no open relay, no backscatter.
+    if (resolved === null) {
+      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: '5.1.1 No such recipient here', address: masked });
+    }
+    const reason = (resolved.reason ?? '').replace(/[^\x20-\x7e]/g, '').slice(0, 100);
+    if (resolved.disabled === 'reject') {
+      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: `5.2.1 Mailbox disabled${reason ? ` (${reason})` : ''}`, address: masked });
+    }
+    if (resolved.disabled === 'defer') {
+      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 450, reason: `4.2.1 Mailbox temporarily disabled${reason ? ` (${reason})` : ''}`, address: masked });
+    }
+    if (resolved.disabled !== 'discard') {
+      const valid = resolved.destinations.length > 0 && resolved.destinations.every((d) => parseAddress(d) !== null);
+      if (!valid) {
+        this.#logger.error({ sessionId: session.id, recipient: masked }, 'resolver returned no valid destination');
+        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 451, reason: '4.3.0 Alias misconfigured', address: masked });
+      }
+    }
+    state.recipients.push({ alias, resolved });
+  }
+
+  async #onData(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const messageId = newMessageId();
+    const state = this.#state(session);
+    const recipients = [...state.recipients];
+    const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
+    const intake = new Intake({
+      maxMessageBytes: this.#limits.maxMessageBytes,
+      maxHeaderBytes: this.#limits.maxHeaderBytes,
+      memoryBytes: this.#limits.memoryBytes,
+      spoolDir: tmpdir(),
+    });
+    const dataTimer = setTimeout(() => {
+      // A DATA transfer that never ends would hold a spool and a slot forever.
+      const connection = [...(this.#server.connections as Set<{ id: string; send(code: number, text: string): void; close(): void }>)].find(
+        (c) => c.id === session.id,
+      );
+      connection?.send(421, '4.4.2 DATA timeout, closing connection');
+      connection?.close();
+      stream.destroy();
+    }, this.#limits.dataTimeoutMs);
+    dataTimer.unref();
+    const reject = (responseCode: number, reason: string): SmtpError =>
+      this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode, reason });
+    try {
+      try {
+        await pipeline(stream, intake);
+      } catch {
+        throw reject(451, '4.3.0 Transfer interrupted');
+      }
+      this.#stats.normalisedLineEndings += intake.normalised;
+      if (intake.problem === 'size' || stream.sizeExceeded) {
+        this.#stats.oversized += 1;
+        throw reject(552, `5.3.4 Message exceeds the ${this.#limits.maxMessageBytes} byte limit`);
+      }
+      if (intake.problem === 'headers') {
+        this.#stats.oversized += 1;
+        throw reject(552, '5.3.4 Header section too large');
+      }
+      if (intake.problem === 'spool') throw reject(451, '4.3.0 Temporary local problem, try again');
+      const fields = parseHeaders(intake.header);
+      const received = fields.filter((f) => f.key === 'received').length;
+      const deliveredTo = new Set(fields.filter((f) => f.key === 'delivered-to').map((f) => fieldValue(f).toLowerCase()));
+      if (received >= this.#limits.maxHops || recipients.some((r) => deliveredTo.has(r.alias.toLowerCase()))) {
+        this.#stats.loops += 1;
+        throw reject(554, '5.4.6 Mail loop detected');
+      }
+      const live = recipients.filter((r) => r.resolved.disabled !== 'discard');
+      const discarded = recipients.filter((r) => r.resolved.disabled === 'discard');
+      if (discarded.length > 0) {
+        this.#stats.discarded += discarded.length;
+        this.#discarded.emit({ messageId, recipients: discarded.map((r) => maskEmail(r.alias)), reason: 'alias disabled (discard)' });
+      }
+      const destinations = [...new Set(live.flatMap((r) => r.resolved.destinations))];
+      if (destinations.length === 0) {
+        this.#acceptedEvent(messageId, session, sender, recipients, intake.bytes);
+        return `2.0.0 Ok ${messageId}`;
+      }
+      const header = await this.#rewrite(fields, intake.spool, session, sender, live, messageId);
+      const mailFrom = sender === '' || this.#srs === undefined ? sender : this.#srs.forward(sender);
+      const open = (): Readable => concatStreams(header, intake.spool);
+      if (this.#options.delivery !== undefined && this.#options.delivery !== 'sync') {
+        await this.#enqueue(this.#options.delivery, messageId, open, mailFrom, sender, destinations).catch((error: unknown) => {
+          this.#logger.error({ messageId, error: (error as Error).message }, 'spooling failed');
+          throw reject(451, '4.3.0 Temporary local problem, try again');
+        });
+        this.#acceptedEvent(messageId, session, sender, recipients, intake.bytes);
+        return `2.0.0 Queued as ${messageId}`;
+      }
+      const result = await this.#transport.deliver(mailFrom, destinations, open);
+      return this.#syncReply(result, messageId, session, sender, recipients, intake.bytes, reject);
+    } finally {
+      clearTimeout(dataTimer);
+      await intake.spool.dispose();
+    }
+  }
+
+  #syncReply(
+    result: DeliveryResult,
+    messageId: string,
+    session: SMTPServerSession,
+    sender: string,
+    recipients: Accepted[],
+    bytes: number,
+    reject: (responseCode: number, reason: string) => SmtpError,
+  ): string {
+    const failed = result.results.filter((r) => !r.ok);
+    if (failed.length === 0) {
+      this.#stats.forwarded += 1;
+      this.#forwarded.emit({ messageId, recipients: result.results.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
+      this.#acceptedEvent(messageId, session, sender, recipients, bytes);
+      return `2.0.0 Ok ${messageId}`;
+    }
+    const temporary = failed.some((r) => r.temporary === true);
+    const first = failed.find((r) => r.temporary === temporary) ?? failed[0]!;
+    const event: DeliveryEvent = {
+      messageId,
+      recipients: failed.map((r) => maskEmail(r.recipient)),
+      reason: first.response ?? 'delivery failed',
+      ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
+    };
+    if (temporary) {
+      this.#stats.deferred += 1;
+      this.#deferred.emit(event);
+      throw reject(451, `4.4.0 Forwarding failed temporarily, try again later (${messageId})`);
+    }
+    this.#stats.bounced += 1;
+    this.#bounced.emit(event);
+    throw reject(550, `5.0.0 Forwarding refused by the destination (${messageId})`);
+  }
+
+  #acceptedEvent(messageId: string, session: SMTPServerSession, sender: string, recipients: Accepted[], bytes: number): void {
+    this.#stats.accepted += 1;
+    if (!this.#accepted.active) return;
+    this.#accepted.emit({ messageId, sessionId: session.id, sender: maskEmail(sender), recipients: recipients.map((r) => maskEmail(r.alias)), bytes });
+  }
+
+  async #rewrite(
+    fields: HeaderField[],
+    spool: Spool,
+    session: SMTPServerSession,
+    sender: string,
+    recipients: Accepted[],
+    messageId: string,
+  ): Promise<Buffer> {
+    const now = this.#clock.now();
+    const helo = printable(session.hostNameAppearsAs || session.clientHostname || 'unknown');
+    let verdict: InboundVerdict | undefined;
+    const authentication = this.#options.authentication;
+    if (authentication !== undefined) {
+      verdict = await verifyInbound(
+        concatStreams(serialiseHeaders(fields), spool),
+        { ip: session.remoteAddress, helo, sender, mta: this.#hostname },
+        authentication,
+      );
+      if (authentication.rejectDmarcFailures === true && verdict.dmarc === 'fail' && verdict.dmarcPolicy === 'reject') {
+        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 550, reason: '5.7.1 DMARC policy of the sender domain rejects this message' });
+      }
+    }
+    const forFirst = recipients.length === 1 ? `\r\n\tfor <${recipients[0]!.alias}>` : '';
+    // Our own folded Received line; every part of it is checked or generated here.
+    const out: HeaderField[] = [
+      {
+        key: 'received',
+        raw: `Received: from ${helo} ([${session.remoteAddress}])\r\n\tby ${this.#hostname} (Postern) with ${printable(session.transmissionType)} id ${messageId}${forFirst};\r\n\t${rfc5322Date(now)}\r\n`,
+      },
+    ];
+    if (recipients.length === 1) out.push(makeField('Delivered-To', recipients[0]!.alias));
+    if (verdict !== undefined) out.push(makeField('Authentication-Results', verdict.authResults));
+    const rewritten = await this.#maybeRewriteFrom(fields, recipients, verdict);
+    out.push(...rewritten);
+    let header = serialiseHeaders(out);
+    if (this.#options.arc !== undefined && verdict !== undefined && (verdict.arc === 'none' || verdict.arc === 'pass')) {
+      const seal = await arcSeal(concatStreams(header, spool), { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain }, { authResults: verdict.authResults, cv: verdict.arc }, new Date(now));
+      header = Buffer.concat([seal, header]);
+    }
+    if (this.#options.dkim !== undefined) {
+      try {
+        const signature = await dkimSignature(concatStreams(header, spool), { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
+        header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
+      } catch (error) {
+        this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
+        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 451, reason: '4.3.0 Temporary signing problem' });
+      }
+    }
+    return header;
+  }
+
+  async #maybeRewriteFrom(fields: HeaderField[], recipients: Accepted[], verdict: InboundVerdict | undefined): Promise<HeaderField[]> {
+    const mode = this.#options.fromRewrite ?? 'dmarc-strict';
+    const fromField = fields.find((f) => f.key === 'from');
+    if (mode === 'never' || fromField === undefined) return fields;
+    const original = fieldValue(fromField);
+    const mailbox = parseMailbox(original);
+    if (mailbox === null) return fields;
+    const fromDomain = mailbox.address.slice(mailbox.address.lastIndexOf('@') + 1).toLowerCase();
+    const alias = recipients.find((r) => parseAddress(r.alias)?.domain === this.#domain)?.alias ?? `postmaster@${this.#domain}`;
+    if (fromDomain === this.#domain) return fields;
+    if (mode === 'dmarc-strict') {
+      const policy = verdict?.dmarcPolicy || (await lookupDmarcPolicy(fromDomain, this.#options.authentication?.dnsResolver ?? this.#options.dnsResolver ?? systemDns));
+      if (policy !== 'reject' && policy !== 'quarantine') return fields;
+    }
+    const name = `${mailbox.name || mailbox.address} via ${alias.slice(0, alias.lastIndexOf('@'))}`;
+    const result: HeaderField[] = [];
+    for (const field of fields) {
+      if (field.key === 'from') {
+        result.push(makeField('From', `${encodeDisplayName(name)} <${alias}>`));
+        // Keep the original From where replies and humans can find it.
+        result.push({ key: 'x-original-from', raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}` });
+        if (!fields.some((f) => f.key === 'reply-to')) {
+          result.push({ key: 'reply-to', raw: `Reply-To:${field.raw.slice(field.raw.indexOf(':') + 1)}` });
+        }
+      } else {
+        result.push(field);
+      }
+    }
+    return result;
+  }
+
+  async #enqueue(
+    delivery: QueuedDeliveryOptions,
+    messageId: string,
+    open: () => Readable,
+    mailFrom: string,
+    originalSender: string,
+    recipients: string[],
+  ): Promise<void> {
+    const path = join(delivery.spoolDir, `${messageId}.eml`);
+    const partial = `${path}.part`;
+    const handle = await openFile(partial, 'wx', 0o600);
+    try {
+      for await (const chunk of open()) await handle.write(chunk as Buffer);
+      // 250 promises durability: the bytes and the rename must reach the disk first.
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(partial, path);
+    const dir = await openFile(delivery.spoolDir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    await delivery.queue.add({ messageId, path, mailFrom, originalSender, recipients });
+  }
+}
+
+/** A stream of `head` followed by the spooled body. */
+function concatStreams(head: Buffer, spool: Spool): Readable {
+  const out = new PassThrough();
+  out.write(head);
+  const body = spool.read();
+  body.on('error', (error) => out.destroy(error));
+  body.pipe(out);
+  return out;
+}

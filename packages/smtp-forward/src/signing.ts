@@ -1,0 +1,101 @@
+import { createPrivateKey } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { authenticate, dkimSign, sealMessage } from 'mailauth';
+import type { DnsResolver } from './ports.js';
+
+/** A DKIM key of the forwarding domain. */
+export interface DkimOptions {
+  /** Selector published at `<selector>._domainkey.<domain>`. */
+  selector: string;
+  /** Private key, PEM (RSA 2048+ or Ed25519). */
+  privateKey: string;
+  /** `rsa-sha256` or `ed25519-sha256`. Default: detected from the key. */
+  algorithm?: 'rsa-sha256' | 'ed25519-sha256';
+  /** Signing domain. Default: the forwarder's `domain`. */
+  domain?: string;
+}
+
+/** The key used to add an ARC set. Same shape as {@link DkimOptions}. */
+export type ArcOptions = DkimOptions;
+
+/** Inbound checks of SPF, DKIM and DMARC. */
+export interface AuthenticationOptions {
+  /** DNS lookups (`(name, rrtype) => records`); tests answer from a map. Default: the system resolver. */
+  dnsResolver?: DnsResolver;
+  /** Refuse (550 5.7.1) mail whose DMARC fails under a `p=reject` policy. Default: false. */
+  rejectDmarcFailures?: boolean;
+}
+
+/** What the inbound checks found. */
+export interface InboundVerdict {
+  /** The Authentication-Results value (after the field name). */
+  authResults: string;
+  /** DMARC result (`pass`, `fail`, `none`, ...). */
+  dmarc: string;
+  /** Published DMARC policy of the From domain (`reject`, `quarantine`, `none`, or '' when none). */
+  dmarcPolicy: string;
+  /** ARC chain status of the incoming message (`none`, `pass`, `fail`). */
+  arc: string;
+  /** ARC instance of the incoming message (0 when none). */
+  arcInstance: number;
+}
+
+function algorithmOf(options: DkimOptions): 'rsa-sha256' | 'ed25519-sha256' {
+  if (options.algorithm !== undefined) return options.algorithm;
+  return createPrivateKey(options.privateKey).asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
+}
+
+/** Runs SPF, DKIM, DMARC and ARC verification on the incoming message. */
+export async function verifyInbound(
+  message: Readable,
+  context: { ip: string; helo: string; sender: string; mta: string },
+  options: AuthenticationOptions,
+): Promise<InboundVerdict> {
+  const result = await authenticate(message, {
+    ip: context.ip,
+    helo: context.helo,
+    sender: context.sender,
+    mta: context.mta,
+    disableBimi: true,
+    ...(options.dnsResolver === undefined ? {} : { resolver: options.dnsResolver as never }),
+  });
+  const arHeader = /Authentication-Results:\s*([\s\S]*?)\r\n(?![ \t])/i.exec(result.headers);
+  return {
+    authResults: (arHeader?.[1] ?? `${context.mta}; none`).replace(/\r\n/g, ''),
+    dmarc: result.dmarc === false ? 'none' : result.dmarc.status.result,
+    dmarcPolicy: result.dmarc === false ? '' : (result.dmarc.p ?? ''),
+    arc: result.arc === false ? 'none' : result.arc.status.result,
+    arcInstance: result.arc === false || result.arc.i === false ? 0 : result.arc.i,
+  };
+}
+
+/** Returns the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results lines to prepend. */
+export async function arcSeal(
+  message: Readable,
+  options: ArcOptions & { domain: string },
+  verdict: { authResults: string; cv: string },
+  now: Date,
+): Promise<Buffer> {
+  return sealMessage(message, {
+    signingDomain: options.domain,
+    selector: options.selector,
+    privateKey: options.privateKey,
+    algorithm: algorithmOf(options),
+    signTime: now,
+    ...({ cv: verdict.cv, authResults: verdict.authResults } as object),
+  });
+}
+
+/** Returns the DKIM-Signature line(s) to prepend; throws when the key cannot sign. */
+export async function dkimSignature(message: Readable, options: DkimOptions & { domain: string }, now: Date): Promise<string> {
+  const result = await dkimSign(message, {
+    signingDomain: options.domain,
+    selector: options.selector,
+    privateKey: options.privateKey,
+    algorithm: algorithmOf(options),
+    canonicalization: 'relaxed/relaxed',
+    signTime: now,
+  });
+  if (result.errors.length > 0) throw result.errors[0]!;
+  return result.signatures;
+}

@@ -1,0 +1,257 @@
+import { resolveMx } from 'node:dns/promises';
+import type { Readable } from 'node:stream';
+import nodemailer from 'nodemailer';
+import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
+import { SmtpForwardError } from './errors.js';
+import type { Logger, Policy } from './ports.js';
+
+/** One smarthost. */
+export interface RelayOptions {
+  /** Host name or IP. */
+  host: string;
+  /** Port. Default: 25 (587 is also common with `auth`). */
+  port?: number;
+  /** Implicit TLS (port 465). Default: false (STARTTLS is used when offered). */
+  secure?: boolean;
+  /** Refuse to send without STARTTLS. Default: false. */
+  requireTls?: boolean;
+  /** Credentials for the relay. */
+  auth?: { user: string; pass: string };
+  /** TLS options (e.g. `{ rejectUnauthorized: false }` for a test relay, `ca`, `servername`). */
+  tls?: Record<string, unknown>;
+}
+
+/** Direct delivery to each recipient domain's MX hosts. */
+export interface MxOptions {
+  /** MX lookup; tests point it at local servers. Default: node:dns/promises resolveMx. */
+  resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
+  /** Port used on every MX host. Default: 25. */
+  port?: number;
+  /** TLS options for opportunistic STARTTLS. Default: `{ rejectUnauthorized: false }` (opportunistic, as MTAs do). */
+  tls?: Record<string, unknown>;
+}
+
+/** How mail leaves: relays tried in order, or direct MX delivery. */
+export interface TransportOptions {
+  /** Smarthosts, tried in order; a recipient refused or unreachable at one is tried at the next. */
+  relays?: readonly RelayOptions[];
+  /** Deliver directly to MX hosts instead of relays. */
+  mx?: MxOptions;
+  /** Connections kept open per relay. Default: 5. */
+  maxConnections?: number;
+  /** Time to establish a TCP connection, in ms. Default: 10_000. */
+  connectionTimeoutMs?: number;
+  /** Time to wait for the server greeting, in ms. Default: 10_000. */
+  greetingTimeoutMs?: number;
+  /** Inactivity allowed on an open connection, in ms. Default: 60_000. */
+  socketTimeoutMs?: number;
+  /** Name we announce in EHLO. Default: the forwarder's `domain`. */
+  name?: string;
+}
+
+/** What happened to one destination. */
+export interface DestinationResult {
+  recipient: string;
+  ok: boolean;
+  /** Reply code, when the failure came with one. */
+  responseCode?: number;
+  /** True when the failure may pass on a later try. */
+  temporary?: boolean;
+  /** Short reason (server reply, or the error code). */
+  response?: string;
+  /** The relay that answered last, `host:port`. */
+  relay?: string;
+}
+
+/** The outcome of delivering one message to all of its destinations. */
+export interface DeliveryResult {
+  results: DestinationResult[];
+  attempts: number;
+}
+
+interface SendError extends Error {
+  code?: string;
+  responseCode?: number;
+  response?: string;
+  rejected?: string[];
+  rejectedErrors?: SendError[];
+  recipient?: string;
+}
+
+type Mailer = ReturnType<typeof nodemailer.createTransport>;
+
+interface Hop {
+  key: string;
+  options: SMTPPoolOptions;
+}
+
+function shortReply(text: string | undefined, fallback: string): string {
+  return (text ?? fallback).replace(/[\r\n]+/g, ' ').slice(0, 200);
+}
+
+/** Sends messages through relays with failover, or to MX hosts. Pooled connections per host. */
+export class Transport {
+  readonly #options: TransportOptions;
+  readonly #policy: Policy;
+  readonly #logger: Logger;
+  readonly #pools = new Map<string, Mailer>();
+  readonly #name: string;
+
+  constructor(options: TransportOptions, policy: Policy, logger: Logger, defaultName: string) {
+    if ((options.relays === undefined || options.relays.length === 0) && options.mx === undefined) {
+      throw new SmtpForwardError('INVALID_OPTIONS', 'transport needs relays or mx');
+    }
+    this.#options = options;
+    this.#policy = policy;
+    this.#logger = logger;
+    this.#name = options.name ?? defaultName;
+  }
+
+  /**
+   * Delivers to every recipient. `open` must return a fresh stream of the whole message each time,
+   * because a failed attempt is retried at the next hop.
+   */
+  async deliver(mailFrom: string, recipients: readonly string[], open: () => Readable): Promise<DeliveryResult> {
+    const results = new Map<string, DestinationResult>();
+    let attempts = 0;
+    const groups = new Map<string, string[]>();
+    if (this.#options.relays !== undefined && this.#options.relays.length > 0) {
+      groups.set('', [...recipients]);
+    } else {
+      for (const recipient of recipients) {
+        const domain = recipient.slice(recipient.lastIndexOf('@') + 1).toLowerCase();
+        groups.set(domain, [...(groups.get(domain) ?? []), recipient]);
+      }
+    }
+    for (const [domain, group] of groups) {
+      let hops: Hop[];
+      try {
+        hops = domain === '' ? this.#relayHops() : await this.#mxHops(domain);
+      } catch (error) {
+        for (const recipient of group) {
+          results.set(recipient, { recipient, ok: false, temporary: true, response: `MX lookup failed: ${(error as SendError).code ?? 'error'}` });
+        }
+        continue;
+      }
+      let remaining = group;
+      for (const hop of hops) {
+        if (remaining.length === 0) break;
+        attempts += 1;
+        const pending = remaining;
+        try {
+          const info: { rejected?: unknown; rejectedErrors?: SendError[] } = await this.#policy.execute(
+            () => this.#pool(hop).sendMail({ envelope: { from: mailFrom, to: pending }, raw: open() }) as Promise<{ rejected?: unknown }>,
+          );
+          const rejected = new Set((Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) => r.toLowerCase()));
+          for (const recipient of pending) {
+            if (!rejected.has(recipient.toLowerCase())) results.set(recipient, { recipient, ok: true, relay: hop.key });
+          }
+          const errors = info.rejectedErrors ?? [];
+          this.#recordRejections(results, pending, rejected, errors, hop.key);
+          remaining = pending.filter((r) => rejected.has(r.toLowerCase()));
+        } catch (error) {
+          const failure = error as SendError;
+          this.#logger.warn({ relay: hop.key, code: failure.code, responseCode: failure.responseCode }, 'relay attempt failed');
+          if (failure.rejected !== undefined && failure.rejectedErrors !== undefined) {
+            this.#recordRejections(results, pending, new Set(failure.rejected.map((r) => r.toLowerCase())), failure.rejectedErrors, hop.key);
+          } else {
+            const responseCode = failure.responseCode;
+            for (const recipient of pending) {
+              results.set(recipient, {
+                recipient,
+                ok: false,
+                ...(responseCode === undefined ? {} : { responseCode }),
+                temporary: responseCode === undefined || responseCode < 500,
+                response: shortReply(failure.response, failure.code ?? failure.message),
+                relay: hop.key,
+              });
+            }
+          }
+        }
+      }
+    }
+    return { results: recipients.map((r) => results.get(r) ?? { recipient: r, ok: false, temporary: true, response: 'not attempted' }), attempts };
+  }
+
+  /** Closes pooled connections. */
+  close(): void {
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
+  }
+
+  #recordRejections(
+    results: Map<string, DestinationResult>,
+    pending: readonly string[],
+    rejected: ReadonlySet<string>,
+    errors: readonly SendError[],
+    relay: string,
+  ): void {
+    for (const recipient of pending) {
+      if (!rejected.has(recipient.toLowerCase())) continue;
+      const error = errors.find((e) => e.recipient?.toLowerCase() === recipient.toLowerCase());
+      const responseCode = error?.responseCode;
+      results.set(recipient, {
+        recipient,
+        ok: false,
+        ...(responseCode === undefined ? {} : { responseCode }),
+        temporary: responseCode === undefined || responseCode < 500,
+        response: shortReply(error?.response, 'recipient rejected'),
+        relay,
+      });
+    }
+  }
+
+  #common(): SMTPPoolOptions {
+    return {
+      pool: true,
+      maxConnections: this.#options.maxConnections ?? 5,
+      maxMessages: Infinity,
+      connectionTimeout: this.#options.connectionTimeoutMs ?? 10_000,
+      greetingTimeout: this.#options.greetingTimeoutMs ?? 10_000,
+      socketTimeout: this.#options.socketTimeoutMs ?? 60_000,
+      name: this.#name,
+    };
+  }
+
+  #relayHops(): Hop[] {
+    return (this.#options.relays ?? []).map((relay) => {
+      const port = relay.port ?? 25;
+      return {
+        key: `${relay.host}:${port}`,
+        options: {
+          ...this.#common(),
+          host: relay.host,
+          port,
+          secure: relay.secure ?? false,
+          requireTLS: relay.requireTls ?? false,
+          ...(relay.auth === undefined ? {} : { auth: { user: relay.auth.user, pass: relay.auth.pass } }),
+          ...(relay.tls === undefined ? {} : { tls: relay.tls }),
+        },
+      };
+    });
+  }
+
+  async #mxHops(domain: string): Promise<Hop[]> {
+    const mx = this.#options.mx!;
+    const lookup = mx.resolveMx ?? resolveMx;
+    let records = await lookup(domain);
+    // RFC 5321: no MX means the domain itself is the host.
+    if (records.length === 0) records = [{ exchange: domain, priority: 0 }];
+    const port = mx.port ?? 25;
+    return [...records]
+      .sort((a, b) => a.priority - b.priority)
+      .map((record) => ({
+        key: `${record.exchange}:${port}`,
+        options: { ...this.#common(), host: record.exchange, port, secure: false, tls: mx.tls ?? { rejectUnauthorized: false } },
+      }));
+  }
+
+  #pool(hop: Hop): Mailer {
+    let pool = this.#pools.get(hop.key);
+    if (pool === undefined) {
+      pool = nodemailer.createTransport(hop.options);
+      this.#pools.set(hop.key, pool);
+    }
+    return pool;
+  }
+}

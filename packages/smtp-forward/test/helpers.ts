@@ -1,0 +1,151 @@
+import { execFile } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+/** A message received by a test relay. */
+export interface Received {
+  from: string;
+  to: string[];
+  data: Buffer;
+}
+
+/** A test relay: our own smtp-server instance that records what it receives. */
+export interface TestRelay {
+  port: number;
+  messages: Received[];
+  close(): Promise<void>;
+}
+
+/** Starts a relay on 127.0.0.1:0. `behaviour` decides how it answers. */
+export async function startRelay(
+  behaviour: {
+    rcpt?: (address: string) => number | undefined;
+    data?: () => number | undefined;
+    delayMs?: number;
+  } = {},
+): Promise<TestRelay> {
+  const messages: Received[] = [];
+  const fail = (code: number): Error => Object.assign(new Error(`test relay says ${code}`), { responseCode: code });
+  const server = new SMTPServer({
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    logger: false,
+    disableReverseLookup: true,
+    onRcptTo(address, _session, callback) {
+      const code = behaviour.rcpt?.(address.address);
+      callback(code === undefined ? undefined : fail(code));
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const finish = (): void => {
+          const code = behaviour.data?.();
+          if (code !== undefined) {
+            callback(fail(code));
+            return;
+          }
+          messages.push({
+            from: session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address,
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks),
+          });
+          callback();
+        };
+        if (behaviour.delayMs === undefined) finish();
+        else setTimeout(finish, behaviour.delayMs);
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    port,
+    messages,
+    close: () =>
+      new Promise<void>((resolve) => {
+        (server.options as { closeTimeout?: number }).closeTimeout = 100;
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A loopback port with nothing listening on it. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Runs a program and returns its exit code and output. */
+export function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** A raw SMTP client: writes exact bytes and collects replies. */
+export class RawClient {
+  #buffer = '';
+  #waiters: ((line: string) => void)[] = [];
+  readonly #socket;
+
+  private constructor(port: number) {
+    this.#socket = connect(port, '127.0.0.1');
+    this.#socket.setEncoding('latin1');
+    this.#socket.on('data', (data: string) => {
+      this.#buffer += data;
+      this.#drain();
+    });
+    this.#socket.on('error', () => undefined);
+    this.#socket.on('close', () => {
+      for (const waiter of this.#waiters.splice(0)) waiter('closed');
+    });
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    const client = new RawClient(port);
+    await client.reply();
+    return client;
+  }
+
+  #drain(): void {
+    for (;;) {
+      const match = /^(\d{3}) .*\r\n/m.exec(this.#buffer);
+      if (match === null || this.#waiters.length === 0) return;
+      const end = match.index + match[0].length;
+      const reply = this.#buffer.slice(0, end);
+      this.#buffer = this.#buffer.slice(end);
+      this.#waiters.shift()!(reply.trim());
+    }
+  }
+
+  /** Waits for the next complete reply. */
+  reply(): Promise<string> {
+    return new Promise((resolve) => {
+      this.#waiters.push(resolve);
+      this.#drain();
+    });
+  }
+
+  /** Sends bytes and waits for one reply. */
+  async send(bytes: string): Promise<string> {
+    this.#socket.write(Buffer.from(bytes, 'latin1'));
+    return this.reply();
+  }
+
+  /** Sends bytes without waiting. */
+  write(bytes: string | Buffer): void {
+    this.#socket.write(bytes);
+  }
+
+  close(): void {
+    this.#socket.destroy();
+  }
+}
