@@ -1,0 +1,212 @@
+import type {
+  AuthStore,
+  ConsumeResult,
+  FailureRecord,
+  NewSession,
+  OneTimePurpose,
+  RotateInput,
+  RotateResult,
+  SessionRecord,
+  UserPatch,
+  UserRecord,
+} from './store.js';
+
+interface SessionEntry {
+  record: SessionRecord;
+  /** Hashes of every spent token of this family. */
+  spent: Set<string>;
+}
+
+/**
+ * An `AuthStore` in process memory: for tests, development and single-process apps. Every
+ * method completes synchronously inside one call, so compare-and-swap is atomic. State is lost
+ * on restart and is not shared between processes: use `RedisAuthStore` for that.
+ */
+export class MemoryAuthStore implements AuthStore {
+  readonly #users = new Map<string, UserRecord>();
+  readonly #emails = new Map<string, string>();
+  readonly #sessions = new Map<string, SessionEntry>();
+  readonly #userSessions = new Map<string, Set<string>>();
+  readonly #failures = new Map<string, FailureRecord>();
+  readonly #oneTime = new Map<string, { tokenHash: string; expiresAt: number }>();
+  readonly #cooldowns = new Map<string, number>();
+
+  createUser(user: UserRecord): Promise<boolean> {
+    if (this.#emails.has(user.email) || this.#users.has(user.id)) return Promise.resolve(false);
+    this.#users.set(user.id, { ...user });
+    this.#emails.set(user.email, user.id);
+    return Promise.resolve(true);
+  }
+
+  getUserById(userId: string): Promise<UserRecord | null> {
+    const user = this.#users.get(userId);
+    return Promise.resolve(user === undefined ? null : { ...user });
+  }
+
+  getUserByEmail(email: string): Promise<UserRecord | null> {
+    const id = this.#emails.get(email);
+    return id === undefined ? Promise.resolve(null) : this.getUserById(id);
+  }
+
+  updateUser(userId: string, patch: UserPatch): Promise<boolean> {
+    const user = this.#users.get(userId);
+    if (user === undefined) return Promise.resolve(false);
+    if (patch.passwordHash !== undefined) user.passwordHash = patch.passwordHash;
+    if (patch.emailVerified !== undefined) user.emailVerified = patch.emailVerified;
+    return Promise.resolve(true);
+  }
+
+  async deleteUser(userId: string): Promise<boolean> {
+    const user = this.#users.get(userId);
+    if (user === undefined) return false;
+    this.#users.delete(userId);
+    this.#emails.delete(user.email);
+    await this.deleteUserSessions(userId);
+    this.#oneTime.delete(`verify-email:${userId}`);
+    this.#oneTime.delete(`reset-password:${userId}`);
+    return true;
+  }
+
+  createSession(session: NewSession): Promise<void> {
+    const record: SessionRecord = {
+      id: session.id,
+      userId: session.userId,
+      createdAt: session.createdAt,
+      lastUsedAt: session.createdAt,
+      idleExpiresAt: Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
+      absoluteExpiresAt: session.absoluteExpiresAt,
+      generation: 0,
+      tokenHash: session.tokenHash,
+      ...(session.ip === undefined ? {} : { ip: session.ip }),
+      ...(session.userAgent === undefined ? {} : { userAgent: session.userAgent }),
+    };
+    this.#sessions.set(session.id, { record, spent: new Set() });
+    let ids = this.#userSessions.get(session.userId);
+    if (ids === undefined) {
+      ids = new Set();
+      this.#userSessions.set(session.userId, ids);
+    }
+    ids.add(session.id);
+    return Promise.resolve();
+  }
+
+  getSession(sessionId: string): Promise<SessionRecord | null> {
+    const entry = this.#sessions.get(sessionId);
+    return Promise.resolve(entry === undefined ? null : { ...entry.record });
+  }
+
+  rotateRefreshToken(input: RotateInput): Promise<RotateResult> {
+    const entry = this.#sessions.get(input.sessionId);
+    if (entry === undefined) return Promise.resolve({ status: 'invalid' });
+    const session = entry.record;
+    const known = session.tokenHash === input.presentedHash || entry.spent.has(input.presentedHash);
+    if (!known) return Promise.resolve({ status: 'invalid' });
+    if (input.now >= session.idleExpiresAt || input.now >= session.absoluteExpiresAt) {
+      this.#removeSession(session.userId, session.id);
+      return Promise.resolve({ status: 'expired', userId: session.userId });
+    }
+    if (session.tokenHash === input.presentedHash) {
+      entry.spent.add(session.tokenHash);
+      session.parentHash = session.tokenHash;
+      session.tokenHash = input.nextHash;
+      session.successorSealed = input.nextSealed;
+      session.rotatedAt = input.now;
+      session.lastUsedAt = input.now;
+      session.generation += 1;
+      session.idleExpiresAt = Math.min(input.idleExpiresAt, session.absoluteExpiresAt);
+      return Promise.resolve({ status: 'rotated', session: { ...session } });
+    }
+    if (
+      session.parentHash === input.presentedHash &&
+      session.rotatedAt !== undefined &&
+      session.successorSealed !== undefined &&
+      input.now - session.rotatedAt <= input.graceMs
+    ) {
+      return Promise.resolve({ status: 'grace', session: { ...session }, successorSealed: session.successorSealed });
+    }
+    this.#removeSession(session.userId, session.id);
+    return Promise.resolve({ status: 'reused', userId: session.userId });
+  }
+
+  listSessions(userId: string, now: number): Promise<SessionRecord[]> {
+    const sessions: SessionRecord[] = [];
+    for (const id of this.#userSessions.get(userId) ?? []) {
+      const entry = this.#sessions.get(id);
+      if (entry === undefined) continue;
+      if (now >= entry.record.idleExpiresAt || now >= entry.record.absoluteExpiresAt) {
+        this.#removeSession(userId, id);
+        continue;
+      }
+      sessions.push({ ...entry.record });
+    }
+    return Promise.resolve(sessions.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)));
+  }
+
+  deleteSession(userId: string, sessionId: string): Promise<boolean> {
+    const entry = this.#sessions.get(sessionId);
+    if (entry?.record.userId !== userId) return Promise.resolve(false);
+    this.#removeSession(userId, sessionId);
+    return Promise.resolve(true);
+  }
+
+  deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number> {
+    let count = 0;
+    for (const id of [...(this.#userSessions.get(userId) ?? [])]) {
+      if (id === exceptSessionId) continue;
+      if (this.#sessions.has(id)) count += 1;
+      this.#removeSession(userId, id);
+    }
+    return Promise.resolve(count);
+  }
+
+  recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord> {
+    const current = this.#failures.get(key);
+    const count = current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
+    const record = { count, lastFailureAt: now };
+    this.#failures.set(key, record);
+    return Promise.resolve({ ...record });
+  }
+
+  getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null> {
+    const current = this.#failures.get(key);
+    if (current === undefined || now - current.lastFailureAt >= windowMs) return Promise.resolve(null);
+    return Promise.resolve({ ...current });
+  }
+
+  clearFailures(key: string): Promise<void> {
+    this.#failures.delete(key);
+    return Promise.resolve();
+  }
+
+  putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void> {
+    this.#oneTime.set(`${purpose}:${userId}`, { tokenHash, expiresAt });
+    return Promise.resolve();
+  }
+
+  consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult> {
+    const key = `${purpose}:${userId}`;
+    const current = this.#oneTime.get(key);
+    if (current?.tokenHash !== tokenHash) return Promise.resolve('invalid');
+    this.#oneTime.delete(key);
+    return Promise.resolve(now >= current.expiresAt ? 'expired' : 'ok');
+  }
+
+  deleteOneTimeToken(purpose: OneTimePurpose, userId: string): Promise<void> {
+    this.#oneTime.delete(`${purpose}:${userId}`);
+    return Promise.resolve();
+  }
+
+  acquireCooldown(key: string, now: number, cooldownMs: number): Promise<boolean> {
+    const until = this.#cooldowns.get(key);
+    if (until !== undefined && now < until) return Promise.resolve(false);
+    this.#cooldowns.set(key, now + cooldownMs);
+    return Promise.resolve(true);
+  }
+
+  #removeSession(userId: string, sessionId: string): void {
+    this.#sessions.delete(sessionId);
+    const ids = this.#userSessions.get(userId);
+    ids?.delete(sessionId);
+    if (ids?.size === 0) this.#userSessions.delete(userId);
+  }
+}

@@ -1,0 +1,146 @@
+/** A user as the store keeps it. `email` is already normalised (NFKC, trimmed, lower case). */
+export interface UserRecord {
+  id: string;
+  email: string;
+  /** A self-describing hash string (argon2id PHC, or a legacy bcrypt/scrypt hash). */
+  passwordHash: string;
+  emailVerified: boolean;
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** The fields of a user that `updateUser` may change. */
+export interface UserPatch {
+  passwordHash?: string;
+  emailVerified?: boolean;
+}
+
+/** A session: one login, one refresh-token family. Token hashes are SHA-256, base64url. */
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms of the last login or refresh. */
+  lastUsedAt: number;
+  /** Epoch ms after which the session is dead unless refreshed before. */
+  idleExpiresAt: number;
+  /** Epoch ms after which the session is dead whatever happens. */
+  absoluteExpiresAt: number;
+  /** How many times the refresh token was rotated. */
+  generation: number;
+  /** Hash of the live refresh token. */
+  tokenHash: string;
+  /** Hash of the token the live one replaced (accepted inside the grace window), if any. */
+  parentHash?: string;
+  /** Epoch ms of the last rotation, if any. */
+  rotatedAt?: number;
+  /** The live token, encrypted with a key only the parent token derives (for the grace answer). */
+  successorSealed?: string;
+  ip?: string;
+  userAgent?: string;
+}
+
+/** What `createSession` needs. */
+export interface NewSession {
+  id: string;
+  userId: string;
+  tokenHash: string;
+  createdAt: number;
+  idleExpiresAt: number;
+  absoluteExpiresAt: number;
+  ip?: string;
+  userAgent?: string;
+}
+
+/** What `rotateRefreshToken` needs. All of it is decided by the caller; the store only compares and swaps. */
+export interface RotateInput {
+  sessionId: string;
+  /** Hash of the token the client presented. */
+  presentedHash: string;
+  /** Hash of the successor to install if the presented token is live. */
+  nextHash: string;
+  /** The successor, sealed with a key derived from the presented token. */
+  nextSealed: string;
+  /** Epoch ms. */
+  now: number;
+  /** How long the parent of the live token stays acceptable after a rotation, in ms. */
+  graceMs: number;
+  /** The new idle expiry (epoch ms) if the rotation happens; capped by the absolute expiry. */
+  idleExpiresAt: number;
+}
+
+/**
+ * The outcome of one atomic rotation:
+ * - `rotated`: the presented token was live; it is spent and `nextHash` is live now.
+ * - `grace`: the presented token is the parent of the live one and the rotation is younger than
+ *   the grace window; nothing changed; `successorSealed` is the live token, sealed.
+ * - `reused`: the presented token was spent earlier (or is the parent outside the window):
+ *   the session is deleted (the whole family is revoked).
+ * - `expired`: the session exists but its idle or absolute expiry passed; it is deleted.
+ * - `invalid`: no such session, or the hash belongs to none of its tokens.
+ */
+export type RotateResult =
+  | { status: 'rotated'; session: SessionRecord }
+  | { status: 'grace'; session: SessionRecord; successorSealed: string }
+  | { status: 'reused'; userId: string }
+  | { status: 'expired'; userId: string }
+  | { status: 'invalid' };
+
+/** A failure counter (per account or per IP). */
+export interface FailureRecord {
+  count: number;
+  /** Epoch ms of the latest failure. */
+  lastFailureAt: number;
+}
+
+/** What a single-use token is for. */
+export type OneTimePurpose = 'verify-email' | 'reset-password';
+
+/** The outcome of consuming a single-use token. */
+export type ConsumeResult = 'ok' | 'invalid' | 'expired';
+
+/**
+ * Where @postern/auth keeps users, sessions, counters and single-use tokens. Every method that
+ * compares and changes must do so atomically: two processes sharing the store must never both win.
+ * Times are passed in (epoch ms) so stores never read a clock of their own; a store may also set
+ * native expiry (Redis PEXPIRE) so dead records disappear. Run `runAuthStoreContract` from
+ * `@postern/auth/testing` against any implementation.
+ */
+export interface AuthStore {
+  /** Adds a user; resolves false (and changes nothing) when the email is taken. */
+  createUser(user: UserRecord): Promise<boolean>;
+  getUserById(userId: string): Promise<UserRecord | null>;
+  getUserByEmail(email: string): Promise<UserRecord | null>;
+  /** Changes a user; resolves false if there is no such user. */
+  updateUser(userId: string, patch: UserPatch): Promise<boolean>;
+  /** Deletes a user with every session and single-use token; resolves false if there was none. */
+  deleteUser(userId: string): Promise<boolean>;
+
+  createSession(session: NewSession): Promise<void>;
+  getSession(sessionId: string): Promise<SessionRecord | null>;
+  /** Compare-and-swap of the refresh token; see `RotateResult`. Must be atomic. */
+  rotateRefreshToken(input: RotateInput): Promise<RotateResult>;
+  /** The user's sessions that are alive at `now`. */
+  listSessions(userId: string, now: number): Promise<SessionRecord[]>;
+  /** Deletes one session if it belongs to `userId`; resolves whether it existed. */
+  deleteSession(userId: string, sessionId: string): Promise<boolean>;
+  /** Deletes every session of a user except `exceptSessionId`; resolves how many were deleted. */
+  deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number>;
+
+  /** Counts one failure; a counter whose latest failure is older than `windowMs` starts again at 1. */
+  recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord>;
+  /** The counter, or null if none or older than `windowMs`. */
+  getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null>;
+  clearFailures(key: string): Promise<void>;
+
+  /** Stores the one live single-use token of `purpose` for a user, replacing any older one. */
+  putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void>;
+  /** Atomically spends the token if it is the live one; any outcome but `invalid` removes it. */
+  consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult>;
+  /** Removes the live single-use token of `purpose`, if any. */
+  deleteOneTimeToken(purpose: OneTimePurpose, userId: string): Promise<void>;
+
+  /** Claims a cooldown: true (and starts it) if none is running for `key` at `now`, else false. */
+  acquireCooldown(key: string, now: number, cooldownMs: number): Promise<boolean>;
+}
