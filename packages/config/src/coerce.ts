@@ -1,0 +1,220 @@
+import * as z from 'zod';
+
+/** A schema that reads one environment string and gives a typed value. */
+export type EnvSchema<T> = z.ZodPipe<z.ZodString, z.ZodTransform<T, string>>;
+
+/** A schema whose input is a string, as every environment variable is. */
+export type StringInputSchema = z.ZodType<unknown, string>;
+
+function fromString<T>(parse: (value: string) => { value: T } | { error: string }): EnvSchema<T> {
+  return z.string().transform((input, context) => {
+    const result = parse(input);
+    if ('error' in result) {
+      // The input is deliberately left out of the issue: it may be a secret typed in the wrong place.
+      context.issues.push({ code: 'custom', message: result.error, input: undefined });
+      return z.NEVER;
+    }
+    return result.value;
+  });
+}
+
+const TRUE_WORDS = new Set(['true', '1', 'yes']);
+const FALSE_WORDS = new Set(['false', '0', 'no']);
+
+/**
+ * A boolean: `true`/`false`/`1`/`0`/`yes`/`no` in any letter case, surrounding spaces ignored.
+ * Anything else is an error, never JavaScript truthiness (`"false"` is false, `"off"` is refused).
+ */
+export function bool(): EnvSchema<boolean> {
+  return fromString((raw) => {
+    const word = raw.trim().toLowerCase();
+    if (TRUE_WORDS.has(word)) return { value: true };
+    if (FALSE_WORDS.has(word)) return { value: false };
+    return { error: 'must be one of true, false, 1, 0, yes, no' };
+  });
+}
+
+/** Options of {@link integer} and {@link number}. */
+export interface RangeOptions {
+  /** Smallest value allowed (inclusive). Default: none. */
+  min?: number;
+  /** Largest value allowed (inclusive). Default: none. */
+  max?: number;
+}
+
+function checkRange(value: number, options: RangeOptions): { value: number } | { error: string } {
+  if (options.min !== undefined && value < options.min) return { error: `must be at least ${String(options.min)}` };
+  if (options.max !== undefined && value > options.max) return { error: `must be at most ${String(options.max)}` };
+  return { value };
+}
+
+const INTEGER = /^[+-]?\d+$/;
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d+)?|\.\d+)$/;
+
+/**
+ * An integer in plain decimal digits, optionally signed. Hex (`0x10`), exponents (`1e3`),
+ * fractions, `Infinity` and empty strings are errors, unlike `Number()`.
+ */
+export function integer(options: RangeOptions = {}): EnvSchema<number> {
+  return fromString((raw) => {
+    const text = raw.trim();
+    if (!INTEGER.test(text)) return { error: 'must be an integer written in decimal digits' };
+    const value = Number(text);
+    if (!Number.isSafeInteger(value)) return { error: 'is outside the safe integer range' };
+    return checkRange(value, options);
+  });
+}
+
+/** A decimal number such as `0.25` or `-3`. Hex, exponents, `NaN` and `Infinity` are errors. */
+export function number(options: RangeOptions = {}): EnvSchema<number> {
+  return fromString((raw) => {
+    const text = raw.trim();
+    if (!DECIMAL.test(text)) return { error: 'must be a decimal number' };
+    const value = Number(text);
+    if (!Number.isFinite(value)) return { error: 'is outside the number range' };
+    return checkRange(value, options);
+  });
+}
+
+/** Options of {@link port}. */
+export interface PortOptions {
+  /** Accept `0` (let the OS choose an ephemeral port). Default: false. */
+  allowZero?: boolean;
+}
+
+/** A TCP/UDP port: decimal digits, 1-65535 (0 too with `allowZero`). */
+export function port(options: PortOptions = {}): EnvSchema<number> {
+  const min = options.allowZero === true ? 0 : 1;
+  return fromString((raw) => {
+    const text = raw.trim();
+    if (!/^\d+$/.test(text)) return { error: `must be a port number between ${String(min)} and 65535` };
+    const value = Number(text);
+    if (value < min || value > 65_535) return { error: `must be a port number between ${String(min)} and 65535` };
+    return { value };
+  });
+}
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(?:\d+(?:ms|s|m|h|d))+$/;
+const DURATION_PART = /(\d+)(ms|s|m|h|d)/g;
+
+/** Options of {@link duration}. */
+export interface DurationOptions {
+  /** Shortest duration allowed, in ms (inclusive). Default: none. */
+  minMs?: number;
+  /** Longest duration allowed, in ms (inclusive). Default: none. */
+  maxMs?: number;
+}
+
+/** Parses `"250ms"`, `"30s"`, `"15m"`, `"12h"`, `"7d"` or `"1h30m"` into milliseconds; `undefined` if malformed. */
+export function parseDuration(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (trimmed === '0') return 0;
+  if (!DURATION.test(trimmed)) return undefined;
+  let total = 0;
+  for (const [, amount, unit] of trimmed.matchAll(DURATION_PART)) {
+    total += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  }
+  return Number.isSafeInteger(total) ? total : undefined;
+}
+
+/**
+ * A duration in milliseconds, written with a unit: `250ms`, `30s`, `15m`, `12h`, `7d`, or combined
+ * (`1h30m`). A bare number is an error (seconds or milliseconds?), except `0`; so is a space (`10 m`).
+ */
+export function duration(options: DurationOptions = {}): EnvSchema<number> {
+  return fromString((raw) => {
+    const value = parseDuration(raw);
+    if (value === undefined) return { error: 'must be a duration such as 250ms, 30s, 15m, 12h or 7d' };
+    if (options.minMs !== undefined && value < options.minMs) return { error: `must be at least ${String(options.minMs)}ms` };
+    if (options.maxMs !== undefined && value > options.maxMs) return { error: `must be at most ${String(options.maxMs)}ms` };
+    return { value };
+  });
+}
+
+/** Options of {@link list}. */
+export interface ListOptions {
+  /** Text between items. Default: `','`. */
+  separator?: string;
+  /** Fewest items allowed. Default: 0. */
+  minItems?: number;
+}
+
+/**
+ * A separated list: split on `separator`, each item trimmed and parsed by `item` (a string schema
+ * by default, or `port()`, `url()`, `z.enum([...])`…). An empty item (`a,,b`) is an error.
+ */
+export function list<Item extends StringInputSchema = z.ZodString>(
+  item?: Item,
+  options: ListOptions = {},
+): EnvSchema<z.output<Item>[]> {
+  const itemSchema = item ?? z.string();
+  const separator = options.separator ?? ',';
+  const minItems = options.minItems ?? 0;
+  return z.string().transform((raw, context) => {
+    const trimmed = raw.trim();
+    const parts = trimmed === '' ? [] : trimmed.split(separator).map((part) => part.trim());
+    const values: z.output<Item>[] = [];
+    parts.forEach((part, index) => {
+      if (part === '') {
+        context.issues.push({ code: 'custom', message: 'is empty', path: [index], input: undefined });
+        return;
+      }
+      const result = z.safeParse(itemSchema, part);
+      if (result.success) {
+        values.push(result.data as z.output<Item>);
+        return;
+      }
+      for (const issue of result.error.issues) {
+        context.issues.push({ code: 'custom', message: issue.message, path: [index, ...issue.path], input: undefined });
+      }
+    });
+    if (parts.length < minItems) {
+      context.issues.push({ code: 'custom', message: `must have at least ${String(minItems)} items`, input: undefined });
+    }
+    return values;
+  });
+}
+
+/** Options of {@link url}. */
+export interface UrlOptions {
+  /** Schemes allowed, without the colon. Default: `['http', 'https']`. */
+  protocols?: readonly string[];
+}
+
+// Schemes with no `//authority` part; every other scheme must be written `scheme://`.
+const OPAQUE_SCHEMES = new Set(['mailto', 'urn', 'data', 'tel']);
+
+/**
+ * A URL (returned as the trimmed string) whose scheme is in `protocols`. Unlike `new URL()` alone,
+ * `http:example.com` and `http:/example.com` are errors, and `javascript:` is refused by default.
+ */
+export function url(options: UrlOptions = {}): EnvSchema<string> {
+  const protocols = new Set((options.protocols ?? ['http', 'https']).map((protocol) => protocol.toLowerCase().replace(/:$/, '')));
+  const expected = [...protocols].join(', ');
+  return fromString((raw) => {
+    const text = raw.trim();
+    let parsed: URL;
+    try {
+      parsed = new URL(text);
+    } catch {
+      return { error: 'must be an absolute URL' };
+    }
+    const scheme = parsed.protocol.slice(0, -1).toLowerCase();
+    if (!protocols.has(scheme)) return { error: `must use one of these protocols: ${expected}` };
+    if (!OPAQUE_SCHEMES.has(scheme) && !text.toLowerCase().startsWith(`${scheme}://`)) {
+      return { error: `must be written as ${scheme}://…` };
+    }
+    return { value: text };
+  });
+}
+
+const emailSchema = z.email();
+
+/** An email address (zod's email check), surrounding spaces ignored. */
+export function email(): EnvSchema<string> {
+  return fromString((raw) => {
+    const text = raw.trim();
+    return emailSchema.safeParse(text).success ? { value: text } : { error: 'must be an email address' };
+  });
+}

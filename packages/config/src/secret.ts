@@ -1,0 +1,192 @@
+import * as z from 'zod';
+
+const REDACTED = '[redacted]';
+const SECRET_MARKER = Symbol.for('postern.config.secret');
+
+interface SecretState {
+  readonly value: string;
+  readonly policy: SecretPolicy;
+  readonly fromDefault: boolean;
+}
+
+/** The strength a secret must have in production (in development, a warning). */
+export interface SecretPolicy {
+  /** Fewest characters allowed. */
+  readonly minLength: number;
+  /** Least estimated entropy allowed, in bits (Shannon entropy of the characters times the length). */
+  readonly minEntropyBits: number;
+}
+
+// Values live here, not on the object: no enumeration, inspection, spread, structuredClone or
+// reflection on a Secret can reach them.
+const states = new WeakMap<Secret, SecretState>();
+
+/**
+ * A secret value that will not leak by accident: `String()`, template literals, `JSON.stringify`,
+ * `util.inspect` and `console.log` all give `[redacted]`; only `reveal()` gives the value.
+ */
+export class Secret {
+  readonly [SECRET_MARKER] = true as const;
+
+  /** Wraps `value`. Prefer `secret()` in a config shape, which also checks its strength. */
+  constructor(value: string) {
+    states.set(this, { value, policy: DEFAULT_POLICY, fromDefault: false });
+    Object.freeze(this);
+  }
+
+  /** The secret value. Call it where the value is used, never where it is logged. */
+  reveal(): string {
+    const state = states.get(this);
+    if (state === undefined) throw new TypeError('Secret.reveal() called on an object that is not a Secret');
+    return state.value;
+  }
+
+  /** Compares with another secret or string without revealing either; time depends on length only. */
+  equals(other: Secret | string): boolean {
+    const left = this.reveal();
+    const right = typeof other === 'string' ? other : other.reveal();
+    let difference = left.length ^ right.length;
+    for (let index = 0; index < left.length; index += 1) {
+      difference |= left.charCodeAt(index) ^ right.charCodeAt(index % Math.max(right.length, 1));
+    }
+    return difference === 0;
+  }
+
+  /** Always `[redacted]`. */
+  toString(): string {
+    return REDACTED;
+  }
+
+  /** Always `[redacted]`, so `JSON.stringify` never writes the value. */
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  /** Always `[redacted]`, for `+`, template literals and `==`. */
+  [Symbol.toPrimitive](): string {
+    return REDACTED;
+  }
+
+  /** Always `[redacted]`, for `util.inspect` and `console.log`. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return REDACTED;
+  }
+
+  /** True for a Secret from any copy of this package. */
+  static isInstance(value: unknown): value is Secret {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_MARKER] === true;
+  }
+}
+
+/** Default strength floor: 16 characters and 48 bits of estimated entropy. */
+export const DEFAULT_POLICY: SecretPolicy = Object.freeze({ minLength: 16, minEntropyBits: 48 });
+
+function createSecret(value: string, policy: SecretPolicy, fromDefault: boolean): Secret {
+  const secret = new Secret(value);
+  states.set(secret, { value, policy, fromDefault });
+  return secret;
+}
+
+/** How `loadConfig` learns a parsed secret's policy and origin; not part of the public surface. */
+export function secretState(secret: Secret): SecretState | undefined {
+  return states.get(secret);
+}
+
+/** Options of {@link secret}. */
+export interface SecretOptions {
+  /** Fewest characters allowed in production. Default: 16. */
+  minLength?: number;
+  /** Least estimated entropy in production, in bits. Default: 48. */
+  minEntropyBits?: number;
+  /**
+   * Value used when the variable is not set. Production mode refuses to start on it (and on an
+   * explicitly set value equal to it); development uses it with a warning. Default: none (required).
+   */
+  default?: string;
+}
+
+/** The schema `secret()` returns: a string in, a {@link Secret} out. */
+export type SecretSchema = z.ZodPipe<z.ZodString, z.ZodTransform<Secret, string>>;
+/** The schema `secret({ default })` returns: the variable may be missing. */
+export type SecretWithDefaultSchema = z.ZodPipe<z.ZodOptional<z.ZodString>, z.ZodTransform<Secret, string | undefined>>;
+
+/**
+ * A secret variable: parsed into a {@link Secret}. `loadConfig` refuses in production (and warns
+ * in development) when it is missing, defaulted, a well-known default, one repeated character,
+ * shorter than `minLength` or below `minEntropyBits`.
+ */
+export function secret(options: SecretOptions & { default: string }): SecretWithDefaultSchema;
+export function secret(options?: SecretOptions): SecretSchema;
+export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDefaultSchema {
+  const policy: SecretPolicy = Object.freeze({
+    minLength: options.minLength ?? DEFAULT_POLICY.minLength,
+    minEntropyBits: options.minEntropyBits ?? DEFAULT_POLICY.minEntropyBits,
+  });
+  const fallback = options.default;
+  if (fallback === undefined) {
+    return z.string().transform((value) => createSecret(value, policy, false));
+  }
+  return z
+    .string()
+    .optional()
+    .transform((value) =>
+      value === undefined ? createSecret(fallback, policy, true) : createSecret(value, policy, value === fallback),
+    );
+}
+
+/**
+ * Values shipped as defaults or placeholders by tutorials, images and `.env.example` files. Compared
+ * case-insensitively with everything but letters and digits removed (`Change-Me` is `changeme`).
+ */
+export const KNOWN_DEFAULT_SECRETS: readonly string[] = Object.freeze([
+  'changeme', 'change-me', 'changeit', 'replaceme', 'secret', 'secretkey', 'secret-key', 'mysecret',
+  'supersecret', 'super-secret', 'topsecret', 'your-secret-key', 'your-secret', 'yoursecretkeyhere',
+  'jwt-secret', 'jwtsecret', 'session-secret', 'keyboard cat', 'password', 'passw0rd', 'p@ssw0rd',
+  'password1', 'password123', 'pass', 'admin', 'admin123', 'administrator', 'root', 'toor', 'minioadmin',
+  'minio123', 'test', 'testing', 'default', 'example', 'sample', 'guest', 'letmein', 'qwerty', 'abc123',
+  '123456', '12345678', '123456789', '1234567890', 'postgres', 'mysql', 'redis', 'dev', 'development',
+  'insecure', 'notasecret', 'foobar', 'xxx', 'todo', 's3cr3t', 'hunter2',
+]);
+
+const normalize = (value: string): string => value.toLowerCase().replace(/[^a-z0-9]/g, '');
+const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
+// Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
+const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];
+
+/** Estimated entropy in bits: Shannon entropy of the character frequencies times the length. */
+export function entropyBits(value: string): number {
+  const characters = [...value];
+  if (characters.length === 0) return 0;
+  const counts = new Map<string, number>();
+  for (const character of characters) counts.set(character, (counts.get(character) ?? 0) + 1);
+  let perCharacter = 0;
+  for (const count of counts.values()) {
+    const probability = count / characters.length;
+    perCharacter -= probability * Math.log2(probability);
+  }
+  return perCharacter * characters.length;
+}
+
+/** One reason a secret is weak, most specific first; `undefined` when it passes. */
+export function assessSecret(
+  value: string,
+  policy: SecretPolicy,
+  fromDefault: boolean,
+): { code: 'SECRET_DEFAULT' | 'SECRET_KNOWN_DEFAULT' | 'SECRET_REPEATED' | 'SECRET_TOO_SHORT' | 'SECRET_LOW_ENTROPY'; message: string } | undefined {
+  if (fromDefault) return { code: 'SECRET_DEFAULT', message: 'is not set, or set to its default value; a secret needs its own value' };
+  const normalized = normalize(value);
+  if (knownDefaults.has(normalized) || placeholderMarkers.some((marker) => normalized.includes(marker))) {
+    return { code: 'SECRET_KNOWN_DEFAULT', message: 'is a well-known default or placeholder value' };
+  }
+  const characters = [...value];
+  if (characters.length > 0 && characters.every((character) => character === characters[0])) {
+    return { code: 'SECRET_REPEATED', message: 'repeats a single character' };
+  }
+  if (characters.length < policy.minLength) {
+    return { code: 'SECRET_TOO_SHORT', message: `is shorter than ${String(policy.minLength)} characters` };
+  }
+  if (entropyBits(value) < policy.minEntropyBits) {
+    return { code: 'SECRET_LOW_ENTROPY', message: `has an estimated entropy below ${String(policy.minEntropyBits)} bits` };
+  }
+  return undefined;
+}
