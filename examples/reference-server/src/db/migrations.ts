@@ -11,6 +11,8 @@ export const migrations: Record<string, Migration> = {
     async up(db: Kysely<unknown>): Promise<void> {
       // Uniqueness and cascades live in the database: two processes racing on one alias cannot
       // both win, and deleting a user removes everything it owns in the same statement.
+      // Sessions, lockout counters and single-use tokens live in Redis (RedisAuthStore): they
+      // expire natively there and are hit on every refresh and login.
       await sql`
         CREATE TABLE users (
           id uuid PRIMARY KEY,
@@ -18,38 +20,6 @@ export const migrations: Record<string, Migration> = {
           password_hash text NOT NULL,
           email_verified boolean NOT NULL DEFAULT false,
           created_at bigint NOT NULL
-        );
-        CREATE TABLE auth_sessions (
-          id text PRIMARY KEY,
-          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-          created_at bigint NOT NULL,
-          last_used_at bigint NOT NULL,
-          idle_expires_at bigint NOT NULL,
-          absolute_expires_at bigint NOT NULL,
-          generation integer NOT NULL DEFAULT 0,
-          token_hash text NOT NULL,
-          parent_hash text,
-          rotated_at bigint,
-          successor_sealed text,
-          ip text,
-          user_agent text
-        );
-        CREATE INDEX auth_sessions_user_id ON auth_sessions(user_id);
-        CREATE TABLE auth_failures (
-          key text PRIMARY KEY,
-          count integer NOT NULL,
-          last_failure_at bigint NOT NULL
-        );
-        CREATE TABLE auth_one_time_tokens (
-          purpose text NOT NULL,
-          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-          token_hash text NOT NULL,
-          expires_at bigint NOT NULL,
-          PRIMARY KEY (purpose, user_id)
-        );
-        CREATE TABLE auth_cooldowns (
-          key text PRIMARY KEY,
-          until bigint NOT NULL
         );
         CREATE TABLE domains (
           id uuid PRIMARY KEY,
@@ -102,8 +72,7 @@ export const migrations: Record<string, Migration> = {
     async down(db: Kysely<unknown>): Promise<void> {
       await sql`
         DROP TABLE audit_log; DROP TABLE forwarding_log; DROP TABLE aliases; DROP TABLE domains;
-        DROP TABLE auth_cooldowns; DROP TABLE auth_one_time_tokens; DROP TABLE auth_failures;
-        DROP TABLE auth_sessions; DROP TABLE users;
+        DROP TABLE users;
       `.execute(db);
     },
   },

@@ -11,40 +11,6 @@ export interface UsersTable {
   created_at: EpochMs;
 }
 
-export interface AuthSessionsTable {
-  id: string;
-  user_id: string;
-  created_at: EpochMs;
-  last_used_at: EpochMs;
-  idle_expires_at: EpochMs;
-  absolute_expires_at: EpochMs;
-  generation: number;
-  token_hash: string;
-  parent_hash: string | null;
-  rotated_at: EpochMs | null;
-  successor_sealed: string | null;
-  ip: string | null;
-  user_agent: string | null;
-}
-
-export interface AuthFailuresTable {
-  key: string;
-  count: number;
-  last_failure_at: EpochMs;
-}
-
-export interface AuthOneTimeTokensTable {
-  purpose: string;
-  user_id: string;
-  token_hash: string;
-  expires_at: EpochMs;
-}
-
-export interface AuthCooldownsTable {
-  key: string;
-  until: EpochMs;
-}
-
 export interface DomainsTable {
   id: string;
   /** Null for the service's own shared domain. */
@@ -94,10 +60,6 @@ export interface AuditLogTable {
 /** Every table the reference server keeps in PostgreSQL. */
 export interface Database {
   users: UsersTable;
-  auth_sessions: AuthSessionsTable;
-  auth_failures: AuthFailuresTable;
-  auth_one_time_tokens: AuthOneTimeTokensTable;
-  auth_cooldowns: AuthCooldownsTable;
   domains: DomainsTable;
   aliases: AliasesTable;
   forwarding_log: ForwardingLogTable;

@@ -1,0 +1,15 @@
+/** The rate limiter port every @postern/rate-limit limiter satisfies. */
+export interface RateLimiter {
+  consume(key: string, options?: { cost?: number }): Promise<{ allowed: boolean; retryAfterMs: number }>;
+}
+
+/** Who made an authenticated request. */
+export interface Principal {
+  userId: string;
+  sessionId: string;
+}
+
+/** Tells every SMTP process that an alias changed, so cached routes are dropped. */
+export interface AliasChangeNotifier {
+  changed(address: string): Promise<void>;
+}
