@@ -88,14 +88,23 @@ export async function arcSeal(
 
 /** Returns the DKIM-Signature line(s) to prepend; throws when the key cannot sign. */
 export async function dkimSignature(message: Readable, options: DkimOptions & { domain: string }, now: Date): Promise<string> {
+  // mailauth 4.13.3 reads keys only from `signatureData`; top-level keys (as its .d.ts suggests) sign nothing.
   const result = await dkimSign(message, {
     signingDomain: options.domain,
     selector: options.selector,
     privateKey: options.privateKey,
-    algorithm: algorithmOf(options),
-    canonicalization: 'relaxed/relaxed',
     signTime: now,
+    signatureData: [
+      {
+        signingDomain: options.domain,
+        selector: options.selector,
+        privateKey: options.privateKey,
+        algorithm: algorithmOf(options),
+        canonicalization: 'relaxed/relaxed',
+      },
+    ],
   });
   if (result.errors.length > 0) throw result.errors[0]!;
+  if (!/^DKIM-Signature:/i.test(result.signatures)) throw new Error('DKIM signer produced no signature');
   return result.signatures;
 }

@@ -1,0 +1,143 @@
+import { authenticate, dkimSign } from 'mailauth';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SmtpForwarder, staticResolver } from '../src/index.js';
+import type { SmtpForwarderOptions } from '../src/index.js';
+import { dkimKey, testDns } from './dns.js';
+import { RawClient, startRelay } from './helpers.js';
+import type { TestRelay } from './helpers.js';
+
+const origin = dkimKey('rsa');
+const forwardRsa = dkimKey('rsa');
+const forwardEd = dkimKey('ed25519');
+const arcKey = dkimKey('rsa');
+
+const dns = testDns({
+  'TXT orig._domainkey.origin.test': origin.record,
+  'TXT rsa._domainkey.fwd.test': forwardRsa.record,
+  'TXT ed._domainkey.fwd.test': forwardEd.record,
+  'TXT arc._domainkey.fwd.test': arcKey.record,
+  'TXT origin.test': 'v=spf1 ip4:127.0.0.1 -all',
+  'TXT fwd.test': 'v=spf1 ip4:127.0.0.1 -all',
+  'TXT _dmarc.origin.test': 'v=DMARC1; p=reject',
+  'TXT _dmarc.fwd.test': 'v=DMARC1; p=reject',
+  'TXT _dmarc.relaxed.test': 'v=DMARC1; p=none',
+});
+
+const relays: TestRelay[] = [];
+const forwarders: SmtpForwarder[] = [];
+
+async function start(options: Partial<SmtpForwarderOptions>, withAuthentication = true): Promise<{ port: number; relay: TestRelay; forwarder: SmtpForwarder }> {
+  const relay = await startRelay();
+  relays.push(relay);
+  const forwarder = new SmtpForwarder({
+    domain: 'fwd.test',
+    resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+    transport: { relays: [{ host: '127.0.0.1', port: relay.port }] },
+    srs: { secrets: ['auth-test-secret-0123456789'] },
+    ...(withAuthentication ? { authentication: { dnsResolver: dns } } : {}),
+    ...options,
+  });
+  forwarders.push(forwarder);
+  const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+  return { port, relay, forwarder };
+}
+
+async function signedOriginal(from = 'Alice Sender <sender@origin.test>'): Promise<string> {
+  const message = `From: ${from}\r\nTo: alice@fwd.test\r\nSubject: DMARC test\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@origin.test>\r\n\r\nHello through the forwarder.\r\n`;
+  const { signatures } = await dkimSign(message, {
+    signingDomain: 'origin.test',
+    selector: 'orig',
+    privateKey: origin.privateKey,
+    signatureData: [{ signingDomain: 'origin.test', selector: 'orig', privateKey: origin.privateKey, canonicalization: 'relaxed/relaxed' }],
+  });
+  return signatures + message;
+}
+
+async function send(port: number, message: string, sender = 'sender@origin.test'): Promise<string> {
+  const client = await RawClient.open(port);
+  await client.send('EHLO mx.origin.test\r\n');
+  await client.send(`MAIL FROM:<${sender}>\r\n`);
+  await client.send('RCPT TO:<alice@fwd.test>\r\n');
+  await client.send('DATA\r\n');
+  const reply = await client.send(`${message.replace(/^\./gm, '..')}.\r\n`);
+  client.close();
+  return reply;
+}
+
+async function asReceiver(relay: TestRelay) {
+  const received = relay.messages.at(-1)!;
+  return authenticate(received.data, { ip: '127.0.0.1', helo: 'fwd.test', sender: received.from, mta: 'receiver.test', resolver: dns, disableBimi: true });
+}
+
+afterAll(async () => {
+  await Promise.all(forwarders.map((f) => f.close({ timeoutMs: 200 })));
+  await Promise.all(relays.map((r) => r.close()));
+});
+
+describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', () => {
+  let rewritten: Awaited<ReturnType<typeof start>>;
+
+  beforeAll(async () => {
+    rewritten = await start({
+      dkim: { selector: 'rsa', privateKey: forwardRsa.privateKey },
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      fromRewrite: 'dmarc-strict',
+    });
+  });
+
+  it('rewrites From for a p=reject sender and passes DKIM (aligned), SPF (SRS) and DMARC at the receiver, with a valid ARC chain', async () => {
+    expect(await send(rewritten.port, await signedOriginal())).toMatch(/^250/);
+    const text = rewritten.relay.messages.at(-1)!.data.toString();
+    expect(text).toMatch(/^DKIM-Signature: .*d=fwd\.test/m);
+    expect(text).toContain('From: "Alice Sender via alice" <alice@fwd.test>');
+    expect(text).toContain('Reply-To: Alice Sender <sender@origin.test>');
+    expect(text).toContain('X-Original-From: Alice Sender <sender@origin.test>');
+    expect(text).toMatch(/^Authentication-Results: fwd\.test;[\s\S]*dkim=pass[\s\S]*dmarc=pass/m);
+    const verdict = await asReceiver(rewritten.relay);
+    expect(verdict.spf && verdict.spf.status.result).toBe('pass');
+    expect(verdict.spf && verdict.spf.domain).toBe('fwd.test');
+    const ours = verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test');
+    expect(ours?.status.result).toBe('pass');
+    expect(verdict.dmarc && verdict.dmarc.status.result).toBe('pass');
+    expect(verdict.arc && verdict.arc.status.result).toBe('pass');
+  });
+
+  it('keeps From for a p=none sender, and the original DKIM signature still verifies after forwarding', async () => {
+    expect(await send(rewritten.port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    const text = rewritten.relay.messages.at(-1)!.data.toString();
+    expect(text).toContain('From: Relaxed <someone@relaxed.test>');
+    expect(text).not.toContain('X-Original-From');
+    const verdict = await asReceiver(rewritten.relay);
+    const original = verdict.dkim.results.find((r) => r.signingDomain === 'origin.test');
+    expect(original?.status.result).toBe('pass');
+    expect(verdict.arc && verdict.arc.status.result).toBe('pass');
+  });
+
+  it('signs with Ed25519 and always rewrites when asked', async () => {
+    const ed = await start({ dkim: { selector: 'ed', privateKey: forwardEd.privateKey }, fromRewrite: 'always' });
+    expect(await send(ed.port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    const text = ed.relay.messages.at(-1)!.data.toString();
+    expect(text).toMatch(/a=ed25519-sha256/);
+    expect(text).toContain('<alice@fwd.test>');
+    const verdict = await asReceiver(ed.relay);
+    expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe('pass');
+    expect(verdict.dmarc && verdict.dmarc.status.result).toBe('pass');
+  });
+
+  it('refuses a DMARC p=reject failure when rejectDmarcFailures is set', async () => {
+    const strict = await start({ authentication: { dnsResolver: dns, rejectDmarcFailures: true } });
+    const forged = 'From: sender@origin.test\r\nSubject: forged\r\n\r\nnot signed\r\n';
+    expect(await send(strict.port, forged, 'attacker@elsewhere.test')).toMatch(/^550 5\.7\.1/);
+    expect(strict.relay.messages).toHaveLength(0);
+  });
+
+  it('looks up the DMARC policy itself when inbound authentication is off', async () => {
+    const plain = await start({ dnsResolver: dns, fromRewrite: 'dmarc-strict' }, false);
+    expect(await send(plain.port, 'From: "Bob" <bob@sub.origin.test>\r\nSubject: x\r\n\r\nbody\r\n')).toMatch(/^250/);
+    expect(plain.relay.messages.at(-1)!.data.toString()).toContain('From: "Bob via alice" <alice@fwd.test>');
+  });
+
+  it('refuses an ARC key without inbound authentication', () => {
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), arc: { selector: 'a', privateKey: arcKey.privateKey } })).toThrow(/arc needs authentication/);
+  });
+});
