@@ -1,7 +1,7 @@
 // The most common passwords of 8 or more characters from public breach corpora (lower case),
 // checked case-insensitively after NFKC. Short ones are omitted: the length floor refuses them.
 const LIST = `123456789 12345678 1234567890 password 11111111 iloveyou 00000000 qwertyuiop 123123123
-password1 qwerty123 1q2w3e4r 987654321 sunshine princess 1qaz2wsx football baseball welcome
+password1 qwerty123 1q2w3e4r 987654321 sunshine princess 1qaz2wsx football baseball welcome!
 abc12345 123qweasd password123 1234qwer 88888888 superman 123456789a iloveyou1 qwerty12 zaq12wsx
 qwe123qwe michelle jennifer 12341234 11223344 babygirl computer whatever starwars 1234567a
 trustno1 passw0rd 0987654321 qwertyui 1q2w3e4r5t asdfghjkl 12345678910 password12 qwerty1234

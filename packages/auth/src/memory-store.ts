@@ -120,6 +120,7 @@ export class MemoryAuthStore implements AuthStore {
       session.parentHash === input.presentedHash &&
       session.rotatedAt !== undefined &&
       session.successorSealed !== undefined &&
+      input.graceMs > 0 &&
       input.now - session.rotatedAt <= input.graceMs
     ) {
       return Promise.resolve({ status: 'grace', session: { ...session }, successorSealed: session.successorSealed });

@@ -207,7 +207,7 @@ export class AuthService {
     positive('resetTokenTtlMs', this.#resetTtlMs);
     if (!Number.isInteger(this.#cooldownMs) || this.#cooldownMs < 0) throw new AuthError('INVALID_OPTIONS', 'resendCooldownMs must be an integer >= 0');
     // Unknown users are verified against this, so they cost exactly what a wrong password costs.
-    this.#dummyHash = Promise.resolve().then(() => this.#hasher.hash(randomToken(24)));
+    this.#dummyHash = this.#hasher.hash(randomToken(24));
     this.#dummyHash.catch(() => undefined);
   }
 

@@ -15,7 +15,7 @@
   Returns:
     {0}                     invalid: no such session, or the hash is none of its tokens
     {1, field, value, ...}  rotated: the session after the swap (HGETALL form)
-    {2, field, value, ...}  grace: presented is the live token's parent, rotated <= grace ago;
+    {2, field, value, ...}  grace: presented is the live token's parent, grace > 0 and rotated <= grace ago;
                             successorSealed is among the fields; nothing changed
     {3, userId}             reused: a spent token; both keys deleted (the family is revoked)
     {4, userId}             expired: idle or absolute expiry passed; both keys deleted
@@ -63,7 +63,8 @@ if isLive then
 end
 
 local rotatedAt = tonumber(fields[4])
-if fields[3] == presented and rotatedAt and now - rotatedAt <= tonumber(ARGV[5]) then
+local grace = tonumber(ARGV[5])
+if fields[3] == presented and rotatedAt and grace > 0 and now - rotatedAt <= grace then
   local result = redis.call('HGETALL', session)
   table.insert(result, 1, 2)
   return result
