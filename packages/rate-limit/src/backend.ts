@@ -19,7 +19,7 @@ export interface BackendDecision {
   readonly allowed: boolean;
   /** Per request, in order: the key's backlog before this call, in µs (0 for an idle or unknown key). */
   readonly backlogUs: readonly number[];
-  /** When set and the call was denied, the earliest useful retry in µs (used by fail-closed answers). */
+  /** When set and the call was denied, the retry time to report instead of the computed one, in µs (fail-closed answers use it). */
   readonly retryAfterUs?: number;
 }
 

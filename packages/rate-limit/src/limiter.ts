@@ -119,7 +119,7 @@ function incrementOf(settings: Settings, options: ConsumeOptions | undefined): n
   return incrementUs;
 }
 
-function toResult(settings: Settings, request: BackendRequest, backlogUs: number, allowed: boolean, charged: boolean, retryFloorUs: number): RateLimitResult {
+function toResult(settings: Settings, request: BackendRequest, backlogUs: number, allowed: boolean, charged: boolean, retryOverrideUs: number | undefined): RateLimitResult {
   const { intervalUs, toleranceUs } = settings;
   if (allowed) {
     const after = charged ? backlogUs + request.incrementUs : backlogUs;
@@ -130,7 +130,7 @@ function toResult(settings: Settings, request: BackendRequest, backlogUs: number
       resetAfterMs: Math.ceil(after / 1000),
     };
   }
-  const waitUs = Math.max(backlogUs + request.incrementUs - toleranceUs, retryFloorUs, 0);
+  const waitUs = retryOverrideUs ?? Math.max(backlogUs + request.incrementUs - toleranceUs, 0);
   return {
     allowed: false,
     remaining: Math.max(0, Math.floor((toleranceUs - backlogUs) / intervalUs)),
@@ -239,7 +239,7 @@ class GcraLimiter implements RateLimiter {
     const settings = this.settings;
     const finish = (answer: BackendDecision): RateLimitResult => {
       checkDecision(answer, 1);
-      return toResult(settings, request, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs ?? 0);
+      return toResult(settings, request, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs);
     };
     if (isPromise(decision)) return decision.then(finish);
     try {
@@ -298,7 +298,7 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
         const backlog = answer.backlogUs[index]!;
         // In a denied combined call each part reports whether it alone would have passed.
         const partAllowed = answer.allowed || backlog + request.incrementUs <= request.toleranceUs;
-        return toResult(part.settings, request, backlog, partAllowed, answer.allowed && mode === 'consume', answer.retryAfterUs ?? 0);
+        return toResult(part.settings, request, backlog, partAllowed, answer.allowed && mode === 'consume', answer.retryAfterUs);
       });
       return {
         allowed: answer.allowed,

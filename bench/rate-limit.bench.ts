@@ -1,0 +1,103 @@
+/**
+ * @postern/rate-limit against rate-limiter-flexible 11.4.0 in one run: `consume` calls/s on
+ * 1,000 keys, for both Redis backends (same Redis, one ioredis client each) at concurrency 1
+ * and 64, and for both in-memory limiters. Limits are high enough that every call is allowed,
+ * so both libraries run their charging path. Build the package first
+ * (`cd packages/rate-limit && npx tsup`): `@postern/rate-limit` resolves to its dist.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
+import { createRateLimiter } from '@postern/rate-limit';
+import { RedisBackend } from '@postern/rate-limit/redis';
+import type { BenchResult } from './harness.ts';
+import { progress, ratio, report, suite } from './harness.ts';
+
+const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const KEY_COUNT = 1_000;
+const keys = Array.from({ length: KEY_COUNT }, (_, index) => `user-${index}`);
+// 10 million per hour: no call is ever denied during the run, in either library.
+const LIMIT = 10_000_000;
+const PERIOD_SECONDS = 3_600;
+const run = randomUUID().slice(0, 8);
+const meta = { keys: KEY_COUNT, limit: `${LIMIT}/${PERIOD_SECONDS}s` };
+
+function cycler(consume: (key: string) => Promise<unknown>): () => Promise<unknown> {
+  let next = 0;
+  return () => {
+    const key = keys[next]!;
+    next = next === KEY_COUNT - 1 ? 0 : next + 1;
+    return consume(key);
+  };
+}
+
+const ourRedisClient = new Redis(REDIS_URL);
+const theirRedisClient = new Redis(REDIS_URL);
+const oursRedis = createRateLimiter({
+  limit: LIMIT,
+  periodMs: PERIOD_SECONDS * 1000,
+  prefix: `bench-rl-ours-${run}`,
+  backend: new RedisBackend({ redis: ourRedisClient }),
+});
+const theirsRedis = new RateLimiterRedis({
+  storeClient: theirRedisClient,
+  points: LIMIT,
+  duration: PERIOD_SECONDS,
+  keyPrefix: `bench-rl-theirs-${run}`,
+});
+const oursMemory = createRateLimiter({ limit: LIMIT, periodMs: PERIOD_SECONDS * 1000, prefix: 'bench' });
+const theirsMemory = new RateLimiterMemory({ points: LIMIT, duration: PERIOD_SECONDS });
+
+const results: BenchResult[] = [];
+for (const concurrency of [1, 64]) {
+  progress(`redis, concurrency ${concurrency}`);
+  results.push(
+    ...(await suite(
+      [
+        {
+          name: `@postern/rate-limit redis c=${concurrency}`,
+          fn: cycler((key) => oursRedis.consume(key)),
+          meta: { ...meta, backend: 'redis' },
+        },
+        {
+          name: `rate-limiter-flexible redis c=${concurrency}`,
+          fn: cycler((key) => theirsRedis.consume(key)),
+          meta: { ...meta, backend: 'redis', version: '11.4.0' },
+        },
+      ],
+      { concurrency, durationMs: 3_000, warmupMs: 500 },
+    )),
+  );
+}
+progress('memory, concurrency 1');
+results.push(
+  ...(await suite(
+    [
+      { name: '@postern/rate-limit memory', fn: cycler((key) => oursMemory.consume(key)), meta: { ...meta, backend: 'memory' } },
+      {
+        name: 'rate-limiter-flexible memory',
+        fn: cycler((key) => theirsMemory.consume(key)),
+        meta: { ...meta, backend: 'memory', version: '11.4.0' },
+      },
+    ],
+    { durationMs: 3_000, warmupMs: 500 },
+  )),
+);
+
+// Leave nothing behind on the shared Redis.
+for (const prefix of [`bench-rl-ours-${run}`, `bench-rl-theirs-${run}`]) {
+  let cursor = '0';
+  do {
+    const [nextCursor, found] = await ourRedisClient.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (found.length > 0) await ourRedisClient.del(...found);
+    cursor = nextCursor;
+  } while (cursor !== '0');
+}
+await Promise.all([ourRedisClient.quit(), theirRedisClient.quit()]);
+
+const byName = (name: string): BenchResult => results.find((result) => result.name === name)!;
+report('@postern/rate-limit vs rate-limiter-flexible 11.4.0: consume() on 1,000 keys', results, {
+  'postern/rlf redis c=1': ratio(byName('@postern/rate-limit redis c=1'), byName('rate-limiter-flexible redis c=1')),
+  'postern/rlf redis c=64': ratio(byName('@postern/rate-limit redis c=64'), byName('rate-limiter-flexible redis c=64')),
+  'postern/rlf memory': ratio(byName('@postern/rate-limit memory'), byName('rate-limiter-flexible memory')),
+});

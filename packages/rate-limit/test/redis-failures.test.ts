@@ -1,0 +1,221 @@
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRateLimiter, MemoryBackend, RateLimitError } from '../src/index.js';
+import { RedisBackend } from '../src/redis.js';
+import type { RedisBackendStateChange, RedisScriptClient } from '../src/redis.js';
+import { ManualClock } from '../src/testing.js';
+import { freePort, startRedis, type OwnRedis } from './helpers.js';
+
+// A private redis-server: these tests pause it (SIGSTOP) to make Redis slow, which must not
+// disturb the shared Redis other packages test against.
+let own: OwnRedis;
+let redis: Redis;
+
+beforeAll(async () => {
+  own = await startRedis();
+  redis = new Redis({ port: own.port, host: '127.0.0.1' });
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await own.stop();
+});
+
+function pause(): void {
+  own.process.kill('SIGSTOP');
+}
+function resume(): void {
+  own.process.kill('SIGCONT');
+}
+
+function setup(options: { onError: 'fallback' | 'fail-open' | 'fail-closed' | 'throw'; prefix: string }) {
+  const clock = new ManualClock();
+  const changes: RedisBackendStateChange[] = [];
+  const backend = new RedisBackend({ redis, timeoutMs: 100, probeIntervalMs: 5_000, clock, onError: options.onError });
+  backend.onStateChange((change) => changes.push(change));
+  const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: options.prefix, backend });
+  return { clock, changes, backend, limiter };
+}
+
+describe('RedisBackend when Redis is slow or gone', () => {
+  it('throws BACKEND_TIMEOUT within the timeout, then BACKEND_UNAVAILABLE until the probe, then returns to Redis', async () => {
+    const { clock, changes, backend, limiter } = setup({ onError: 'throw', prefix: 'throw' });
+    pause();
+    try {
+      const timedOut = await limiter.consume('k').catch((error: unknown) => error);
+      expect(RateLimitError.isInstance(timedOut)).toBe(true);
+      expect(timedOut).toMatchObject({ code: 'BACKEND_TIMEOUT', timeoutMs: 100 });
+      expect(backend.state).toBe('degraded');
+      expect(changes).toEqual([{ state: 'degraded', error: timedOut }]);
+      clock.advance(1_000);
+      await expect(limiter.consume('k')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE', retryAfterMs: 4_000 });
+    } finally {
+      resume();
+    }
+    clock.advance(4_000);
+    const back = await limiter.consume('k');
+    expect(back.allowed).toBe(true);
+    expect(backend.state).toBe('redis');
+    expect(changes.map((change) => change.state)).toEqual(['degraded', 'redis']);
+    await limiter.reset('k');
+  });
+
+  it('falls back to a local memory limiter that still enforces the limit, and only on store errors', async () => {
+    const { clock, changes, backend, limiter } = setup({ onError: 'fallback', prefix: 'fallback' });
+    // An ordinary denial is an answer, not a failure: the fallback is never asked.
+    await limiter.consume('k', { cost: 2 });
+    expect((await limiter.consume('k')).allowed).toBe(false);
+    expect(backend.state).toBe('redis');
+    expect(changes).toEqual([]);
+    await limiter.reset('k');
+
+    pause();
+    try {
+      const results = [await limiter.consume('k'), await limiter.consume('k'), await limiter.consume('k')];
+      expect(results.map((result) => result.allowed)).toEqual([true, true, false]);
+      expect(changes.map((change) => change.state)).toEqual(['degraded']);
+      expect(changes[0]!.error?.code).toBe('BACKEND_TIMEOUT');
+    } finally {
+      resume();
+    }
+    clock.advance(5_000);
+    // Redis answers with its own state again (the call that timed out reached it late).
+    const back = await limiter.consume('k');
+    expect(backend.state).toBe('redis');
+    expect(back.allowed).toBe(true);
+    expect(changes.map((change) => change.state)).toEqual(['degraded', 'redis']);
+    await limiter.reset('k');
+  });
+
+  it('fails open or closed as asked, with a retry time of the next probe when closed', async () => {
+    const open = setup({ onError: 'fail-open', prefix: 'open' });
+    const closed = setup({ onError: 'fail-closed', prefix: 'closed' });
+    // Ordinary denials stay denials when failing open.
+    await open.limiter.consume('k', { cost: 2 });
+    expect((await open.limiter.consume('k')).allowed).toBe(false);
+    pause();
+    try {
+      const [opened, shut] = await Promise.all([open.limiter.consume('k', { cost: 2 }), closed.limiter.consume('k')]);
+      expect(opened).toEqual({ allowed: true, remaining: 0, retryAfterMs: 0, resetAfterMs: 60_000 });
+      expect(shut).toEqual({ allowed: false, remaining: 0, retryAfterMs: 5_000, resetAfterMs: 60_000 });
+      closed.clock.advance(4_500);
+      expect((await closed.limiter.consume('k')).retryAfterMs).toBe(500);
+    } finally {
+      resume();
+    }
+    await open.limiter.reset('k');
+    await closed.limiter.reset('k');
+  });
+
+  it('probes with one call while the others keep the fallback answer', async () => {
+    const { clock, changes, backend, limiter } = setup({ onError: 'fallback', prefix: 'probe' });
+    pause();
+    try {
+      await limiter.consume('k');
+      clock.advance(5_000);
+      const probe = limiter.consume('k');
+      // Redis is still paused: this call must not wait for it.
+      const meanwhile = await limiter.consume('k');
+      expect(meanwhile.allowed).toBe(true);
+      expect(meanwhile.remaining).toBe(0);
+      expect((await probe).allowed).toBe(false);
+      expect(backend.state).toBe('degraded');
+      expect(changes.map((change) => change.state)).toEqual(['degraded']);
+    } finally {
+      resume();
+    }
+    await limiter.reset('k');
+  });
+
+  it('rejects a reset that cannot reach Redis, whatever the policy', async () => {
+    const fallback = new MemoryBackend();
+    const backend = new RedisBackend({ redis, timeoutMs: 100, onError: 'fail-open', fallback });
+    const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: 'reset', backend });
+    pause();
+    try {
+      await expect(limiter.reset('k')).rejects.toMatchObject({ code: 'BACKEND_TIMEOUT' });
+    } finally {
+      resume();
+    }
+  });
+
+  it('reports a refused connection as BACKEND_ERROR with its cause', async () => {
+    const port = await freePort();
+    const offline = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
+    offline.on('error', () => undefined);
+    const backend = new RedisBackend({ redis: offline, onError: 'throw' });
+    const error: unknown = await createRateLimiter({ limit: 1, periodMs: 1_000, backend })
+      .consume('k')
+      .catch((reason: unknown) => reason);
+    expect(error).toMatchObject({ code: 'BACKEND_ERROR' });
+    expect((error as Error).cause).toBeInstanceOf(Error);
+    offline.disconnect();
+  });
+
+  it('keeps answering when a state listener throws, and stops calling a disposed listener', async () => {
+    const { clock, backend, limiter } = setup({ onError: 'fail-open', prefix: 'listener' });
+    const seen: string[] = [];
+    backend.onStateChange(() => {
+      throw new Error('listener bug');
+    });
+    const subscription = backend.onStateChange((change) => seen.push(change.state));
+    pause();
+    try {
+      expect((await limiter.consume('k')).allowed).toBe(true);
+      subscription.dispose();
+    } finally {
+      resume();
+    }
+    clock.advance(5_000);
+    expect((await limiter.consume('k')).allowed).toBe(true);
+    expect(seen).toEqual(['degraded']);
+    await limiter.reset('k');
+  });
+});
+
+describe('RedisBackend options and replies', () => {
+  it('rejects bad options with INVALID_OPTION naming the option', () => {
+    const make = (options: object) => () => new RedisBackend({ redis, ...options });
+    expect(make({ redis: undefined })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', option: 'redis' }) as Error);
+    expect(make({ redis: { eval: () => undefined } })).toThrowError(expect.objectContaining({ option: 'redis' }) as Error);
+    expect(make({ timeoutMs: 0 })).toThrowError(expect.objectContaining({ option: 'timeoutMs' }) as Error);
+    expect(make({ probeIntervalMs: Number.NaN })).toThrowError(expect.objectContaining({ option: 'probeIntervalMs' }) as Error);
+    expect(make({ onError: 'ignore' })).toThrowError(expect.objectContaining({ option: 'onError' }) as Error);
+  });
+
+  it('treats a reply of the wrong shape as a store error', async () => {
+    // A client whose script answers something else: what a proxy or a wrong server might send.
+    const odd: RedisScriptClient = {
+      evalsha: () => Promise.resolve('OK'),
+      eval: () => Promise.resolve('OK'),
+    };
+    const backend = new RedisBackend({ redis: odd, onError: 'throw' });
+    await expect(createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k')).rejects.toMatchObject({
+      code: 'BACKEND_ERROR',
+    });
+    const failing: RedisScriptClient = {
+      evalsha: () => Promise.reject(new Error('NOSCRIPT No matching script')),
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- some clients reject with non-Errors
+      eval: () => Promise.reject('not an Error'),
+    };
+    await expect(
+      createRateLimiter({ limit: 1, periodMs: 1_000, backend: new RedisBackend({ redis: failing, onError: 'throw' }) }).consume('k'),
+    ).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: 'Redis call failed: not an Error' });
+  });
+
+  it('times out on node-redis too', async () => {
+    const client = createClient({ socket: { port: own.port, host: '127.0.0.1' } });
+    await client.connect();
+    const backend = new RedisBackend({ redis: client, timeoutMs: 100, onError: 'throw' });
+    pause();
+    try {
+      await expect(createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k')).rejects.toMatchObject({
+        code: 'BACKEND_TIMEOUT',
+      });
+    } finally {
+      resume();
+      client.destroy();
+    }
+  });
+});
