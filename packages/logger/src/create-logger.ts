@@ -9,7 +9,7 @@ import {
   DEFAULT_REDACT_SUFFIXES,
   assertRedactKey,
   createLineScrubber,
-  topLevelPaths,
+  redactPaths,
 } from './redaction.js';
 
 /** Redaction settings. The defaults always apply: options can add to them, never remove them. */
@@ -22,7 +22,7 @@ export interface RedactOptions {
   censor?: string;
   /** Redact any key that ends in password, secret, token, apiKey, passphrase or privateKey. Default: true. */
   matchSuffixes?: boolean;
-  /** Mask `Bearer <token>` and `scheme://user:password@` inside any string, the message included. Default: true. */
+  /** Mask `Bearer <token>`, `scheme://user:password@` and `?token=` query values inside any string, the message included. Default: true. */
   scrubText?: boolean;
 }
 
@@ -149,7 +149,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     base: { pid: process.pid, hostname: hostname(), ...options.base },
     // Top-level paths are nearly free in pino (a per-key lookup) and also cover objects
     // interpolated with %o / %j; deep and case-insensitive redaction happens on the line.
-    redact: { paths: [...topLevelPaths(keys), ...(redact.paths ?? [])], censor },
+    redact: { paths: [...redactPaths(redact.keys), ...(redact.paths ?? [])], censor },
     serializers: { err: stdSerializers.err, error: stdSerializers.err },
     hooks: { streamWrite: scrub },
     ...(clock === undefined ? {} : { timestamp: () => `,"time":${String(clock())}` }),

@@ -7,6 +7,7 @@ import {
   createLineScrubber,
   jsonValueEnd,
   keySpellings,
+  redactPaths,
   sensitiveKeyPattern,
   topLevelPath,
   topLevelPaths,
@@ -41,29 +42,36 @@ describe('jsonValueEnd', () => {
   });
 });
 
-describe('sensitiveKeyPattern', () => {
+describe('sensitive key matching', () => {
+  const redacts = (keys: readonly string[], suffixes: readonly string[], key: string): boolean => {
+    const scrubber = createLineScrubber({ keys, suffixes, censor: 'X', scrubText: false });
+    return (JSON.parse(scrubber(JSON.stringify({ a: 1, [key]: 'v' }))) as Record<string, unknown>)[key] === 'X';
+  };
+
   it('matches whole keys in any case and separator spelling', () => {
-    const pattern = sensitiveKeyPattern(['passwordHash', 'set-cookie'], []);
     for (const key of ['passwordHash', 'password_hash', 'PASSWORD-HASH', 'passwordhash', 'Set-Cookie', 'SET_COOKIE', 'setCookie']) {
-      pattern.lastIndex = 0;
-      expect(pattern.test(`{"${key}":1}`), key).toBe(true);
+      expect(redacts(['passwordHash', 'set-cookie'], [], key), key).toBe(true);
     }
-    for (const key of ['passwordHashes', 'xpasswordHash', 'cookie']) {
-      pattern.lastIndex = 0;
-      expect(pattern.test(`{"${key}":1}`), key).toBe(false);
+    for (const key of ['passwordHashes', 'xpasswordHash', 'cookie', 'my-set-cookie', 'a"set-cookie']) {
+      expect(redacts(['passwordHash', 'set-cookie'], [], key), key).toBe(false);
     }
   });
 
   it('matches key endings only when suffixes are given', () => {
-    const withSuffixes = sensitiveKeyPattern([], ['token']);
-    const without = sensitiveKeyPattern(['token'], []);
-    expect(withSuffixes.test('{"csrf_token":1}')).toBe(true);
-    expect(without.test('{"csrf_token":1}')).toBe(false);
+    expect(redacts([], ['token'], 'csrf_token')).toBe(true);
+    expect(redacts([], ['token'], 'x'.repeat(100) + 'token')).toBe(true);
+    expect(redacts([], ['token'], 'x'.repeat(101) + 'token')).toBe(false);
+    expect(redacts([], ['token'], 'my token')).toBe(false);
+    expect(redacts(['token'], [], 'csrf_token')).toBe(false);
+    expect(redacts(['token'], [], 'token')).toBe(true);
   });
 
   it('never matches a key-like text inside a string value', () => {
     const pattern = sensitiveKeyPattern(DEFAULT_REDACT_KEYS, DEFAULT_REDACT_SUFFIXES);
     expect(pattern.test(JSON.stringify({ msg: '"password":"x"' }))).toBe(false);
+    const scrubber = createLineScrubber({ keys: DEFAULT_REDACT_KEYS, suffixes: DEFAULT_REDACT_SUFFIXES, censor: 'X', scrubText: false });
+    const line = JSON.stringify({ note: 'a', 'x\\"password': 'kept' });
+    expect(scrubber(line)).toBe(line);
   });
 });
 
@@ -144,6 +152,13 @@ describe('createLineScrubber', () => {
     expect(out['short']).toBe('Bearer token');
   });
 
+  it('masks sensitive query parameters in URLs, keeping the others', () => {
+    const line = JSON.stringify({ url: '/reset?token=abc123&next=%2Fhome&Access_Token=zz#frag', other: 'GET /cb?code=1&client_secret=s3&state=x' });
+    const out = JSON.parse(scrub(line)) as Record<string, string>;
+    expect(out['url']).toBe('/reset?token=[Redacted]&next=%2Fhome&Access_Token=[Redacted]#frag');
+    expect(out['other']).toBe('GET /cb?code=1&client_secret=[Redacted]&state=x');
+  });
+
   it('leaves text alone when scrubText is off, and escapes a censor that needs it', () => {
     const custom = createLineScrubber({ keys: ['password'], suffixes: [], censor: 'x"\\y', scrubText: false });
     const out = JSON.parse(custom('{"password":"p","m":"Bearer abcdefghijklmnopqrstu"}')) as Record<string, string>;
@@ -195,6 +210,13 @@ describe('key spellings and paths', () => {
   it('lists the usual spellings of a key', () => {
     expect(keySpellings('set-cookie')).toEqual(expect.arrayContaining(['set-cookie', 'Set-Cookie', 'SET-COOKIE', 'set_cookie', 'setCookie']));
     expect(keySpellings('passwordHash')).toEqual(expect.arrayContaining(['passwordHash', 'password_hash', 'PASSWORD_HASH', 'passwordhash']));
+  });
+
+  it('gives the top-level pino paths of the defaults plus extra keys', () => {
+    const paths = redactPaths(['ssn']);
+    expect(paths).toEqual(expect.arrayContaining(['password', 'Authorization', '["set-cookie"]', '["Set-Cookie"]', 'ssn', 'SSN']));
+    expect(paths.every((path) => !path.includes('*'))).toBe(true);
+    expect(() => redactPaths(['a.b'])).toThrow(LoggerError);
   });
 
   it('quotes keys that are not identifiers', () => {
