@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
-import * as z from 'zod';
+import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
 import { toEnvName } from './env-name.js';
 import { assessSecret, Secret, secretState } from './secret.js';
@@ -51,13 +51,32 @@ export interface LoadConfigOptions {
 }
 
 interface Field {
+  readonly kind: 'field';
   readonly path: readonly string[];
   readonly env: string;
+  readonly fileEnv: string;
   readonly schema: z.core.$ZodType;
+  /** Index of the object (among the plan's objects) the value goes into, and its key there. */
+  readonly group: number;
+  readonly key: string;
+}
+
+interface Group {
+  readonly kind: 'group';
+  readonly group: number;
+  readonly parent: number;
+  readonly key: string;
+}
+
+/** A shape compiled once: steps in shape order, so the result keeps the shape's key order. */
+interface Plan {
+  readonly steps: readonly (Field | Group)[];
+  readonly fields: readonly Field[];
+  readonly groups: number;
 }
 
 const RESERVED_KEYS = new Set(['warnings']);
-const compiled = new WeakMap<Shape, Map<string, readonly Field[]>>();
+const compiled = new WeakMap<Shape, Map<string, Plan>>();
 
 function isSchema(value: unknown): value is z.core.$ZodType {
   return typeof value === 'object' && value !== null && '_zod' in value;
@@ -69,13 +88,15 @@ function isPlainObject(value: unknown): value is Shape {
   return prototype === Object.prototype || prototype === null;
 }
 
-function compile(shape: Shape, prefix: string): readonly Field[] {
+function compile(shape: Shape, prefix: string): Plan {
   let byPrefix = compiled.get(shape);
   const cached = byPrefix?.get(prefix);
   if (cached !== undefined) return cached;
+  const steps: (Field | Group)[] = [];
   const fields: Field[] = [];
   const owners = new Map<string, string>();
-  const walk = (node: Shape, path: readonly string[], envPrefix: string): void => {
+  let groups = 1;
+  const walk = (node: Shape, path: readonly string[], envPrefix: string, group: number): void => {
     for (const [key, value] of Object.entries(node)) {
       const fieldPath = [...path, key];
       const dotted = fieldPath.join('.');
@@ -89,21 +110,27 @@ function compile(shape: Shape, prefix: string): readonly Field[] {
           throw new ConfigError('SHAPE_INVALID', `Config shape keys "${owner}" and "${dotted}" both read ${env}`);
         }
         owners.set(env, dotted);
-        fields.push({ path: fieldPath, env, schema: value });
+        const field: Field = { kind: 'field', path: fieldPath, env, fileEnv: `${env}_FILE`, schema: value, group, key };
+        steps.push(field);
+        fields.push(field);
       } else if (isPlainObject(value)) {
-        walk(value, fieldPath, `${env}_`);
+        const child = groups;
+        groups += 1;
+        steps.push({ kind: 'group', group: child, parent: group, key });
+        walk(value, fieldPath, `${env}_`, child);
       } else {
         throw new ConfigError('SHAPE_INVALID', `Config shape key "${dotted}" must be a zod schema or a nested shape object`);
       }
     }
   };
-  walk(shape, [], prefix);
+  walk(shape, [], prefix, 0);
+  const plan: Plan = { steps, fields, groups };
   if (byPrefix === undefined) {
     byPrefix = new Map();
     compiled.set(shape, byPrefix);
   }
-  byPrefix.set(prefix, fields);
-  return fields;
+  byPrefix.set(prefix, plan);
+  return plan;
 }
 
 /** The mode `NODE_ENV` implies: unknown values (`staging`, `prod`) fail closed to production. */
@@ -137,46 +164,50 @@ function readEnvFiles(
   return merged;
 }
 
-type Raw =
-  | { readonly kind: 'value'; readonly value: string }
-  | { readonly kind: 'missing'; readonly empty: boolean }
-  | { readonly kind: 'issue'; readonly issue: ConfigIssue };
+const NOT_SET = Symbol('not set');
+const EMPTY = Symbol('empty');
+/** A value, the reason it is absent, or an issue (file problems). */
+type Raw = string | typeof NOT_SET | typeof EMPTY | ConfigIssue;
 
-function isBlank(value: string | undefined, emptyIsMissing: boolean): boolean {
-  return value === undefined || (emptyIsMissing && value.trim() === '');
+// Whitespace as String.prototype.trim sees it, tested without allocating a trimmed copy.
+const WHITESPACE = /^[\s\uFEFF\xA0]*$/;
+
+function isBlank(value: string, emptyIsMissing: boolean): boolean {
+  if (value === '') return true;
+  if (!emptyIsMissing) return false;
+  const first = value.charCodeAt(0);
+  // Most values start with a visible character: skip the regex for them.
+  if (first > 32 && first !== 0xa0 && first < 0x1680) return false;
+  return WHITESPACE.test(value);
+}
+
+function readFromFile(field: Field, filePath: string, emptyIsMissing: boolean): Raw {
+  let content: string;
+  try {
+    content = readFileSync(filePath, 'utf8');
+  } catch (error) {
+    const code = errorCode(error);
+    return code === 'ENOENT'
+      ? { code: 'FILE_MISSING', path: field.path, env: field.fileEnv, message: `names a file that does not exist (${filePath})` }
+      : { code: 'FILE_UNREADABLE', path: field.path, env: field.fileEnv, message: `names a file that cannot be read (${filePath}: ${code})` };
+  }
+  // Container secrets and editors end files with one newline that is not part of the value.
+  const value = content.replace(/\r?\n$/, '');
+  return isBlank(value, emptyIsMissing) ? EMPTY : value;
 }
 
 function readRaw(env: Readonly<Record<string, string | undefined>>, field: Field, emptyIsMissing: boolean): Raw {
   const direct = env[field.env];
-  const fileName = `${field.env}_FILE`;
-  const filePath = env[fileName];
-  const directSet = !isBlank(direct, emptyIsMissing);
-  if (filePath !== undefined && filePath.trim() !== '') {
+  const directSet = direct !== undefined && (direct === '' ? !emptyIsMissing : !isBlank(direct, emptyIsMissing));
+  const filePath = env[field.fileEnv];
+  if (filePath !== undefined && !isBlank(filePath, true)) {
     if (directSet) {
-      return {
-        kind: 'issue',
-        issue: { code: 'FILE_CONFLICT', path: field.path, env: field.env, message: `is set and so is ${fileName}; set only one` },
-      };
+      return { code: 'FILE_CONFLICT', path: field.path, env: field.env, message: `is set and so is ${field.fileEnv}; set only one` };
     }
-    let content: string;
-    try {
-      content = readFileSync(filePath, 'utf8');
-    } catch (error) {
-      const code = errorCode(error);
-      return {
-        kind: 'issue',
-        issue:
-          code === 'ENOENT'
-            ? { code: 'FILE_MISSING', path: field.path, env: fileName, message: `names a file that does not exist (${filePath})` }
-            : { code: 'FILE_UNREADABLE', path: field.path, env: fileName, message: `names a file that cannot be read (${filePath}: ${code})` },
-      };
-    }
-    // Container secrets and editors end files with one newline that is not part of the value.
-    const value = content.replace(/\r?\n$/, '');
-    return isBlank(value, emptyIsMissing) ? { kind: 'missing', empty: true } : { kind: 'value', value };
+    return readFromFile(field, filePath, emptyIsMissing);
   }
-  if (directSet) return { kind: 'value', value: direct as string };
-  return { kind: 'missing', empty: direct !== undefined };
+  if (directSet) return direct;
+  return direct === undefined ? NOT_SET : EMPTY;
 }
 
 function redact(message: string, secrets: readonly string[]): string {
@@ -185,25 +216,20 @@ function redact(message: string, secrets: readonly string[]): string {
   return result;
 }
 
-function deepFreeze<T>(value: T): T {
+function deepFreeze(value: unknown): void {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
   }
-  return value;
 }
 
-function assign(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let node = target;
-  for (const key of path.slice(0, -1)) {
-    let child = node[key] as Record<string, unknown> | undefined;
-    if (child === undefined) {
-      child = {};
-      node[key] = child;
-    }
-    node = child;
+function pathOf(field: Field, issuePath: readonly unknown[] | undefined): (string | number)[] {
+  const path: (string | number)[] = [...field.path];
+  for (const segment of issuePath ?? []) {
+    const key = typeof segment === 'object' && segment !== null ? (segment as { key: unknown }).key : segment;
+    if (typeof key === 'string' || typeof key === 'number') path.push(key);
   }
-  node[path[path.length - 1] as string] = value;
+  return path;
 }
 
 /**
@@ -214,7 +240,7 @@ function assign(target: Record<string, unknown>, path: readonly string[], value:
 export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigOptions = {}): Config<S> {
   const prefix = options.prefix ?? '';
   const emptyIsMissing = options.emptyIsMissing ?? true;
-  const fields = compile(shape, prefix);
+  const plan = compile(shape, prefix);
   const issues: ConfigIssue[] = [];
   const warnings: ConfigWarning[] = [];
   const given = options.env ?? process.env;
@@ -223,50 +249,57 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
   const mode = options.mode ?? modeFromNodeEnv(env['NODE_ENV']);
   const secrets: string[] = [];
   const output: Record<string, unknown> = {};
+  const objects: Record<string, unknown>[] = [output];
 
-  for (const field of fields) {
-    const raw = readRaw(env, field, emptyIsMissing);
-    if (raw.kind === 'issue') {
-      issues.push(raw.issue);
+  for (const step of plan.steps) {
+    if (step.kind === 'group') {
+      const child: Record<string, unknown> = {};
+      objects[step.group] = child;
+      objects[step.parent]![step.key] = child;
       continue;
     }
-    const input = raw.kind === 'value' ? raw.value : undefined;
-    const result = z.safeParse(field.schema, input);
-    if (!result.success) {
-      if (raw.kind === 'missing') {
-        issues.push({ code: 'MISSING', path: field.path, env: field.env, message: raw.empty ? 'is set but empty' : 'is not set' });
+    const raw = readRaw(env, step, emptyIsMissing);
+    if (typeof raw === 'object') {
+      issues.push(raw);
+      continue;
+    }
+    const input = typeof raw === 'string' ? raw : undefined;
+    const result = step.schema['~standard'].validate(input);
+    if (result instanceof Promise) throw new TypeError(`The schema for ${step.env} is asynchronous; loadConfig is synchronous`);
+    if (result.issues !== undefined) {
+      if (input === undefined) {
+        issues.push({ code: 'MISSING', path: step.path, env: step.env, message: raw === EMPTY ? 'is set but empty' : 'is not set' });
       } else {
-        for (const issue of result.error.issues) {
-          issues.push({
-            code: 'INVALID',
-            path: [...field.path, ...issue.path.filter((segment) => typeof segment !== 'symbol')],
-            env: field.env,
-            message: issue.message,
-          });
+        for (const issue of result.issues) {
+          issues.push({ code: 'INVALID', path: pathOf(step, issue.path), env: step.env, message: issue.message });
         }
       }
       continue;
     }
-    const value: unknown = result.data;
-    if (Secret.isInstance(value)) {
-      const state = secretState(value);
-      const revealed = value.reveal();
-      secrets.push(revealed);
-      if (input !== undefined) secrets.push(input);
-      if (state !== undefined) {
-        const weakness = assessSecret(revealed, state.policy, raw.kind === 'missing' || state.fromDefault);
-        if (weakness !== undefined) {
-          const entry = { code: weakness.code, path: field.path, env: field.env, message: weakness.message };
-          if (mode === 'production') issues.push(entry);
-          else warnings.push(entry);
+    const value: unknown = result.value;
+    if (typeof value === 'object' && value !== null) {
+      if (Secret.isInstance(value)) {
+        const state = secretState(value);
+        const revealed = state?.value ?? value.reveal();
+        secrets.push(revealed);
+        if (input !== undefined && input !== revealed) secrets.push(input);
+        if (state !== undefined) {
+          const weakness = assessSecret(revealed, state.policy, input === undefined || state.fromDefault);
+          if (weakness !== undefined) {
+            const entry = { code: weakness.code, path: step.path, env: step.env, message: weakness.message };
+            if (mode === 'production') issues.push(entry);
+            else warnings.push(entry);
+          }
         }
+      } else {
+        deepFreeze(value);
       }
     }
-    assign(output, field.path, value);
+    objects[step.group]![step.key] = value;
   }
 
   if (prefix !== '') {
-    const known = new Set(fields.flatMap((field) => [field.env, `${field.env}_FILE`]));
+    const known = new Set(plan.fields.flatMap((field) => [field.env, field.fileEnv]));
     for (const name of Object.keys(env)) {
       if (name.startsWith(prefix) && !known.has(name)) {
         warnings.push({ code: 'UNKNOWN_VARIABLE', path: [], env: name, message: 'is set but not read by the config shape (a typo?)' });
@@ -279,5 +312,6 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     throw ConfigError.fromIssues(clean, warnings);
   }
   Object.defineProperty(output, 'warnings', { value: Object.freeze(warnings), enumerable: false });
-  return deepFreeze(output) as Config<S>;
+  for (const object of objects) Object.freeze(object);
+  return output as Config<S>;
 }

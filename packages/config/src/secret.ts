@@ -20,6 +20,8 @@ export interface SecretPolicy {
 // Values live here, not on the object: no enumeration, inspection, spread, structuredClone or
 // reflection on a Secret can reach them.
 const states = new WeakMap<Secret, SecretState>();
+// Handed from createSecret to the constructor, so a secret's state is stored once.
+let pendingState: SecretState | undefined;
 
 /**
  * A secret value that will not leak by accident: `String()`, template literals, `JSON.stringify`,
@@ -30,7 +32,8 @@ export class Secret {
 
   /** Wraps `value`. Prefer `secret()` in a config shape, which also checks its strength. */
   constructor(value: string) {
-    states.set(this, { value, policy: DEFAULT_POLICY, fromDefault: false });
+    states.set(this, pendingState ?? { value, policy: DEFAULT_POLICY, fromDefault: false });
+    pendingState = undefined;
     Object.freeze(this);
   }
 
@@ -82,9 +85,8 @@ export class Secret {
 export const DEFAULT_POLICY: SecretPolicy = Object.freeze({ minLength: 16, minEntropyBits: 48 });
 
 function createSecret(value: string, policy: SecretPolicy, fromDefault: boolean): Secret {
-  const secret = new Secret(value);
-  states.set(secret, { value, policy, fromDefault });
-  return secret;
+  pendingState = { value, policy, fromDefault };
+  return new Secret(value);
 }
 
 /** How `loadConfig` learns a parsed secret's policy and origin; not part of the public surface. */
@@ -153,18 +155,67 @@ const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
 // Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
 const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];
 
+// Reused counters for the common all-ASCII case: no allocation per call.
+const asciiCounts = new Uint32Array(128);
+
 /** Estimated entropy in bits: Shannon entropy of the character frequencies times the length. */
 export function entropyBits(value: string): number {
-  const characters = [...value];
-  if (characters.length === 0) return 0;
-  const counts = new Map<string, number>();
-  for (const character of characters) counts.set(character, (counts.get(character) ?? 0) + 1);
+  const length = value.length;
+  if (length === 0) return 0;
+  let ascii = true;
+  for (let index = 0; index < length; index += 1) {
+    if (value.charCodeAt(index) > 127) {
+      ascii = false;
+      break;
+    }
+  }
+  const counts: number[] = [];
+  let total = length;
+  if (ascii) {
+    for (let index = 0; index < length; index += 1) asciiCounts[value.charCodeAt(index)]! += 1;
+    for (let index = 0; index < length; index += 1) {
+      const code = value.charCodeAt(index);
+      const count = asciiCounts[code]!;
+      if (count > 0) {
+        counts.push(count);
+        asciiCounts[code] = 0;
+      }
+    }
+  } else {
+    const byCharacter = new Map<string, number>();
+    total = 0;
+    for (const character of value) {
+      byCharacter.set(character, (byCharacter.get(character) ?? 0) + 1);
+      total += 1;
+    }
+    counts.push(...byCharacter.values());
+  }
   let perCharacter = 0;
-  for (const count of counts.values()) {
-    const probability = count / characters.length;
+  for (const count of counts) {
+    const probability = count / total;
     perCharacter -= probability * Math.log2(probability);
   }
-  return perCharacter * characters.length;
+  return perCharacter * total;
+}
+
+function repeatsOneCharacter(value: string): boolean {
+  const first = value.codePointAt(0);
+  if (first === undefined) return false;
+  const step = first > 0xffff ? 2 : 1;
+  for (let index = step; index < value.length; index += step) {
+    if (value.codePointAt(index) !== first) return false;
+  }
+  return true;
+}
+
+function characterCount(value: string): number {
+  let count = 0;
+  for (let index = 0; index < value.length; index += 1) {
+    const code = value.charCodeAt(index);
+    // A high surrogate and the low one after it make one character.
+    if (code < 0xd800 || code > 0xdbff) count += 1;
+  }
+  return count;
 }
 
 /** One reason a secret is weak, most specific first; `undefined` when it passes. */
@@ -178,11 +229,10 @@ export function assessSecret(
   if (knownDefaults.has(normalized) || placeholderMarkers.some((marker) => normalized.includes(marker))) {
     return { code: 'SECRET_KNOWN_DEFAULT', message: 'is a well-known default or placeholder value' };
   }
-  const characters = [...value];
-  if (characters.length > 0 && characters.every((character) => character === characters[0])) {
+  if (repeatsOneCharacter(value)) {
     return { code: 'SECRET_REPEATED', message: 'repeats a single character' };
   }
-  if (characters.length < policy.minLength) {
+  if (characterCount(value) < policy.minLength) {
     return { code: 'SECRET_TOO_SHORT', message: `is shorter than ${String(policy.minLength)} characters` };
   }
   if (entropyBits(value) < policy.minEntropyBits) {
