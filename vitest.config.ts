@@ -18,7 +18,7 @@ export default defineConfig({
         'packages/resilience/src/**': { lines: 90, statements: 90 },
         'packages/rate-limit/src/**': { lines: 90, statements: 90 },
         'packages/sync-queue/src/**': { lines: 85, statements: 85 },
-        'packages/auth/src/**': { lines: 90, statements: 90 },
+        'packages/auth/src/**': { lines: 95, statements: 95 },
         'packages/smtp-forward/src/**': { lines: 85, statements: 85 },
       },
     },
