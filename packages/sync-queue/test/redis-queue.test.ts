@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SyncQueue } from '../src/index.js';
+import type { Worker } from '../src/index.js';
+import { RedisBackend } from '../src/redis.js';
+import { deleteKeys } from './fixtures/servers.js';
+
+const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+const prefix = `postern-test:sq-queue:${randomUUID()}:`;
+const backend = new RedisBackend({ redis, prefix, checkEvictionPolicy: false });
+
+afterAll(async () => {
+  await deleteKeys(redis, prefix);
+  await redis.quit();
+});
+
+/** A deterministic pseudo-random sequence (mulberry32). */
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+describe('SyncQueue on Redis', () => {
+  it('refuses the late completion of a run whose process was blocked past its lease', async () => {
+    const queue = new SyncQueue<string>({ name: 'fencing', backend, leaseMs: 300 });
+    const lost: number[] = [];
+    const completed: number[] = [];
+    queue.onLeaseLost(({ job }) => lost.push(job.attempt));
+    const allDone = new Promise<void>((resolve) => {
+      queue.onCompleted(({ job }) => {
+        completed.push(job.attempt);
+        resolve();
+      });
+    });
+    const worker = queue.process(
+      (job) => {
+        // Block the whole event loop, as a CPU-bound handler or a paused VM would: no renewal can run.
+        if (job.attempt === 1) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 700);
+      },
+      { concurrency: 2, pollIntervalMs: 10 },
+    );
+    await queue.add('x', { key: 'doc' });
+    await allDone;
+    await worker.close();
+    expect(lost).toEqual([1]);
+    expect(completed).toEqual([2]);
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+  });
+
+  it('20 workers, 5,000 jobs over 50 keys with random failures: latest payloads run, no key runs concurrently, nothing lost', async () => {
+    const random = seeded(42);
+    const keys = 50;
+    const running = new Map<string, number>();
+    let overlaps = 0;
+    const completedVersions = new Map<string, number[]>();
+    const completedIds = new Set<string>();
+    const queues = Array.from(
+      { length: 20 },
+      (_, index) =>
+        new SyncQueue<{ key: string; version: number }>({
+          name: 'stress',
+          backend,
+          leaseMs: 5_000,
+          retry: { maxAttempts: 3, initialDelayMs: 5, maxDelayMs: 20 },
+          random: seeded(index),
+        }),
+    );
+    const workers: Worker[] = queues.map((queue) => {
+      queue.onCompleted(({ job }) => {
+        completedIds.add(job.id);
+        const versions = completedVersions.get(job.payload.key) ?? [];
+        versions.push(job.payload.version);
+        completedVersions.set(job.payload.key, versions);
+      });
+      return queue.process(
+        async (job) => {
+          const now = (running.get(job.payload.key) ?? 0) + 1;
+          running.set(job.payload.key, now);
+          if (now > 1) overlaps += 1;
+          await new Promise((resolve) => setImmediate(resolve));
+          running.set(job.payload.key, now - 1);
+          if (random() < 0.3) throw new Error('random failure');
+        },
+        { concurrency: 5, pollIntervalMs: 5 },
+      );
+    });
+    const [producer] = queues;
+    if (producer === undefined) throw new Error('no queue');
+    const latest = new Map<string, number>();
+    const addedIds = new Set<string>();
+    for (let batch = 0; batch < 50; batch += 1) {
+      const items = Array.from({ length: 100 }, (_, offset) => {
+        const version = batch * 100 + offset;
+        const key = `key-${Math.floor(random() * keys)}`;
+        latest.set(key, version);
+        return { payload: { key, version }, key };
+      });
+      // Adds race with the workers, as in production: some coalesce, some wait behind a running key.
+      for (const result of await producer.addBulk(items)) addedIds.add(result.id);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (;;) {
+      const stats = await producer.stats();
+      if (stats.waiting + stats.delayed + stats.active === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await Promise.all(workers.map((worker) => worker.close()));
+
+    expect(overlaps).toBe(0);
+    const dead = await producer.deadLetters.list({ limit: 10_000 });
+    const deadIds = new Set(dead.map((letter) => letter.id));
+    for (const id of addedIds) expect(completedIds.has(id) !== deadIds.has(id)).toBe(true);
+    expect(completedIds.size + deadIds.size).toBe(addedIds.size);
+    for (const [key, version] of latest) {
+      const ran = (completedVersions.get(key) ?? []).includes(version);
+      const buried = dead.some((letter) => letter.key === key && letter.payload.version === version);
+      expect(ran || buried).toBe(true);
+    }
+    // A newer change of a key never completes before an older one.
+    for (const versions of completedVersions.values()) {
+      expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    }
+    expect(dead.length).toBeGreaterThan(0);
+    expect((await producer.stats()).dead).toBe(dead.length);
+    expect(await producer.deadLetters.purge()).toBe(dead.length);
+  }, 60_000);
+
+  it('delays, dead-letters and retries through the Redis backend', async () => {
+    const queue = new SyncQueue<string>({ name: 'dead', backend, retry: { maxAttempts: 2, initialDelayMs: 10 } });
+    const deadIds: string[] = [];
+    const dead = new Promise<void>((resolve) =>
+      queue.onDead(({ id }) => {
+        deadIds.push(id);
+        resolve();
+      }),
+    );
+    let fail = true;
+    const ran: string[] = [];
+    const worker = queue.process(
+      (job) => {
+        if (fail) throw new Error(`cannot sync ${job.payload}`);
+        ran.push(job.payload);
+      },
+      { pollIntervalMs: 10 },
+    );
+    const { id } = await queue.add('doc-1', { key: 'doc-1', delayMs: 50 });
+    expect((await queue.stats()).delayed).toBe(1);
+    await dead;
+    const [letter] = await queue.deadLetters.list();
+    expect(letter).toMatchObject({ id, key: 'doc-1', payload: 'doc-1', attempts: 2, lastError: 'Error: cannot sync doc-1' });
+    fail = false;
+    const completed = new Promise<void>((resolve) => queue.onCompleted(() => resolve()));
+    expect(await queue.deadLetters.retry(id)).toBe(id);
+    await completed;
+    await worker.close();
+    expect(ran).toEqual(['doc-1']);
+    expect(deadIds).toEqual([id]);
+  });
+});
