@@ -1,0 +1,425 @@
+/* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
+import type { BreakerStateStore, SharedBreakerState } from './breaker-store.js';
+import type { BreakerStrategyOptions, Strategy } from './breaker-strategy.js';
+import { createStrategy } from './breaker-strategy.js';
+import type { Clock } from './clock.js';
+import { systemClock } from './clock.js';
+import { BrokenCircuitError, InvalidOptionError } from './errors.js';
+import type { Disposable, Event } from './events.js';
+import { Emitter } from './events.js';
+import type { Link, Work } from './policy.js';
+import { BasePolicy, RUN, runNext } from './policy.js';
+import type { Scope } from './scope.js';
+import { checkFunction, checkNumber } from './validate.js';
+
+/** States of a circuit breaker. */
+export type CircuitState = 'closed' | 'open' | 'half-open' | 'isolated';
+
+/** Saved breaker state, from `toJSON()`, accepted by `initialState`. */
+export interface CircuitBreakerSnapshot {
+  /** `'open'` also covers half-open and isolated circuits: they restart open. */
+  state: 'closed' | 'open';
+  /** When the circuit opened, in ms since the epoch (0 when closed). */
+  openedAt: number;
+}
+
+/** Passed to `onStateChange` listeners. */
+export interface StateChange {
+  from: CircuitState;
+  to: CircuitState;
+}
+
+/** Counters since the breaker was created. */
+export interface CircuitBreakerStats {
+  state: CircuitState;
+  /** Calls that succeeded (or failed with an error `isFailure` does not count). */
+  successes: number;
+  /** Calls that failed with an error `isFailure` counts. */
+  failures: number;
+  /** Calls slower than `slowCallMs`. */
+  slowCalls: number;
+  /** Calls rejected with `BrokenCircuitError` without running. */
+  rejections: number;
+  /** Results not counted: they started before the last state change, or the caller aborted them. */
+  ignored: number;
+  /** Half-open probes running now. */
+  probesInFlight: number;
+}
+
+/** Shares one circuit between breakers (and processes) through a store. */
+export interface SharedStateOptions {
+  /** Where the state lives: `MemoryBreakerStore`, `RedisBreakerStore` from `@postern/resilience/redis`, or yours. */
+  store: BreakerStateStore;
+  /** Name of the circuit in the store; breakers with the same key share one circuit. Required. */
+  key: string;
+  /** How stale the local copy of the shared state may get before a call re-reads it, in ms. Default: 1_000. */
+  syncIntervalMs?: number;
+  /** How long a claimed half-open probe is reserved, in ms (a crashed prober frees it after this). Default: 30_000. */
+  probeLeaseMs?: number;
+}
+
+/** Options of `circuitBreaker()`. */
+export interface CircuitBreakerOptions {
+  /** How a closed circuit decides to open. Default: `{ kind: 'consecutive', threshold: 5 }`. */
+  strategy?: BreakerStrategyOptions;
+  /** Time an open circuit rejects calls before it lets probes through, in ms. Default: 30_000. */
+  halfOpenAfterMs?: number;
+  /** Probes allowed to run at once while half-open; calls beyond it are rejected, not queued. Default: 1. */
+  halfOpenMaxProbes?: number;
+  /** Successful probes needed to close the circuit. Default: 1. */
+  successesToClose?: number;
+  /** A call slower than this counts as slow (a failure signal), in ms. Default: none (no timing). */
+  slowCallMs?: number;
+  /** Decides whether an error counts against the circuit (e.g. a 4xx does not). Default: every error. */
+  isFailure?: (error: unknown) => boolean;
+  /** Time source. Default: the system clock. */
+  clock?: Clock;
+  /** State to start from, e.g. a saved `toJSON()`. Default: closed. */
+  initialState?: CircuitBreakerSnapshot;
+  /** Share the circuit through a store. Default: none (state is local to this object). */
+  shared?: SharedStateOptions;
+}
+
+const IGNORED = -1;
+const FAILURE = 1;
+const SLOW = 2;
+
+interface SharedContext {
+  store: BreakerStateStore;
+  key: string;
+  syncIntervalMs: number;
+  probeLeaseMs: number;
+  syncedAt: number;
+  generation: number;
+}
+
+/** Circuit breaker: closed → open → half-open → closed, decided from the clock on each call (no background timer). */
+export class CircuitBreakerPolicy extends BasePolicy {
+  private current: CircuitState = 'closed';
+  private openedAt = 0;
+  private generation = 0;
+  private probes = 0;
+  private probeSuccesses = 0;
+  private isolations = 0;
+  private settledAt = 0;
+  private readonly strategy: Strategy;
+  private readonly halfOpenAfterMs: number;
+  private readonly halfOpenMaxProbes: number;
+  private readonly successesToClose: number;
+  private readonly slowCallMs: number | undefined;
+  private readonly isFailure: ((error: unknown) => boolean) | undefined;
+  private readonly clock: Clock;
+  private readonly timed: boolean;
+  private readonly shared: SharedContext | undefined;
+  private readonly counters = { successes: 0, failures: 0, slowCalls: 0, rejections: 0, ignored: 0 };
+  private readonly stateEmitter = new Emitter<StateChange>();
+  private readonly successEmitter = new Emitter<void>();
+  private readonly failureEmitter = new Emitter<{ error: unknown }>();
+  private readonly rejectedEmitter = new Emitter<BrokenCircuitError>();
+  private readonly storeErrorEmitter = new Emitter<unknown>();
+
+  /** Fires on every transition. */
+  readonly onStateChange: Event<StateChange> = this.stateEmitter.event;
+  /** Fires when a call counts as a success. */
+  readonly onSuccess: Event<void> = this.successEmitter.event;
+  /** Fires when a call counts as a failure. */
+  readonly onFailure: Event<{ error: unknown }> = this.failureEmitter.event;
+  /** Fires when a call is rejected with `BrokenCircuitError`. */
+  readonly onRejected: Event<BrokenCircuitError> = this.rejectedEmitter.event;
+  /** Fires when the shared store fails; the breaker then decides locally for that call. */
+  readonly onStoreError: Event<unknown> = this.storeErrorEmitter.event;
+
+  constructor(options: CircuitBreakerOptions = {}) {
+    super();
+    this.strategy = createStrategy(options.strategy);
+    this.halfOpenAfterMs = checkNumber('halfOpenAfterMs', options.halfOpenAfterMs ?? 30_000);
+    this.halfOpenMaxProbes = checkNumber('halfOpenMaxProbes', options.halfOpenMaxProbes ?? 1, { min: 1, integer: true });
+    this.successesToClose = checkNumber('successesToClose', options.successesToClose ?? 1, { min: 1, integer: true });
+    this.slowCallMs = options.slowCallMs === undefined ? undefined : checkNumber('slowCallMs', options.slowCallMs);
+    checkFunction('isFailure', options.isFailure);
+    this.isFailure = options.isFailure;
+    this.clock = options.clock ?? systemClock;
+    this.timed = this.slowCallMs !== undefined || this.strategy.needsTime;
+    const initial = options.initialState;
+    if (initial !== undefined) {
+      if (typeof initial !== 'object' || initial === null || (initial.state !== 'closed' && initial.state !== 'open')) {
+        throw new InvalidOptionError('initialState.state', "must be 'closed' or 'open'", (initial as { state?: unknown } | null)?.state);
+      }
+      this.current = initial.state;
+      this.openedAt = checkNumber('initialState.openedAt', initial.openedAt);
+    }
+    const shared = options.shared;
+    if (shared !== undefined) {
+      if (typeof shared.key !== 'string' || shared.key === '') {
+        throw new InvalidOptionError('shared.key', 'must be a non-empty string', shared.key);
+      }
+      if (typeof shared.store !== 'object' || shared.store === null) {
+        throw new InvalidOptionError('shared.store', 'must be a BreakerStateStore', shared.store);
+      }
+      this.shared = {
+        store: shared.store,
+        key: shared.key,
+        syncIntervalMs: checkNumber('shared.syncIntervalMs', shared.syncIntervalMs ?? 1_000),
+        probeLeaseMs: checkNumber('shared.probeLeaseMs', shared.probeLeaseMs ?? 30_000, { min: 1 }),
+        syncedAt: -Infinity,
+        generation: -1,
+      };
+    }
+  }
+
+  /** The current state; an open circuit past `halfOpenAfterMs` reports (and becomes) half-open. */
+  get state(): CircuitState {
+    return this.refresh(this.clock.now());
+  }
+
+  /** Counters since creation. */
+  stats(): CircuitBreakerStats {
+    return { state: this.state, ...this.counters, probesInFlight: this.probes };
+  }
+
+  /** Holds the circuit open (rejecting every call) until every returned handle is disposed. */
+  isolate(): Disposable {
+    this.isolations++;
+    if (this.isolations === 1) this.transition('isolated', this.clock.now());
+    let released = false;
+    return {
+      dispose: () => {
+        if (released) return;
+        released = true;
+        if (--this.isolations === 0) this.transition('closed', this.clock.now());
+      },
+    };
+  }
+
+  /** Closes the circuit now (and in the shared store, if any), forgetting recorded failures. */
+  async reset(): Promise<void> {
+    if (this.isolations > 0) return;
+    this.transition('closed', this.clock.now());
+    if (this.shared !== undefined) {
+      const state = await this.shared.store.reset(this.shared.key);
+      this.adopt(state, this.clock.now());
+    }
+  }
+
+  /** The state to save; pass it back as `initialState`. */
+  toJSON(): CircuitBreakerSnapshot {
+    const now = this.clock.now();
+    switch (this.refresh(now)) {
+      case 'closed':
+        return { state: 'closed', openedAt: 0 };
+      case 'isolated':
+        return { state: 'open', openedAt: now };
+      default:
+        return { state: 'open', openedAt: this.openedAt };
+    }
+  }
+
+  /** @internal */
+  [RUN](fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
+    if (this.shared !== undefined) return this.runShared(fn, scope, chain, index, this.shared);
+    let probe = false;
+    if (this.current !== 'closed') {
+      const now = this.clock.now();
+      const state = this.refresh(now);
+      if (state === 'half-open' && this.probes < this.halfOpenMaxProbes) {
+        probe = true;
+      } else if (state !== 'closed') {
+        return Promise.reject(this.rejection(state, now));
+      }
+    }
+    if (scope.isAborted) return Promise.reject(scope.abortReason);
+    if (probe) this.probes++;
+    const generation = this.generation;
+    const start = this.slowCallMs === undefined ? 0 : this.clock.now();
+    let promise: Promise<unknown>;
+    try {
+      const result = runNext(fn, scope, chain, index);
+      promise = result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      this.settle(generation, probe, start, true, error, scope);
+      return Promise.reject(error);
+    }
+    // Observe the work's own promise and hand that same promise back: the caller's await then
+    // costs no extra microtask, and our reaction, registered first, runs before the caller resumes.
+    void promise.then(
+      () => this.settle(generation, probe, start, false, undefined, scope),
+      (error: unknown) => this.settle(generation, probe, start, true, error, scope),
+    );
+    return promise;
+  }
+
+  /**
+   * Counts a finished call: returns IGNORED, or FAILURE/SLOW flags; sets `settledAt` when timed.
+   */
+  private classify(generation: number, start: number, failed: boolean, error: unknown, scope: Scope): number {
+    // Results of calls that started before the last transition say nothing about the new state.
+    if (generation !== this.generation || (failed && scope.callerAborted)) {
+      this.counters.ignored++;
+      return IGNORED;
+    }
+    let failure = failed;
+    if (failed && this.isFailure !== undefined) {
+      try {
+        failure = this.isFailure(error);
+      } catch {
+        failure = true;
+      }
+    }
+    let flags = failure ? FAILURE : 0;
+    if (this.timed) {
+      const end = this.clock.now();
+      this.settledAt = end;
+      if (this.slowCallMs !== undefined && end - start >= this.slowCallMs) {
+        flags |= SLOW;
+        this.counters.slowCalls++;
+      }
+    }
+    if (failure) {
+      this.counters.failures++;
+      if (this.failureEmitter.active) this.failureEmitter.emit({ error });
+    } else {
+      this.counters.successes++;
+      if (this.successEmitter.active) this.successEmitter.emit();
+    }
+    return flags;
+  }
+
+  private settle(generation: number, probe: boolean, start: number, failed: boolean, error: unknown, scope: Scope): void {
+    if (probe && generation === this.generation) this.probes--;
+    const flags = this.classify(generation, start, failed, error, scope);
+    if (flags === IGNORED) return;
+    if (this.current === 'closed') {
+      if (this.strategy.record((flags & FAILURE) !== 0, (flags & SLOW) !== 0, this.settledAt)) {
+        this.transition('open', this.timed ? this.settledAt : this.clock.now());
+      }
+    } else if (this.current === 'half-open') {
+      if (flags !== 0) this.transition('open', this.timed ? this.settledAt : this.clock.now());
+      else if (++this.probeSuccesses >= this.successesToClose) this.transition('closed', 0);
+    }
+  }
+
+  private refresh(now: number): CircuitState {
+    if (this.current === 'open' && this.shared === undefined && now >= this.openedAt + this.halfOpenAfterMs) {
+      this.transition('half-open', now);
+    }
+    return this.current;
+  }
+
+  private transition(to: CircuitState, now: number): void {
+    const from = this.current;
+    this.current = to;
+    this.generation++;
+    this.probes = 0;
+    this.probeSuccesses = 0;
+    if (to === 'open') this.openedAt = now;
+    if (to === 'closed') this.strategy.reset();
+    if (from !== to && this.stateEmitter.active) this.stateEmitter.emit({ from, to });
+  }
+
+  private rejection(state: CircuitState, now: number): BrokenCircuitError {
+    const error =
+      state === 'isolated'
+        ? new BrokenCircuitError(Infinity, true)
+        : new BrokenCircuitError(state === 'open' ? Math.max(0, this.openedAt + this.halfOpenAfterMs - now) : 0);
+    this.counters.rejections++;
+    if (this.rejectedEmitter.active) this.rejectedEmitter.emit(error);
+    return error;
+  }
+
+  // ---- shared state --------------------------------------------------------------------------
+
+  /** Takes the store's state as ours when it moved on (another breaker or process changed it). */
+  private adopt(state: SharedBreakerState, now: number): void {
+    const shared = this.shared!;
+    shared.syncedAt = now;
+    if (state.generation === shared.generation) return;
+    shared.generation = state.generation;
+    if (this.isolations > 0) return;
+    if (state.state === 'open' || state.state === 'half-open') this.openedAt = state.openedAt;
+    const to: CircuitState = state.state;
+    if (to === 'open') {
+      const openedAt = this.openedAt;
+      this.transition('open', openedAt);
+    } else {
+      this.transition(to, now);
+    }
+  }
+
+  private storeFailed(error: unknown): void {
+    if (this.storeErrorEmitter.active) this.storeErrorEmitter.emit(error);
+  }
+
+  private async runShared(
+    fn: Work<unknown>,
+    scope: Scope,
+    chain: readonly Link[],
+    index: number,
+    shared: SharedContext,
+  ): Promise<unknown> {
+    const { store, key } = shared;
+    let now = this.clock.now();
+    if (this.isolations > 0) throw this.rejection('isolated', now);
+    if (now - shared.syncedAt >= shared.syncIntervalMs) {
+      try {
+        this.adopt(await store.load(key), now);
+      } catch (error) {
+        this.storeFailed(error);
+      }
+    }
+    let probe = false;
+    if (this.current !== 'closed') {
+      if (this.current === 'open' && now < this.openedAt + this.halfOpenAfterMs) throw this.rejection('open', now);
+      try {
+        const claim = await store.claimProbe(key, now, this.halfOpenAfterMs, shared.probeLeaseMs);
+        now = this.clock.now();
+        this.adopt(claim.state, now);
+        if (!claim.claimed || this.current !== 'half-open') throw this.rejection(this.current, now);
+        probe = true;
+      } catch (error) {
+        if (BrokenCircuitError.isInstance(error)) throw error;
+        this.storeFailed(error);
+        // The store is unreachable: fall back to this process's own half-open gate.
+        if (this.current === 'open') this.transition('half-open', now);
+        if (this.current !== 'half-open' || this.probes >= this.halfOpenMaxProbes) throw this.rejection(this.current, now);
+        probe = true;
+      }
+    }
+    if (scope.isAborted) throw scope.abortReason;
+    if (probe) this.probes++;
+    const generation = this.generation;
+    const start = this.slowCallMs === undefined ? 0 : this.clock.now();
+    let value: unknown;
+    let failed = false;
+    let error: unknown;
+    try {
+      value = await runNext(fn, scope, chain, index);
+    } catch (caught) {
+      failed = true;
+      error = caught;
+    }
+    if (probe && generation === this.generation) this.probes--;
+    const flags = this.classify(generation, start, failed, error, scope);
+    if (flags !== IGNORED) {
+      const failure = (flags & FAILURE) !== 0;
+      const slow = (flags & SLOW) !== 0;
+      const end = this.clock.now();
+      try {
+        if (this.current === 'half-open') {
+          if (failure || slow) this.adopt(await store.open(key, shared.generation, end), end);
+          else this.adopt(await store.probeSucceeded(key, shared.generation, this.successesToClose), end);
+        } else if (this.current === 'closed' && this.strategy.record(failure, slow, end)) {
+          this.adopt(await store.open(key, shared.generation, end), end);
+        }
+      } catch (storeError) {
+        this.storeFailed(storeError);
+      }
+    }
+    if (failed) throw error;
+    return value;
+  }
+}
+
+/** Creates a circuit breaker; `circuitBreaker()` opens after 5 consecutive failures and probes after 30s. */
+export function circuitBreaker(options: CircuitBreakerOptions = {}): CircuitBreakerPolicy {
+  return new CircuitBreakerPolicy({ ...options });
+}
