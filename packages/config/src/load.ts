@@ -280,16 +280,13 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     if (typeof value === 'object' && value !== null) {
       if (Secret.isInstance(value)) {
         const state = secretState(value);
-        const revealed = state?.value ?? value.reveal();
-        secrets.push(revealed);
-        if (input !== undefined && input !== revealed) secrets.push(input);
-        if (state !== undefined) {
-          const weakness = assessSecret(revealed, state.policy, input === undefined || state.fromDefault);
-          if (weakness !== undefined) {
-            const entry = { code: weakness.code, path: step.path, env: step.env, message: weakness.message };
-            if (mode === 'production') issues.push(entry);
-            else warnings.push(entry);
-          }
+        secrets.push(state.value);
+        if (input !== undefined && input !== state.value) secrets.push(input);
+        const weakness = assessSecret(state.value, state.policy, input === undefined || state.fromDefault);
+        if (weakness !== undefined) {
+          const entry = { code: weakness.code, path: step.path, env: step.env, message: weakness.message };
+          if (mode === 'production') issues.push(entry);
+          else warnings.push(entry);
         }
       } else {
         deepFreeze(value);

@@ -2,6 +2,8 @@ import * as z from 'zod';
 
 const REDACTED = '[redacted]';
 const SECRET_MARKER = Symbol.for('postern.config.secret');
+// Policy and origin (never the value) for loadConfig from another copy of this package.
+const SECRET_CHECK = Symbol.for('postern.config.secret.check');
 
 interface SecretState {
   readonly value: string;
@@ -55,6 +57,12 @@ export class Secret {
     return difference === 0;
   }
 
+  /** How `loadConfig` (from any copy of this package) learns the policy and origin; no value. */
+  [SECRET_CHECK](): { policy: SecretPolicy; fromDefault: boolean } {
+    const state = states.get(this);
+    return { policy: state?.policy ?? DEFAULT_POLICY, fromDefault: state?.fromDefault ?? false };
+  }
+
   /** Always `[redacted]`. */
   toString(): string {
     return REDACTED;
@@ -89,9 +97,16 @@ function createSecret(value: string, policy: SecretPolicy, fromDefault: boolean)
   return new Secret(value);
 }
 
-/** How `loadConfig` learns a parsed secret's policy and origin; not part of the public surface. */
-export function secretState(secret: Secret): SecretState | undefined {
-  return states.get(secret);
+/**
+ * A parsed secret's value, policy and origin, also for a Secret made by another copy of this
+ * package (dual ESM/CJS loading), so its checks are never silently skipped. Not public.
+ */
+export function secretState(secret: Secret): SecretState {
+  const own = states.get(secret);
+  if (own !== undefined) return own;
+  const check = (secret as unknown as Record<symbol, (() => { policy: SecretPolicy; fromDefault: boolean }) | undefined>)[SECRET_CHECK];
+  const details = typeof check === 'function' ? check.call(secret) : { policy: DEFAULT_POLICY, fromDefault: false };
+  return { value: secret.reveal(), policy: details.policy, fromDefault: details.fromDefault };
 }
 
 /** Options of {@link secret}. */
