@@ -134,6 +134,15 @@ describe('createLogger redaction', () => {
     expect(lines()[0]?.['msg']).toBe('connecting to redis://default:[Redacted]@cache:6379 with Bearer [Redacted]');
   });
 
+  it('masks secrets in request URLs and connection errors the way frameworks log them', () => {
+    const { logger, raw, lines } = capture();
+    logger.info({ req: { method: 'GET', url: '/v1/auth/reset?token=reset-abc123&lang=en', remoteAddress: '10.0.0.1' } }, 'incoming request');
+    logger.error({ err: new Error('connect ECONNREFUSED redis://:redis-pass@cache:6379') }, 'redis down');
+    expect(raw()).not.toMatch(/reset-abc123|redis-pass/);
+    expect(lines()[0]).toMatchObject({ req: { url: '/v1/auth/reset?token=[Redacted]&lang=en' } });
+    expect(lines()[1]).toMatchObject({ err: { message: 'connect ECONNREFUSED redis://:[Redacted]@cache:6379' } });
+  });
+
   it('adds keys and paths, uses a custom censor, and can turn suffix and text matching off', () => {
     const { logger, raw, lines } = capture({
       redact: { keys: ['ssn'], paths: ['order.card.number', 'headers["x-custom"]'], censor: '<hidden>', matchSuffixes: false, scrubText: false },
