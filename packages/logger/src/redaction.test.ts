@@ -145,11 +145,14 @@ describe('createLineScrubber', () => {
       msg: 'calling with Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig and redis://user:hunter2@cache:6379/0',
       url: 'postgres://app:s3cr3t@db/app',
       short: 'Bearer token',
+      lower: 'bearer abcdefghijklmnopqrstuvwx',
+      upper: 'BEARER abcdefghijklmnopqrstuvwx',
     });
     const out = JSON.parse(scrub(line)) as Record<string, string>;
     expect(out['msg']).toBe('calling with Bearer [Redacted] and redis://user:[Redacted]@cache:6379/0');
     expect(out['url']).toBe('postgres://app:[Redacted]@db/app');
     expect(out['short']).toBe('Bearer token');
+    expect([out['lower'], out['upper']]).toEqual(['bearer [Redacted]', 'BEARER [Redacted]']);
   });
 
   it('masks sensitive query parameters in URLs, keeping the others', () => {
