@@ -13,12 +13,18 @@ import {
   TimeoutStrategy,
   wrap as cockatielWrap,
 } from 'cockatiel';
-import CircuitBreaker from 'opossum';
+// @ts-expect-error -- opossum 9.0.0 ships no type declarations
+import OpossumModule from 'opossum';
 import { circuitBreaker, retry, timeout, wrap } from '@postern/resilience';
 import type { BenchCase, BenchResult } from './harness.ts';
 import { progress, ratio, report, suite } from './harness.ts';
 
+const CircuitBreaker = OpossumModule as new (
+  action: () => Promise<void>,
+  options: Record<string, unknown>,
+) => { fire(): Promise<void> };
 const noop = async (): Promise<void> => {};
+const readsSignal = ({ signal }: { signal: AbortSignal }): Promise<boolean> => Promise.resolve(signal.aborted);
 
 function cases(): BenchCase[] {
   const consecutive = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 5 } });
@@ -53,6 +59,7 @@ function cases(): BenchCase[] {
     { name: 'opossum breaker (timeout)', fn: () => opossumTimeout.fire() },
     { name: 'postern timeout (aggressive)', fn: () => ourTimeout.execute(noop) },
     { name: 'postern timeout (cooperative)', fn: () => ourCooperative.execute(noop) },
+    { name: 'postern timeout (fn reads signal)', fn: () => ourCooperative.execute(readsSignal) },
     { name: 'cockatiel timeout (aggressive)', fn: () => theirAggressive.execute(noop) },
     { name: 'cockatiel timeout (cooperative)', fn: () => theirCooperative.execute(noop) },
     { name: 'postern wrap(retry, breaker, timeout)', fn: () => ourWrap.execute(noop) },
@@ -92,6 +99,18 @@ for (const concurrency of [1, 100]) {
   ratios[`postern timeout/opossum breaker with timeout${tag}`] = ratio(
     get('postern timeout (aggressive)'),
     get('opossum breaker (timeout)'),
+  );
+  // The harness's own loop costs about as much as a bare call, which caps every ops/s ratio near
+  // bare/peer; the time each library adds on top of a bare call shows the difference uncapped.
+  const added = (result: BenchResult): number => 1 / (result.opsPerSec ?? 1) - 1 / (get('bare call').opsPerSec ?? 1);
+  const addedRatio = (ours: BenchResult, peer: BenchResult): number => Number((added(peer) / Math.max(added(ours), 1e-9)).toFixed(2));
+  ratios[`cockatiel breaker overhead/postern breaker overhead${tag}`] = addedRatio(
+    get('postern breaker (consecutive)'),
+    get('cockatiel breaker (consecutive)'),
+  );
+  ratios[`opossum breaker overhead/postern breaker overhead${tag}`] = addedRatio(
+    get('postern breaker (consecutive)'),
+    get('opossum breaker (no timeout)'),
   );
   ratios[`postern wrap/cockatiel wrap${tag}`] = ratio(
     get('postern wrap(retry, breaker, timeout)'),

@@ -1,0 +1,7 @@
+-- Reads the shared state of one circuit breaker.
+-- KEYS[1]  the breaker's hash ({hash tag} included by the caller)
+-- Returns the state after the operation as an array:
+--   { state ("closed" | "open" | "half-open"), generation, openedAt (ms), probeUntil (ms), probeSuccesses }
+-- A key that does not exist reads as closed at generation 0.
+local h = redis.call('HMGET', KEYS[1], 'state', 'generation', 'openedAt', 'probeUntil', 'probeSuccesses')
+return { h[1] or 'closed', tonumber(h[2]) or 0, tonumber(h[3]) or 0, tonumber(h[4]) or 0, tonumber(h[5]) or 0 }

@@ -1,0 +1,107 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BrokenCircuitError, circuitBreaker, InvalidOptionError } from '../src/index.js';
+import { RedisBreakerStore } from '../src/redis.js';
+import { breakerStoreContract, ManualClock } from '../src/testing.js';
+
+const url = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
+const prefix = `test:resilience:${randomUUID()}:`;
+const clients: Redis[] = [];
+
+function client(): Redis {
+  const redis = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  clients.push(redis);
+  return redis;
+}
+
+afterAll(async () => {
+  const redis = clients[0] ?? client();
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+  await Promise.all(clients.map((redis) => redis.quit()));
+});
+
+breakerStoreContract('RedisBreakerStore', () => new RedisBreakerStore({ redis: client(), prefix }), { describe, it, expect });
+
+describe('RedisBreakerStore', () => {
+  it('keeps every key of a circuit under one hash tag, with a TTL', async () => {
+    const redis = client();
+    const store = new RedisBreakerStore({ redis, prefix, ttlMs: 60_000 });
+    expect(store.redisKey('smtp-relay')).toBe(`${prefix}{smtp-relay}`);
+    await store.open('smtp-relay', 0, 1_000);
+    const ttl = await redis.pttl(store.redisKey('smtp-relay'));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('two processes (two clients) share one circuit and never probe at once', async () => {
+    const clock = new ManualClock(Date.now());
+    const key = `shared-${randomUUID()}`;
+    const make = (): ReturnType<typeof circuitBreaker> =>
+      circuitBreaker({
+        clock,
+        strategy: { kind: 'consecutive', threshold: 1 },
+        halfOpenAfterMs: 1_000,
+        shared: { store: new RedisBreakerStore({ redis: client(), prefix }), key, syncIntervalMs: 0 },
+      });
+    const processA = make();
+    const processB = make();
+    await expect(processA.execute(() => Promise.reject(new Error('relay down')))).rejects.toThrow('relay down');
+    await expect(processB.execute(() => 'x')).rejects.toBeInstanceOf(BrokenCircuitError);
+    clock.advance(1_000);
+    let probes = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const calls = [processA, processB, processA, processB].flatMap((breaker) =>
+      Array.from({ length: 10 }, () =>
+        breaker.execute(async () => {
+          probes++;
+          await gate;
+          return 'probe';
+        }),
+      ),
+    );
+    const settled = Promise.allSettled(calls);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    const results = await settled;
+    expect(probes).toBe(1);
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(1);
+    await expect(processB.execute(() => 'closed again')).resolves.toBe('closed again');
+  });
+
+  it('two versions of the script never collide: names carry a hash of the script text', () => {
+    const redis = client();
+    const defined: string[] = [];
+    const spy = new Proxy(redis, {
+      get(target, property, receiver) {
+        if (property === 'defineCommand') {
+          return (name: string, definition: { numberOfKeys: number; lua: string }) => {
+            defined.push(name);
+            target.defineCommand(name, definition);
+          };
+        }
+        return Reflect.get(target, property, receiver) as unknown;
+      },
+    });
+    new RedisBreakerStore({ redis: spy, prefix });
+    expect(defined).toHaveLength(5);
+    for (const name of defined) expect(name).toMatch(/^postern[A-Za-z]+_[0-9a-z]+$/);
+    // A second store on the same client reuses the commands.
+    new RedisBreakerStore({ redis: spy, prefix });
+    expect(defined).toHaveLength(5);
+  });
+
+  it('rejects invalid options naming the option', () => {
+    expect(() => new RedisBreakerStore({ redis: {} as never })).toThrow(InvalidOptionError);
+    expect(() => new RedisBreakerStore({ redis: client(), ttlMs: 0 })).toThrow('"ttlMs"');
+    expect(() => new RedisBreakerStore({ redis: client(), prefix: 5 as never })).toThrow('"prefix"');
+  });
+});
