@@ -1,6 +1,6 @@
 import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
 import { RateLimitError, assertPositive, rejectWith } from './errors.js';
-import { MemoryBackend } from './memory-backend.js';
+import { MemoryBackend, type MemoryTable } from './memory-backend.js';
 
 /** Options of `createRateLimiter`. */
 export interface RateLimiterOptions {
@@ -119,10 +119,10 @@ function incrementOf(settings: Settings, options: ConsumeOptions | undefined): n
   return incrementUs;
 }
 
-function toResult(settings: Settings, request: BackendRequest, backlogUs: number, allowed: boolean, charged: boolean, retryOverrideUs: number | undefined): RateLimitResult {
+function toResult(settings: Settings, incrementUs: number, backlogUs: number, allowed: boolean, charged: boolean, retryOverrideUs: number | undefined): RateLimitResult {
   const { intervalUs, toleranceUs } = settings;
   if (allowed) {
-    const after = charged ? backlogUs + request.incrementUs : backlogUs;
+    const after = charged ? backlogUs + incrementUs : backlogUs;
     return {
       allowed: true,
       remaining: Math.max(0, Math.floor((toleranceUs - after) / intervalUs)),
@@ -130,7 +130,7 @@ function toResult(settings: Settings, request: BackendRequest, backlogUs: number
       resetAfterMs: Math.ceil(after / 1000),
     };
   }
-  const waitUs = retryOverrideUs ?? Math.max(backlogUs + request.incrementUs - toleranceUs, 0);
+  const waitUs = retryOverrideUs ?? Math.max(backlogUs + incrementUs - toleranceUs, 0);
   return {
     allowed: false,
     remaining: Math.max(0, Math.floor((toleranceUs - backlogUs) / intervalUs)),
@@ -158,6 +158,9 @@ class GcraLimiter implements RateLimiter {
   readonly backend: RateLimitBackend;
   /** @internal */
   readonly settings: Settings;
+  // The memory backend answers synchronously; calling it without arrays keeps it fast.
+  readonly #memory: MemoryBackend | undefined;
+  readonly #table: MemoryTable | undefined;
 
   constructor(options: RateLimiterOptions) {
     if (typeof options !== 'object' || options === null) {
@@ -201,6 +204,8 @@ class GcraLimiter implements RateLimiter {
     this.prefix = prefix;
     this.backend = options.backend ?? new MemoryBackend();
     this.settings = { prefix, intervalUs, toleranceUs, maxKeyLength };
+    this.#memory = this.backend instanceof MemoryBackend ? this.backend : undefined;
+    this.#table = this.#memory?.table(prefix);
   }
 
   /** @internal Builds the backend request for one call; throws on bad input. */
@@ -228,6 +233,22 @@ class GcraLimiter implements RateLimiter {
   }
 
   #run(key: string, options: ConsumeOptions | undefined, mode: BackendMode): Promise<RateLimitResult> {
+    const memory = this.#memory;
+    if (memory !== undefined) {
+      const settings = this.settings;
+      try {
+        validateKey(key, settings.maxKeyLength);
+        const incrementUs = options === undefined ? settings.intervalUs : incrementOf(settings, options);
+        const answer = memory.applyOne(this.#table!, key, incrementUs, settings.toleranceUs, mode === 'consume');
+        return Promise.resolve(
+          answer >= 0
+            ? toResult(settings, incrementUs, answer, true, mode === 'consume', undefined)
+            : toResult(settings, incrementUs, -answer - 1, false, false, undefined),
+        );
+      } catch (error) {
+        return rejectWith(error);
+      }
+    }
     let request: BackendRequest;
     let decision: BackendDecision | Promise<BackendDecision>;
     try {
@@ -239,7 +260,7 @@ class GcraLimiter implements RateLimiter {
     const settings = this.settings;
     const finish = (answer: BackendDecision): RateLimitResult => {
       checkDecision(answer, 1);
-      return toResult(settings, request, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs);
+      return toResult(settings, request.incrementUs, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs);
     };
     if (isPromise(decision)) return decision.then(finish);
     try {
@@ -298,7 +319,7 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
         const backlog = answer.backlogUs[index]!;
         // In a denied combined call each part reports whether it alone would have passed.
         const partAllowed = answer.allowed || backlog + request.incrementUs <= request.toleranceUs;
-        return toResult(part.settings, request, backlog, partAllowed, answer.allowed && mode === 'consume', answer.retryAfterUs);
+        return toResult(part.settings, request.incrementUs, backlog, partAllowed, answer.allowed && mode === 'consume', answer.retryAfterUs);
       });
       return {
         allowed: answer.allowed,

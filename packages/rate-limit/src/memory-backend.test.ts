@@ -21,12 +21,11 @@ backendContract({
 });
 
 describe('MemoryBackend', () => {
-  it('caps the number of keys by forgetting the least recently charged', async () => {
+  it('caps the number of keys per limiter by forgetting the oldest in the rotation', async () => {
     const clock = new ManualClock();
     const backend = new MemoryBackend({ clock, maxKeys: 3 });
     const limiter = createRateLimiter({ limit: 1, periodMs: 60_000, backend, prefix: 'cap' });
     for (const key of ['a', 'b', 'c']) expect((await limiter.consume(key)).allowed).toBe(true);
-    // Charging "a" again would be denied, but a denial does not refresh it: "a" stays the oldest.
     expect((await limiter.consume('a')).allowed).toBe(false);
     expect((await limiter.consume('d')).allowed).toBe(true);
     expect(backend.size).toBe(3);
@@ -62,7 +61,11 @@ describe('MemoryBackend', () => {
     expect(await limiter.peek('a')).toEqual({ allowed: true, remaining: 9, retryAfterMs: 0, resetAfterMs: 1 });
     clock.advance(1);
     expect(await limiter.peek('a')).toEqual({ allowed: true, remaining: 10, retryAfterMs: 0, resetAfterMs: 0 });
+    // Reading a drained key does not write; the next new key sweeps it.
+    expect(backend.has('keep', 'a')).toBe(true);
+    await limiter.consume('c');
     expect(backend.has('keep', 'a')).toBe(false);
+    expect(backend.has('keep', 'b')).toBe(true);
   });
 
   it('rejects a bad maxKeys with a typed error', () => {

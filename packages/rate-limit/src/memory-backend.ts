@@ -4,8 +4,9 @@ import { RateLimitError } from './errors.js';
 /** Options of `new MemoryBackend()`. */
 export interface MemoryBackendOptions {
   /**
-   * Most keys held at once. Past it, the key charged least recently is forgotten (its subject
-   * starts afresh), so a flood of new keys costs bounded memory. Default: 100_000.
+   * Most keys held per limiter (per prefix). Past it, the oldest key in the sweep rotation is
+   * forgotten (its subject starts afresh), so a flood of new keys costs bounded memory.
+   * Default: 100_000.
    */
   readonly maxKeys?: number;
   /** Source of time, in ms. Default: `Date` (wall clock). Tests pass a manual clock. */
@@ -14,9 +15,19 @@ export interface MemoryBackendOptions {
 
 const DEFAULTS = { maxKeys: 100_000, clock: Date as Clock };
 
-// Keys whose backlog has drained are dropped when met; each new key also looks at the two
-// least recently charged keys, so idle keys leave without a timer and without a sweep pass.
+// Each new key looks at the two keys at the head of its table: a drained one is dropped, a
+// live one moves to the tail (second chance) or, past the cap, is evicted. The head so cycles
+// through the table and drained keys leave with no timer per key and no full sweep.
 const SWEEP_PER_INSERT = 2;
+
+/** One key's state; mutated in place so a charge allocates nothing. */
+interface Entry {
+  /** Theoretical arrival time, in µs. */
+  tat: number;
+}
+
+/** @internal A limiter's keys in a `MemoryBackend`. */
+export type MemoryTable = Map<string, Entry>;
 
 /**
  * Limiter state in this process: one number per key, O(1) per call, no timers. State is lost
@@ -25,8 +36,7 @@ const SWEEP_PER_INSERT = 2;
 export class MemoryBackend implements RateLimitBackend {
   readonly #clock: Clock;
   readonly #maxKeys: number;
-  // Insertion order is kept as "least recently charged first": a charge re-inserts its key.
-  readonly #tats = new Map<string, number>();
+  readonly #tables = new Map<string, MemoryTable>();
 
   constructor(options: MemoryBackendOptions = {}) {
     const settings = { ...DEFAULTS, ...options };
@@ -39,59 +49,83 @@ export class MemoryBackend implements RateLimitBackend {
     this.#maxKeys = settings.maxKeys;
   }
 
-  /** Number of keys held now, idle ones not yet swept included. */
+  /** Number of keys held now over all limiters, drained ones not yet swept included. */
   get size(): number {
-    return this.#tats.size;
+    let total = 0;
+    for (const table of this.#tables.values()) total += table.size;
+    return total;
   }
 
   /** True when state for the key is held (a drained key not yet swept included). */
   has(prefix: string, key: string): boolean {
-    return this.#tats.has(`${prefix}\u0000${key}`);
+    return this.#tables.get(prefix)?.has(key) ?? false;
   }
 
   /** Checks, and in `consume` mode charges, every request at once (synchronously). */
   apply(requests: readonly BackendRequest[], mode: BackendMode): BackendDecision {
     const nowUs = Math.round(this.#clock.now() * 1000);
-    const tats = this.#tats;
     const backlogUs = new Array<number>(requests.length);
     let allowed = true;
     for (let index = 0; index < requests.length; index += 1) {
       const request = requests[index]!;
-      const storageKey = `${request.prefix}\u0000${request.key}`;
-      const tat = tats.get(storageKey);
-      let backlog = 0;
-      if (tat !== undefined) {
-        if (tat > nowUs) backlog = tat - nowUs;
-        else tats.delete(storageKey);
-      }
+      const tat = this.#tables.get(request.prefix)?.get(request.key)?.tat;
+      const backlog = tat !== undefined && tat > nowUs ? tat - nowUs : 0;
       backlogUs[index] = backlog;
       if (backlog + request.incrementUs > request.toleranceUs) allowed = false;
     }
     if (allowed && mode === 'consume') {
       for (let index = 0; index < requests.length; index += 1) {
         const request = requests[index]!;
-        const storageKey = `${request.prefix}\u0000${request.key}`;
-        const known = tats.delete(storageKey);
-        tats.set(storageKey, nowUs + backlogUs[index]! + request.incrementUs);
-        if (!known) this.#sweep(nowUs);
+        const table = this.table(request.prefix);
+        const tat = nowUs + backlogUs[index]! + request.incrementUs;
+        const entry = table.get(request.key);
+        if (entry === undefined) this.#insert(table, request.key, tat, nowUs);
+        else entry.tat = tat;
       }
     }
     return { allowed, backlogUs };
   }
 
-  /** Forgets the state of every given key. */
-  reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): void {
-    for (const { prefix, key } of keys) this.#tats.delete(`${prefix}\u0000${key}`);
+  /**
+   * @internal One key, without the arrays of `apply`: the limiter's fast path. Returns the
+   * backlog before the call in µs when allowed, or `-(backlog + 1)` when denied.
+   */
+  applyOne(table: MemoryTable, key: string, incrementUs: number, toleranceUs: number, charge: boolean): number {
+    const nowUs = Math.round(this.#clock.now() * 1000);
+    const entry = table.get(key);
+    const backlog = entry !== undefined && entry.tat > nowUs ? entry.tat - nowUs : 0;
+    if (backlog + incrementUs > toleranceUs) return -backlog - 1;
+    if (charge) {
+      if (entry === undefined) this.#insert(table, key, nowUs + incrementUs, nowUs);
+      else entry.tat = nowUs + backlog + incrementUs;
+    }
+    return backlog;
   }
 
-  #sweep(nowUs: number): void {
-    const tats = this.#tats;
-    let checked = 0;
-    for (const [storageKey, tat] of tats) {
-      if (tats.size > this.#maxKeys || tat <= nowUs) tats.delete(storageKey);
-      else break;
-      checked += 1;
-      if (checked >= SWEEP_PER_INSERT && tats.size <= this.#maxKeys) break;
+  /** Forgets the state of every given key. */
+  reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): void {
+    for (const { prefix, key } of keys) this.#tables.get(prefix)?.delete(key);
+  }
+
+  /** @internal The table of one prefix, created on first use. */
+  table(prefix: string): MemoryTable {
+    let table = this.#tables.get(prefix);
+    if (table === undefined) {
+      table = new Map();
+      this.#tables.set(prefix, table);
     }
+    return table;
+  }
+
+  #insert(table: MemoryTable, key: string, tat: number, nowUs: number): void {
+    while (table.size >= this.#maxKeys) table.delete(table.keys().next().value!);
+    let checked = 0;
+    for (const [headKey, headEntry] of table) {
+      if (checked >= SWEEP_PER_INSERT) break;
+      checked += 1;
+      table.delete(headKey);
+      if (headEntry.tat > nowUs) table.set(headKey, headEntry);
+    }
+    table.set(key, { tat });
   }
 }

@@ -126,4 +126,35 @@ describe('RedisBackend on a single Redis', () => {
     expect((await combos[0]!.limiters[0]!.peek('k')).remaining).toBe(20);
     await combos[0]!.reset('k');
   });
+
+  it('answers a call on a key of another type by the policy, while the rest of its batch goes on', async () => {
+    const prefix = `wrongtype-${run}`;
+    await clients[0]!.hset(redisKey(prefix, 'bad'), 'field', 'value');
+    const backend = new RedisBackend({ redis: clients[0]!, onError: 'throw' });
+    const limiter = createRateLimiter({ limit: 5, periodMs: 60_000, prefix, backend });
+    const [good, bad, again] = await Promise.allSettled([limiter.consume('good'), limiter.consume('bad'), limiter.consume('good')]);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 4 } });
+    expect(again).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 3 } });
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'BACKEND_ERROR', message: expect.stringContaining('another type') as string } });
+    expect(backend.state).toBe('redis');
+    expect(await clients[0]!.type(redisKey(prefix, 'bad'))).toBe('hash');
+    await clients[0]!.del(redisKey(prefix, 'bad'));
+    await limiter.reset('good');
+  });
+
+  it('stays exact when more calls arrive at once than one script run takes', async () => {
+    const prefix = `bigbatch-${run}`;
+    const limiter = createRateLimiter({ limit: 300, periodMs: 3_600_000, prefix, backend: new RedisBackend({ redis: clients[2]! }) });
+    const results = await Promise.all(Array.from({ length: 700 }, () => limiter.consume('k')));
+    expect(results.filter((result) => result.allowed)).toHaveLength(300);
+    await limiter.reset('k');
+  });
+
+  it('sends each call alone with batch: false, with the same answers', async () => {
+    const prefix = `nobatch-${run}`;
+    const limiter = createRateLimiter({ limit: 20, periodMs: 3_600_000, prefix, backend: new RedisBackend({ redis: nodeRedis, batch: false }) });
+    const results = await Promise.all(Array.from({ length: 50 }, () => limiter.consume('k')));
+    expect(results.filter((result) => result.allowed)).toHaveLength(20);
+    await limiter.reset('k');
+  });
 });

@@ -194,6 +194,13 @@ describe('RedisBackend options and replies', () => {
     await expect(createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k')).rejects.toMatchObject({
       code: 'BACKEND_ERROR',
     });
+    const malformed: RedisScriptClient = {
+      evalsha: () => Promise.resolve([7, 0]),
+      eval: () => Promise.resolve([7, 0]),
+    };
+    await expect(
+      createRateLimiter({ limit: 1, periodMs: 1_000, backend: new RedisBackend({ redis: malformed, onError: 'throw' }) }).consume('k'),
+    ).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: expect.stringContaining('unexpected reply') as string });
     const failing: RedisScriptClient = {
       evalsha: () => Promise.reject(new Error('NOSCRIPT No matching script')),
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- some clients reject with non-Errors
