@@ -5,6 +5,7 @@ import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { bool, duration, list, port, url } from './coerce.js';
+import { devDefault } from './dev-default.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { loadConfig, modeFromNodeEnv } from './load.js';
 import { Secret, secret } from './secret.js';
@@ -414,5 +415,44 @@ describe('ConfigError', () => {
   it('freezes its issues', () => {
     const error = ConfigError.fromIssues([{ code: 'MISSING', path: ['port'], env: 'PORT', message: 'is not set' }]);
     expect(Object.isFrozen(error.issues)).toBe(true);
+  });
+});
+
+describe('loadConfig: devDefault', () => {
+  const shape = { publicUrl: devDefault(url(), 'http://localhost:3000'), token: devDefault(secret(), 'dev-token-for-local-use') };
+
+  it('applies outside production, parsed like a real value', () => {
+    const config = loadConfig(shape, { mode: 'development', env: {} });
+    expect(config.publicUrl).toBe('http://localhost:3000');
+    expect(config.token.reveal()).toBe('dev-token-for-local-use');
+    expect(config.warnings.map((warning) => [warning.env, warning.code])).toEqual([['TOKEN', 'SECRET_DEFAULT']]);
+  });
+
+  it('does not apply in production: the variable is required there', () => {
+    const error = failure(() => loadConfig(shape, { mode: 'production', env: { TOKEN: STRONG } }));
+    expect(error.issues).toEqual([
+      { code: 'MISSING', path: ['publicUrl'], env: 'PUBLIC_URL', message: 'is not set (its development default does not apply in production)' },
+    ]);
+  });
+
+  it('also covers a variable set to an empty string', () => {
+    expect(loadConfig(shape, { mode: 'development', env: { PUBLIC_URL: '' } }).publicUrl).toBe('http://localhost:3000');
+  });
+
+  it('gives way to a real value', () => {
+    expect(loadConfig(shape, { mode: 'development', env: { PUBLIC_URL: 'https://example.com' } }).publicUrl).toBe('https://example.com');
+  });
+
+  it('marks a copy, leaving the original schema without a default', () => {
+    const original = port();
+    const config = { withDefault: devDefault(original, '3000'), without: original };
+    expect(failure(() => loadConfig(config, { mode: 'development', env: {} })).issues.map((issue) => issue.env)).toEqual(['WITHOUT']);
+  });
+});
+
+describe('loadConfig: descriptions', () => {
+  it('adds a zod description to "is not set" so operators know what to provide', () => {
+    const error = failure(() => loadConfig({ relayHost: z.string().describe('hostname of the outbound SMTP relay') }, { env: {} }));
+    expect(error.issues[0]?.message).toBe('is not set: hostname of the outbound SMTP relay');
   });
 });

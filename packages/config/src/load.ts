@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
+import { devDefaultOf } from './dev-default.js';
 import { toEnvName } from './env-name.js';
 import { assessSecret, Secret, secretState } from './secret.js';
 
@@ -56,6 +57,10 @@ interface Field {
   readonly env: string;
   readonly fileEnv: string;
   readonly schema: z.core.$ZodType;
+  /** Input used outside production when the variable is not set (`devDefault`). */
+  readonly devDefault: string | undefined;
+  /** The schema's zod description, added to "is not set" messages. */
+  readonly description: string | undefined;
   /** Index of the object (among the plan's objects) the value goes into, and its key there. */
   readonly group: number;
   readonly key: string;
@@ -110,7 +115,18 @@ function compile(shape: Shape, prefix: string): Plan {
           throw new ConfigError('SHAPE_INVALID', `Config shape keys "${owner}" and "${dotted}" both read ${env}`);
         }
         owners.set(env, dotted);
-        const field: Field = { kind: 'field', path: fieldPath, env, fileEnv: `${env}_FILE`, schema: value, group, key };
+        const description = (value as { description?: unknown }).description;
+        const field: Field = {
+          kind: 'field',
+          path: fieldPath,
+          env,
+          fileEnv: `${env}_FILE`,
+          schema: value,
+          devDefault: devDefaultOf(value),
+          description: typeof description === 'string' ? description : undefined,
+          group,
+          key,
+        };
         steps.push(field);
         fields.push(field);
       } else if (isPlainObject(value)) {
@@ -232,6 +248,13 @@ function pathOf(field: Field, issuePath: readonly unknown[] | undefined): (strin
   return path;
 }
 
+function missingMessage(field: Field, empty: boolean): string {
+  let message = empty ? 'is set but empty' : 'is not set';
+  if (field.devDefault !== undefined) message += ' (its development default does not apply in production)';
+  if (field.description !== undefined) message += `: ${field.description}`;
+  return message;
+}
+
 /**
  * Reads and validates every variable of `shape` at once. Returns a deep-frozen, fully typed object
  * (with non-enumerable `warnings`), or throws a `ConfigError` whose `issues` list every problem.
@@ -263,12 +286,13 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
       issues.push(raw);
       continue;
     }
-    const input = typeof raw === 'string' ? raw : undefined;
+    const fromDevDefault = typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
+    const input = typeof raw === 'string' ? raw : fromDevDefault ? step.devDefault : undefined;
     const result = step.schema['~standard'].validate(input);
     if (result instanceof Promise) throw new TypeError(`The schema for ${step.env} is asynchronous; loadConfig is synchronous`);
     if (result.issues !== undefined) {
       if (input === undefined) {
-        issues.push({ code: 'MISSING', path: step.path, env: step.env, message: raw === EMPTY ? 'is set but empty' : 'is not set' });
+        issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
       } else {
         for (const issue of result.issues) {
           issues.push({ code: 'INVALID', path: pathOf(step, issue.path), env: step.env, message: issue.message });
@@ -282,7 +306,7 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
         const state = secretState(value);
         secrets.push(state.value);
         if (input !== undefined && input !== state.value) secrets.push(input);
-        const weakness = assessSecret(state.value, state.policy, input === undefined || state.fromDefault);
+        const weakness = assessSecret(state.value, state.policy, input === undefined || fromDevDefault || state.fromDefault);
         if (weakness !== undefined) {
           const entry = { code: weakness.code, path: step.path, env: step.env, message: weakness.message };
           if (mode === 'production') issues.push(entry);

@@ -16,6 +16,7 @@ describe('Secret', () => {
 
   it('redacts itself everywhere a value is turned into text', () => {
     expect(String(hidden)).toBe('[redacted]');
+    expect(hidden.toString()).toBe('[redacted]');
     // eslint-disable-next-line @typescript-eslint/restrict-template-expressions -- the point of the test
     expect(`${hidden}`).toBe('[redacted]');
     // eslint-disable-next-line @typescript-eslint/restrict-plus-operands
@@ -130,5 +131,26 @@ describe('secret() in a zod object', () => {
   it('keeps the value out of zod output serialisation', () => {
     const parsed = z.object({ key: secret() }).parse({ key: VALUE });
     expect(JSON.stringify(parsed)).toBe('{"key":"[redacted]"}');
+  });
+});
+
+describe('secrets outside ASCII', () => {
+  it('counts characters, not UTF-16 units', () => {
+    expect(entropyBits('éééé')).toBe(0);
+    expect(entropyBits('aé')).toBeCloseTo(2);
+    expect(entropyBits('😀😁')).toBeCloseTo(2);
+    expect(assessSecret('😀'.repeat(20), DEFAULT_POLICY, false)?.code).toBe('SECRET_REPEATED');
+    // 15 emoji are 30 UTF-16 units but only 15 characters: too short.
+    expect(assessSecret('😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰', DEFAULT_POLICY, false)?.code).toBe('SECRET_TOO_SHORT');
+    expect(assessSecret('ä1ö2ü3ß4é5è6ê7ë8ï9î0', DEFAULT_POLICY, false)).toBeUndefined();
+  });
+
+  it('exposes policy and origin, never the value, to other copies of the package', () => {
+    const made = secret({ minLength: 20, default: 'fallback-value-0000' }).parse(undefined);
+    const check = (made as unknown as Record<symbol, () => unknown>)[Symbol.for('postern.config.secret.check')]!;
+    const details = check.call(made);
+    expect(details).toEqual({ policy: { minLength: 20, minEntropyBits: 48 }, fromDefault: true });
+    expect(JSON.stringify(details)).not.toContain('fallback-value-0000');
+    expect(check.call(new Secret('x'))).toEqual({ policy: DEFAULT_POLICY, fromDefault: false });
   });
 });

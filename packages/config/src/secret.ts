@@ -165,7 +165,8 @@ export const KNOWN_DEFAULT_SECRETS: readonly string[] = Object.freeze([
   'insecure', 'notasecret', 'foobar', 'xxx', 'todo', 's3cr3t', 'hunter2',
 ]);
 
-const normalize = (value: string): string => value.toLowerCase().replace(/[^a-z0-9]/g, '');
+// Letters and digits of any script are kept, so a non-ASCII passphrase never collapses onto a known default.
+const normalize = (value: string): string => value.toLowerCase().replace(/[^\p{L}\p{N}]/gu, '');
 const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
 // Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
 const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];

@@ -1,0 +1,19 @@
+import * as z from 'zod';
+
+const devDefaults = new WeakMap<object, string>();
+
+/**
+ * A value used for `schema` only outside production, as if the variable were set to `value`
+ * (so it is parsed like one). In production the variable is required. Returns a copy of
+ * `schema`; the original is not marked.
+ */
+export function devDefault<S extends z.core.$ZodType>(schema: S, value: string): S {
+  const copy = z.core.clone(schema);
+  devDefaults.set(copy, value);
+  return copy;
+}
+
+/** The development default registered for a shape entry, if any. Not public. */
+export function devDefaultOf(schema: object): string | undefined {
+  return devDefaults.get(schema);
+}
