@@ -1,4 +1,5 @@
 const MARKER = Symbol.for('postern.error');
+const PACKAGE = '@postern/reference-server';
 
 /** Every stable error code the reference server answers with. */
 export type ServerErrorCode =
@@ -13,7 +14,16 @@ export type ServerErrorCode =
   | 'RATE_LIMITED'
   | 'CSRF_FAILED'
   | 'UNAVAILABLE'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  // Passed through from @postern/auth unchanged, so clients see one vocabulary.
+  | 'INVALID_CREDENTIALS'
+  | 'ACCOUNT_LOCKED'
+  | 'EMAIL_TAKEN'
+  | 'WEAK_PASSWORD'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'TOKEN_REUSED'
+  | 'EMAIL_NOT_VERIFIED';
 
 /** Options every `ServerError` takes besides its code and message. */
 export interface ServerErrorOptions {
@@ -29,6 +39,8 @@ export interface ServerErrorOptions {
 /** The one base class of the reference server's errors: a stable `code`, an HTTP `status`, structured fields. */
 export class ServerError extends Error {
   readonly [MARKER] = true;
+  /** Which package threw it, for errors seen across packages. */
+  readonly package = PACKAGE;
   readonly code: ServerErrorCode;
   readonly status: number;
   readonly field: string | undefined;
@@ -45,6 +57,12 @@ export class ServerError extends Error {
 
   /** True for any `ServerError`, even one thrown by a second copy of this module. */
   static isInstance(value: unknown): value is ServerError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true && 'code' in value && 'status' in value;
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[MARKER] === true &&
+      (value as { package?: unknown }).package === PACKAGE &&
+      typeof (value as { code?: unknown }).code === 'string'
+    );
   }
 }

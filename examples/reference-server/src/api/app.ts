@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import cookie from '@fastify/cookie';
 import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -92,7 +93,6 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
     trustProxy: deps.trustProxy ?? false,
     bodyLimit: deps.bodyLimitBytes ?? 64 * 1024,
     requestIdHeader: false,
-    requestIdLogLabel: 'requestId',
     // An X-Request-Id from the caller is kept when it is a plain token; anything else is replaced,
     // so a header cannot inject text into logs.
     genReqId: (raw) => {
@@ -117,6 +117,7 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   });
   app.setNotFoundHandler((request, reply) => send(reply, request, new ServerError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, { status: 404 })));
 
+  await app.register(cookie);
   await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'] } } });
   if (deps.openapi ?? true) {
     await app.register(swagger, {

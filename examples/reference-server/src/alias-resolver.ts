@@ -1,0 +1,113 @@
+import type { Redis } from 'ioredis';
+import type { ResolvedRecipient, Resolver } from '@postern/smtp-forward';
+import type { AliasRoute } from './aliases.js';
+import type { AliasChangeNotifier } from './ports.js';
+
+
+/** Options of `createAliasResolver`. */
+export interface AliasResolverOptions {
+  /** Looks one address up in PostgreSQL. */
+  findRoute: (address: string) => Promise<AliasRoute | null>;
+  /** How long a looked-up route (or its absence) is reused, in ms; 0 disables the cache. Default: 30_000. */
+  ttlMs?: number;
+  /** Most addresses cached; the oldest is dropped first. Default: 10_000. */
+  maxEntries?: number;
+  /** Epoch-ms clock. Default: Date.now. */
+  now?: () => number;
+  /** Sub-addressing separator: `alias+tag@domain` resolves `alias@domain`. Default: '+'. */
+  separator?: string;
+}
+
+/** A resolver with its cache, and the hook that drops one address from it. */
+export interface AliasResolver {
+  resolve: Resolver;
+  invalidate(address: string): void;
+  /** Entries in the cache now. */
+  size(): number;
+}
+
+function baseAddress(address: string, separator: string): string {
+  const lower = address.toLowerCase();
+  const at = lower.lastIndexOf('@');
+  if (at < 0 || separator === '') return lower;
+  const local = lower.slice(0, at);
+  const cut = local.indexOf(separator);
+  return cut > 0 ? `${local.slice(0, cut)}${lower.slice(at)}` : lower;
+}
+
+/**
+ * Resolves aliases from PostgreSQL through a short-lived cache. A disabled alias resolves to a
+ * `reject`, so the SMTP process answers 550 at RCPT; an unknown one to null (550 5.1.1).
+ */
+export function createAliasResolver(options: AliasResolverOptions): AliasResolver {
+  const ttlMs = options.ttlMs ?? 30_000;
+  const maxEntries = options.maxEntries ?? 10_000;
+  const now = options.now ?? Date.now;
+  const separator = options.separator ?? '+';
+  const cache = new Map<string, { route: AliasRoute | null; expiresAt: number }>();
+
+  const lookup = async (address: string): Promise<AliasRoute | null> => {
+    if (ttlMs > 0) {
+      const hit = cache.get(address);
+      if (hit !== undefined && hit.expiresAt > now()) return hit.route;
+    }
+    const route = await options.findRoute(address);
+    if (ttlMs > 0) {
+      cache.delete(address);
+      cache.set(address, { route, expiresAt: now() + ttlMs });
+      if (cache.size > maxEntries) {
+        const oldest = cache.keys().next();
+        if (oldest.done !== true) cache.delete(oldest.value);
+      }
+    }
+    return route;
+  };
+
+  const resolve: Resolver = async (address) => {
+    const route = await lookup(baseAddress(address, separator));
+    if (route === null) return null;
+    const recipient: ResolvedRecipient = route.enabled ? { destinations: route.destinations } : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };
+    return recipient;
+  };
+
+  return {
+    resolve,
+    invalidate: (address) => {
+      cache.delete(address.toLowerCase());
+    },
+    size: () => cache.size,
+  };
+}
+
+/** Publishes alias changes on Redis, so every SMTP process drops its cached route at once. */
+export class RedisAliasNotifier implements AliasChangeNotifier {
+  readonly #redis: Redis;
+  readonly #channel: string;
+
+  /** `channel`: the Redis channel changes are published on (the key prefix + `alias-changed`). */
+  constructor(redis: Redis, channel: string) {
+    this.#redis = redis;
+    this.#channel = channel;
+  }
+
+  async changed(address: string): Promise<void> {
+    await this.#redis.publish(this.#channel, address.toLowerCase());
+  }
+}
+
+/** Used with no Redis (a first look): the SMTP process runs with its cache off instead. */
+export const noopAliasNotifier: AliasChangeNotifier = { changed: () => Promise.resolve() };
+
+/**
+ * Subscribes `resolver` to alias changes on a dedicated connection (a subscribed ioredis client
+ * cannot run other commands). Resolves once subscribed; returns the unsubscribe function.
+ */
+export async function subscribeToAliasChanges(subscriber: Redis, channel: string, resolver: AliasResolver): Promise<() => Promise<void>> {
+  subscriber.on('message', (from: string, address: string) => {
+    if (from === channel) resolver.invalidate(address);
+  });
+  await subscriber.subscribe(channel);
+  return async () => {
+    await subscriber.unsubscribe(channel);
+  };
+}

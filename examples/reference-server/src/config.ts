@@ -1,0 +1,73 @@
+import { bool, duration, integer, list, loadConfig, modeFromNodeEnv, port, secret, url } from '@postern/config';
+import type { Config, Mode } from '@postern/config';
+import * as z from 'zod';
+
+const postgresUrl = (): ReturnType<typeof url> => url({ protocols: ['postgres', 'postgresql'] });
+const redisUrl = (): ReturnType<typeof url> => url({ protocols: ['redis', 'rediss'] });
+
+/** The variables the reference server reads; in production the embedded fallbacks are not optional. */
+export function configShape(mode: Mode) {
+  const production = mode === 'production';
+  return {
+    // Production refuses the first-look fallbacks: both URLs are required there.
+    databaseUrl: production ? postgresUrl() : postgresUrl().optional(),
+    redisUrl: production ? redisUrl() : redisUrl().optional(),
+    /** Prefix of every Redis key and channel, so several deployments (or test runs) share one Redis. */
+    redisKeyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('postern:'),
+    publicUrl: url().default('http://127.0.0.1:3000'),
+    dataDir: z.string().min(1).default('.postern-data'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    api: {
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port({ allowZero: true }).default(3000),
+      trustProxy: bool().default(false),
+      refreshTokenIn: z.enum(['body', 'cookie']).default('body'),
+      readinessTimeoutMs: duration().default(2_000),
+      openapi: bool().default(true),
+    },
+    smtp: {
+      host: z.string().min(1).default('127.0.0.1'),
+      port: port({ allowZero: true }).default(2525),
+      /** The shared domain every user may create aliases on. */
+      domain: z.string().min(1).default('postern.localhost'),
+      /** The MX host name custom domains must point at. */
+      mxHost: z.string().min(1).default('mx.postern.localhost'),
+      /** Outbound relays (smtp://user:pass@host:port), tried in order; none = the outbox (development only). */
+      relays: list(url({ protocols: ['smtp', 'smtps'] })).optional(),
+      delivery: z.enum(['sync', 'queued']).default('sync'),
+      aliasCacheTtlMs: duration().default(30_000),
+      relayTimeoutMs: duration().default(30_000),
+    },
+    limits: {
+      loginPerMinute: integer({ min: 1 }).default(10),
+      registerPerHour: integer({ min: 1 }).default(5),
+      resetPerHour: integer({ min: 1 }).default(5),
+      aliasCreatePerHour: integer({ min: 1 }).default(30),
+      smtpPerMinute: integer({ min: 1 }).default(60),
+    },
+    jwtSecret: secret({ default: 'postern-development-jwt-signing-key' }),
+    srsSecret: secret({ default: 'postern-development-srs-secret-key' }),
+  };
+}
+
+/** The loaded configuration, and the mode it was loaded in. */
+export type ServerConfig = Config<ReturnType<typeof configShape>>;
+
+/** The mode `NODE_ENV` selects: anything but unset, development, dev or test is production. */
+export function serverMode(env: Readonly<Record<string, string | undefined>> = process.env): Mode {
+  return modeFromNodeEnv(env['NODE_ENV']);
+}
+
+/**
+ * Loads the configuration; throws `ConfigError` listing every problem. In production a missing
+ * DATABASE_URL, REDIS_URL or SMTP_RELAYS, or any default or weak secret, is an error, never a warning.
+ */
+export function loadServerConfig(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+  const mode = serverMode(env);
+  const shape = configShape(mode);
+  if (mode === 'production') {
+    // No relay in production would silently drop mail into a local outbox: refuse it.
+    Object.assign(shape.smtp, { relays: list(url({ protocols: ['smtp', 'smtps'] })) });
+  }
+  return loadConfig(shape, { env, mode });
+}
