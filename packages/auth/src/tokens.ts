@@ -1,5 +1,5 @@
 import { errors, jwtVerify, SignJWT, type CryptoKey, type JWTHeaderParameters } from 'jose';
-import type { KeyObject } from 'node:crypto';
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { randomToken } from './crypto.js';
 import { AuthError } from './errors.js';
 
@@ -85,7 +85,9 @@ export class AccessTokens {
       if (key.alg === 'HS256') {
         const secret = typeof key.secret === 'string' ? new TextEncoder().encode(key.secret) : key.secret;
         if (secret.length < 32) fail(`HS256 key "${key.kid}" must be at least 32 bytes`);
-        this.#keys.set(key.kid, { kid: key.kid, alg: 'HS256', verifyKey: secret, signKey: secret });
+        // A KeyObject lets jose cache the imported CryptoKey instead of importing the bytes per call.
+        const keyObject = createSecretKey(secret);
+        this.#keys.set(key.kid, { kid: key.kid, alg: 'HS256', verifyKey: keyObject, signKey: keyObject });
       } else if (key.alg === 'EdDSA') {
         this.#keys.set(key.kid, {
           kid: key.kid,

@@ -1,0 +1,117 @@
+/**
+ * @postern/auth: login (argon2id at the default m=19456 KiB, t=2, p=1) and refresh rotation on
+ * Redis, at concurrency 1 and 32, each against a plain baseline in the same run:
+ * - login vs a bare `argon2.verify` of the same hash (the floor any password login pays);
+ * - refresh vs a naive, non-atomic rotation (GET the token hash, compare, SET a new one: two
+ *   round trips, no reuse detection, no JWT), what hand-written code usually does.
+ * Also records event-loop delay p99 while 32 logins run at once.
+ */
+import { randomBytes, createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { AuthService, Argon2Hasher } from '@postern/auth';
+import { RedisAuthStore } from '@postern/auth/redis';
+import { type BenchResult, progress, ratio, report, suite } from './harness.ts';
+
+// The bare binding our package uses, resolved through it (the bench does not depend on argon2 itself).
+const argon2 = createRequire(import.meta.resolve('@postern/auth'))('argon2') as {
+  hash(password: string, options: Record<string, unknown>): Promise<string>;
+  verify(hash: string, password: string): Promise<boolean>;
+  argon2id: number;
+};
+
+const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+const prefix = `bench:auth:${randomBytes(6).toString('hex')}:`;
+const PASSWORD = 'benchmark password 2026';
+const EMAIL = 'runner@example.test';
+
+const auth = new AuthService({
+  store: new RedisAuthStore({ redis, prefix }),
+  hasher: new Argon2Hasher(),
+  tokens: { issuer: 'https://bench.test', audience: 'bench', keys: [{ kid: 'k1', alg: 'HS256', secret: randomBytes(32) }] },
+  requireVerifiedEmail: false,
+});
+
+async function cleanup(): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+async function main(): Promise<void> {
+  await auth.register({ email: EMAIL, password: PASSWORD });
+  const hash = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 });
+  const login = () => auth.login({ email: EMAIL, password: PASSWORD });
+  const bareVerify = () => argon2.verify(hash, PASSWORD);
+
+  // Token pools: each call takes a token, refreshes it, and returns the successor.
+  const ours: string[] = [];
+  for (let index = 0; index < 32; index += 1) ours.push((await login()).refreshToken);
+  const refresh = async () => {
+    const token = ours.pop()!;
+    const next = await auth.refresh(token);
+    ours.push(next.refreshToken);
+  };
+  const naive: Array<{ key: string; token: string }> = [];
+  const sha = (value: string) => createHash('sha256').update(value).digest('base64url');
+  for (let index = 0; index < 32; index += 1) {
+    const token = randomBytes(32).toString('base64url');
+    const key = `${prefix}naive:${index}`;
+    await redis.set(key, sha(token));
+    naive.push({ key, token });
+  }
+  const naiveRefresh = async () => {
+    const entry = naive.pop()!;
+    const stored = await redis.get(entry.key);
+    if (stored !== sha(entry.token)) throw new Error('naive baseline lost its token');
+    const token = randomBytes(32).toString('base64url');
+    await redis.set(entry.key, sha(token));
+    naive.push({ key: entry.key, token });
+  };
+
+  const results: BenchResult[] = [];
+  progress('login, concurrency 1');
+  results.push(...(await suite([{ name: 'login c=1', fn: login }, { name: 'argon2.verify c=1', fn: bareVerify }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 1 })));
+
+  progress('login, concurrency 32, with event-loop delay');
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const [login32] = await suite([{ name: 'login c=32', fn: login }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 32 });
+  delay.disable();
+  const p99 = Number((delay.percentile(99) / 1e6).toFixed(2));
+  results.push({ ...login32!, eventLoopDelayP99Ms: p99, eventLoopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)) });
+  progress(`event-loop delay during 32 concurrent logins: p99 ${p99} ms`);
+  results.push(...(await suite([{ name: 'argon2.verify c=32', fn: bareVerify }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 32 })));
+
+  for (const concurrency of [1, 32]) {
+    progress(`refresh rotation, concurrency ${concurrency}`);
+    results.push(
+      ...(await suite(
+        [
+          { name: `refresh c=${concurrency}`, fn: refresh },
+          { name: `naive rotate c=${concurrency}`, fn: naiveRefresh },
+        ],
+        { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency },
+      )),
+    );
+  }
+
+  const byName = (name: string) => results.find((result) => result.name === name)!;
+  report('@postern/auth: login and refresh on Redis vs plain baselines', results, {
+    'login c=1 / argon2.verify c=1': ratio(byName('login c=1'), byName('argon2.verify c=1')),
+    'login c=32 / argon2.verify c=32': ratio(byName('login c=32'), byName('argon2.verify c=32')),
+    'refresh c=1 / naive rotate c=1': ratio(byName('refresh c=1'), byName('naive rotate c=1')),
+    'refresh c=32 / naive rotate c=32': ratio(byName('refresh c=32'), byName('naive rotate c=32')),
+  });
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+  await redis.quit();
+}
