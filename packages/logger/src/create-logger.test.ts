@@ -83,6 +83,31 @@ describe('createLogger redaction', () => {
     expect(lines()[0]).toMatchObject({ [key]: '[Redacted]', req: { headers: { [key]: '[Redacted]' } } });
   });
 
+  it('never writes a secret placed at a random depth under a random spelling (seeded)', () => {
+    let seed = 20_261_124;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const spellings = ['password', 'PASSWORD', 'Password', 'password_hash', 'AccessToken', 'refresh-token', 'Authorization', 'COOKIE', 'Set-Cookie', 'api_key', 'X-API-KEY', 'dbPassword', 'webhook_secret'];
+    const { logger, raw, lines } = capture();
+    const secrets: string[] = [];
+    for (let run = 0; run < 200; run += 1) {
+      const secret = `s3cr3t-${String(run)}-value`;
+      secrets.push(secret);
+      let leaf: Record<string, unknown> = { [pick(spellings)]: random() < 0.7 ? secret : { nested: secret, list: [secret] }, note: 'kept' };
+      const depth = Math.floor(random() * 8);
+      for (let level = 0; level < depth; level += 1) leaf = random() < 0.3 ? { items: [leaf, { id: level }] } : { [`k${String(level)}`]: leaf, id: level };
+      if (random() < 0.3) logger.child({ ctx: leaf }).info('from child');
+      else if (random() < 0.5) logger.warn(leaf, 'object');
+      else logger.error({ err: Object.assign(new Error('wrapped'), { details: leaf }) }, 'error');
+    }
+    const written = raw();
+    for (const secret of secrets) expect(written).not.toContain(secret);
+    expect(lines()).toHaveLength(200);
+  });
+
   it('keeps keys that are merely similar, as the README states', () => {
     const { logger, lines } = capture();
     const similar = { tokens: 3, passwordPolicy: 'strong', secretName: 'db', tokenType: 'bearer', passwd: 'kept', pwd: 'kept', credentials: 'kept', auth: 'kept', session: 'kept', rawHeaders: ['Cookie', 'a=b'] };
