@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { resolveTxt } from 'node:dns/promises';
-import { mkdirSync } from 'node:fs';
-import { open as openFile, rename } from 'node:fs/promises';
+import { createReadStream, mkdirSync } from 'node:fs';
+import { open as openFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import type { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
@@ -17,7 +16,9 @@ import { encodeDisplayName, fieldValue, makeField, parseHeaders, parseMailbox, s
 import type { HeaderField } from './headers.js';
 import { Intake } from './intake.js';
 import type { Spool } from './intake.js';
-import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, RateLimiter } from './ports.js';
+import { buildDsn } from './dsn.js';
+import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery, RateLimiter } from './ports.js';
+import type { AttemptInfo } from './queue.js';
 import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
 import type { ResolvedRecipient, Resolver } from './resolver.js';
 import { arcSeal, dkimSignature, verifyInbound } from './signing.js';
@@ -609,7 +610,7 @@ export class SmtpForwarder {
       const mailFrom = sender === '' || this.#srs === undefined ? sender : this.#srs.forward(sender);
       const open = (): Readable => concatStreams(header, intake.spool);
       if (this.#options.delivery !== undefined && this.#options.delivery !== 'sync') {
-        await this.#enqueue(this.#options.delivery, messageId, open, mailFrom, sender, destinations).catch((error: unknown) => {
+        await this.#enqueue(this.#options.delivery, { messageId, path: '', mailFrom, originalSender: sender, recipients: destinations, aliases: live.map((r) => r.alias) }, open).catch((error: unknown) => {
           this.#logger.error({ messageId, error: (error as Error).message }, 'spooling failed');
           throw reject(451, '4.3.0 Temporary local problem, try again');
         });
@@ -746,32 +747,137 @@ export class SmtpForwarder {
     return result;
   }
 
-  async #enqueue(
-    delivery: QueuedDeliveryOptions,
-    messageId: string,
-    open: () => Readable,
-    mailFrom: string,
-    originalSender: string,
-    recipients: string[],
-  ): Promise<void> {
-    const path = join(delivery.spoolDir, `${messageId}.eml`);
-    const partial = `${path}.part`;
-    const handle = await openFile(partial, 'wx', 0o600);
-    try {
-      for await (const chunk of open()) await handle.write(chunk as Buffer);
-      // 250 promises durability: the bytes and the rename must reach the disk first.
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(partial, path);
+  async #enqueue(delivery: QueuedDeliveryOptions, partialJob: QueuedDelivery, open: () => Readable): Promise<void> {
+    const path = join(delivery.spoolDir, `${partialJob.messageId}.eml`);
+    const job: QueuedDelivery = { ...partialJob, path };
+    await writeDurably(`${path}.part`, open());
+    await writeDurably(`${path}.json.part`, Readable.from([Buffer.from(JSON.stringify(job))]));
+    // The message file is renamed first and the job file last: a job file always has its message.
+    await rename(`${path}.part`, path);
+    await rename(`${path}.json.part`, `${path}.json`);
     const dir = await openFile(delivery.spoolDir, 'r');
     try {
       await dir.sync();
     } finally {
       await dir.close();
     }
-    await delivery.queue.add({ messageId, path, mailFrom, originalSender, recipients });
+    try {
+      await delivery.queue.add(job);
+    } catch (error) {
+      // The sender gets 451 and will retry: the spooled copy must not be delivered as well.
+      await Promise.all([rm(path, { force: true }), rm(`${path}.json`, { force: true })]);
+      throw error;
+    }
+  }
+
+  /**
+   * Jobs spooled but not yet delivered, e.g. after a crash: add them to the queue again at start-up.
+   * Delivery is at least once: a message may be sent twice if the crash came right after a relay accepted it.
+   */
+  async pendingSpool(): Promise<QueuedDelivery[]> {
+    const delivery = this.#options.delivery;
+    if (delivery === undefined || delivery === 'sync') return [];
+    const jobs: QueuedDelivery[] = [];
+    for (const name of await readdir(delivery.spoolDir)) {
+      if (name.endsWith('.part')) {
+        // Never acknowledged with 250: safe to drop.
+        await rm(join(delivery.spoolDir, name), { force: true });
+        continue;
+      }
+      if (!name.endsWith('.eml.json')) continue;
+      try {
+        jobs.push(JSON.parse(await readFile(join(delivery.spoolDir, name), 'utf8')) as QueuedDelivery);
+      } catch (error) {
+        this.#logger.error({ file: name, error: (error as Error).message }, 'unreadable spool job');
+      }
+    }
+    return jobs;
+  }
+
+  /**
+   * Delivers one spooled job (call it from your queue's worker). Resolves when done (delivered or
+   * bounced); rejects with a temporary `DELIVERY_FAILED` error when the queue should retry.
+   * Destinations that already accepted are remembered and never sent twice by a retry.
+   */
+  async deliverQueued(job: QueuedDelivery, info: AttemptInfo = { attempt: 1, finalAttempt: false }): Promise<void> {
+    const donePath = `${job.path}.delivered`;
+    const done = new Set<string>(await readFile(donePath, 'utf8').then((text) => JSON.parse(text) as string[], () => []));
+    const remaining = job.recipients.filter((r) => !done.has(r));
+    const result = remaining.length === 0 ? { results: [], attempts: 0 } : await this.#transport.deliver(job.mailFrom, remaining, () => createReadStream(job.path));
+    for (const entry of result.results) if (entry.ok) done.add(entry.recipient);
+    const failed = result.results.filter((r) => !r.ok);
+    const retry = failed.filter((r) => r.temporary === true && !info.finalAttempt);
+    const bounce = failed.filter((r) => !retry.includes(r));
+    const delivered = result.results.filter((r) => r.ok);
+    if (delivered.length > 0) {
+      this.#stats.forwarded += 1;
+      this.#forwarded.emit({ messageId: job.messageId, recipients: delivered.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
+    }
+    if (bounce.length > 0) {
+      for (const entry of bounce) done.add(entry.recipient);
+      this.#stats.bounced += 1;
+      const first = bounce[0]!;
+      this.#bounced.emit({
+        messageId: job.messageId,
+        recipients: bounce.map((r) => maskEmail(r.recipient)),
+        reason: first.response ?? 'delivery failed',
+        ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
+      });
+      await this.#sendDsn(job, bounce.map((r) => r.response ?? 'delivery failed'), bounce.some((r) => r.temporary === true));
+    }
+    if (retry.length > 0) {
+      await writeFile(donePath, JSON.stringify([...done]), { mode: 0o600 });
+      this.#stats.deferred += 1;
+      const first = retry[0]!;
+      this.#deferred.emit({
+        messageId: job.messageId,
+        recipients: retry.map((r) => maskEmail(r.recipient)),
+        reason: first.response ?? 'delivery failed',
+        ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
+      });
+      throw new SmtpForwardError('DELIVERY_FAILED', `delivery of ${job.messageId} deferred`, { temporary: true, attempts: info.attempt, ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }) });
+    }
+    await Promise.all([rm(job.path, { force: true }), rm(`${job.path}.json`, { force: true }), rm(donePath, { force: true })]);
+  }
+
+  async #sendDsn(job: QueuedDelivery, diagnostics: string[], gaveUp: boolean): Promise<void> {
+    // Never answer a bounce with a bounce.
+    if (job.originalSender === '') return;
+    const headers = await readHeaderBlock(job.path);
+    const dsn = buildDsn({
+      domain: this.#domain,
+      hostname: this.#hostname,
+      to: job.originalSender,
+      failed: job.aliases.map((alias, index) => ({ recipient: alias, status: gaveUp ? '4.4.7' : '5.0.0', diagnostic: diagnostics[index] ?? diagnostics[0] ?? 'delivery failed' })),
+      originalHeaders: headers,
+      now: new Date(this.#clock.now()),
+    });
+    const result = await this.#transport.deliver('', [job.originalSender], () => Readable.from([dsn]));
+    if (result.results.some((r) => !r.ok)) this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
+  }
+}
+
+async function writeDurably(path: string, source: Readable): Promise<void> {
+  const handle = await openFile(path, 'wx', 0o600);
+  try {
+    for await (const chunk of source) await handle.write(chunk as Buffer);
+    // 250 promises durability: the bytes must reach the disk first.
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readHeaderBlock(path: string): Promise<Buffer> {
+  const handle = await openFile(path, 'r');
+  try {
+    const buffer = Buffer.alloc(65_536);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    const head = buffer.subarray(0, bytesRead);
+    const end = head.indexOf('\r\n\r\n');
+    return end < 0 ? head : head.subarray(0, end + 2);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -781,6 +887,7 @@ function concatStreams(head: Buffer, spool: Spool): Readable {
   out.write(head);
   const body = spool.read();
   body.on('error', (error) => out.destroy(error));
+  out.on('close', () => body.destroy());
   body.pipe(out);
   return out;
 }

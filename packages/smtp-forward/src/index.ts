@@ -15,6 +15,8 @@ export type {
   SmtpForwarderOptions,
   TlsOptions,
 } from './forwarder.js';
+export { LocalDeliveryQueue } from './queue.js';
+export type { AttemptInfo, LocalDeliveryQueueOptions } from './queue.js';
 export { staticResolver } from './resolver.js';
 export type { DisabledAction, ResolvedRecipient, Resolver, ResolverContext, StaticEntry, StaticResolverOptions } from './resolver.js';
 export { Srs } from './srs.js';

@@ -35,6 +35,8 @@ export interface QueuedDelivery {
   originalSender: string;
   /** Final destinations. */
   recipients: string[];
+  /** The aliases the sender wrote to (named in a bounce instead of the private destinations). */
+  aliases: string[];
 }
 
 /** Where queued mode hands spooled messages; @postern/sync-queue fits behind it. */

@@ -138,10 +138,13 @@ export class Transport {
         if (remaining.length === 0) break;
         attempts += 1;
         const pending = remaining;
+        const streams: Readable[] = [];
         try {
-          const info: { rejected?: unknown; rejectedErrors?: SendError[] } = await this.#policy.execute(
-            () => this.#pool(hop).sendMail({ envelope: { from: mailFrom, to: pending }, raw: open() }) as Promise<{ rejected?: unknown }>,
-          );
+          const info: { rejected?: unknown; rejectedErrors?: SendError[] } = await this.#policy.execute(() => {
+            const raw = open();
+            streams.push(raw);
+            return this.#pool(hop).sendMail({ envelope: { from: mailFrom, to: pending }, raw }) as Promise<{ rejected?: unknown }>;
+          });
           const rejected = new Set((Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) => r.toLowerCase()));
           for (const recipient of pending) {
             if (!rejected.has(recipient.toLowerCase())) results.set(recipient, { recipient, ok: true, relay: hop.key });
@@ -167,6 +170,9 @@ export class Transport {
               });
             }
           }
+        } finally {
+          // A stream the relay never read (refused before DATA) still holds a file descriptor.
+          for (const stream of streams) stream.destroy();
         }
       }
     }

@@ -109,9 +109,12 @@ export class RawClient {
     });
   }
 
+  /** The first reply (220, or 421 when the connection was refused). */
+  greeting = '';
+
   static async open(port: number): Promise<RawClient> {
     const client = new RawClient(port);
-    await client.reply();
+    client.greeting = await client.reply();
     return client;
   }
 

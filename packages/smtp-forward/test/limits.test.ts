@@ -1,0 +1,207 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import nodemailer from 'nodemailer';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SmtpForwarder, staticResolver } from '../src/index.js';
+import type { Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
+import { RawClient, run, startRelay } from './helpers.js';
+import type { TestRelay } from './helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+async function relay(): Promise<TestRelay> {
+  const started = await startRelay();
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function start(options: Partial<SmtpForwarderOptions>, relayPort?: number): Promise<{ forwarder: SmtpForwarder; port: number }> {
+  const forwarder = new SmtpForwarder({
+    domain: 'fwd.test',
+    resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+    transport: { relays: [{ host: '127.0.0.1', port: relayPort ?? 9 }], connectionTimeoutMs: 1000, greetingTimeoutMs: 1000 },
+    fromRewrite: 'never',
+    ...options,
+  });
+  cleanups.push(() => forwarder.close({ timeoutMs: 100 }));
+  const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+  return { forwarder, port };
+}
+
+async function transaction(client: RawClient, sender = 'a@origin.test'): Promise<string[]> {
+  return [
+    await client.send('EHLO x.test\r\n'),
+    await client.send(`MAIL FROM:<${sender}>\r\n`),
+    await client.send('RCPT TO:<alice@fwd.test>\r\n'),
+  ];
+}
+
+describe('limits and ports', () => {
+  it('refuses connections and senders over the rate limit, with no limiter state in the forwarder', async () => {
+    const keys: string[] = [];
+    const limiter: RateLimiter = {
+      consume: (key) => {
+        keys.push(key);
+        return Promise.resolve(key === 'sender:spammer@origin.test' || keys.filter((k) => k.startsWith('ip:')).length > 2 ? { allowed: false, retryAfterMs: 30_000 } : { allowed: true, retryAfterMs: 0 });
+      },
+    };
+    const { forwarder, port } = await start({ rateLimiter: limiter });
+    const first = await RawClient.open(port);
+    const replies = await transaction(first, 'spammer@origin.test');
+    expect(replies[1]).toMatch(/^450 4\.7\.1 .*30s/);
+    first.close();
+    const second = await RawClient.open(port);
+    second.close();
+    // The third connection is refused instead of greeted.
+    const third = await RawClient.open(port);
+    expect(third.greeting).toMatch(/^421 4\.7\.0 Rate limit reached, try again in 30s/);
+    third.close();
+    expect(keys).toContain('ip:127.0.0.1');
+    expect(forwarder.stats().rateLimited).toBe(2);
+  });
+
+  it('limits connections per IP and messages per session', async () => {
+    const { port } = await start({ limits: { maxConnectionsPerIp: 1, maxMessagesPerSession: 1 } });
+    const first = await RawClient.open(port);
+    const second = await RawClient.open(port);
+    expect(second.greeting).toMatch(/^421 4\.7\.0 Too many connections/);
+    second.close();
+    await first.send('EHLO x.test\r\n');
+    expect(await first.send('MAIL FROM:<a@origin.test>\r\n')).toMatch(/^250/);
+    await first.send('RSET\r\n');
+    expect(await first.send('MAIL FROM:<a@origin.test>\r\n')).toMatch(/^421 4\.7\.0/);
+    first.close();
+  });
+
+  it('answers 451 when the resolver fails or returns an unusable destination', async () => {
+    const { port } = await start({
+      resolver: (address) => (address.startsWith('boom') ? Promise.reject(new Error('db down')) : Promise.resolve({ destinations: ['not an address'] })),
+    });
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<a@origin.test>\r\n');
+    expect(await client.send('RCPT TO:<boom@fwd.test>\r\n')).toMatch(/^451 4\.3\.0/);
+    expect(await client.send('RCPT TO:<bad@fwd.test>\r\n')).toMatch(/^451 4\.3\.0 Alias misconfigured/);
+    expect(await client.send('RCPT TO:<a b@fwd.test>\r\n')).toMatch(/^5/);
+    client.close();
+  });
+
+  it('wraps every outbound attempt in the policy', async () => {
+    const sink = await relay();
+    let calls = 0;
+    const policy: Policy = {
+      execute: (fn, signal) => {
+        calls += 1;
+        return fn({ signal: signal ?? new AbortController().signal });
+      },
+    };
+    const { port } = await start({ policy }, sink.port);
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    expect(await client.send('Subject: p\r\n\r\nx\r\n.\r\n')).toMatch(/^250/);
+    client.close();
+    expect(calls).toBe(1);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('delivers directly to MX hosts in priority order, through an injected MX lookup', async () => {
+    const sink = await relay();
+    const lookups: string[] = [];
+    const { port } = await start({
+      transport: {
+        mx: {
+          port: sink.port,
+          resolveMx: (domain) => {
+            lookups.push(domain);
+            return Promise.resolve([
+              { exchange: '127.0.0.2', priority: 20 },
+              { exchange: '127.0.0.1', priority: 10 },
+            ]);
+          },
+        },
+      },
+    });
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    expect(await client.send('Subject: mx\r\n\r\nx\r\n.\r\n')).toMatch(/^250/);
+    client.close();
+    expect(lookups).toEqual(['dest.test']);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('answers 451 when the MX lookup fails', async () => {
+    const { port } = await start({ transport: { mx: { resolveMx: () => Promise.reject(Object.assign(new Error('x'), { code: 'ESERVFAIL' })) } } });
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    expect(await client.send('Subject: mx\r\n\r\nx\r\n.\r\n')).toMatch(/^451/);
+    client.close();
+  });
+
+  it('closes gracefully: idle sessions get 421 once the timeout passes', async () => {
+    const { forwarder, port } = await start({});
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    const closing = forwarder.close({ timeoutMs: 50 });
+    expect(await client.reply()).toMatch(/^421/);
+    await closing;
+    client.close();
+    expect(forwarder.stats().activeConnections).toBe(0);
+  });
+
+  it('offers STARTTLS with the configured certificate and reloads it without a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-tls-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const make = async (name: string): Promise<{ key: string; cert: string }> => {
+      const key = join(dir, `${name}.key`);
+      const cert = join(dir, `${name}.crt`);
+      const result = await run('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert]);
+      expect(result.code).toBe(0);
+      return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
+    };
+    const sink = await relay();
+    const first = await make('first.test');
+    const second = await make('second.test');
+    const { forwarder, port } = await start({ tls: first }, sink.port);
+    const seen: string[] = [];
+    // The client trusts exactly one certificate, so a send proves which one the server presented.
+    const send = async (ca: string): Promise<void> => {
+      const client = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port,
+        requireTLS: true,
+        tls: {
+          ca,
+          checkServerIdentity: (_host: string, cert: PeerCertificate) => {
+            seen.push(String(cert.subject.CN));
+            return undefined;
+          },
+        },
+      });
+      await client.sendMail({ envelope: { from: 's@origin.test', to: ['alice@fwd.test'] }, raw: 'Subject: tls\r\n\r\nsecret\r\n' });
+      client.close();
+    };
+    await send(first.cert);
+    forwarder.reloadTls(second);
+    await expect(send(first.cert)).rejects.toThrow();
+    await send(second.cert);
+    expect(seen).toEqual(['first.test', 'second.test']);
+    expect(sink.messages.every((m) => m.data.toString().includes('with ESMTPS'))).toBe(true);
+    expect(sink.messages).toHaveLength(2);
+  });
+
+  it('refuses invalid options with INVALID_OPTIONS', () => {
+    expect(() => new SmtpForwarder({ domain: 'not a domain', resolver: staticResolver({}) })).toThrow(/domain/);
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: 'x' as never })).toThrow(/resolver/);
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), limits: { maxRecipients: 0 } })).toThrow(/maxRecipients/);
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), transport: { relays: [] } })).toThrow(/relays or mx/);
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}) }).reverseSrs('x@fwd.test')).toThrow(/SRS is not configured/);
+  });
+});

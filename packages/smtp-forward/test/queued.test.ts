@@ -1,0 +1,170 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LocalDeliveryQueue, SmtpForwarder, staticResolver } from '../src/index.js';
+import type { DeliveryQueue } from '../src/index.js';
+import { RawClient, startRelay } from './helpers.js';
+import type { TestRelay } from './helpers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+function spoolDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-spool-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+async function relay(behaviour?: Parameters<typeof startRelay>[0]): Promise<TestRelay> {
+  const started = await startRelay(behaviour);
+  cleanups.push(() => started.close());
+  return started;
+}
+
+async function sendOne(port: number, subject: string, sender = 'sender@origin.test'): Promise<string> {
+  const client = await RawClient.open(port);
+  await client.send('EHLO mx.origin.test\r\n');
+  await client.send(`MAIL FROM:<${sender}>\r\n`);
+  await client.send('RCPT TO:<alice@fwd.test>\r\n');
+  await client.send('DATA\r\n');
+  const reply = await client.send(`Subject: ${subject}\r\n\r\nbody of ${subject}\r\n.\r\n`);
+  client.close();
+  return reply;
+}
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+function queued(relayPort: number, queue: DeliveryQueue, dir: string): SmtpForwarder {
+  const forwarder = new SmtpForwarder({
+    domain: 'fwd.test',
+    resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+    transport: { relays: [{ host: '127.0.0.1', port: relayPort }], connectionTimeoutMs: 1000, greetingTimeoutMs: 1000 },
+    delivery: { mode: 'queued', queue, spoolDir: dir },
+    srs: { secrets: ['queued-secret-0123456789'] },
+    fromRewrite: 'never',
+  });
+  cleanups.push(() => forwarder.close({ timeoutMs: 100 }));
+  return forwarder;
+}
+
+describe('queued delivery', () => {
+  it('answers 250 after spooling, retries a deferral, and removes the spool once delivered', async () => {
+    let calls = 0;
+    const flaky = await relay({ data: () => (++calls === 1 ? 451 : undefined) });
+    const dir = spoolDir();
+    const queue = new LocalDeliveryQueue({ backoffMs: () => 1 });
+    cleanups.push(() => queue.close());
+    const forwarder = queued(flaky.port, queue, dir);
+    queue.process((job, info) => forwarder.deliverQueued(job, info));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'retry-me')).toMatch(/^250 2\.0\.0 Queued as /);
+    await queue.onIdle();
+    expect(flaky.messages).toHaveLength(1);
+    expect(flaky.messages[0]!.data.toString()).toContain('body of retry-me');
+    expect(forwarder.stats().deferred).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('bounces a permanent failure to the original sender with a DSN that hides the destination', async () => {
+    const refusing = await relay({ rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined) });
+    const dir = spoolDir();
+    const queue = new LocalDeliveryQueue();
+    cleanups.push(() => queue.close());
+    const forwarder = queued(refusing.port, queue, dir);
+    queue.process((job, info) => forwarder.deliverQueued(job, info));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'doomed')).toMatch(/^250/);
+    await queue.onIdle();
+    expect(refusing.messages).toHaveLength(1);
+    const dsn = refusing.messages[0]!;
+    expect(dsn.from).toBe('');
+    expect(dsn.to).toEqual(['sender@origin.test']);
+    const text = dsn.data.toString();
+    expect(text).toContain('multipart/report; report-type=delivery-status');
+    expect(text).toContain('Final-Recipient: rfc822; alice@fwd.test');
+    expect(text).toContain('Subject: doomed');
+    expect(text).not.toContain('alice@dest.test');
+    expect(forwarder.stats().bounced).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('bounces after the final attempt when the failure stays temporary, and never bounces a bounce', async () => {
+    const deferring = await relay({ rcpt: (address) => (address === 'alice@dest.test' ? 451 : undefined) });
+    const dir = spoolDir();
+    const queue = new LocalDeliveryQueue({ maxAttempts: 2, backoffMs: () => 1 });
+    cleanups.push(() => queue.close());
+    const forwarder = queued(deferring.port, queue, dir);
+    queue.process((job, info) => forwarder.deliverQueued(job, info));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'slow-death')).toMatch(/^250/);
+    expect(await sendOne(port, 'a-bounce', '')).toMatch(/^250/);
+    await queue.onIdle();
+    expect(deferring.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
+    expect(deferring.messages[0]!.data.toString()).toContain('Status: 4.4.7');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('answers 451 and keeps no spool file when the queue refuses the job', async () => {
+    const sink = await relay();
+    const dir = spoolDir();
+    const forwarder = queued(sink.port, { add: () => Promise.reject(new Error('queue down')) }, dir);
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'no-queue')).toMatch(/^451 4\.3\.0/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('delivers every message that got 250 after the forwarder is killed with SIGKILL and restarted', async () => {
+    const dir = spoolDir();
+    // A relay that defers everything (not a free port, which another test could bind meanwhile).
+    const deferring = await relay({ rcpt: () => 451 });
+    const children: ChildProcess[] = [];
+    cleanups.push(async () => {
+      for (const child of children) {
+        child.stdout?.destroy();
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = new Promise((resolve) => child.once('exit', resolve));
+          child.kill('SIGKILL');
+          await exited;
+        }
+      }
+    });
+    const startChild = async (relayPort: number): Promise<{ child: ChildProcess; port: number }> => {
+      // node itself (not the tsx CLI, which forks a grandchild that SIGKILL would not reach).
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/queued-forwarder.ts')], {
+        env: { ...process.env, RELAY_PORT: String(relayPort), SPOOL_DIR: dir },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      children.push(child);
+      const line = await new Promise<string>((resolve, reject) => {
+        let buffer = '';
+        child.stdout.on('data', (data: Buffer) => {
+          buffer += data.toString();
+          if (buffer.includes('\n')) resolve(buffer.split('\n')[0]!);
+        });
+        child.once('exit', (code) => reject(new Error(`child exited with ${code}`)));
+      });
+      return { child, port: (JSON.parse(line) as { port: number }).port };
+    };
+    const first = await startChild(deferring.port);
+    const acknowledged: string[] = [];
+    for (let i = 0; i < 15; i += 1) {
+      const subject = `crash-${i}`;
+      if ((await sendOne(first.port, subject)).startsWith('250')) acknowledged.push(subject);
+    }
+    expect(acknowledged).toHaveLength(15);
+    first.child.kill('SIGKILL');
+    await new Promise((resolve) => first.child.once('exit', resolve));
+    const sink = await relay();
+    await startChild(sink.port);
+    const delivered = (): Set<string> => new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.data.toString())?.[1] ?? ''));
+    await waitFor(() => acknowledged.every((subject) => delivered().has(subject)));
+    expect(acknowledged.filter((subject) => !delivered().has(subject))).toEqual([]);
+  }, 60_000);
+});
