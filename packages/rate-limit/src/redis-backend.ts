@@ -1,3 +1,5 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- keeps the *.lua declaration in view of compilations that list files (the README check)
+/// <reference path="./lua.d.ts" />
 import { createHash } from 'node:crypto';
 import type { BackendDecision, BackendMode, BackendRequest, Clock, RateLimitBackend } from './backend.js';
 import { RateLimitError, assertPositive, toError } from './errors.js';
