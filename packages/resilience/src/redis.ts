@@ -1,3 +1,6 @@
+// The README checker compiles this file outside the package's tsconfig: point it at the `*.lua` typing.
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- an ambient module cannot be imported
+/// <reference path="./lua.d.ts" />
 /**
  * `RedisBreakerStore`: shares circuit breaker state between processes through Redis (or Redis
  * Cluster). Import from `@postern/resilience/redis`; pass your own ioredis client (an optional peer).
