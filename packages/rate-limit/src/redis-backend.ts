@@ -213,7 +213,9 @@ export class RedisBackend implements RateLimitBackend {
         args.push(String(request.incrementUs), String(request.toleranceUs));
       }
     }
-    this.#call(keys, args).then(
+    this.#execute(
+      keys,
+      args,
       (reply) => {
         if (!Array.isArray(reply)) {
           this.#failAll(calls, new RateLimitError('BACKEND_ERROR', 'Redis returned an unexpected reply to the rate-limit script'));
@@ -311,41 +313,51 @@ export class RedisBackend implements RateLimitBackend {
   }
 
   #call(keys: string[], args: string[]): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, {
-            timeoutMs: this.#timeoutMs,
-          }),
-        );
-      }, this.#timeoutMs);
-      this.#evaluate(keys, args).then(
-        (reply) => {
-          clearTimeout(timer);
-          resolve(reply);
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(toError(error));
-        },
-      );
-    });
+    return new Promise((resolve, reject) => this.#execute(keys, args, resolve, (error) => reject(toError(error))));
   }
 
-  #evaluate(keys: string[], args: string[]): Promise<unknown> {
+  /**
+   * Runs the script once (by SHA, by text after NOSCRIPT) and calls exactly one of the two
+   * callbacks: with the reply, or with the error or a `BACKEND_TIMEOUT` after `timeoutMs`.
+   * Callbacks rather than a promise chain: this is the per-call hot path.
+   */
+  #execute(keys: string[], args: string[], onReply: (reply: unknown) => void, onError: (error: unknown) => void): void {
+    let settled = false;
+    let reloaded = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      onError(new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, { timeoutMs: this.#timeoutMs }));
+    }, this.#timeoutMs);
+    const replied = (reply: unknown): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      onReply(reply);
+    };
+    const failed = (error: unknown): void => {
+      if (settled) return;
+      if (!reloaded && isNoScript(error)) {
+        reloaded = true;
+        this.#evaluate(false, keys, args).then(replied, failed);
+        return;
+      }
+      settled = true;
+      clearTimeout(timer);
+      onError(error);
+    };
+    this.#evaluate(true, keys, args).then(replied, failed);
+  }
+
+  #evaluate(bySha: boolean, keys: string[], args: string[]): Promise<unknown> {
     if (this.#nodeRedis) {
       const client = this.#redis as NodeRedisScriptClient;
       const options = { keys, arguments: args };
-      return client.evalSha(SCRIPT_SHA, options).catch((error: unknown) => {
-        if (isNoScript(error)) return client.eval(script, options);
-        throw error;
-      });
+      return bySha ? client.evalSha(SCRIPT_SHA, options) : client.eval(script, options);
     }
     const client = this.#redis as IoredisScriptClient;
-    return client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args).catch((error: unknown) => {
-      if (isNoScript(error)) return client.eval(script, keys.length, ...keys, ...args);
-      throw error;
-    });
+    return bySha
+      ? client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args)
+      : client.eval(script, keys.length, ...keys, ...args);
   }
 }
 
