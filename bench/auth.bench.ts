@@ -1,7 +1,8 @@
 /**
  * @postern/auth: login (argon2id at the default m=19456 KiB, t=2, p=1) and refresh rotation on
  * Redis, at concurrency 1 and 32, each against a plain baseline in the same run:
- * - login vs a bare `argon2.verify` of the same hash (the floor any password login pays);
+ * - login with the default binding (npm `argon2`) vs with `@node-rs/argon2`, and each vs a bare
+ *   verify of the same hash in that binding (the floor any password login pays);
  * - refresh vs a naive, non-atomic rotation (GET the token hash, compare, SET a new one: two
  *   round trips, no reuse detection, no JWT), what hand-written code usually does.
  * Also records event-loop delay p99 while 32 logins run at once.
@@ -11,6 +12,7 @@ import { createRequire } from 'node:module';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { AuthService, Argon2Hasher } from '@postern/auth';
+import { nodeRsArgon2 } from '@postern/auth/node-rs-argon2';
 import { RedisAuthStore } from '@postern/auth/redis';
 import { type BenchResult, progress, ratio, report, suite } from './harness.ts';
 
@@ -26,10 +28,13 @@ const prefix = `bench:auth:${randomBytes(6).toString('hex')}:`;
 const PASSWORD = 'benchmark password 2026';
 const EMAIL = 'runner@example.test';
 
-const auth = new AuthService({
+const tokens = { issuer: 'https://bench.test', audience: 'bench', keys: [{ kid: 'k1', alg: 'HS256' as const, secret: randomBytes(32) }] };
+const auth = new AuthService({ store: new RedisAuthStore({ redis, prefix }), hasher: new Argon2Hasher(), tokens, requireVerifiedEmail: false });
+const rustBinding = nodeRsArgon2();
+const authRust = new AuthService({
   store: new RedisAuthStore({ redis, prefix }),
-  hasher: new Argon2Hasher(),
-  tokens: { issuer: 'https://bench.test', audience: 'bench', keys: [{ kid: 'k1', alg: 'HS256', secret: randomBytes(32) }] },
+  hasher: new Argon2Hasher({ binding: rustBinding }),
+  tokens,
   requireVerifiedEmail: false,
 });
 
@@ -46,7 +51,9 @@ async function main(): Promise<void> {
   await auth.register({ email: EMAIL, password: PASSWORD });
   const hash = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 });
   const login = () => auth.login({ email: EMAIL, password: PASSWORD });
+  const loginRust = () => authRust.login({ email: EMAIL, password: PASSWORD });
   const bareVerify = () => argon2.verify(hash, PASSWORD);
+  const bareVerifyRust = () => rustBinding.verify(hash, PASSWORD, undefined);
 
   // Token pools: each call takes a token, refreshes it, and returns the successor.
   const ours: string[] = [];
@@ -74,18 +81,43 @@ async function main(): Promise<void> {
   };
 
   const results: BenchResult[] = [];
+  const login1 = { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 1 };
+  const login32 = { ...login1, concurrency: 32 };
   progress('login, concurrency 1');
-  results.push(...(await suite([{ name: 'login c=1', fn: login }, { name: 'argon2.verify c=1', fn: bareVerify }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 1 })));
+  results.push(
+    ...(await suite(
+      [
+        { name: 'login argon2 c=1', fn: login },
+        { name: 'login node-rs c=1', fn: loginRust },
+        { name: 'argon2.verify c=1', fn: bareVerify },
+        { name: 'node-rs verify c=1', fn: bareVerifyRust },
+      ],
+      login1,
+    )),
+  );
 
-  progress('login, concurrency 32, with event-loop delay');
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
-  const [login32] = await suite([{ name: 'login c=32', fn: login }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 32 });
-  delay.disable();
-  const p99 = Number((delay.percentile(99) / 1e6).toFixed(2));
-  results.push({ ...login32!, eventLoopDelayP99Ms: p99, eventLoopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)) });
-  progress(`event-loop delay during 32 concurrent logins: p99 ${p99} ms`);
-  results.push(...(await suite([{ name: 'argon2.verify c=32', fn: bareVerify }], { durationMs: 3_000, warmupMs: 300, rounds: 3, concurrency: 32 })));
+  for (const [name, fn] of [
+    ['login argon2 c=32', login],
+    ['login node-rs c=32', loginRust],
+  ] as const) {
+    progress(`${name}, with event-loop delay`);
+    const delay = monitorEventLoopDelay({ resolution: 1 });
+    delay.enable();
+    const [result] = await suite([{ name, fn }], login32);
+    delay.disable();
+    const p99 = Number((delay.percentile(99) / 1e6).toFixed(2));
+    results.push({ ...result!, eventLoopDelayP99Ms: p99, eventLoopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)) });
+    progress(`event-loop delay during ${name}: p99 ${p99} ms`);
+  }
+  results.push(
+    ...(await suite(
+      [
+        { name: 'argon2.verify c=32', fn: bareVerify },
+        { name: 'node-rs verify c=32', fn: bareVerifyRust },
+      ],
+      login32,
+    )),
+  );
 
   for (const concurrency of [1, 32]) {
     progress(`refresh rotation, concurrency ${concurrency}`);
@@ -101,9 +133,12 @@ async function main(): Promise<void> {
   }
 
   const byName = (name: string) => results.find((result) => result.name === name)!;
-  report('@postern/auth: login and refresh on Redis vs plain baselines', results, {
-    'login c=1 / argon2.verify c=1': ratio(byName('login c=1'), byName('argon2.verify c=1')),
-    'login c=32 / argon2.verify c=32': ratio(byName('login c=32'), byName('argon2.verify c=32')),
+  report('@postern/auth: login (two argon2 bindings) and refresh on Redis vs plain baselines', results, {
+    'login node-rs c=1 / login argon2 c=1': ratio(byName('login node-rs c=1'), byName('login argon2 c=1')),
+    'login node-rs c=32 / login argon2 c=32': ratio(byName('login node-rs c=32'), byName('login argon2 c=32')),
+    'login argon2 c=1 / argon2.verify c=1': ratio(byName('login argon2 c=1'), byName('argon2.verify c=1')),
+    'login argon2 c=32 / argon2.verify c=32': ratio(byName('login argon2 c=32'), byName('argon2.verify c=32')),
+    'node-rs verify c=1 / argon2.verify c=1': ratio(byName('node-rs verify c=1'), byName('argon2.verify c=1')),
     'refresh c=1 / naive rotate c=1': ratio(byName('refresh c=1'), byName('naive rotate c=1')),
     'refresh c=32 / naive rotate c=32': ratio(byName('refresh c=32'), byName('naive rotate c=32')),
   });

@@ -30,6 +30,9 @@ describe('Argon2Hasher', () => {
     expect(old.needsRehash('$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234')).toBe(true);
     expect(old.needsRehash('$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g')).toBe(true);
     expect(old.needsRehash('$argon2id$garbage')).toBe(true);
+    expect(old.needsRehash(hash.replace('v=19', 'v=16'))).toBe(true);
+    expect(new Argon2Hasher({ ...fast, parallelism: 2 }).needsRehash(hash)).toBe(true);
+    expect(new Argon2Hasher({ ...fast, memoryCost: 2048 }).needsRehash(hash)).toBe(true);
   });
 
   it('peppers hashes with a named key and verifies hashes of earlier peppers', async () => {

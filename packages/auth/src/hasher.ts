@@ -28,8 +28,45 @@ export interface Pepper {
   secret: Uint8Array | string;
 }
 
+/** Parameters an `Argon2Binding` hashes with (argon2id, 32-byte output, 16-byte random salt). */
+export interface Argon2Parameters {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+  secret?: Buffer;
+}
+
+/**
+ * A native argon2 implementation. Both shipped bindings write and read the same PHC strings, so
+ * hashes move freely between them: `nodeArgon2()` (npm `argon2`, the default) and `nodeRsArgon2()`
+ * from `@postern/auth/node-rs-argon2` (npm `@node-rs/argon2`).
+ */
+export interface Argon2Binding {
+  /** An argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`). */
+  hash(password: string, parameters: Argon2Parameters): Promise<string>;
+  /** True when `password` (with `secret`, if any) matches the PHC string; may throw for a malformed one. */
+  verify(phc: string, password: string, secret: Buffer | undefined): Promise<boolean>;
+}
+
+/** The binding of npm `argon2` (node-argon2): the default. */
+export function nodeArgon2(): Argon2Binding {
+  return {
+    hash: (password, parameters) =>
+      argon2.hash(password, {
+        type: argon2.argon2id,
+        memoryCost: parameters.memoryCost,
+        timeCost: parameters.timeCost,
+        parallelism: parameters.parallelism,
+        ...(parameters.secret === undefined ? {} : { secret: parameters.secret }),
+      }),
+    verify: (phc, password, secret) => argon2.verify(phc, password, secret === undefined ? {} : { secret }),
+  };
+}
+
 /** Options of `Argon2Hasher`. Defaults follow OWASP's argon2id minimum. */
 export interface Argon2HasherOptions {
+  /** The native implementation. Default: `nodeArgon2()` (npm `argon2`). */
+  binding?: Argon2Binding;
   /** Memory per hash, in KiB. Default: 19_456 (19 MiB). */
   memoryCost?: number;
   /** Passes over memory. Default: 2. */
@@ -51,6 +88,8 @@ export interface Argon2HasherOptions {
 
 const PEPPER_PREFIX = /^\$pepper=([A-Za-z0-9_-]{1,32})(\$argon2id\$.*)$/s;
 const MAX_HASH_LENGTH = 512;
+// Version 19 (0x13) only: an older version is rehashed too.
+const PHC_PARAMETERS = /^\$argon2id\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 
 function toBuffer(secret: Uint8Array | string): Buffer {
   return typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
@@ -90,6 +129,7 @@ export class Argon2Hasher implements Hasher {
   readonly #peppers = new Map<string, Buffer>();
   readonly #legacy: readonly LegacyVerifier[];
   readonly #slots: Slots;
+  readonly #binding: Argon2Binding;
 
   /** Creates a hasher; throws `AuthError('INVALID_OPTIONS')` for parameters below argon2's minimums or a short pepper. */
   constructor(options: Argon2HasherOptions = {}) {
@@ -110,14 +150,14 @@ export class Argon2Hasher implements Hasher {
     this.#pepper = options.pepper === undefined ? undefined : { id: options.pepper.id, secret: toBuffer(options.pepper.secret) };
     this.#legacy = options.legacy ?? [scryptVerifier()];
     this.#slots = new Slots(concurrency);
+    this.#binding = options.binding ?? nodeArgon2();
   }
 
   /** Hashes with argon2id at the configured parameters (and pepper). */
   async hash(password: string): Promise<string> {
     const pepper = this.#pepper;
     const phc = await this.#slots.run(() =>
-      argon2.hash(normalizePassword(password), {
-        type: argon2.argon2id,
+      this.#binding.hash(normalizePassword(password), {
         memoryCost: this.#memoryCost,
         timeCost: this.#timeCost,
         parallelism: this.#parallelism,
@@ -147,18 +187,17 @@ export class Argon2Hasher implements Hasher {
     const peppered = PEPPER_PREFIX.exec(hash);
     if ((peppered?.[1] ?? undefined) !== this.#pepper?.id) return true;
     const phc = peppered?.[2] ?? hash;
-    if (!phc.startsWith('$argon2id$')) return true;
-    try {
-      return argon2.needsRehash(phc, { memoryCost: this.#memoryCost, timeCost: this.#timeCost, parallelism: this.#parallelism });
-    } catch {
-      return true;
-    }
+    const parameters = PHC_PARAMETERS.exec(phc);
+    if (parameters === null) return true;
+    return (
+      Number(parameters[1]) !== this.#memoryCost || Number(parameters[2]) !== this.#timeCost || Number(parameters[3]) !== this.#parallelism
+    );
   }
 
   async #argon2Verify(phc: string, password: string, secret: Buffer | undefined): Promise<boolean> {
     try {
       return await this.#slots.run(() =>
-        argon2.verify(phc, normalizePassword(password), secret === undefined ? {} : { secret }),
+        this.#binding.verify(phc, normalizePassword(password), secret),
       );
     } catch {
       // A malformed stored hash verifies nothing; it must not crash a login.

@@ -15,8 +15,8 @@ export type {
   VerifyAccessTokenOptions,
 } from './service.js';
 export type { AuthEvent, AuthEventListener, AuthEventType } from './events.js';
-export { Argon2Hasher, bcryptVerifier, scryptVerifier } from './hasher.js';
-export type { Argon2HasherOptions, Hasher, LegacyVerifier, Pepper } from './hasher.js';
+export { Argon2Hasher, bcryptVerifier, nodeArgon2, scryptVerifier } from './hasher.js';
+export type { Argon2Binding, Argon2HasherOptions, Argon2Parameters, Hasher, LegacyVerifier, Pepper } from './hasher.js';
 export { AccessTokens } from './tokens.js';
 export type { AccessTokenClaims, AccessTokenKey, AccessTokenOptions } from './tokens.js';
 export { checkPassword, passwordPolicy } from './password-policy.js';
