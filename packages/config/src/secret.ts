@@ -19,10 +19,7 @@ export interface SecretPolicy {
   readonly minEntropyBits: number;
 }
 
-// Values live here, not on the object: no enumeration, inspection, spread, structuredClone or
-// reflection on a Secret can reach them.
-const states = new WeakMap<Secret, SecretState>();
-// Handed from createSecret to the constructor, so a secret's state is stored once.
+// Handed from createSecret to the constructor, so a secret's policy and origin are set once.
 let pendingState: SecretState | undefined;
 
 /**
@@ -30,20 +27,20 @@ let pendingState: SecretState | undefined;
  * `util.inspect` and `console.log` all give `[redacted]`; only `reveal()` gives the value.
  */
 export class Secret {
-  readonly [SECRET_MARKER] = true as const;
+  // A private field: no enumeration, inspection, spread, structuredClone or reflection reaches it.
+  readonly #state: SecretState;
 
   /** Wraps `value`. Prefer `secret()` in a config shape, which also checks its strength. */
   constructor(value: string) {
-    states.set(this, pendingState ?? { value, policy: DEFAULT_POLICY, fromDefault: false });
+    this.#state = pendingState ?? { value, policy: DEFAULT_POLICY, fromDefault: false };
     pendingState = undefined;
     Object.freeze(this);
   }
 
   /** The secret value. Call it where the value is used, never where it is logged. */
   reveal(): string {
-    const state = states.get(this);
-    if (state === undefined) throw new TypeError('Secret.reveal() called on an object that is not a Secret');
-    return state.value;
+    if (!(#state in this)) throw new TypeError('Secret.reveal() called on an object that is not a Secret');
+    return this.#state.value;
   }
 
   /** Compares with another secret or string without revealing either; time depends on length only. */
@@ -59,8 +56,7 @@ export class Secret {
 
   /** How `loadConfig` (from any copy of this package) learns the policy and origin; no value. */
   [SECRET_CHECK](): { policy: SecretPolicy; fromDefault: boolean } {
-    const state = states.get(this);
-    return { policy: state?.policy ?? DEFAULT_POLICY, fromDefault: state?.fromDefault ?? false };
+    return { policy: this.#state.policy, fromDefault: this.#state.fromDefault };
   }
 
   /** Always `[redacted]`. */
@@ -87,7 +83,15 @@ export class Secret {
   static isInstance(value: unknown): value is Secret {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_MARKER] === true;
   }
+
+  /** This copy's state of `secret`, or undefined for a Secret made by another copy. Not public. */
+  static stateOf(secret: Secret): SecretState | undefined {
+    return #state in secret ? secret.#state : undefined;
+  }
 }
+
+// On the prototype, not the instance: a Secret has no own properties at all.
+Object.defineProperty(Secret.prototype, SECRET_MARKER, { value: true });
 
 /** Default strength floor: 16 characters and 48 bits of estimated entropy. */
 export const DEFAULT_POLICY: SecretPolicy = Object.freeze({ minLength: 16, minEntropyBits: 48 });
@@ -102,7 +106,7 @@ function createSecret(value: string, policy: SecretPolicy, fromDefault: boolean)
  * package (dual ESM/CJS loading), so its checks are never silently skipped. Not public.
  */
 export function secretState(secret: Secret): SecretState {
-  const own = states.get(secret);
+  const own = Secret.stateOf(secret);
   if (own !== undefined) return own;
   const check = (secret as unknown as Record<symbol, (() => { policy: SecretPolicy; fromDefault: boolean }) | undefined>)[SECRET_CHECK];
   const details = typeof check === 'function' ? check.call(secret) : { policy: DEFAULT_POLICY, fromDefault: false };
@@ -171,6 +175,7 @@ const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
 // Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
 const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];
 
+const COUNT_LOG_TABLE = Float64Array.from({ length: 257 }, (_, count) => (count === 0 ? 0 : count * Math.log2(count)));
 // Reused counters for the common all-ASCII case: no allocation per call.
 const asciiCounts = new Uint32Array(128);
 
@@ -206,12 +211,10 @@ export function entropyBits(value: string): number {
     }
     counts.push(...byCharacter.values());
   }
-  let perCharacter = 0;
-  for (const count of counts) {
-    const probability = count / total;
-    perCharacter -= probability * Math.log2(probability);
-  }
-  return perCharacter * total;
+  // n·H = n·log2(n) − Σ c·log2(c), with c·log2(c) looked up for small counts.
+  let sum = 0;
+  for (const count of counts) sum += count < COUNT_LOG_TABLE.length ? COUNT_LOG_TABLE[count]! : count * Math.log2(count);
+  return Math.max(0, total * Math.log2(total) - sum);
 }
 
 function repeatsOneCharacter(value: string): boolean {
