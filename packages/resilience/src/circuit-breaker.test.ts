@@ -269,6 +269,36 @@ describe('count-window strategy', () => {
     expect(breaker.state).toBe('open');
   });
 
+  it('forgets the window when the circuit closes, and counts slow calls in a time window', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      halfOpenAfterMs: 10,
+      slowCallMs: 5,
+      strategy: { kind: 'count-window', size: 2, minimumCalls: 2, failureRateThreshold: 1 },
+    });
+    await fail(2, () => breaker.execute(boom));
+    clock.advance(10);
+    await breaker.execute(ok);
+    expect(breaker.state).toBe('closed');
+    await fail(1, () => breaker.execute(boom));
+    expect(breaker.state).toBe('closed');
+
+    const timed = circuitBreaker({
+      clock,
+      slowCallMs: 5,
+      strategy: { kind: 'time-window', durationMs: 1_000, minimumCalls: 2, slowCallRateThreshold: 1 },
+    });
+    const slow = (): Promise<void> =>
+      timed.execute(() => {
+        clock.advance(5);
+        return Promise.resolve();
+      });
+    await slow();
+    await slow();
+    expect(timed.state).toBe('open');
+  });
+
   it('opens on the slow-call rate', async () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({
@@ -324,6 +354,35 @@ describe('time-window strategy', () => {
     await fail(1, () => breaker.execute(boom));
     expect(breaker.state).toBe('closed');
     clock.advance(500);
+    await fail(1, () => breaker.execute(boom));
+    expect(breaker.state).toBe('open');
+  });
+
+  it('starts counting afresh after the circuit closed again', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      halfOpenAfterMs: 10,
+      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 2, minimumCalls: 2, failureRateThreshold: 1 },
+    });
+    await fail(2, () => breaker.execute(boom));
+    expect(breaker.state).toBe('open');
+    clock.advance(10);
+    await breaker.execute(ok);
+    expect(breaker.state).toBe('closed');
+    // The two failures from before the close are forgotten: one more is 1 of 1, below minimumCalls.
+    await fail(1, () => breaker.execute(boom));
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('counts into the current slice when the clock steps back', async () => {
+    const clock = new ManualClock(10_000);
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 4, minimumCalls: 2, failureRateThreshold: 1 },
+    });
+    await fail(1, () => breaker.execute(boom));
+    clock.set(5_000);
     await fail(1, () => breaker.execute(boom));
     expect(breaker.state).toBe('open');
   });
