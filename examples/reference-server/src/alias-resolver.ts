@@ -21,6 +21,8 @@ export interface AliasResolverOptions {
 /** A resolver with its cache, and the hook that drops one address from it. */
 export interface AliasResolver {
   resolve: Resolver;
+  /** The cached route of an address (sub-address tags removed), or null. */
+  route(address: string): Promise<AliasRoute | null>;
   invalidate(address: string): void;
   /** Entries in the cache now. */
   size(): number;
@@ -33,6 +35,12 @@ function baseAddress(address: string, separator: string): string {
   const local = lower.slice(0, at);
   const cut = local.indexOf(separator);
   return cut > 0 ? `${local.slice(0, cut)}${lower.slice(at)}` : lower;
+}
+
+/** What the forwarder is told about a route: null (unknown, 550 5.1.1), or destinations, refused when disabled. */
+export function toRecipient(route: AliasRoute | null): ResolvedRecipient | null {
+  if (route === null) return null;
+  return route.enabled ? { destinations: route.destinations } : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };
 }
 
 /**
@@ -63,15 +71,11 @@ export function createAliasResolver(options: AliasResolverOptions): AliasResolve
     return route;
   };
 
-  const resolve: Resolver = async (address) => {
-    const route = await lookup(baseAddress(address, separator));
-    if (route === null) return null;
-    const recipient: ResolvedRecipient = route.enabled ? { destinations: route.destinations } : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };
-    return recipient;
-  };
+  const resolve: Resolver = async (address) => toRecipient(await lookup(baseAddress(address, separator)));
 
   return {
     resolve,
+    route: (address) => lookup(baseAddress(address, separator)),
     invalidate: (address) => {
       cache.delete(address.toLowerCase());
     },

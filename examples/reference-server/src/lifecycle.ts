@@ -1,0 +1,37 @@
+/** A message a child process sends its launcher (over the IPC channel, when there is one). */
+export interface ReadyMessage {
+  type: 'ready';
+  process: string;
+  port: number;
+}
+
+/** Tells the launcher (if any) that the process listens on `port`. */
+export function announceReady(processName: string, port: number): void {
+  const message: ReadyMessage = { type: 'ready', process: processName, port };
+  if (typeof process.send === 'function') process.send(message);
+}
+
+/**
+ * Runs `stop` once on SIGINT or SIGTERM, then exits; a second signal, or a stop that takes longer
+ * than `timeoutMs`, exits at once with status 1.
+ */
+export function onShutdown(stop: () => Promise<void>, timeoutMs = 15_000): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    const timer = setTimeout(() => process.exit(1), timeoutMs);
+    timer.unref();
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(`shutdown after ${signal} failed`, error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  // The launcher going away closes the IPC channel: stop too, so no orphan keeps a port.
+  process.on('disconnect', () => handler('SIGTERM'));
+}

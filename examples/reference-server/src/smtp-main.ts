@@ -1,0 +1,28 @@
+// The SMTP process: `tsx src/smtp-main.ts`. Never started inside the API process.
+import { SyncQueue } from '@postern/sync-queue';
+import { RedisBackend } from '@postern/sync-queue/redis';
+import type { QueuedDelivery } from '@postern/smtp-forward';
+import { loadServerConfig } from './config.js';
+import { createContainer, disposeContainer, get } from './container.js';
+import { announceReady, onShutdown } from './lifecycle.js';
+import { startSmtp } from './smtp/process.js';
+import { DELIVERY_QUEUE } from './worker.js';
+
+const config = loadServerConfig();
+const container = createContainer(config, 'smtp');
+const logger = get(container, 'logger');
+const redis = get(container, 'redis');
+const queue =
+  redis === null ? undefined : new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }) });
+const smtp = await startSmtp(container, {
+  host: config.smtp.host,
+  port: config.smtp.port,
+  ...(queue === undefined ? {} : { deliveryQueue: { add: async (job: QueuedDelivery) => void (await queue.add(job, { key: job.messageId })) } }),
+});
+announceReady('smtp', smtp.address.port);
+logger.info({ port: smtp.address.port }, 'smtp ready');
+
+onShutdown(async () => {
+  await smtp.close();
+  await disposeContainer(container);
+});

@@ -1,0 +1,130 @@
+import { join, resolve as resolvePath } from 'node:path';
+import { circuitBreaker, timeout, wrap } from '@postern/resilience';
+import { SmtpForwarder } from '@postern/smtp-forward';
+import type { BoundAddress, DeliveryMode, DeliveryQueue, RelayOptions, Resolver } from '@postern/smtp-forward';
+import type { Redis } from 'ioredis';
+import type { DependencyContainer } from 'tsyringe';
+import { createAliasResolver, subscribeToAliasChanges, toRecipient } from '../alias-resolver.js';
+import { get } from '../container.js';
+import { OutboxDeliveryQueue } from './outbox-queue.js';
+
+/** Options of `startSmtp`. */
+export interface StartSmtpOptions {
+  port: number;
+  host: string;
+  /** Where `queued` delivery hands messages in production (the sync-queue producer). Default: none. */
+  deliveryQueue?: DeliveryQueue;
+}
+
+/** A running SMTP process: the forwarder, where it listens, and how to stop it. */
+export interface SmtpProcess {
+  forwarder: SmtpForwarder;
+  address: BoundAddress;
+  close(): Promise<void>;
+}
+
+/** Parses `smtp://user:pass@host:port` (or `smtps://`) into the forwarder's relay options. */
+export function parseRelay(url: string): RelayOptions {
+  const parsed = new URL(url);
+  const secure = parsed.protocol === 'smtps:';
+  const relay: RelayOptions = { host: parsed.hostname, port: parsed.port === '' ? (secure ? 465 : 25) : Number(parsed.port), secure };
+  if (parsed.username !== '') relay.auth = { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) };
+  return relay;
+}
+
+const BREAKER_LEVEL: Record<string, number> = { closed: 0, 'half-open': 0.5, open: 1, isolated: 1 };
+
+/**
+ * Starts the forwarder with everything the container holds: aliases from PostgreSQL through a
+ * cache invalidated over Redis pub/sub, the shared domain's DKIM key, SRS, per-IP and per-sender
+ * limits on Redis, and a timeout inside a circuit breaker around every relay attempt.
+ */
+export async function startSmtp(container: DependencyContainer, options: StartSmtpOptions): Promise<SmtpProcess> {
+  const config = get(container, 'config');
+  const logger = get(container, 'logger');
+  const metrics = get(container, 'metrics');
+  const aliases = get(container, 'aliases');
+  const redis = get(container, 'redis');
+
+  const shared = await get(container, 'domains').ensureShared(config.smtp.domain);
+  const signing = await get(container, 'domains').signingKey(shared.name);
+  // With no Redis there is no invalidation channel: run without the cache so a disabled alias
+  // is refused at once.
+  const resolver = createAliasResolver({ findRoute: (address) => aliases.findRoute(address), ttlMs: redis === null ? 0 : config.smtp.aliasCacheTtlMs });
+  let unsubscribe: (() => Promise<void>) | undefined;
+  let subscriber: Redis | undefined;
+  if (redis !== null) {
+    subscriber = redis.duplicate();
+    unsubscribe = await subscribeToAliasChanges(subscriber, `${config.redisKeyPrefix}alias-changed`, resolver);
+  }
+
+  // Aliases met in each session, so an accepted message is counted on the aliases it was for.
+  const sessionAliases = new Map<string, Set<string>>();
+  const resolveRecipient: Resolver = async (address, context) => {
+    const route = await resolver.route(address);
+    if (route !== null) {
+      if (route.enabled) {
+        const seen = sessionAliases.get(context.sessionId) ?? new Set<string>();
+        seen.add(route.id);
+        sessionAliases.set(context.sessionId, seen);
+      } else {
+        await aliases.recordOutcome(route.id, 'rejected', { reason: 'disabled' });
+      }
+    }
+    return toRecipient(route);
+  };
+
+  const relays = (config.smtp.relays ?? []).map(parseRelay);
+  const breaker = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 30_000 });
+  breaker.onStateChange((change) => {
+    metrics.breakerState.set({ breaker: 'smtp-relay' }, BREAKER_LEVEL[change.to] ?? 1);
+    logger.warn({ from: change.from, to: change.to }, 'relay circuit breaker changed state');
+  });
+  metrics.breakerState.set({ breaker: 'smtp-relay' }, 0);
+
+  let delivery: DeliveryMode = 'sync';
+  const spoolDir = join(resolvePath(config.dataDir), 'spool');
+  if (relays.length === 0) delivery = { mode: 'queued', queue: new OutboxDeliveryQueue(get(container, 'outbox')), spoolDir };
+  else if (config.smtp.delivery === 'queued' && options.deliveryQueue !== undefined) delivery = { mode: 'queued', queue: options.deliveryQueue, spoolDir };
+
+  const forwarder = new SmtpForwarder({
+    domain: shared.name,
+    resolver: resolveRecipient,
+    ...(relays.length > 0 ? { transport: { relays } } : {}),
+    delivery,
+    srs: { secrets: [config.srsSecret.reveal()] },
+    ...(signing === null ? {} : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
+    rateLimiter: get(container, 'limiters').smtp,
+    policy: wrap(breaker, timeout(config.smtp.relayTimeoutMs)),
+    logger,
+    limits: { maxMessageBytes: 25 * 1024 * 1024 },
+  });
+
+  forwarder.onAccepted((event) => {
+    metrics.smtpMessages.inc({ outcome: 'accepted', reason: 'ok' });
+    const ids = sessionAliases.get(event.sessionId);
+    sessionAliases.delete(event.sessionId);
+    for (const id of ids ?? []) {
+      aliases.recordOutcome(id, 'forwarded', { messageId: event.messageId }).catch((error: unknown) => logger.error({ err: error }, 'could not count a forwarded message'));
+    }
+  });
+  forwarder.onRejected((event) => {
+    metrics.smtpMessages.inc({ outcome: 'rejected', reason: event.reason.slice(0, 40) });
+    sessionAliases.delete(event.sessionId);
+  });
+  forwarder.onForwarded(() => metrics.smtpMessages.inc({ outcome: 'forwarded', reason: 'ok' }));
+  forwarder.onDeferred((event) => metrics.smtpMessages.inc({ outcome: 'deferred', reason: event.reason.slice(0, 40) }));
+  forwarder.onBounced((event) => metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }));
+
+  const address = await forwarder.listen({ port: options.port, host: options.host });
+  logger.info({ host: address.host, port: address.port, domain: shared.name, relays: relays.length, queued: delivery !== 'sync' }, 'smtp listening');
+  return {
+    forwarder,
+    address,
+    async close() {
+      await forwarder.close({ timeoutMs: 10_000 });
+      if (unsubscribe !== undefined) await unsubscribe().catch(() => undefined);
+      subscriber?.disconnect();
+    },
+  };
+}

@@ -1,0 +1,143 @@
+import { fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import type { ReadyMessage } from './lifecycle.js';
+
+/** One child the supervisor runs. */
+export interface ChildSpec {
+  name: string;
+  /** Module to run (with `execArgv`, e.g. `--import tsx` for TypeScript). */
+  module: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Options of `Supervisor`. */
+export interface SupervisorOptions {
+  /** Node flags of every child. Default: `['--import', 'tsx']`. */
+  execArgv?: readonly string[];
+  /** Working directory of every child. Default: the launcher's. */
+  cwd?: string;
+  /** First restart delay; it doubles after each crash in a row, in ms. Default: 500. */
+  restartDelayMs?: number;
+  /** Longest restart delay, in ms. Default: 30_000. */
+  maxRestartDelayMs?: number;
+  /** A child that ran this long resets its restart delay, in ms. Default: 60_000. */
+  stableAfterMs?: number;
+  /** Time a child gets after SIGTERM before SIGKILL, in ms. Default: 15_000. */
+  stopTimeoutMs?: number;
+  /** Epoch-ms clock. Default: Date.now. */
+  now?: () => number;
+  /** Where the supervisor writes what it does. Default: console.error. */
+  log?: (line: string) => void;
+}
+
+interface Running {
+  spec: ChildSpec;
+  child: ChildProcess | undefined;
+  startedAt: number;
+  delayMs: number;
+  restarts: number;
+  timer: NodeJS.Timeout | undefined;
+  port: number | undefined;
+}
+
+/**
+ * Starts children in order, restarts one that exits while it should run (with a doubling delay),
+ * and stops them in reverse order on `stop()`. Emits `ready` (name, port) and `exit` (name, code, signal).
+ */
+export class Supervisor extends EventEmitter {
+  readonly #options: Required<SupervisorOptions>;
+  readonly #children: Running[] = [];
+  #stopping = false;
+
+  constructor(options: SupervisorOptions = {}) {
+    super();
+    this.#options = {
+      execArgv: ['--import', 'tsx'],
+      cwd: process.cwd(),
+      restartDelayMs: 500,
+      maxRestartDelayMs: 30_000,
+      stableAfterMs: 60_000,
+      stopTimeoutMs: 15_000,
+      now: Date.now,
+      log: (line) => console.error(line),
+      ...options,
+    };
+  }
+
+  /** Starts `spec` and resolves with the port it announces (0 if it listens on none). */
+  start(spec: ChildSpec): Promise<number> {
+    const entry: Running = { spec, child: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs, restarts: 0, timer: undefined, port: undefined };
+    this.#children.push(entry);
+    return new Promise((resolve, reject) => {
+      const onReady = (name: string, port: number): void => {
+        if (name !== spec.name) return;
+        this.off('ready', onReady);
+        this.off('exit', onExit);
+        resolve(port);
+      };
+      const onExit = (name: string, code: number | null): void => {
+        if (name !== spec.name || entry.restarts > 0) return;
+        this.off('ready', onReady);
+        this.off('exit', onExit);
+        reject(new Error(`${spec.name} exited with ${String(code)} before it was ready`));
+      };
+      this.on('ready', onReady);
+      this.on('exit', onExit);
+      this.#spawn(entry);
+    });
+  }
+
+  /** The pid of a child now, if it runs. */
+  pid(name: string): number | undefined {
+    return this.#children.find((entry) => entry.spec.name === name)?.child?.pid;
+  }
+
+  /** How many times a child was restarted. */
+  restarts(name: string): number {
+    return this.#children.find((entry) => entry.spec.name === name)?.restarts ?? 0;
+  }
+
+  /** Stops every child in reverse start order, each with SIGTERM then (after the timeout) SIGKILL. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    for (const entry of [...this.#children].reverse()) {
+      clearTimeout(entry.timer);
+      const child = entry.child;
+      if (child === undefined || child.exitCode !== null || child.signalCode !== null) continue;
+      this.#options.log(`stopping ${entry.spec.name}`);
+      await new Promise<void>((resolve) => {
+        const kill = setTimeout(() => child.kill('SIGKILL'), this.#options.stopTimeoutMs);
+        child.once('exit', () => {
+          clearTimeout(kill);
+          resolve();
+        });
+        child.kill('SIGTERM');
+      });
+    }
+  }
+
+  #spawn(entry: Running): void {
+    const child = fork(entry.spec.module, [], { cwd: this.#options.cwd, env: entry.spec.env, execArgv: [...this.#options.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    entry.child = child;
+    entry.startedAt = this.#options.now();
+    child.on('message', (message: Partial<ReadyMessage>) => {
+      if (message.type === 'ready' && typeof message.port === 'number') {
+        entry.port = message.port;
+        this.emit('ready', entry.spec.name, message.port);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      this.emit('exit', entry.spec.name, code, signal);
+      if (this.#stopping) return;
+      if (this.#options.now() - entry.startedAt >= this.#options.stableAfterMs) entry.delayMs = this.#options.restartDelayMs;
+      const delay = entry.delayMs;
+      entry.delayMs = Math.min(entry.delayMs * 2, this.#options.maxRestartDelayMs);
+      this.#options.log(`${entry.spec.name} exited (${signal ?? String(code)}); restarting in ${delay} ms`);
+      entry.timer = setTimeout(() => {
+        entry.restarts += 1;
+        this.#spawn(entry);
+      }, delay);
+    });
+  }
+}

@@ -1,0 +1,42 @@
+// The worker process: `tsx src/worker-main.ts`: sync-queue consumers (queued SMTP deliveries).
+import { SyncQueue } from '@postern/sync-queue';
+import type { Worker } from '@postern/sync-queue';
+import { RedisBackend } from '@postern/sync-queue/redis';
+import type { QueuedDelivery } from '@postern/smtp-forward';
+import { loadServerConfig } from './config.js';
+import { createContainer, disposeContainer, get } from './container.js';
+import { announceReady, onShutdown } from './lifecycle.js';
+import { DELIVERY_QUEUE, deliveryHandler, relaySender } from './worker.js';
+
+const config = loadServerConfig();
+const container = createContainer(config, 'worker');
+const logger = get(container, 'logger');
+const metrics = get(container, 'metrics');
+const redis = get(container, 'redis');
+let worker: Worker | undefined;
+let depthTimer: NodeJS.Timeout | undefined;
+
+if (redis === null || (config.smtp.relays ?? []).length === 0) {
+  // With no Redis or no relay, the SMTP process delivers to the outbox itself: nothing to consume.
+  logger.warn('worker idle: queued delivery needs REDIS_URL and SMTP_RELAYS');
+} else {
+  const queue = new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }), logger });
+  worker = queue.process(deliveryHandler(relaySender(config.smtp.relays ?? [], config.smtp.relayTimeoutMs)), { concurrency: 8, timeoutMs: config.smtp.relayTimeoutMs * 2 });
+  depthTimer = setInterval(() => {
+    queue.stats().then(
+      (stats) => {
+        for (const state of ['waiting', 'delayed', 'active', 'dead'] as const) metrics.queueDepth.set({ queue: DELIVERY_QUEUE, state }, stats[state]);
+      },
+      () => undefined,
+    );
+  }, 5_000);
+  depthTimer.unref();
+}
+announceReady('worker', 0);
+logger.info('worker ready');
+
+onShutdown(async () => {
+  clearInterval(depthTimer);
+  await worker?.close({ timeoutMs: 10_000 });
+  await disposeContainer(container);
+});
