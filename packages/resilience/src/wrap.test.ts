@@ -36,6 +36,21 @@ describe('wrap', () => {
     expect(order).toEqual(['a>', 'b>', 'fn', '<b', '<a']);
   });
 
+  it('every policy satisfies the Policy port other packages declare for themselves', () => {
+    // The port as DESIGN.md states it, declared independently (as smtp-forward's ports.ts does).
+    interface PortPolicy {
+      execute<T>(fn: (context: { signal: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T>;
+    }
+    const policies: PortPolicy[] = [
+      circuitBreaker(),
+      timeout(10),
+      retry(),
+      bulkhead(1),
+      wrap(retry(), circuitBreaker(), timeout(10)),
+    ];
+    expect(policies).toHaveLength(5);
+  });
+
   it('with no policies just runs fn', async () => {
     await expect(wrap().execute(() => 1)).resolves.toBe(1);
     await expect(
