@@ -13,3 +13,27 @@ describe('MemoryAuthStore', () => {
     expect((await store.getUserById('u1'))?.passwordHash).toBe('h');
   });
 });
+
+describe('MemoryAuthStore bounds', () => {
+  it('sweeps expired counters, cooldowns and sessions once it holds maxEntries', async () => {
+    const store = new MemoryAuthStore({ maxEntries: 3 });
+    for (let index = 0; index < 3; index += 1) {
+      await store.recordFailure(`ip:${index}`, 0, 1_000);
+      await store.acquireCooldown(`c:${index}`, 0, 1_000);
+      await store.createSession({ id: `s${index}`, userId: 'u', tokenHash: 'h', createdAt: 0, idleExpiresAt: 1_000, absoluteExpiresAt: 2_000 });
+    }
+    expect(store.size).toEqual({ failures: 3, cooldowns: 3, sessions: 3 });
+    await store.recordFailure('ip:new', 5_000, 1_000);
+    await store.acquireCooldown('c:new', 5_000, 1_000);
+    await store.createSession({ id: 'fresh', userId: 'u', tokenHash: 'h', createdAt: 5_000, idleExpiresAt: 6_000, absoluteExpiresAt: 7_000 });
+    expect(store.size).toEqual({ failures: 1, cooldowns: 1, sessions: 1 });
+    expect((await store.listSessions('u', 5_000)).map((session) => session.id)).toEqual(['fresh']);
+  });
+
+  it('keeps live entries when sweeping', async () => {
+    const store = new MemoryAuthStore({ maxEntries: 1 });
+    await store.recordFailure('ip:a', 0, 10_000);
+    await store.recordFailure('ip:b', 1, 10_000);
+    expect(await store.getFailures('ip:a', 2, 10_000)).toEqual({ count: 1, lastFailureAt: 0 });
+  });
+});

@@ -27,9 +27,18 @@ export class MemoryAuthStore implements AuthStore {
   readonly #emails = new Map<string, string>();
   readonly #sessions = new Map<string, SessionEntry>();
   readonly #userSessions = new Map<string, Set<string>>();
-  readonly #failures = new Map<string, FailureRecord>();
+  readonly #failures = new Map<string, FailureRecord & { expiresAt: number }>();
   readonly #oneTime = new Map<string, { tokenHash: string; expiresAt: number }>();
   readonly #cooldowns = new Map<string, number>();
+  readonly #maxEntries: number;
+
+  /**
+   * `maxEntries` (default 10_000): when the counters, cooldowns or sessions grow past it, expired
+   * entries are swept, so per-IP counters from a spray cannot grow memory without bound.
+   */
+  constructor(options: { maxEntries?: number } = {}) {
+    this.#maxEntries = options.maxEntries ?? 10_000;
+  }
 
   createUser(user: UserRecord): Promise<boolean> {
     if (this.#emails.has(user.email) || this.#users.has(user.id)) return Promise.resolve(false);
@@ -68,6 +77,11 @@ export class MemoryAuthStore implements AuthStore {
   }
 
   createSession(session: NewSession): Promise<void> {
+    if (this.#sessions.size >= this.#maxEntries) {
+      for (const [id, entry] of this.#sessions) {
+        if (session.createdAt >= Math.min(entry.record.idleExpiresAt, entry.record.absoluteExpiresAt)) this.#removeSession(entry.record.userId, id);
+      }
+    }
     const record: SessionRecord = {
       id: session.id,
       userId: session.userId,
@@ -163,15 +177,17 @@ export class MemoryAuthStore implements AuthStore {
   recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord> {
     const current = this.#failures.get(key);
     const count = current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
-    const record = { count, lastFailureAt: now };
-    this.#failures.set(key, record);
-    return Promise.resolve({ ...record });
+    if (current === undefined && this.#failures.size >= this.#maxEntries) {
+      for (const [entryKey, entry] of this.#failures) if (now >= entry.expiresAt) this.#failures.delete(entryKey);
+    }
+    this.#failures.set(key, { count, lastFailureAt: now, expiresAt: now + windowMs });
+    return Promise.resolve({ count, lastFailureAt: now });
   }
 
   getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null> {
     const current = this.#failures.get(key);
     if (current === undefined || now - current.lastFailureAt >= windowMs) return Promise.resolve(null);
-    return Promise.resolve({ ...current });
+    return Promise.resolve({ count: current.count, lastFailureAt: current.lastFailureAt });
   }
 
   clearFailures(key: string): Promise<void> {
@@ -200,8 +216,16 @@ export class MemoryAuthStore implements AuthStore {
   acquireCooldown(key: string, now: number, cooldownMs: number): Promise<boolean> {
     const until = this.#cooldowns.get(key);
     if (until !== undefined && now < until) return Promise.resolve(false);
+    if (until === undefined && this.#cooldowns.size >= this.#maxEntries) {
+      for (const [entryKey, entryUntil] of this.#cooldowns) if (now >= entryUntil) this.#cooldowns.delete(entryKey);
+    }
     this.#cooldowns.set(key, now + cooldownMs);
     return Promise.resolve(true);
+  }
+
+  /** How many counters, cooldowns and sessions are held (for tests and monitoring). */
+  get size(): { failures: number; cooldowns: number; sessions: number } {
+    return { failures: this.#failures.size, cooldowns: this.#cooldowns.size, sessions: this.#sessions.size };
   }
 
   #removeSession(userId: string, sessionId: string): void {

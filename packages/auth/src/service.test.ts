@@ -389,6 +389,16 @@ describe('AuthService passwords', () => {
     expect(events.some((event) => event.type === 'password_changed')).toBe(true);
   });
 
+  it('throttles wrong current passwords like logins', async () => {
+    const { service } = setup();
+    const { userId, email } = await verifiedUser(service);
+    for (let index = 0; index < 3; index += 1) {
+      await rejects(service.changePassword({ userId, currentPassword: 'wrong password!!', newPassword: 'a new long password 1' }, { ip: '192.0.2.9' }), 'INVALID_CREDENTIALS');
+    }
+    await rejects(service.changePassword({ userId, currentPassword: PASSWORD, newPassword: 'a new long password 1' }), 'ACCOUNT_LOCKED');
+    await rejects(service.login({ email, password: PASSWORD }), 'ACCOUNT_LOCKED');
+  });
+
   it('sets a password administratively and revokes every session', async () => {
     const { service } = setup();
     const { userId, email } = await verifiedUser(service);

@@ -244,38 +244,19 @@ export class AuthService {
       throw new AuthError('INVALID_INPUT', 'password is too long', { field: 'password' });
     }
     const now = this.#clock.now();
-    const accountKey = `account:${sha256(email)}`;
-    const ipKey = context.ip === undefined ? undefined : `ip:${context.ip}`;
-    const { windowMs } = this.#lockout;
-    const [accountFailures, ipFailures] = await Promise.all([
-      this.#store.getFailures(accountKey, now, windowMs),
-      ipKey === undefined ? Promise.resolve(null) : this.#store.getFailures(ipKey, now, windowMs),
-    ]);
-    const blockedUntil = Math.max(this.#blockedUntil(accountFailures, 'account'), this.#blockedUntil(ipFailures, 'ip'));
-    if (blockedUntil > now) {
-      this.#emit({ type: 'login_blocked', at: now, ...context });
-      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', { retryAfterMs: blockedUntil - now });
-    }
-
+    const keys = this.#throttleKeys(email, context);
+    await this.#throttle(keys, now, context);
     const user = await this.#store.getUserByEmail(email);
     const hash = user?.passwordHash ?? (await this.#dummyHash);
     const matches = await this.#hasher.verify(hash, input.password);
     if (user === null || !matches) {
-      const [account] = await Promise.all([
-        this.#store.recordFailure(accountKey, now, windowMs),
-        ipKey === undefined ? Promise.resolve(null) : this.#store.recordFailure(ipKey, now, windowMs),
-      ]);
-      const reason = user === null ? 'unknown_user' : 'wrong_password';
-      this.#emit({ type: 'login_failed', at: now, ...(user === null ? {} : { userId: user.id }), reason, count: account.count, ...context });
-      if (account.count === this.#lockout.lockAfter) {
-        this.#emit({ type: 'account_locked', at: now, ...(user === null ? {} : { userId: user.id }), count: account.count, ...context });
-      }
+      await this.#fail(keys, now, user?.id, user === null ? 'unknown_user' : 'wrong_password', context);
       throw new AuthError('INVALID_CREDENTIALS', 'email or password is incorrect');
     }
     if (this.#requireVerifiedEmail && !user.emailVerified) {
       throw new AuthError('EMAIL_NOT_VERIFIED', 'email address is not verified yet');
     }
-    await this.#store.clearFailures(accountKey);
+    await this.#store.clearFailures(keys.account);
     if (this.#hasher.needsRehash(user.passwordHash)) {
       await this.#store.updateUser(user.id, { passwordHash: await this.#hasher.hash(input.password) });
       this.#emit({ type: 'password_rehashed', at: now, userId: user.id });
@@ -389,12 +370,21 @@ export class AuthService {
     return deleted;
   }
 
-  /** Changes a password after checking the current one; revokes every other session and any reset token. */
+  /** Changes a password after checking the current one (throttled like login); revokes every other session and any reset token. */
   async changePassword(input: ChangePasswordInput, context: RequestContext = {}): Promise<void> {
     if (isOversized(input.currentPassword, this.#policy.maxBytes)) throw new AuthError('INVALID_INPUT', 'password is too long', { field: 'currentPassword' });
     const user = await this.#store.getUserById(input.userId);
+    const requestContext = clean(context);
+    const now = this.#clock.now();
+    // A stolen access token must not become an unthrottled password oracle: same counters as login.
+    const keys = user === null ? undefined : this.#throttleKeys(user.email, requestContext);
+    if (keys !== undefined) await this.#throttle(keys, now, requestContext);
     const matches = await this.#hasher.verify(user?.passwordHash ?? (await this.#dummyHash), input.currentPassword);
-    if (user === null || !matches) throw new AuthError('INVALID_CREDENTIALS', 'current password is incorrect');
+    if (user === null || keys === undefined || !matches) {
+      if (keys !== undefined) await this.#fail(keys, now, user?.id, 'wrong_password', requestContext);
+      throw new AuthError('INVALID_CREDENTIALS', 'current password is incorrect');
+    }
+    await this.#store.clearFailures(keys.account);
     await this.#setPassword(user.id, user.email, input.newPassword, input.keepSessionId, 'password_changed', context);
   }
 
@@ -540,6 +530,41 @@ export class AuthService {
       sessionId: session.id,
       userId: session.userId,
     };
+  }
+
+  #throttleKeys(email: string, context: RequestContext): { account: string; ip: string | undefined } {
+    return { account: `account:${sha256(email)}`, ip: context.ip === undefined ? undefined : `ip:${context.ip}` };
+  }
+
+  /** Throws `ACCOUNT_LOCKED` while the account's or the IP's delay or lock runs. */
+  async #throttle(keys: { account: string; ip: string | undefined }, now: number, context: RequestContext): Promise<void> {
+    const { windowMs } = this.#lockout;
+    const [account, ip] = await Promise.all([
+      this.#store.getFailures(keys.account, now, windowMs),
+      keys.ip === undefined ? Promise.resolve(null) : this.#store.getFailures(keys.ip, now, windowMs),
+    ]);
+    const blockedUntil = Math.max(this.#blockedUntil(account, 'account'), this.#blockedUntil(ip, 'ip'));
+    if (blockedUntil > now) {
+      this.#emit({ type: 'login_blocked', at: now, ...context });
+      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', { retryAfterMs: blockedUntil - now });
+    }
+  }
+
+  async #fail(
+    keys: { account: string; ip: string | undefined },
+    now: number,
+    userId: string | undefined,
+    reason: string,
+    context: RequestContext,
+  ): Promise<void> {
+    const { windowMs } = this.#lockout;
+    const [account] = await Promise.all([
+      this.#store.recordFailure(keys.account, now, windowMs),
+      keys.ip === undefined ? Promise.resolve(null) : this.#store.recordFailure(keys.ip, now, windowMs),
+    ]);
+    const who = userId === undefined ? {} : { userId };
+    this.#emit({ type: 'login_failed', at: now, ...who, reason, count: account.count, ...context });
+    if (account.count === this.#lockout.lockAfter) this.#emit({ type: 'account_locked', at: now, ...who, count: account.count, ...context });
   }
 
   #blockedUntil(record: FailureRecord | null, scope: 'account' | 'ip'): number {
