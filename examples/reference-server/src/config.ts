@@ -35,6 +35,8 @@ export function configShape(mode: Mode) {
       /** Outbound relays (smtp://user:pass@host:port), tried in order; none = the outbox (development only). */
       relays: list(url({ protocols: ['smtp', 'smtps'] })).optional(),
       delivery: z.enum(['sync', 'queued']).default('sync'),
+      /** When the forwarder rewrites From to the alias so DMARC passes (see @postern/smtp-forward). */
+      fromRewrite: z.enum(['never', 'dmarc-strict', 'always']).default('dmarc-strict'),
       aliasCacheTtlMs: duration().default(30_000),
       relayTimeoutMs: duration().default(30_000),
     },

@@ -29,6 +29,8 @@ export interface SupervisorOptions {
   now?: () => number;
   /** Where the supervisor writes what it does. Default: console.error. */
   log?: (line: string) => void;
+  /** Receives every output line of the children; when absent they write to the launcher's own output. */
+  output?: ((name: string, line: string) => void) | undefined;
 }
 
 interface Running {
@@ -61,6 +63,7 @@ export class Supervisor extends EventEmitter {
       stopTimeoutMs: 15_000,
       now: Date.now,
       log: (line) => console.error(line),
+      output: undefined,
       ...options,
     };
   }
@@ -118,8 +121,21 @@ export class Supervisor extends EventEmitter {
   }
 
   #spawn(entry: Running): void {
-    const child = fork(entry.spec.module, [], { cwd: this.#options.cwd, env: entry.spec.env, execArgv: [...this.#options.execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const output = this.#options.output;
+    const stdio = output === undefined ? 'inherit' : 'pipe';
+    const child = fork(entry.spec.module, [], { cwd: this.#options.cwd, env: entry.spec.env, execArgv: [...this.#options.execArgv], stdio: ['ignore', stdio, stdio, 'ipc'] });
     entry.child = child;
+    if (output !== undefined) {
+      for (const stream of [child.stdout, child.stderr]) {
+        let rest = '';
+        stream?.setEncoding('utf8');
+        stream?.on('data', (chunk: string) => {
+          const lines = (rest + chunk).split('\n');
+          rest = lines.pop() ?? '';
+          for (const line of lines) output(entry.spec.name, line);
+        });
+      }
+    }
     entry.startedAt = this.#options.now();
     child.on('message', (message: Partial<ReadyMessage>) => {
       if (message.type === 'ready' && typeof message.port === 'number') {

@@ -92,6 +92,7 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
     resolver: resolveRecipient,
     ...(relays.length > 0 ? { transport: { relays } } : {}),
     delivery,
+    fromRewrite: config.smtp.fromRewrite,
     srs: { secrets: [config.srsSecret.reveal()] },
     ...(signing === null ? {} : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
     rateLimiter: get(container, 'limiters').smtp,

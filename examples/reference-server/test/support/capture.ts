@@ -1,0 +1,42 @@
+import { SMTPServer } from 'smtp-server';
+
+/** A message the capture MX received. */
+export interface Captured {
+  from: string;
+  to: string[];
+  data: Buffer;
+}
+
+/** A local MX standing in for the destination's mail server: keeps every message it receives. */
+export async function startCaptureServer(): Promise<{ port: number; messages: Captured[]; close(): Promise<void> }> {
+  const messages: Captured[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
+        messages.push({ from, to: session.envelope.rcptTo.map((rcpt) => rcpt.address), data: Buffer.concat(chunks) });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return { port, messages, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+/** Resolves once `predicate` holds, checking every 50 ms; rejects after `timeoutMs`. */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
