@@ -9,7 +9,7 @@ import type { Disposable, Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
 import { BasePolicy, RUN, runNext } from './policy.js';
-import type { Scope } from './scope.js';
+import { Scope } from './scope.js';
 import { checkFunction, checkNumber } from './validate.js';
 
 /** States of a circuit breaker. */
@@ -84,6 +84,12 @@ const IGNORED = -1;
 const FAILURE = 1;
 const SLOW = 2;
 
+interface Handlers {
+  generation: number;
+  ok: () => void;
+  fail: (error: unknown) => void;
+}
+
 interface SharedContext {
   store: BreakerStateStore;
   key: string;
@@ -102,6 +108,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
   private probeSuccesses = 0;
   private isolations = 0;
   private settledAt = 0;
+  private handlers: Handlers = { generation: -1, ok: () => undefined, fail: () => undefined };
   private readonly strategy: Strategy;
   private readonly halfOpenAfterMs: number;
   private readonly halfOpenMaxProbes: number;
@@ -241,11 +248,28 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     // Observe the work's own promise and hand that same promise back: the caller's await then
     // costs no extra microtask, and our reaction, registered first, runs before the caller resumes.
-    void promise.then(
-      () => this.settle(generation, probe, start, false, undefined, scope),
-      (error: unknown) => this.settle(generation, probe, start, true, error, scope),
-    );
+    if (!probe && this.slowCallMs === undefined && !scope.abortable) {
+      // The common case (closed, untimed, no caller signal) needs only the generation: reuse one
+      // pair of handlers per generation instead of allocating two closures per call.
+      const handlers = this.handlers.generation === generation ? this.handlers : this.makeHandlers(generation);
+      void promise.then(handlers.ok, handlers.fail);
+    } else {
+      void promise.then(
+        () => this.settle(generation, probe, start, false, undefined, scope),
+        (error: unknown) => this.settle(generation, probe, start, true, error, scope),
+      );
+    }
     return promise;
+  }
+
+  private makeHandlers(generation: number): Handlers {
+    const scope = Scope.root(undefined);
+    this.handlers = {
+      generation,
+      ok: () => this.settle(generation, false, 0, false, undefined, scope),
+      fail: (error: unknown) => this.settle(generation, false, 0, true, error, scope),
+    };
+    return this.handlers;
   }
 
   /**

@@ -82,6 +82,13 @@ export class Scope implements ExecuteContext {
     return this.external?.reason as unknown;
   }
 
+  /** Whether anything (the caller's signal or an enclosing timeout) could ever abort this scope. */
+  get abortable(): boolean {
+    if (this.own !== undefined) return true;
+    if (this.parent !== undefined) return this.parent.abortable;
+    return this.external !== undefined;
+  }
+
   /** True when the caller's own signal (not a timeout) aborted. */
   get callerAborted(): boolean {
     if (this.parent !== undefined) return this.parent.callerAborted;
