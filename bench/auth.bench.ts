@@ -28,8 +28,17 @@ const prefix = `bench:auth:${randomBytes(6).toString('hex')}:`;
 const PASSWORD = 'benchmark password 2026';
 const EMAIL = 'runner@example.test';
 
-const tokens = { issuer: 'https://bench.test', audience: 'bench', keys: [{ kid: 'k1', alg: 'HS256' as const, secret: randomBytes(32) }] };
-const auth = new AuthService({ store: new RedisAuthStore({ redis, prefix }), hasher: new Argon2Hasher(), tokens, requireVerifiedEmail: false });
+const tokens = {
+  issuer: 'https://bench.test',
+  audience: 'bench',
+  keys: [{ kid: 'k1', alg: 'HS256' as const, secret: randomBytes(32) }],
+};
+const auth = new AuthService({
+  store: new RedisAuthStore({ redis, prefix }),
+  hasher: new Argon2Hasher(),
+  tokens,
+  requireVerifiedEmail: false,
+});
 const rustBinding = nodeRsArgon2();
 const authRust = new AuthService({
   store: new RedisAuthStore({ redis, prefix }),
@@ -49,7 +58,12 @@ async function cleanup(): Promise<void> {
 
 async function main(): Promise<void> {
   await auth.register({ email: EMAIL, password: PASSWORD });
-  const hash = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 });
+  const hash = await argon2.hash(PASSWORD, {
+    type: argon2.argon2id,
+    memoryCost: 19_456,
+    timeCost: 2,
+    parallelism: 1,
+  });
   const login = () => auth.login({ email: EMAIL, password: PASSWORD });
   const loginRust = () => authRust.login({ email: EMAIL, password: PASSWORD });
   const bareVerify = () => argon2.verify(hash, PASSWORD);
@@ -106,7 +120,11 @@ async function main(): Promise<void> {
     const [result] = await suite([{ name, fn }], login32);
     delay.disable();
     const p99 = Number((delay.percentile(99) / 1e6).toFixed(2));
-    results.push({ ...result!, eventLoopDelayP99Ms: p99, eventLoopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)) });
+    results.push({
+      ...result!,
+      eventLoopDelayP99Ms: p99,
+      eventLoopDelayMaxMs: Number((delay.max / 1e6).toFixed(2)),
+    });
     progress(`event-loop delay during ${name}: p99 ${p99} ms`);
   }
   results.push(
@@ -133,15 +151,37 @@ async function main(): Promise<void> {
   }
 
   const byName = (name: string) => results.find((result) => result.name === name)!;
-  report('@postern/auth: login (two argon2 bindings) and refresh on Redis vs plain baselines', results, {
-    'login node-rs c=1 / login argon2 c=1': ratio(byName('login node-rs c=1'), byName('login argon2 c=1')),
-    'login node-rs c=32 / login argon2 c=32': ratio(byName('login node-rs c=32'), byName('login argon2 c=32')),
-    'login argon2 c=1 / argon2.verify c=1': ratio(byName('login argon2 c=1'), byName('argon2.verify c=1')),
-    'login argon2 c=32 / argon2.verify c=32': ratio(byName('login argon2 c=32'), byName('argon2.verify c=32')),
-    'node-rs verify c=1 / argon2.verify c=1': ratio(byName('node-rs verify c=1'), byName('argon2.verify c=1')),
-    'refresh c=1 / naive rotate c=1': ratio(byName('refresh c=1'), byName('naive rotate c=1')),
-    'refresh c=32 / naive rotate c=32': ratio(byName('refresh c=32'), byName('naive rotate c=32')),
-  });
+  report(
+    '@postern/auth: login (two argon2 bindings) and refresh on Redis vs plain baselines',
+    results,
+    {
+      'login node-rs c=1 / login argon2 c=1': ratio(
+        byName('login node-rs c=1'),
+        byName('login argon2 c=1'),
+      ),
+      'login node-rs c=32 / login argon2 c=32': ratio(
+        byName('login node-rs c=32'),
+        byName('login argon2 c=32'),
+      ),
+      'login argon2 c=1 / argon2.verify c=1': ratio(
+        byName('login argon2 c=1'),
+        byName('argon2.verify c=1'),
+      ),
+      'login argon2 c=32 / argon2.verify c=32': ratio(
+        byName('login argon2 c=32'),
+        byName('argon2.verify c=32'),
+      ),
+      'node-rs verify c=1 / argon2.verify c=1': ratio(
+        byName('node-rs verify c=1'),
+        byName('argon2.verify c=1'),
+      ),
+      'refresh c=1 / naive rotate c=1': ratio(byName('refresh c=1'), byName('naive rotate c=1')),
+      'refresh c=32 / naive rotate c=32': ratio(
+        byName('refresh c=32'),
+        byName('naive rotate c=32'),
+      ),
+    },
+  );
 }
 
 try {

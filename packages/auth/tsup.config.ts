@@ -1,7 +1,12 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', redis: 'src/redis.ts', testing: 'src/testing.ts', 'node-rs-argon2': 'src/node-rs-argon2.ts' },
+  entry: {
+    index: 'src/index.ts',
+    redis: 'src/redis.ts',
+    testing: 'src/testing.ts',
+    'node-rs-argon2': 'src/node-rs-argon2.ts',
+  },
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,

@@ -26,4 +26,6 @@ rootroot toortoor administrator1 superuser letmeinnow opensesame whatever1 nothi
 unknown1 anything computer1 internet1 samsung123 iphone123 google123 facebook1 linkedin1`;
 
 /** The shipped list of common passwords, lower case. */
-export const COMMON_PASSWORDS: ReadonlySet<string> = new Set(LIST.split(/\s+/).filter((word) => word.length > 0));
+export const COMMON_PASSWORDS: ReadonlySet<string> = new Set(
+  LIST.split(/\s+/).filter((word) => word.length > 0),
+);

@@ -1,4 +1,11 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
 
 /** `bytes` random bytes from the CSPRNG, base64url. */
 export function randomToken(bytes: number): string {
@@ -40,7 +47,10 @@ export function unseal(secret: string, sealed: string): string | null {
     if (box.length < 29) return null;
     const decipher = createDecipheriv('aes-256-gcm', sealKey(secret), box.subarray(0, 12));
     decipher.setAuthTag(box.subarray(box.length - 16));
-    return Buffer.concat([decipher.update(box.subarray(12, box.length - 16)), decipher.final()]).toString('utf8');
+    return Buffer.concat([
+      decipher.update(box.subarray(12, box.length - 16)),
+      decipher.final(),
+    ]).toString('utf8');
   } catch {
     return null;
   }

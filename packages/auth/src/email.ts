@@ -8,7 +8,8 @@ export function normalizeEmail(email: unknown): string {
   if (typeof email !== 'string' || email.length > 1024) throw badEmail();
   const value = email.trim().normalize('NFKC').toLowerCase();
   const at = value.lastIndexOf('@');
-  if (at < 1 || at > 64 || at === value.length - 1 || value.length > 254 || CONTROL.test(value)) throw badEmail();
+  if (at < 1 || at > 64 || at === value.length - 1 || value.length > 254 || CONTROL.test(value))
+    throw badEmail();
   if (value.indexOf('@') !== at) throw badEmail();
   return value;
 }

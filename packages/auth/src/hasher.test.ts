@@ -17,7 +17,10 @@ describe('Argon2Hasher', () => {
 
   it('salts every hash and normalises with NFKC', async () => {
     const hasher = new Argon2Hasher(fast);
-    const [first, second] = await Promise.all([hasher.hash('ﬁne password'), hasher.hash('ﬁne password')]);
+    const [first, second] = await Promise.all([
+      hasher.hash('ﬁne password'),
+      hasher.hash('ﬁne password'),
+    ]);
     expect(first).not.toBe(second);
     expect(await hasher.verify(first, 'fine password')).toBe(true);
   });
@@ -26,8 +29,14 @@ describe('Argon2Hasher', () => {
     const old = new Argon2Hasher(fast);
     const hash = await old.hash('password for rehash');
     expect(new Argon2Hasher({ ...fast, timeCost: 2 }).needsRehash(hash)).toBe(true);
-    expect(new Argon2Hasher({ ...fast, pepper: { id: 'p1', secret: 'sixteen bytes!!!' } }).needsRehash(hash)).toBe(true);
-    expect(old.needsRehash('$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234')).toBe(true);
+    expect(
+      new Argon2Hasher({ ...fast, pepper: { id: 'p1', secret: 'sixteen bytes!!!' } }).needsRehash(
+        hash,
+      ),
+    ).toBe(true);
+    expect(old.needsRehash('$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234')).toBe(
+      true,
+    );
     expect(old.needsRehash('$argon2i$v=19$m=1024,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g')).toBe(true);
     expect(old.needsRehash('$argon2id$garbage')).toBe(true);
     expect(old.needsRehash(hash.replace('v=19', 'v=16'))).toBe(true);
@@ -41,13 +50,17 @@ describe('Argon2Hasher', () => {
     const before = new Argon2Hasher({ ...fast, pepper: first });
     const hash = await before.hash('peppered password');
     expect(hash).toMatch(/^\$pepper=p1\$argon2id\$/);
-    expect(await new Argon2Hasher(fast).verify(hash.replace('$pepper=p1', ''), 'peppered password')).toBe(false);
+    expect(
+      await new Argon2Hasher(fast).verify(hash.replace('$pepper=p1', ''), 'peppered password'),
+    ).toBe(false);
     const after = new Argon2Hasher({ ...fast, pepper: second, previousPeppers: [first] });
     expect(await after.verify(hash, 'peppered password')).toBe(true);
     expect(after.needsRehash(hash)).toBe(true);
     const rehashed = await after.hash('peppered password');
     expect(after.needsRehash(rehashed)).toBe(false);
-    await expect(new Argon2Hasher({ ...fast, pepper: second }).verify(hash, 'peppered password')).rejects.toSatisfy(
+    await expect(
+      new Argon2Hasher({ ...fast, pepper: second }).verify(hash, 'peppered password'),
+    ).rejects.toSatisfy(
       (error: unknown) => AuthError.isInstance(error) && error.code === 'INVALID_OPTIONS',
     );
   });
@@ -60,15 +73,26 @@ describe('Argon2Hasher', () => {
   });
 
   it('refuses unusable options', () => {
-    for (const options of [{ memoryCost: 10 }, { timeCost: 0 }, { parallelism: 0 }, { maxConcurrency: 0 }, { pepper: { id: 'bad id', secret: 'sixteen bytes!!!' } }, { pepper: { id: 'p', secret: 'short' } }]) {
+    for (const options of [
+      { memoryCost: 10 },
+      { timeCost: 0 },
+      { parallelism: 0 },
+      { maxConcurrency: 0 },
+      { pepper: { id: 'bad id', secret: 'sixteen bytes!!!' } },
+      { pepper: { id: 'p', secret: 'short' } },
+    ]) {
       expect(() => new Argon2Hasher(options)).toThrow(AuthError);
     }
   });
 
   it('runs every hash even when the concurrency limit queues them', async () => {
     const hasher = new Argon2Hasher({ ...fast, maxConcurrency: 1 });
-    const hashes = await Promise.all(Array.from({ length: 5 }, (_, index) => hasher.hash(`password number ${index}`)));
-    const checks = await Promise.all(hashes.map((hash, index) => hasher.verify(hash, `password number ${index}`)));
+    const hashes = await Promise.all(
+      Array.from({ length: 5 }, (_, index) => hasher.hash(`password number ${index}`)),
+    );
+    const checks = await Promise.all(
+      hashes.map((hash, index) => hasher.verify(hash, `password number ${index}`)),
+    );
     expect(checks).toEqual([true, true, true, true, true]);
   });
 });
@@ -85,7 +109,12 @@ describe('legacy verifiers', () => {
     const verifier = scryptVerifier();
     expect(await verifier.verify(hash.replace('ln=10', 'ln=30'), 'legacy password')).toBe(false);
     expect(await verifier.verify('$scrypt$broken', 'legacy password')).toBe(false);
-    expect(await verifier.verify(`$scrypt$ln=10,r=8,p=1$${salt.toString('base64')}$AAAA`, 'legacy password')).toBe(false);
+    expect(
+      await verifier.verify(
+        `$scrypt$ln=10,r=8,p=1$${salt.toString('base64')}$AAAA`,
+        'legacy password',
+      ),
+    ).toBe(false);
   });
 
   it('delegates bcrypt hashes to the supplied compare function', async () => {

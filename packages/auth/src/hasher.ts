@@ -59,7 +59,8 @@ export function nodeArgon2(): Argon2Binding {
         parallelism: parameters.parallelism,
         ...(parameters.secret === undefined ? {} : { secret: parameters.secret }),
       }),
-    verify: (phc, password, secret) => argon2.verify(phc, password, secret === undefined ? {} : { secret }),
+    verify: (phc, password, secret) =>
+      argon2.verify(phc, password, secret === undefined ? {} : { secret }),
   };
 }
 
@@ -89,7 +90,8 @@ export interface Argon2HasherOptions {
 const PEPPER_PREFIX = /^\$pepper=([A-Za-z0-9_-]{1,32})(\$argon2id\$.*)$/s;
 const MAX_HASH_LENGTH = 512;
 // Version 19 (0x13) only: an older version is rehashed too.
-const PHC_PARAMETERS = /^\$argon2id\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
+const PHC_PARAMETERS =
+  /^\$argon2id\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/;
 
 function toBuffer(secret: Uint8Array | string): Buffer {
   return typeof secret === 'string' ? Buffer.from(secret, 'utf8') : Buffer.from(secret);
@@ -137,17 +139,28 @@ export class Argon2Hasher implements Hasher {
     this.#timeCost = options.timeCost ?? 2;
     this.#parallelism = options.parallelism ?? 1;
     const concurrency = options.maxConcurrency ?? defaultConcurrency();
-    if (!Number.isInteger(this.#memoryCost) || this.#memoryCost < 1024) invalid('memoryCost must be an integer >= 1024 KiB');
-    if (!Number.isInteger(this.#timeCost) || this.#timeCost < 1) invalid('timeCost must be an integer >= 1');
-    if (!Number.isInteger(this.#parallelism) || this.#parallelism < 1) invalid('parallelism must be an integer >= 1');
-    if (!Number.isInteger(concurrency) || concurrency < 1) invalid('maxConcurrency must be an integer >= 1');
-    for (const pepper of [...(options.previousPeppers ?? []), ...(options.pepper === undefined ? [] : [options.pepper])]) {
-      if (!/^[A-Za-z0-9_-]{1,32}$/.test(pepper.id)) invalid('pepper id must be 1-32 letters, digits, _ or -');
+    if (!Number.isInteger(this.#memoryCost) || this.#memoryCost < 1024)
+      invalid('memoryCost must be an integer >= 1024 KiB');
+    if (!Number.isInteger(this.#timeCost) || this.#timeCost < 1)
+      invalid('timeCost must be an integer >= 1');
+    if (!Number.isInteger(this.#parallelism) || this.#parallelism < 1)
+      invalid('parallelism must be an integer >= 1');
+    if (!Number.isInteger(concurrency) || concurrency < 1)
+      invalid('maxConcurrency must be an integer >= 1');
+    for (const pepper of [
+      ...(options.previousPeppers ?? []),
+      ...(options.pepper === undefined ? [] : [options.pepper]),
+    ]) {
+      if (!/^[A-Za-z0-9_-]{1,32}$/.test(pepper.id))
+        invalid('pepper id must be 1-32 letters, digits, _ or -');
       const secret = toBuffer(pepper.secret);
       if (secret.length < 16) invalid('a pepper secret must be at least 16 bytes');
       this.#peppers.set(pepper.id, secret);
     }
-    this.#pepper = options.pepper === undefined ? undefined : { id: options.pepper.id, secret: toBuffer(options.pepper.secret) };
+    this.#pepper =
+      options.pepper === undefined
+        ? undefined
+        : { id: options.pepper.id, secret: toBuffer(options.pepper.secret) };
     this.#legacy = options.legacy ?? [scryptVerifier()];
     this.#slots = new Slots(concurrency);
     this.#binding = options.binding ?? nodeArgon2();
@@ -173,7 +186,11 @@ export class Argon2Hasher implements Hasher {
     const peppered = PEPPER_PREFIX.exec(hash);
     if (peppered !== null) {
       const secret = this.#peppers.get(peppered[1]!);
-      if (secret === undefined) throw new AuthError('INVALID_OPTIONS', `a stored hash names pepper "${peppered[1]!}", which is not configured`);
+      if (secret === undefined)
+        throw new AuthError(
+          'INVALID_OPTIONS',
+          `a stored hash names pepper "${peppered[1]!}", which is not configured`,
+        );
       return this.#argon2Verify(peppered[2]!, password, secret);
     }
     if (hash.startsWith('$argon2')) return this.#argon2Verify(hash, password, undefined);
@@ -190,7 +207,9 @@ export class Argon2Hasher implements Hasher {
     const parameters = PHC_PARAMETERS.exec(phc);
     if (parameters === null) return true;
     return (
-      Number(parameters[1]) !== this.#memoryCost || Number(parameters[2]) !== this.#timeCost || Number(parameters[3]) !== this.#parallelism
+      Number(parameters[1]) !== this.#memoryCost ||
+      Number(parameters[2]) !== this.#timeCost ||
+      Number(parameters[3]) !== this.#parallelism
     );
   }
 
@@ -210,7 +229,8 @@ function invalid(message: string): never {
   throw new AuthError('INVALID_OPTIONS', message);
 }
 
-const SCRYPT = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/._-]+={0,2})\$([A-Za-z0-9+/._-]+={0,2})$/;
+const SCRYPT =
+  /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,2}),p=(\d{1,2})\$([A-Za-z0-9+/._-]+={0,2})\$([A-Za-z0-9+/._-]+={0,2})$/;
 
 /**
  * Reads scrypt hashes in the PHC-style form `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`
@@ -232,10 +252,16 @@ export function scryptVerifier(): LegacyVerifier {
       if (expected.length < 16 || expected.length > 128) return false;
       const N = 2 ** ln;
       const derived = await new Promise<Buffer>((resolve, reject) => {
-        scrypt(password, salt, expected.length, { N, r, p, maxmem: 256 * N * r + 1024 * 1024 }, (error, key) => {
-          if (error === null) resolve(key);
-          else reject(error);
-        });
+        scrypt(
+          password,
+          salt,
+          expected.length,
+          { N, r, p, maxmem: 256 * N * r + 1024 * 1024 },
+          (error, key) => {
+            if (error === null) resolve(key);
+            else reject(error);
+          },
+        );
       });
       return timingSafeEqual(derived, expected);
     },
@@ -247,7 +273,9 @@ export function scryptVerifier(): LegacyVerifier {
  * `bcryptVerifier((password, hash) => bcrypt.compare(password, hash))` from `bcryptjs`; this
  * package ships no bcrypt implementation of its own.
  */
-export function bcryptVerifier(compare: (password: string, hash: string) => Promise<boolean>): LegacyVerifier {
+export function bcryptVerifier(
+  compare: (password: string, hash: string) => Promise<boolean>,
+): LegacyVerifier {
   return {
     canVerify: (hash) => /^\$2[abxy]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash),
     async verify(hash, password) {

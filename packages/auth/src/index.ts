@@ -16,7 +16,14 @@ export type {
 } from './service.js';
 export type { AuthEvent, AuthEventListener, AuthEventType } from './events.js';
 export { Argon2Hasher, bcryptVerifier, nodeArgon2, scryptVerifier } from './hasher.js';
-export type { Argon2Binding, Argon2HasherOptions, Argon2Parameters, Hasher, LegacyVerifier, Pepper } from './hasher.js';
+export type {
+  Argon2Binding,
+  Argon2HasherOptions,
+  Argon2Parameters,
+  Hasher,
+  LegacyVerifier,
+  Pepper,
+} from './hasher.js';
 export { AccessTokens } from './tokens.js';
 export type { AccessTokenClaims, AccessTokenKey, AccessTokenOptions } from './tokens.js';
 export { checkPassword, passwordPolicy } from './password-policy.js';

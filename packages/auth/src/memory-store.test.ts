@@ -7,7 +7,13 @@ runAuthStoreContract('MemoryAuthStore', () => new MemoryAuthStore());
 describe('MemoryAuthStore', () => {
   it('hands out copies, so callers cannot change stored records', async () => {
     const store = new MemoryAuthStore();
-    await store.createUser({ id: 'u1', email: 'a@example.test', passwordHash: 'h', emailVerified: false, createdAt: 1 });
+    await store.createUser({
+      id: 'u1',
+      email: 'a@example.test',
+      passwordHash: 'h',
+      emailVerified: false,
+      createdAt: 1,
+    });
     const user = await store.getUserById('u1');
     user!.passwordHash = 'changed';
     expect((await store.getUserById('u1'))?.passwordHash).toBe('h');
@@ -20,12 +26,26 @@ describe('MemoryAuthStore bounds', () => {
     for (let index = 0; index < 3; index += 1) {
       await store.recordFailure(`ip:${index}`, 0, 1_000);
       await store.acquireCooldown(`c:${index}`, 0, 1_000);
-      await store.createSession({ id: `s${index}`, userId: 'u', tokenHash: 'h', createdAt: 0, idleExpiresAt: 1_000, absoluteExpiresAt: 2_000 });
+      await store.createSession({
+        id: `s${index}`,
+        userId: 'u',
+        tokenHash: 'h',
+        createdAt: 0,
+        idleExpiresAt: 1_000,
+        absoluteExpiresAt: 2_000,
+      });
     }
     expect(store.size).toEqual({ failures: 3, cooldowns: 3, sessions: 3 });
     await store.recordFailure('ip:new', 5_000, 1_000);
     await store.acquireCooldown('c:new', 5_000, 1_000);
-    await store.createSession({ id: 'fresh', userId: 'u', tokenHash: 'h', createdAt: 5_000, idleExpiresAt: 6_000, absoluteExpiresAt: 7_000 });
+    await store.createSession({
+      id: 'fresh',
+      userId: 'u',
+      tokenHash: 'h',
+      createdAt: 5_000,
+      idleExpiresAt: 6_000,
+      absoluteExpiresAt: 7_000,
+    });
     expect(store.size).toEqual({ failures: 1, cooldowns: 1, sessions: 1 });
     expect((await store.listSessions('u', 5_000)).map((session) => session.id)).toEqual(['fresh']);
   });

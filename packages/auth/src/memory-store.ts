@@ -79,7 +79,10 @@ export class MemoryAuthStore implements AuthStore {
   createSession(session: NewSession): Promise<void> {
     if (this.#sessions.size >= this.#maxEntries) {
       for (const [id, entry] of this.#sessions) {
-        if (session.createdAt >= Math.min(entry.record.idleExpiresAt, entry.record.absoluteExpiresAt)) this.#removeSession(entry.record.userId, id);
+        if (
+          session.createdAt >= Math.min(entry.record.idleExpiresAt, entry.record.absoluteExpiresAt)
+        )
+          this.#removeSession(entry.record.userId, id);
       }
     }
     const record: SessionRecord = {
@@ -137,7 +140,11 @@ export class MemoryAuthStore implements AuthStore {
       input.graceMs > 0 &&
       input.now - session.rotatedAt <= input.graceMs
     ) {
-      return Promise.resolve({ status: 'grace', session: { ...session }, successorSealed: session.successorSealed });
+      return Promise.resolve({
+        status: 'grace',
+        session: { ...session },
+        successorSealed: session.successorSealed,
+      });
     }
     this.#removeSession(session.userId, session.id);
     return Promise.resolve({ status: 'reused', userId: session.userId });
@@ -154,7 +161,9 @@ export class MemoryAuthStore implements AuthStore {
       }
       sessions.push({ ...entry.record });
     }
-    return Promise.resolve(sessions.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)));
+    return Promise.resolve(
+      sessions.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id)),
+    );
   }
 
   deleteSession(userId: string, sessionId: string): Promise<boolean> {
@@ -176,9 +185,11 @@ export class MemoryAuthStore implements AuthStore {
 
   recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord> {
     const current = this.#failures.get(key);
-    const count = current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
+    const count =
+      current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
     if (current === undefined && this.#failures.size >= this.#maxEntries) {
-      for (const [entryKey, entry] of this.#failures) if (now >= entry.expiresAt) this.#failures.delete(entryKey);
+      for (const [entryKey, entry] of this.#failures)
+        if (now >= entry.expiresAt) this.#failures.delete(entryKey);
     }
     this.#failures.set(key, { count, lastFailureAt: now, expiresAt: now + windowMs });
     return Promise.resolve({ count, lastFailureAt: now });
@@ -186,7 +197,8 @@ export class MemoryAuthStore implements AuthStore {
 
   getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null> {
     const current = this.#failures.get(key);
-    if (current === undefined || now - current.lastFailureAt >= windowMs) return Promise.resolve(null);
+    if (current === undefined || now - current.lastFailureAt >= windowMs)
+      return Promise.resolve(null);
     return Promise.resolve({ count: current.count, lastFailureAt: current.lastFailureAt });
   }
 
@@ -195,12 +207,22 @@ export class MemoryAuthStore implements AuthStore {
     return Promise.resolve();
   }
 
-  putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void> {
+  putOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    expiresAt: number,
+  ): Promise<void> {
     this.#oneTime.set(`${purpose}:${userId}`, { tokenHash, expiresAt });
     return Promise.resolve();
   }
 
-  consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult> {
+  consumeOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    now: number,
+  ): Promise<ConsumeResult> {
     const key = `${purpose}:${userId}`;
     const current = this.#oneTime.get(key);
     if (current?.tokenHash !== tokenHash) return Promise.resolve('invalid');
@@ -217,7 +239,8 @@ export class MemoryAuthStore implements AuthStore {
     const until = this.#cooldowns.get(key);
     if (until !== undefined && now < until) return Promise.resolve(false);
     if (until === undefined && this.#cooldowns.size >= this.#maxEntries) {
-      for (const [entryKey, entryUntil] of this.#cooldowns) if (now >= entryUntil) this.#cooldowns.delete(entryKey);
+      for (const [entryKey, entryUntil] of this.#cooldowns)
+        if (now >= entryUntil) this.#cooldowns.delete(entryKey);
     }
     this.#cooldowns.set(key, now + cooldownMs);
     return Promise.resolve(true);
@@ -225,7 +248,11 @@ export class MemoryAuthStore implements AuthStore {
 
   /** How many counters, cooldowns and sessions are held (for tests and monitoring). */
   get size(): { failures: number; cooldowns: number; sessions: number } {
-    return { failures: this.#failures.size, cooldowns: this.#cooldowns.size, sessions: this.#sessions.size };
+    return {
+      failures: this.#failures.size,
+      cooldowns: this.#cooldowns.size,
+      sessions: this.#sessions.size,
+    };
   }
 
   #removeSession(userId: string, sessionId: string): void {

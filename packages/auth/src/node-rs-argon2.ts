@@ -18,6 +18,7 @@ export function nodeRsArgon2(): Argon2Binding {
         outputLen: 32,
         ...(parameters.secret === undefined ? {} : { secret: parameters.secret }),
       }),
-    verify: (phc, password, secret) => verify(phc, password, secret === undefined ? {} : { secret }),
+    verify: (phc, password, secret) =>
+      verify(phc, password, secret === undefined ? {} : { secret }),
   };
 }

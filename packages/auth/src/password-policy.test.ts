@@ -13,7 +13,9 @@ describe('password policy', () => {
     expect(checkPassword(policy, 'x'.repeat(129))).toEqual(['too_long', 'repetitive']);
     expect(checkPassword(policy, 'a'.repeat(64) + 'b'.repeat(10) + 'c')).toEqual([]);
     expect(checkPassword(policy, 'Password1234')).toEqual(['common']);
-    expect(checkPassword(policy, 'my name is jonathan', 'Jonathan@example.test')).toEqual(['contains_email']);
+    expect(checkPassword(policy, 'my name is jonathan', 'Jonathan@example.test')).toEqual([
+      'contains_email',
+    ]);
     expect(checkPassword(policy, 'ababababababab')).toEqual(['repetitive']);
   });
 
@@ -29,7 +31,12 @@ describe('password policy', () => {
   });
 
   it('takes a custom floor, ceiling and blocklist, and refuses weak settings', () => {
-    const custom = passwordPolicy({ minLength: 8, maxLength: 64, blocklist: ['Postern Rocks'], rejectCommon: false });
+    const custom = passwordPolicy({
+      minLength: 8,
+      maxLength: 64,
+      blocklist: ['Postern Rocks'],
+      rejectCommon: false,
+    });
     expect(checkPassword(custom, 'password')).toEqual([]);
     expect(checkPassword(custom, 'postern rocks')).toEqual(['common']);
     expect(() => passwordPolicy({ minLength: 7 })).toThrow(RangeError);
@@ -56,7 +63,19 @@ describe('normalizeEmail', () => {
   });
 
   it('refuses malformed addresses', () => {
-    for (const bad of ['', 'no-at', '@example.test', 'a@', 'a@@b', 'a b@c', `${'a'.repeat(65)}@b.c`, `a@${'b'.repeat(260)}`, 'a\u0000@b.c', null, 5]) {
+    for (const bad of [
+      '',
+      'no-at',
+      '@example.test',
+      'a@',
+      'a@@b',
+      'a b@c',
+      `${'a'.repeat(65)}@b.c`,
+      `a@${'b'.repeat(260)}`,
+      'a\u0000@b.c',
+      null,
+      5,
+    ]) {
       expect(() => normalizeEmail(bad)).toThrow(/email/);
     }
   });

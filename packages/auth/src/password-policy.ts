@@ -29,14 +29,22 @@ export function passwordPolicy(options: PasswordPolicyOptions = {}): PasswordPol
   const minLength = options.minLength ?? 12;
   const maxLength = options.maxLength ?? 128;
   const maxBytes = options.maxBytes ?? 1024;
-  if (!Number.isInteger(minLength) || minLength < 8) throw new RangeError('minLength must be an integer >= 8');
+  if (!Number.isInteger(minLength) || minLength < 8)
+    throw new RangeError('minLength must be an integer >= 8');
   if (!Number.isInteger(maxLength) || maxLength < 64 || maxLength < minLength) {
     throw new RangeError('maxLength must be an integer >= 64 and >= minLength');
   }
-  if (!Number.isInteger(maxBytes) || maxBytes < maxLength) throw new RangeError('maxBytes must be an integer >= maxLength');
+  if (!Number.isInteger(maxBytes) || maxBytes < maxLength)
+    throw new RangeError('maxBytes must be an integer >= maxLength');
   const blocklist = new Set<string>();
   for (const word of options.blocklist ?? []) blocklist.add(word.normalize('NFKC').toLowerCase());
-  return Object.freeze({ minLength, maxLength, maxBytes, rejectCommon: options.rejectCommon ?? true, blocklist });
+  return Object.freeze({
+    minLength,
+    maxLength,
+    maxBytes,
+    rejectCommon: options.rejectCommon ?? true,
+    blocklist,
+  });
 }
 
 /** Unicode-normalises a password (NFKC), as it is before hashing and checking. */
@@ -52,7 +60,11 @@ export function isOversized(password: string, maxBytes: number): boolean {
 }
 
 /** Every rule `password` breaks under `policy` (empty when it is acceptable). */
-export function checkPassword(policy: PasswordPolicy, password: string, email?: string): PasswordProblem[] {
+export function checkPassword(
+  policy: PasswordPolicy,
+  password: string,
+  email?: string,
+): PasswordProblem[] {
   if (isOversized(password, policy.maxBytes)) return ['too_long'];
   const normalized = normalizePassword(password);
   const problems: PasswordProblem[] = [];
@@ -60,7 +72,8 @@ export function checkPassword(policy: PasswordPolicy, password: string, email?: 
   if (length < policy.minLength) problems.push('too_short');
   if (length > policy.maxLength) problems.push('too_long');
   const lower = normalized.toLowerCase();
-  if ((policy.rejectCommon && COMMON_PASSWORDS.has(lower)) || policy.blocklist.has(lower)) problems.push('common');
+  if ((policy.rejectCommon && COMMON_PASSWORDS.has(lower)) || policy.blocklist.has(lower))
+    problems.push('common');
   if (email !== undefined) {
     const local = email.normalize('NFKC').toLowerCase().split('@')[0] ?? '';
     if (local.length >= 3 && lower.includes(local)) problems.push('contains_email');

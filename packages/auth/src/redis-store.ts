@@ -88,7 +88,13 @@ export class RedisAuthStore implements AuthStore {
     const hash = await this.#redis.hgetall(this.#userKey(userId));
     const { id, email, passwordHash, emailVerified, createdAt } = hash;
     if (id === undefined || email === undefined || passwordHash === undefined) return null;
-    return { id, email, passwordHash, emailVerified: emailVerified === '1', createdAt: Number(createdAt) };
+    return {
+      id,
+      email,
+      passwordHash,
+      emailVerified: emailVerified === '1',
+      createdAt: Number(createdAt),
+    };
   }
 
   async getUserByEmail(email: string): Promise<UserRecord | null> {
@@ -101,7 +107,8 @@ export class RedisAuthStore implements AuthStore {
   async updateUser(userId: string, patch: UserPatch): Promise<boolean> {
     const fields: string[] = [];
     if (patch.passwordHash !== undefined) fields.push('passwordHash', patch.passwordHash);
-    if (patch.emailVerified !== undefined) fields.push('emailVerified', patch.emailVerified ? '1' : '0');
+    if (patch.emailVerified !== undefined)
+      fields.push('emailVerified', patch.emailVerified ? '1' : '0');
     if (fields.length === 0) return (await this.#redis.exists(this.#userKey(userId))) === 1;
     return (await this.#scripts.posternAuthV1UpdateUser(this.#userKey(userId), ...fields)) === 1;
   }
@@ -110,7 +117,8 @@ export class RedisAuthStore implements AuthStore {
     const userKey = this.#userKey(userId);
     const email = await this.#redis.hget(userKey, 'email');
     const deleted = await this.#redis.del(userKey);
-    if (email !== null) await this.#scripts.posternAuthV1DeleteIfEqual(this.#emailKey(email), userId);
+    if (email !== null)
+      await this.#scripts.posternAuthV1DeleteIfEqual(this.#emailKey(email), userId);
     await this.deleteUserSessions(userId);
     await this.#redis.del(this.#oneTimeKey('verify-email', userId));
     await this.#redis.del(this.#oneTimeKey('reset-password', userId));
@@ -133,7 +141,11 @@ export class RedisAuthStore implements AuthStore {
     if (session.userAgent !== undefined) fields['userAgent'] = session.userAgent;
     const index = this.#userSessionsKey(session.userId);
     // The index first: a session that exists is always findable by logoutAll.
-    await this.#redis.multi().sadd(index, session.id).pexpire(index, Math.max(1, session.absoluteExpiresAt - session.createdAt)).exec();
+    await this.#redis
+      .multi()
+      .sadd(index, session.id)
+      .pexpire(index, Math.max(1, session.absoluteExpiresAt - session.createdAt))
+      .exec();
     await this.#redis
       .multi()
       .hset(key, fields)
@@ -160,7 +172,8 @@ export class RedisAuthStore implements AuthStore {
     const status = Number(reply[0]);
     if (status === 1 || status === 2) {
       const hash: Record<string, string> = {};
-      for (let index = 1; index + 1 < reply.length; index += 2) hash[String(reply[index])] = String(reply[index + 1]);
+      for (let index = 1; index + 1 < reply.length; index += 2)
+        hash[String(reply[index])] = String(reply[index + 1]);
       const session = toSession(input.sessionId, hash);
       if (session === null) return { status: 'invalid' };
       if (status === 1) return { status: 'rotated', session };
@@ -181,7 +194,12 @@ export class RedisAuthStore implements AuthStore {
     const gone: string[] = [];
     for (const id of ids) {
       const session = await this.getSession(id);
-      if (session?.userId !== userId || now >= session.idleExpiresAt || now >= session.absoluteExpiresAt) gone.push(id);
+      if (
+        session?.userId !== userId ||
+        now >= session.idleExpiresAt ||
+        now >= session.absoluteExpiresAt
+      )
+        gone.push(id);
       else sessions.push(session);
     }
     if (gone.length > 0) await this.#redis.srem(index, ...gone);
@@ -210,13 +228,27 @@ export class RedisAuthStore implements AuthStore {
   }
 
   async recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord> {
-    const reply = (await this.#scripts.posternAuthV1RecordFailure(this.#failureKey(key), String(now), String(windowMs))) as number[];
+    const reply = (await this.#scripts.posternAuthV1RecordFailure(
+      this.#failureKey(key),
+      String(now),
+      String(windowMs),
+    )) as number[];
     return { count: Number(reply[0]), lastFailureAt: Number(reply[1]) };
   }
 
   async getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null> {
-    const [count, lastFailureAt] = await this.#redis.hmget(this.#failureKey(key), 'count', 'lastFailureAt');
-    if (count === null || count === undefined || lastFailureAt === null || lastFailureAt === undefined) return null;
+    const [count, lastFailureAt] = await this.#redis.hmget(
+      this.#failureKey(key),
+      'count',
+      'lastFailureAt',
+    );
+    if (
+      count === null ||
+      count === undefined ||
+      lastFailureAt === null ||
+      lastFailureAt === undefined
+    )
+      return null;
     if (now - Number(lastFailureAt) >= windowMs) return null;
     return { count: Number(count), lastFailureAt: Number(lastFailureAt) };
   }
@@ -225,14 +257,35 @@ export class RedisAuthStore implements AuthStore {
     await this.#redis.del(this.#failureKey(key));
   }
 
-  async putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void> {
+  async putOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    expiresAt: number,
+  ): Promise<void> {
     const key = this.#oneTimeKey(purpose, userId);
     // Kept a day past expiry so a late click reads "expired", not "invalid".
-    await this.#redis.multi().del(key).hset(key, { tokenHash, expiresAt: String(expiresAt) }).pexpireat(key, expiresAt + 86_400_000).exec();
+    await this.#redis
+      .multi()
+      .del(key)
+      .hset(key, { tokenHash, expiresAt: String(expiresAt) })
+      .pexpireat(key, expiresAt + 86_400_000)
+      .exec();
   }
 
-  async consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult> {
-    const reply = Number(await this.#scripts.posternAuthV1ConsumeToken(this.#oneTimeKey(purpose, userId), tokenHash, String(now)));
+  async consumeOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    now: number,
+  ): Promise<ConsumeResult> {
+    const reply = Number(
+      await this.#scripts.posternAuthV1ConsumeToken(
+        this.#oneTimeKey(purpose, userId),
+        tokenHash,
+        String(now),
+      ),
+    );
     return reply === 1 ? 'ok' : reply === -1 ? 'expired' : 'invalid';
   }
 
@@ -241,7 +294,15 @@ export class RedisAuthStore implements AuthStore {
   }
 
   async acquireCooldown(key: string, now: number, cooldownMs: number): Promise<boolean> {
-    return Number(await this.#scripts.posternAuthV1Cooldown(`${this.#prefix}cooldown:${key}`, String(now), String(cooldownMs))) === 1;
+    return (
+      Number(
+        await this.#scripts.posternAuthV1Cooldown(
+          `${this.#prefix}cooldown:${key}`,
+          String(now),
+          String(cooldownMs),
+        ),
+      ) === 1
+    );
   }
 
   #userKey(userId: string): string {

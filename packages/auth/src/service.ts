@@ -4,7 +4,13 @@ import { normalizeEmail } from './email.js';
 import { AuthError } from './errors.js';
 import type { AuthEvent, AuthEventListener } from './events.js';
 import { Argon2Hasher, type Hasher } from './hasher.js';
-import { checkPassword, isOversized, passwordPolicy, type PasswordPolicy, type PasswordPolicyOptions } from './password-policy.js';
+import {
+  checkPassword,
+  isOversized,
+  passwordPolicy,
+  type PasswordPolicy,
+  type PasswordPolicyOptions,
+} from './password-policy.js';
 import type { AuthStore, FailureRecord, OneTimePurpose, SessionRecord } from './store.js';
 import { AccessTokens, type AccessTokenClaims, type AccessTokenOptions } from './tokens.js';
 
@@ -196,38 +202,75 @@ export class AuthService {
     positive('sessions.idleTimeoutMs', idleTimeoutMs);
     positive('sessions.absoluteTimeoutMs', absoluteTimeoutMs);
     if (!Number.isInteger(reuseGraceMs) || reuseGraceMs < 0 || reuseGraceMs > 60_000) {
-      throw new AuthError('INVALID_OPTIONS', 'sessions.reuseGraceMs must be an integer between 0 and 60000');
+      throw new AuthError(
+        'INVALID_OPTIONS',
+        'sessions.reuseGraceMs must be an integer between 0 and 60000',
+      );
     }
     for (const [name, value] of Object.entries(this.#lockout)) positive(`lockout.${name}`, value);
     if (this.#lockout.lockAfter <= this.#lockout.freeAttempts) {
-      throw new AuthError('INVALID_OPTIONS', 'lockout.lockAfter must be greater than lockout.freeAttempts');
+      throw new AuthError(
+        'INVALID_OPTIONS',
+        'lockout.lockAfter must be greater than lockout.freeAttempts',
+      );
     }
-    if (this.#lockout.windowMs < this.#lockout.lockMs) throw new AuthError('INVALID_OPTIONS', 'lockout.windowMs must be >= lockout.lockMs');
+    if (this.#lockout.windowMs < this.#lockout.lockMs)
+      throw new AuthError('INVALID_OPTIONS', 'lockout.windowMs must be >= lockout.lockMs');
     positive('verificationTokenTtlMs', this.#verificationTtlMs);
     positive('resetTokenTtlMs', this.#resetTtlMs);
-    if (!Number.isInteger(this.#cooldownMs) || this.#cooldownMs < 0) throw new AuthError('INVALID_OPTIONS', 'resendCooldownMs must be an integer >= 0');
+    if (!Number.isInteger(this.#cooldownMs) || this.#cooldownMs < 0)
+      throw new AuthError('INVALID_OPTIONS', 'resendCooldownMs must be an integer >= 0');
     // Unknown users are verified against this, so they cost exactly what a wrong password costs.
     this.#dummyHash = this.#hasher.hash(randomToken(24));
     this.#dummyHash.catch(() => undefined);
   }
 
   /** Creates an account and its first email-verification token; see `RegisterResult`. */
-  async register(input: { email: string; password: string }, context: RequestContext = {}): Promise<RegisterResult> {
+  async register(
+    input: { email: string; password: string },
+    context: RequestContext = {},
+  ): Promise<RegisterResult> {
     const email = normalizeEmail(input.email);
     const reasons = checkPassword(this.#policy, input.password, email);
-    if (reasons.length > 0) throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, { reasons, field: 'password' });
+    if (reasons.length > 0)
+      throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, {
+        reasons,
+        field: 'password',
+      });
     const now = this.#clock.now();
     const passwordHash = await this.#hasher.hash(input.password);
     const userId = randomUUID();
-    const created = await this.#store.createUser({ id: userId, email, passwordHash, emailVerified: false, createdAt: now });
+    const created = await this.#store.createUser({
+      id: userId,
+      email,
+      passwordHash,
+      emailVerified: false,
+      createdAt: now,
+    });
     if (!created) {
-      if (this.#revealEmailTaken) throw new AuthError('EMAIL_TAKEN', 'email address is already registered', { field: 'email' });
+      if (this.#revealEmailTaken)
+        throw new AuthError('EMAIL_TAKEN', 'email address is already registered', {
+          field: 'email',
+        });
       const existing = await this.#store.getUserByEmail(email);
-      this.#emit({ type: 'registration_duplicate', at: now, ...(existing === null ? {} : { userId: existing.id }), ...clean(context) });
-      return { userId: randomUUID(), verificationToken: `${randomUUID()}.${randomToken(32)}`, alreadyRegistered: true };
+      this.#emit({
+        type: 'registration_duplicate',
+        at: now,
+        ...(existing === null ? {} : { userId: existing.id }),
+        ...clean(context),
+      });
+      return {
+        userId: randomUUID(),
+        verificationToken: `${randomUUID()}.${randomToken(32)}`,
+        alreadyRegistered: true,
+      };
     }
     await this.#store.acquireCooldown(`verify:${sha256(email)}`, now, this.#cooldownMs);
-    const verificationToken = await this.#issueOneTime('verify-email', userId, now + this.#verificationTtlMs);
+    const verificationToken = await this.#issueOneTime(
+      'verify-email',
+      userId,
+      now + this.#verificationTtlMs,
+    );
     this.#emit({ type: 'registered', at: now, userId, ...clean(context) });
     return { userId, verificationToken, alreadyRegistered: false };
   }
@@ -250,7 +293,13 @@ export class AuthService {
     const hash = user?.passwordHash ?? (await this.#dummyHash);
     const matches = await this.#hasher.verify(hash, input.password);
     if (user === null || !matches) {
-      await this.#fail(keys, now, user?.id, user === null ? 'unknown_user' : 'wrong_password', context);
+      await this.#fail(
+        keys,
+        now,
+        user?.id,
+        user === null ? 'unknown_user' : 'wrong_password',
+        context,
+      );
       throw new AuthError('INVALID_CREDENTIALS', 'email or password is incorrect');
     }
     if (this.#requireVerifiedEmail && !user.emailVerified) {
@@ -258,11 +307,19 @@ export class AuthService {
     }
     await this.#store.clearFailures(keys.account);
     if (this.#hasher.needsRehash(user.passwordHash)) {
-      await this.#store.updateUser(user.id, { passwordHash: await this.#hasher.hash(input.password) });
+      await this.#store.updateUser(user.id, {
+        passwordHash: await this.#hasher.hash(input.password),
+      });
       this.#emit({ type: 'password_rehashed', at: now, userId: user.id });
     }
     const pair = await this.#openSession(user.id, now, context);
-    this.#emit({ type: 'login_succeeded', at: now, userId: user.id, sessionId: pair.sessionId, ...context });
+    this.#emit({
+      type: 'login_succeeded',
+      at: now,
+      userId: user.id,
+      sessionId: pair.sessionId,
+      ...context,
+    });
     return pair;
   }
 
@@ -287,19 +344,43 @@ export class AuthService {
     const extra = clean(context);
     switch (result.status) {
       case 'rotated': {
-        this.#emit({ type: 'token_refreshed', at: now, userId: result.session.userId, sessionId, ...extra });
+        this.#emit({
+          type: 'token_refreshed',
+          at: now,
+          userId: result.session.userId,
+          sessionId,
+          ...extra,
+        });
         return this.#pair(result.session, nextToken, now);
       }
       case 'grace': {
         const successor = unseal(secret, result.successorSealed);
-        if (successor === null) throw new AuthError('TOKEN_INVALID', 'refresh token is invalid', { field: 'refresh' });
-        this.#emit({ type: 'token_refreshed', at: now, userId: result.session.userId, sessionId, reason: 'grace', ...extra });
+        if (successor === null)
+          throw new AuthError('TOKEN_INVALID', 'refresh token is invalid', { field: 'refresh' });
+        this.#emit({
+          type: 'token_refreshed',
+          at: now,
+          userId: result.session.userId,
+          sessionId,
+          reason: 'grace',
+          ...extra,
+        });
         return this.#pair(result.session, successor, now);
       }
       case 'reused': {
         this.#emit({ type: 'token_reuse', at: now, userId: result.userId, sessionId, ...extra });
-        this.#emit({ type: 'session_revoked', at: now, userId: result.userId, sessionId, reason: 'reuse', ...extra });
-        throw new AuthError('TOKEN_REUSED', 'refresh token was already used; the session is revoked');
+        this.#emit({
+          type: 'session_revoked',
+          at: now,
+          userId: result.userId,
+          sessionId,
+          reason: 'reuse',
+          ...extra,
+        });
+        throw new AuthError(
+          'TOKEN_REUSED',
+          'refresh token was already used; the session is revoked',
+        );
       }
       case 'expired':
         throw new AuthError('TOKEN_EXPIRED', 'session expired');
@@ -313,7 +394,10 @@ export class AuthService {
    * `checkSession: true` also confirms its session is alive (one store read), so logout,
    * `logoutAll`, a password change or detected reuse rejects it at once.
    */
-  async verifyAccessToken(token: string, options: VerifyAccessTokenOptions = {}): Promise<AccessTokenClaims> {
+  async verifyAccessToken(
+    token: string,
+    options: VerifyAccessTokenOptions = {},
+  ): Promise<AccessTokenClaims> {
     const now = this.#clock.now();
     const claims = await this.#tokens.verify(token, now);
     if (options.checkSession === true) {
@@ -336,17 +420,33 @@ export class AuthService {
     const session = await this.#store.getSession(parsed.sessionId);
     if (session === null) return false;
     const hash = sha256(parsed.secret);
-    const owns = safeEqual(hash, session.tokenHash) || (session.parentHash !== undefined && safeEqual(hash, session.parentHash));
+    const owns =
+      safeEqual(hash, session.tokenHash) ||
+      (session.parentHash !== undefined && safeEqual(hash, session.parentHash));
     if (!owns) return false;
     const deleted = await this.#store.deleteSession(session.userId, session.id);
-    if (deleted) this.#emit({ type: 'session_revoked', at: this.#clock.now(), userId: session.userId, sessionId: session.id, reason: 'logout', ...clean(context) });
+    if (deleted)
+      this.#emit({
+        type: 'session_revoked',
+        at: this.#clock.now(),
+        userId: session.userId,
+        sessionId: session.id,
+        reason: 'logout',
+        ...clean(context),
+      });
     return deleted;
   }
 
   /** Ends every session of a user; resolves how many. */
   async logoutAll(userId: string): Promise<number> {
     const count = await this.#store.deleteUserSessions(userId);
-    this.#emit({ type: 'sessions_revoked', at: this.#clock.now(), userId, reason: 'logout_all', count });
+    this.#emit({
+      type: 'sessions_revoked',
+      at: this.#clock.now(),
+      userId,
+      reason: 'logout_all',
+      count,
+    });
     return count;
   }
 
@@ -366,26 +466,45 @@ export class AuthService {
   /** Ends one session of a user (e.g. "sign out that device"); resolves false if it was not theirs or not alive. */
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
     const deleted = await this.#store.deleteSession(userId, sessionId);
-    if (deleted) this.#emit({ type: 'session_revoked', at: this.#clock.now(), userId, sessionId, reason: 'revoked' });
+    if (deleted)
+      this.#emit({
+        type: 'session_revoked',
+        at: this.#clock.now(),
+        userId,
+        sessionId,
+        reason: 'revoked',
+      });
     return deleted;
   }
 
   /** Changes a password after checking the current one (throttled like login); revokes every other session and any reset token. */
   async changePassword(input: ChangePasswordInput, context: RequestContext = {}): Promise<void> {
-    if (isOversized(input.currentPassword, this.#policy.maxBytes)) throw new AuthError('INVALID_INPUT', 'password is too long', { field: 'currentPassword' });
+    if (isOversized(input.currentPassword, this.#policy.maxBytes))
+      throw new AuthError('INVALID_INPUT', 'password is too long', { field: 'currentPassword' });
     const user = await this.#store.getUserById(input.userId);
     const requestContext = clean(context);
     const now = this.#clock.now();
     // A stolen access token must not become an unthrottled password oracle: same counters as login.
     const keys = user === null ? undefined : this.#throttleKeys(user.email, requestContext);
     if (keys !== undefined) await this.#throttle(keys, now, requestContext);
-    const matches = await this.#hasher.verify(user?.passwordHash ?? (await this.#dummyHash), input.currentPassword);
+    const matches = await this.#hasher.verify(
+      user?.passwordHash ?? (await this.#dummyHash),
+      input.currentPassword,
+    );
     if (user === null || keys === undefined || !matches) {
-      if (keys !== undefined) await this.#fail(keys, now, user?.id, 'wrong_password', requestContext);
+      if (keys !== undefined)
+        await this.#fail(keys, now, user?.id, 'wrong_password', requestContext);
       throw new AuthError('INVALID_CREDENTIALS', 'current password is incorrect');
     }
     await this.#store.clearFailures(keys.account);
-    await this.#setPassword(user.id, user.email, input.newPassword, input.keepSessionId, 'password_changed', context);
+    await this.#setPassword(
+      user.id,
+      user.email,
+      input.newPassword,
+      input.keepSessionId,
+      'password_changed',
+      context,
+    );
   }
 
   /** Sets a password without the current one (administrators); revokes every session. Throws `INVALID_INPUT` for an unknown user. */
@@ -400,7 +519,10 @@ export class AuthService {
     const { userId, secret } = parseOneTimeToken(token);
     await this.#consume('verify-email', userId, secret);
     const updated = await this.#store.updateUser(userId, { emailVerified: true });
-    if (!updated) throw new AuthError('TOKEN_INVALID', 'verification token is invalid', { field: 'verify-email' });
+    if (!updated)
+      throw new AuthError('TOKEN_INVALID', 'verification token is invalid', {
+        field: 'verify-email',
+      });
     this.#emit({ type: 'email_verified', at: this.#clock.now(), userId });
     return { userId };
   }
@@ -410,10 +532,14 @@ export class AuthService {
    * there is no such account, it is verified, or the per-address cooldown runs. Answer the caller
    * the same way in every case.
    */
-  async resendVerification(email: string, context: RequestContext = {}): Promise<{ userId: string; token: string } | null> {
+  async resendVerification(
+    email: string,
+    context: RequestContext = {},
+  ): Promise<{ userId: string; token: string } | null> {
     const normalized = normalizeEmail(email);
     const now = this.#clock.now();
-    if (!(await this.#store.acquireCooldown(`verify:${sha256(normalized)}`, now, this.#cooldownMs))) return null;
+    if (!(await this.#store.acquireCooldown(`verify:${sha256(normalized)}`, now, this.#cooldownMs)))
+      return null;
     const user = await this.#store.getUserByEmail(normalized);
     if (user === null || user.emailVerified) return null;
     const token = await this.#issueOneTime('verify-email', user.id, now + this.#verificationTtlMs);
@@ -425,10 +551,14 @@ export class AuthService {
    * A password-reset token for the account (older ones stop working), or null when there is no
    * such account or the per-address cooldown runs. Answer the caller the same way in every case.
    */
-  async requestPasswordReset(email: string, context: RequestContext = {}): Promise<{ userId: string; token: string } | null> {
+  async requestPasswordReset(
+    email: string,
+    context: RequestContext = {},
+  ): Promise<{ userId: string; token: string } | null> {
     const normalized = normalizeEmail(email);
     const now = this.#clock.now();
-    if (!(await this.#store.acquireCooldown(`reset:${sha256(normalized)}`, now, this.#cooldownMs))) return null;
+    if (!(await this.#store.acquireCooldown(`reset:${sha256(normalized)}`, now, this.#cooldownMs)))
+      return null;
     const user = await this.#store.getUserByEmail(normalized);
     if (user === null) return null;
     const token = await this.#issueOneTime('reset-password', user.id, now + this.#resetTtlMs);
@@ -437,10 +567,15 @@ export class AuthService {
   }
 
   /** Spends a reset token and sets the new password; revokes every session and clears the lockout. */
-  async resetPassword(token: string, newPassword: string, context: RequestContext = {}): Promise<void> {
+  async resetPassword(
+    token: string,
+    newPassword: string,
+    context: RequestContext = {},
+  ): Promise<void> {
     const { userId, secret } = parseOneTimeToken(token);
     const user = await this.#store.getUserById(userId);
-    if (user === null) throw new AuthError('TOKEN_INVALID', 'reset token is invalid', { field: 'reset-password' });
+    if (user === null)
+      throw new AuthError('TOKEN_INVALID', 'reset token is invalid', { field: 'reset-password' });
     this.#checkNewPassword(newPassword, user.email);
     const passwordHash = await this.#hasher.hash(newPassword);
     await this.#consume('reset-password', userId, secret);
@@ -481,7 +616,11 @@ export class AuthService {
 
   #checkNewPassword(password: string, email: string): void {
     const reasons = checkPassword(this.#policy, password, email);
-    if (reasons.length > 0) throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, { reasons, field: 'password' });
+    if (reasons.length > 0)
+      throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, {
+        reasons,
+        field: 'password',
+      });
   }
 
   async #issueOneTime(purpose: OneTimePurpose, userId: string, expiresAt: number): Promise<string> {
@@ -491,9 +630,15 @@ export class AuthService {
   }
 
   async #consume(purpose: OneTimePurpose, userId: string, secret: string): Promise<void> {
-    const result = await this.#store.consumeOneTimeToken(purpose, userId, sha256(secret), this.#clock.now());
+    const result = await this.#store.consumeOneTimeToken(
+      purpose,
+      userId,
+      sha256(secret),
+      this.#clock.now(),
+    );
     if (result === 'expired') throw new AuthError('TOKEN_EXPIRED', `${purpose} token expired`);
-    if (result !== 'ok') throw new AuthError('TOKEN_INVALID', `${purpose} token is invalid`, { field: purpose });
+    if (result !== 'ok')
+      throw new AuthError('TOKEN_INVALID', `${purpose} token is invalid`, { field: purpose });
   }
 
   async #openSession(userId: string, now: number, context: RequestContext): Promise<TokenPair> {
@@ -532,21 +677,38 @@ export class AuthService {
     };
   }
 
-  #throttleKeys(email: string, context: RequestContext): { account: string; ip: string | undefined } {
-    return { account: `account:${sha256(email)}`, ip: context.ip === undefined ? undefined : `ip:${context.ip}` };
+  #throttleKeys(
+    email: string,
+    context: RequestContext,
+  ): { account: string; ip: string | undefined } {
+    return {
+      account: `account:${sha256(email)}`,
+      ip: context.ip === undefined ? undefined : `ip:${context.ip}`,
+    };
   }
 
   /** Throws `ACCOUNT_LOCKED` while the account's or the IP's delay or lock runs. */
-  async #throttle(keys: { account: string; ip: string | undefined }, now: number, context: RequestContext): Promise<void> {
+  async #throttle(
+    keys: { account: string; ip: string | undefined },
+    now: number,
+    context: RequestContext,
+  ): Promise<void> {
     const { windowMs } = this.#lockout;
     const [account, ip] = await Promise.all([
       this.#store.getFailures(keys.account, now, windowMs),
-      keys.ip === undefined ? Promise.resolve(null) : this.#store.getFailures(keys.ip, now, windowMs),
+      keys.ip === undefined
+        ? Promise.resolve(null)
+        : this.#store.getFailures(keys.ip, now, windowMs),
     ]);
-    const blockedUntil = Math.max(this.#blockedUntil(account, 'account'), this.#blockedUntil(ip, 'ip'));
+    const blockedUntil = Math.max(
+      this.#blockedUntil(account, 'account'),
+      this.#blockedUntil(ip, 'ip'),
+    );
     if (blockedUntil > now) {
       this.#emit({ type: 'login_blocked', at: now, ...context });
-      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', { retryAfterMs: blockedUntil - now });
+      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', {
+        retryAfterMs: blockedUntil - now,
+      });
     }
   }
 
@@ -560,11 +722,14 @@ export class AuthService {
     const { windowMs } = this.#lockout;
     const [account] = await Promise.all([
       this.#store.recordFailure(keys.account, now, windowMs),
-      keys.ip === undefined ? Promise.resolve(null) : this.#store.recordFailure(keys.ip, now, windowMs),
+      keys.ip === undefined
+        ? Promise.resolve(null)
+        : this.#store.recordFailure(keys.ip, now, windowMs),
     ]);
     const who = userId === undefined ? {} : { userId };
     this.#emit({ type: 'login_failed', at: now, ...who, reason, count: account.count, ...context });
-    if (account.count === this.#lockout.lockAfter) this.#emit({ type: 'account_locked', at: now, ...who, count: account.count, ...context });
+    if (account.count === this.#lockout.lockAfter)
+      this.#emit({ type: 'account_locked', at: now, ...who, count: account.count, ...context });
   }
 
   #blockedUntil(record: FailureRecord | null, scope: 'account' | 'ip'): number {
@@ -573,7 +738,11 @@ export class AuthService {
     const free = scope === 'account' ? settings.freeAttempts : settings.ipFreeAttempts;
     const lockAfter = scope === 'account' ? settings.lockAfter : settings.ipLockAfter;
     if (record.count >= lockAfter) return record.lastFailureAt + settings.lockMs;
-    if (record.count >= free) return record.lastFailureAt + Math.min(settings.baseDelayMs * 2 ** (record.count - free), settings.maxDelayMs);
+    if (record.count >= free)
+      return (
+        record.lastFailureAt +
+        Math.min(settings.baseDelayMs * 2 ** (record.count - free), settings.maxDelayMs)
+      );
     return 0;
   }
 
@@ -588,14 +757,22 @@ export class AuthService {
 }
 
 function parseRefreshToken(token: unknown): { sessionId: string; secret: string } {
-  const match = typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH ? REFRESH_TOKEN.exec(token) : null;
-  if (match === null) throw new AuthError('TOKEN_INVALID', 'refresh token is malformed', { field: 'format' });
+  const match =
+    typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH
+      ? REFRESH_TOKEN.exec(token)
+      : null;
+  if (match === null)
+    throw new AuthError('TOKEN_INVALID', 'refresh token is malformed', { field: 'format' });
   return { sessionId: match[1]!, secret: match[2]! };
 }
 
 function parseOneTimeToken(token: unknown): { userId: string; secret: string } {
-  const match = typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH ? ONE_TIME_TOKEN.exec(token) : null;
-  if (match === null) throw new AuthError('TOKEN_INVALID', 'token is malformed', { field: 'format' });
+  const match =
+    typeof token === 'string' && token.length <= MAX_TOKEN_LENGTH
+      ? ONE_TIME_TOKEN.exec(token)
+      : null;
+  if (match === null)
+    throw new AuthError('TOKEN_INVALID', 'token is malformed', { field: 'format' });
   return { userId: match[1]!, secret: match[2]! };
 }
 
@@ -606,16 +783,23 @@ function isDead(session: SessionRecord, now: number): boolean {
 function clean(context: RequestContext): RequestContext {
   // Bounded so a hostile header cannot bloat the store or the audit log.
   return {
-    ...(typeof context.ip === 'string' && context.ip.length > 0 ? { ip: context.ip.slice(0, 64) } : {}),
-    ...(typeof context.userAgent === 'string' && context.userAgent.length > 0 ? { userAgent: context.userAgent.slice(0, 512) } : {}),
+    ...(typeof context.ip === 'string' && context.ip.length > 0
+      ? { ip: context.ip.slice(0, 64) }
+      : {}),
+    ...(typeof context.userAgent === 'string' && context.userAgent.length > 0
+      ? { userAgent: context.userAgent.slice(0, 512) }
+      : {}),
   };
 }
 
 function definedOnly<T extends object>(value: T | undefined): Partial<T> {
   if (value === undefined) return {};
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(value).filter(([, entry]) => entry !== undefined),
+  ) as Partial<T>;
 }
 
 function positive(name: string, value: number): void {
-  if (!Number.isInteger(value) || value <= 0) throw new AuthError('INVALID_OPTIONS', `${name} must be a positive integer`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new AuthError('INVALID_OPTIONS', `${name} must be a positive integer`);
 }

@@ -135,9 +135,19 @@ export interface AuthStore {
   clearFailures(key: string): Promise<void>;
 
   /** Stores the one live single-use token of `purpose` for a user, replacing any older one. */
-  putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void>;
+  putOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    expiresAt: number,
+  ): Promise<void>;
   /** Atomically spends the token if it is the live one; any outcome but `invalid` removes it. */
-  consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult>;
+  consumeOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    now: number,
+  ): Promise<ConsumeResult>;
   /** Removes the live single-use token of `purpose`, if any. */
   deleteOneTimeToken(purpose: OneTimePurpose, userId: string): Promise<void>;
 

@@ -53,7 +53,12 @@ export interface AccessTokenClaims {
   exp: number;
 }
 
-type ResolvedKey = { kid: string; alg: 'HS256' | 'EdDSA'; verifyKey: Uint8Array | KeyObject | CryptoKey; signKey?: Uint8Array | KeyObject | CryptoKey };
+type ResolvedKey = {
+  kid: string;
+  alg: 'HS256' | 'EdDSA';
+  verifyKey: Uint8Array | KeyObject | CryptoKey;
+  signKey?: Uint8Array | KeyObject | CryptoKey;
+};
 
 /** Signs and verifies access tokens; `AuthService` holds one. */
 export class AccessTokens {
@@ -68,14 +73,20 @@ export class AccessTokens {
 
   /** Validates the options; throws `AuthError('INVALID_OPTIONS')` when they are unusable. */
   constructor(options: AccessTokenOptions) {
-    if (options.issuer.length === 0 || options.audience.length === 0) fail('issuer and audience must be non-empty');
+    if (options.issuer.length === 0 || options.audience.length === 0)
+      fail('issuer and audience must be non-empty');
     this.#issuer = options.issuer;
     this.#audience = options.audience;
     this.#ttlMs = options.accessTtlMs ?? 900_000;
     this.#toleranceMs = options.clockToleranceMs ?? 5_000;
     this.#maxLength = options.maxTokenLength ?? 4_096;
-    if (!Number.isInteger(this.#ttlMs) || this.#ttlMs < 1_000) fail('accessTtlMs must be an integer >= 1000');
-    if (!Number.isInteger(this.#toleranceMs) || this.#toleranceMs < 0 || this.#toleranceMs > 300_000) {
+    if (!Number.isInteger(this.#ttlMs) || this.#ttlMs < 1_000)
+      fail('accessTtlMs must be an integer >= 1000');
+    if (
+      !Number.isInteger(this.#toleranceMs) ||
+      this.#toleranceMs < 0 ||
+      this.#toleranceMs > 300_000
+    ) {
       fail('clockToleranceMs must be an integer between 0 and 300000');
     }
     if (options.keys.length === 0) fail('at least one access-token key is required');
@@ -83,11 +94,17 @@ export class AccessTokens {
       if (key.kid.length === 0 || key.kid.length > 64) fail('a key id must be 1-64 characters');
       if (this.#keys.has(key.kid)) fail(`duplicate key id "${key.kid}"`);
       if (key.alg === 'HS256') {
-        const secret = typeof key.secret === 'string' ? new TextEncoder().encode(key.secret) : key.secret;
+        const secret =
+          typeof key.secret === 'string' ? new TextEncoder().encode(key.secret) : key.secret;
         if (secret.length < 32) fail(`HS256 key "${key.kid}" must be at least 32 bytes`);
         // A KeyObject lets jose cache the imported CryptoKey instead of importing the bytes per call.
         const keyObject = createSecretKey(secret);
-        this.#keys.set(key.kid, { kid: key.kid, alg: 'HS256', verifyKey: keyObject, signKey: keyObject });
+        this.#keys.set(key.kid, {
+          kid: key.kid,
+          alg: 'HS256',
+          verifyKey: keyObject,
+          signKey: keyObject,
+        });
       } else if (key.alg === 'EdDSA') {
         this.#keys.set(key.kid, {
           kid: key.kid,
@@ -109,9 +126,17 @@ export class AccessTokens {
   }
 
   /** Signs a token for a user's session with the newest key. */
-  async sign(userId: string, sessionId: string, nowMs: number): Promise<{ token: string; expiresAt: number }> {
+  async sign(
+    userId: string,
+    sessionId: string,
+    nowMs: number,
+  ): Promise<{ token: string; expiresAt: number }> {
     const signKey = this.#signer.signKey;
-    if (signKey === undefined) throw new AuthError('INVALID_OPTIONS', `key "${this.#signer.kid}" has no private key to sign with`);
+    if (signKey === undefined)
+      throw new AuthError(
+        'INVALID_OPTIONS',
+        `key "${this.#signer.kid}" has no private key to sign with`,
+      );
     const iat = Math.floor(nowMs / 1000);
     const exp = iat + Math.ceil(this.#ttlMs / 1000);
     const token = await new SignJWT({ sid: sessionId })
@@ -137,7 +162,8 @@ export class AccessTokens {
         (header: JWTHeaderParameters) => {
           const key = header.kid === undefined ? undefined : this.#keys.get(header.kid);
           // The key fixes the algorithm: a token cannot pick a weaker one (or "none") for itself.
-          if (key?.alg !== header.alg) throw new AuthError('TOKEN_INVALID', 'unknown key id or algorithm', { field: 'kid' });
+          if (key?.alg !== header.alg)
+            throw new AuthError('TOKEN_INVALID', 'unknown key id or algorithm', { field: 'kid' });
           return key.verifyKey;
         },
         {
@@ -151,15 +177,28 @@ export class AccessTokens {
         },
       );
       const { sub, sid, jti, iat, exp } = payload;
-      if (typeof sid !== 'string' || typeof sub !== 'string' || typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {
-        throw new AuthError('TOKEN_INVALID', 'access token lacks required claims', { field: 'claims' });
+      if (
+        typeof sid !== 'string' ||
+        typeof sub !== 'string' ||
+        typeof jti !== 'string' ||
+        typeof iat !== 'number' ||
+        typeof exp !== 'number'
+      ) {
+        throw new AuthError('TOKEN_INVALID', 'access token lacks required claims', {
+          field: 'claims',
+        });
       }
-      if (iat * 1000 > nowMs + this.#toleranceMs) throw new AuthError('TOKEN_INVALID', 'access token issued in the future', { field: 'iat' });
+      if (iat * 1000 > nowMs + this.#toleranceMs)
+        throw new AuthError('TOKEN_INVALID', 'access token issued in the future', { field: 'iat' });
       return { sub, sid, jti, iat, exp, iss: this.#issuer, aud: this.#audience };
     } catch (error) {
       if (AuthError.isInstance(error)) throw error;
-      if (error instanceof errors.JWTExpired) throw new AuthError('TOKEN_EXPIRED', 'access token expired', { cause: error });
-      throw new AuthError('TOKEN_INVALID', 'access token is invalid', { cause: error, field: 'signature' });
+      if (error instanceof errors.JWTExpired)
+        throw new AuthError('TOKEN_EXPIRED', 'access token expired', { cause: error });
+      throw new AuthError('TOKEN_INVALID', 'access token is invalid', {
+        cause: error,
+        field: 'signature',
+      });
     }
   }
 }

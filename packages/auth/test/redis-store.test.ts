@@ -29,8 +29,21 @@ describe('RedisAuthStore specifics', () => {
     const store = new RedisAuthStore({ redis, prefix });
     const now = Date.now();
     const userId = randomUUID();
-    await store.createUser({ id: userId, email: `${userId}@example.test`, passwordHash: 'h', emailVerified: false, createdAt: now });
-    await store.createSession({ id: 'AAAAAAAAAAAAAAAAAAAAAA', userId, tokenHash: 'hash', createdAt: now, idleExpiresAt: now + 60_000, absoluteExpiresAt: now + 120_000 });
+    await store.createUser({
+      id: userId,
+      email: `${userId}@example.test`,
+      passwordHash: 'h',
+      emailVerified: false,
+      createdAt: now,
+    });
+    await store.createSession({
+      id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      userId,
+      tokenHash: 'hash',
+      createdAt: now,
+      idleExpiresAt: now + 60_000,
+      absoluteExpiresAt: now + 120_000,
+    });
     const ttl = await redis.pttl(`${prefix}session:{AAAAAAAAAAAAAAAAAAAAAA}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
@@ -41,15 +54,26 @@ describe('RedisAuthStore specifics', () => {
   it('registers its scripts once per client under versioned names', () => {
     new RedisAuthStore({ redis, prefix });
     new RedisAuthStore({ redis, prefix });
-    expect(typeof (redis as unknown as Record<string, unknown>)['posternAuthV1RotateRefresh']).toBe('function');
+    expect(typeof (redis as unknown as Record<string, unknown>)['posternAuthV1RotateRefresh']).toBe(
+      'function',
+    );
   });
 
   it('treats a user hash without an email index entry as absent for email lookups', async () => {
     const store = new RedisAuthStore({ redis, prefix });
     const userId = randomUUID();
     const email = `${userId}@example.test`;
-    await store.createUser({ id: userId, email, passwordHash: 'h', emailVerified: false, createdAt: 1 });
-    await redis.set(`${prefix}email:${(await import('../src/crypto.js')).sha256(email)}`, 'someone-else');
+    await store.createUser({
+      id: userId,
+      email,
+      passwordHash: 'h',
+      emailVerified: false,
+      createdAt: 1,
+    });
+    await redis.set(
+      `${prefix}email:${(await import('../src/crypto.js')).sha256(email)}`,
+      'someone-else',
+    );
     expect(await store.getUserByEmail(email)).toBeNull();
   });
 });

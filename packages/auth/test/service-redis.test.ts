@@ -1,7 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AuthError, AuthService, Argon2Hasher, type AuthEvent, type TokenPair } from '../src/index.js';
+import {
+  AuthError,
+  AuthService,
+  Argon2Hasher,
+  type AuthEvent,
+  type TokenPair,
+} from '../src/index.js';
 import { RedisAuthStore } from '../src/redis.js';
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -49,8 +55,14 @@ describe('AuthService on Redis, two instances', () => {
     const email = `${randomUUID()}@example.test`;
     await a.register({ email, password: PASSWORD });
     const pair = await a.login({ email, password: PASSWORD });
-    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, index) => (index % 2 === 0 ? a : b).refresh(pair.refreshToken)));
-    const fulfilled = results.filter((result): result is PromiseFulfilledResult<TokenPair> => result.status === 'fulfilled');
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) =>
+        (index % 2 === 0 ? a : b).refresh(pair.refreshToken),
+      ),
+    );
+    const fulfilled = results.filter(
+      (result): result is PromiseFulfilledResult<TokenPair> => result.status === 'fulfilled',
+    );
     const rejected = results.filter((result) => result.status === 'rejected');
     for (const result of rejected) expect((result.reason as AuthError).code).toBe('TOKEN_REUSED');
     const successors = new Set(fulfilled.map((result) => result.value.refreshToken));
@@ -63,7 +75,12 @@ describe('AuthService on Redis, two instances', () => {
 
   it('revokes the family on reuse after the window, seen from the other instance at once', async () => {
     const events: AuthEvent[] = [];
-    const clock = { time: Date.now(), now(): number { return this.time; } };
+    const clock = {
+      time: Date.now(),
+      now(): number {
+        return this.time;
+      },
+    };
     const make = (redis: Redis) =>
       new AuthService({
         store: new RedisAuthStore({ redis, prefix }),
@@ -82,7 +99,9 @@ describe('AuthService on Redis, two instances', () => {
     clock.time += 10_001;
     expect(await code(b.refresh(pair.refreshToken))).toBe('TOKEN_REUSED');
     expect(await code(a.refresh(legit.refreshToken))).toBe('TOKEN_INVALID');
-    expect(await code(a.verifyAccessToken(legit.accessToken, { checkSession: true }))).toBe('TOKEN_INVALID');
+    expect(await code(a.verifyAccessToken(legit.accessToken, { checkSession: true }))).toBe(
+      'TOKEN_INVALID',
+    );
     expect(events.some((event) => event.type === 'token_reuse')).toBe(true);
   });
 
@@ -91,9 +110,15 @@ describe('AuthService on Redis, two instances', () => {
     const b = service(redisB);
     const email = `${randomUUID()}@example.test`;
     await a.register({ email, password: PASSWORD });
-    expect(await code(a.login({ email, password: 'wrong password 11' }))).toBe('INVALID_CREDENTIALS');
-    expect(await code(b.login({ email, password: 'wrong password 11' }))).toBe('INVALID_CREDENTIALS');
-    expect(await code(a.login({ email, password: 'wrong password 11' }))).toBe('INVALID_CREDENTIALS');
+    expect(await code(a.login({ email, password: 'wrong password 11' }))).toBe(
+      'INVALID_CREDENTIALS',
+    );
+    expect(await code(b.login({ email, password: 'wrong password 11' }))).toBe(
+      'INVALID_CREDENTIALS',
+    );
+    expect(await code(a.login({ email, password: 'wrong password 11' }))).toBe(
+      'INVALID_CREDENTIALS',
+    );
     const locked = await b.login({ email, password: PASSWORD }).catch((error: unknown) => error);
     expect(AuthError.isInstance(locked) && locked.code).toBe('ACCOUNT_LOCKED');
     expect((locked as AuthError).retryAfterMs).toBeGreaterThan(0);
@@ -106,9 +131,13 @@ describe('AuthService on Redis, two instances', () => {
     const { userId } = await a.register({ email, password: PASSWORD });
     const first = await a.login({ email, password: PASSWORD, ip: '192.0.2.1' });
     await b.login({ email, password: PASSWORD, ip: '192.0.2.2' });
-    expect((await b.listSessions(userId)).map((session) => session.ip)).toEqual(expect.arrayContaining(['192.0.2.1', '192.0.2.2']));
+    expect((await b.listSessions(userId)).map((session) => session.ip)).toEqual(
+      expect.arrayContaining(['192.0.2.1', '192.0.2.2']),
+    );
     expect(await b.logoutAll(userId)).toBe(2);
-    expect(await code(a.verifyAccessToken(first.accessToken, { checkSession: true }))).toBe('TOKEN_INVALID');
+    expect(await code(a.verifyAccessToken(first.accessToken, { checkSession: true }))).toBe(
+      'TOKEN_INVALID',
+    );
     expect(await a.listSessions(userId)).toEqual([]);
   });
 });
