@@ -1,5 +1,5 @@
 // The public surface of @postern/config: every export is named here.
-export { loadConfig, modeFromNodeEnv } from './load.js';
+export { loadConfig, MAX_FILE_BYTES, modeFromNodeEnv } from './load.js';
 export type { Config, DeepReadonly, InferShape, LoadConfigOptions, Mode, Shape } from './load.js';
 export { bool, duration, email, integer, list, number, parseDuration, port, url } from './coerce.js';
 export type { DurationOptions, EnvSchema, ListOptions, PortOptions, RangeOptions, StringInputSchema, UrlOptions } from './coerce.js';

@@ -456,3 +456,44 @@ describe('loadConfig: descriptions', () => {
     expect(error.issues[0]?.message).toBe('is not set: hostname of the outbound SMTP relay');
   });
 });
+
+describe('loadConfig: secrets in lists and with a format', () => {
+  it('checks every secret of a list, naming the item', () => {
+    const error = failure(() => loadConfig({ apiKeys: list(secret()) }, { mode: 'production', env: { API_KEYS: `${STRONG}, changeme` } }));
+    expect(error.issues).toEqual([{ code: 'SECRET_KNOWN_DEFAULT', path: ['apiKeys', 1], env: 'API_KEYS', message: 'is a well-known default or placeholder value' }]);
+    expect(error.message).not.toContain(STRONG);
+    const config = loadConfig({ apiKeys: list(secret()) }, { mode: 'production', env: { API_KEYS: `${STRONG},${OTHER_STRONG}` } });
+    expect(JSON.stringify(config)).toBe('{"apiKeys":["[redacted]","[redacted]"]}');
+    expect(Object.isFrozen(config.apiKeys)).toBe(true);
+  });
+
+  it('validates a secret against a format without showing it', () => {
+    const shape = { databaseUrl: secret({ format: url({ protocols: ['postgres'] }), minEntropyBits: 0 }) };
+    const good = 'postgres://app:Zq8!vL2$wT5@db.internal:5432/app';
+    expect(loadConfig(shape, { mode: 'production', env: { DATABASE_URL: good } }).databaseUrl.reveal()).toBe(good);
+    const error = failure(() => loadConfig(shape, { mode: 'production', env: { DATABASE_URL: 'mysql://root:Zq8!vL2$wT5@db/app' } }));
+    expect(error.issues).toEqual([{ code: 'INVALID', path: ['databaseUrl'], env: 'DATABASE_URL', message: 'must use one of these protocols: postgres' }]);
+    expect(error.message).not.toContain('Zq8!vL2$wT5');
+  });
+
+  it('cuts the value out of a format message that repeats it', () => {
+    const echo = z.string().refine(() => false, { message: `bad: ${STRONG}` });
+    const error = failure(() => loadConfig({ token: secret({ format: echo }) }, { env: { TOKEN: STRONG } }));
+    expect(error.issues[0]?.message).toBe('bad: [redacted]');
+  });
+
+  it('reports a missing enum, literal or union as MISSING, and an invalid default as INVALID', () => {
+    const error = failure(() =>
+      loadConfig(
+        { region: z.enum(['eu', 'us']), tier: z.literal('gold'), level: z.union([z.literal('a'), z.literal('b')]), name: z.string().min(3).prefault('ab') },
+        { env: {} },
+      ),
+    );
+    expect(codes(error.issues)).toEqual([['REGION', 'MISSING'], ['TIER', 'MISSING'], ['LEVEL', 'MISSING'], ['NAME', 'INVALID']]);
+  });
+
+  it('validates the default of a secret against its format too', () => {
+    const error = failure(() => loadConfig({ token: secret({ default: 'short', format: z.string().min(10) }) }, { env: {} }));
+    expect(error.issues[0]?.code).toBe('INVALID');
+  });
+});

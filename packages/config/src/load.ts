@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
@@ -160,22 +160,55 @@ function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : 'unknown error';
 }
 
+/** Largest `NAME_FILE` or `.env` file read, in bytes: a secret or env file is never this big. */
+export const MAX_FILE_BYTES = 1_048_576;
+
+/**
+ * Reads a small regular file. Devices, FIFOs and sockets (`/dev/urandom`, a pipe) would block
+ * start-up or never end, and huge files are mistakes: both are refused with a code instead.
+ */
+function readSmallFile(path: string): { text: string } | { error: string } {
+  let descriptor: number;
+  try {
+    // Non-blocking, so opening a FIFO with no writer returns at once instead of hanging start-up.
+    descriptor = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    return { error: errorCode(error) };
+  }
+  try {
+    const stats = fstatSync(descriptor);
+    if (stats.isDirectory()) return { error: 'EISDIR' };
+    if (!stats.isFile()) return { error: 'not a regular file' };
+    if (stats.size > MAX_FILE_BYTES) return { error: `larger than ${String(MAX_FILE_BYTES)} bytes` };
+    const buffer = Buffer.alloc(stats.size);
+    let read = 0;
+    while (read < stats.size) {
+      const count = readSync(descriptor, buffer, read, stats.size - read, read);
+      if (count === 0) break;
+      read += count;
+    }
+    return { text: buffer.toString('utf8', 0, read) };
+  } catch (error) {
+    return { error: errorCode(error) };
+  } finally {
+    closeSync(descriptor);
+  }
+}
+
 function readEnvFiles(
   files: readonly string[],
   issues: ConfigIssue[],
 ): Record<string, string | undefined> {
   const merged: Record<string, string | undefined> = {};
   for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      if (errorCode(error) !== 'ENOENT') {
-        issues.push({ code: 'ENV_FILE_UNREADABLE', path: [], env: file, message: `cannot be read (${errorCode(error)})` });
+    const result = readSmallFile(file);
+    if ('error' in result) {
+      if (result.error !== 'ENOENT') {
+        issues.push({ code: 'ENV_FILE_UNREADABLE', path: [], env: file, message: `cannot be read (${result.error})` });
       }
       continue;
     }
-    Object.assign(merged, parseEnv(text));
+    Object.assign(merged, parseEnv(result.text));
   }
   return merged;
 }
@@ -198,17 +231,14 @@ function isBlank(value: string, emptyIsMissing: boolean): boolean {
 }
 
 function readFromFile(field: Field, filePath: string, emptyIsMissing: boolean): Raw {
-  let content: string;
-  try {
-    content = readFileSync(filePath, 'utf8');
-  } catch (error) {
-    const code = errorCode(error);
-    return code === 'ENOENT'
+  const result = readSmallFile(filePath);
+  if ('error' in result) {
+    return result.error === 'ENOENT'
       ? { code: 'FILE_MISSING', path: field.path, env: field.fileEnv, message: `names a file that does not exist (${filePath})` }
-      : { code: 'FILE_UNREADABLE', path: field.path, env: field.fileEnv, message: `names a file that cannot be read (${filePath}: ${code})` };
+      : { code: 'FILE_UNREADABLE', path: field.path, env: field.fileEnv, message: `names a file that cannot be read (${filePath}: ${result.error})` };
   }
   // Container secrets and editors end files with one newline that is not part of the value.
-  const value = content.replace(/\r?\n$/, '');
+  const value = result.text.replace(/\r?\n$/, '');
   return isBlank(value, emptyIsMissing) ? EMPTY : value;
 }
 
@@ -246,6 +276,14 @@ function pathOf(field: Field, issuePath: readonly unknown[] | undefined): (strin
     if (typeof key === 'string' || typeof key === 'number') path.push(key);
   }
   return path;
+}
+
+// What zod reports when `undefined` reaches a schema with no default: a type, enum/literal or union miss.
+const ABSENCE_CODES = new Set(['invalid_type', 'invalid_value', 'invalid_union']);
+
+function isAbsenceIssue(issue: { readonly path?: readonly unknown[] | undefined }): boolean {
+  const code = (issue as { code?: unknown }).code;
+  return typeof code === 'string' && ABSENCE_CODES.has(code) && (issue.path === undefined || issue.path.length === 0);
 }
 
 function missingMessage(field: Field, empty: boolean): string {
@@ -291,7 +329,9 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     const result = step.schema['~standard'].validate(input);
     if (result instanceof Promise) throw new TypeError(`The schema for ${step.env} is asynchronous; loadConfig is synchronous`);
     if (result.issues !== undefined) {
-      if (input === undefined) {
+      // Missing means the schema failed on the absence itself, not on a default it supplied.
+      const absent = input === undefined && result.issues.every(isAbsenceIssue);
+      if (absent) {
         issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
       } else {
         for (const issue of result.issues) {
@@ -302,17 +342,26 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     }
     const value: unknown = result.value;
     if (typeof value === 'object' && value !== null) {
-      if (Secret.isInstance(value)) {
-        const state = secretState(value);
+      const check = (secret: Secret, path: readonly (string | number)[]): void => {
+        const state = secretState(secret);
         secrets.push(state.value);
         if (input !== undefined && input !== state.value) secrets.push(input);
         const weakness = assessSecret(state.value, state.policy, input === undefined || fromDevDefault || state.fromDefault);
         if (weakness !== undefined) {
-          const entry = { code: weakness.code, path: step.path, env: step.env, message: weakness.message };
+          const entry = { code: weakness.code, path, env: step.env, message: weakness.message };
           if (mode === 'production') issues.push(entry);
           else warnings.push(entry);
         }
+      };
+      if (Secret.isInstance(value)) {
+        check(value, step.path);
       } else {
+        // A list of secrets (`list(secret())`) gets the same checks, item by item.
+        if (Array.isArray(value)) {
+          value.forEach((item: unknown, index) => {
+            if (Secret.isInstance(item)) check(item, [...step.path, index]);
+          });
+        }
         deepFreeze(value);
       }
     }

@@ -124,6 +124,11 @@ export interface SecretOptions {
    * explicitly set value equal to it); development uses it with a warning. Default: none (required).
    */
   default?: string;
+  /**
+   * A schema the value must also pass, e.g. `url({ protocols: ['postgres'] })` for a connection
+   * string with a password. Its messages never include the value. Default: none.
+   */
+  format?: z.core.$ZodType<unknown, string>;
 }
 
 /** The schema `secret()` returns: a string in, a {@link Secret} out. */
@@ -144,15 +149,27 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
     minEntropyBits: options.minEntropyBits ?? DEFAULT_POLICY.minEntropyBits,
   });
   const fallback = options.default;
+  const format = options.format;
+  const make = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret => {
+    if (format !== undefined) {
+      const result = z.safeParse(format, value);
+      if (!result.success) {
+        for (const issue of result.error.issues) {
+          // Format messages are the format's; the value is cut out in case one repeats it.
+          const message = value.length > 0 ? issue.message.split(value).join(REDACTED) : issue.message;
+          context.issues.push({ code: 'custom', message, path: issue.path, input: undefined });
+        }
+      }
+    }
+    return createSecret(value, policy, fromDefault);
+  };
   if (fallback === undefined) {
-    return z.string().transform((value) => createSecret(value, policy, false));
+    return z.string().transform((value, context) => make(value, false, context));
   }
   return z
     .string()
     .optional()
-    .transform((value) =>
-      value === undefined ? createSecret(fallback, policy, true) : createSecret(value, policy, value === fallback),
-    );
+    .transform((value, context) => (value === undefined ? make(fallback, true, context) : make(value, value === fallback, context)));
 }
 
 /**
