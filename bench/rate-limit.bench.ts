@@ -65,7 +65,7 @@ for (const concurrency of [1, 64]) {
           meta: { ...meta, backend: 'redis', version: '11.4.0' },
         },
       ],
-      { concurrency, durationMs: 3_000, warmupMs: 500 },
+      { concurrency, durationMs: 4_500, warmupMs: 500, rounds: 9 },
     )),
   );
 }

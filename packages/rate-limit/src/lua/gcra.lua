@@ -26,7 +26,8 @@ local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local result = {}
 local key = 0
 local arg = 1
-while arg <= #ARGV do
+local argc = #ARGV
+while arg <= argc do
   local mode = ARGV[arg]
   local count = tonumber(ARGV[arg + 1])
   arg = arg + 2
@@ -38,30 +39,33 @@ while arg <= #ARGV do
     result[#result + 1] = deleted
   else
     local at = #result + 1
-    result[at] = 1
+    local allowed = 1
+    local first = arg
     for i = 1, count do
       local stored = redis.pcall('GET', KEYS[key + i])
       local backlog = 0
       if type(stored) == 'table' then
-        result[at] = -1
-      else
-        local tat = tonumber(stored)
-        if tat ~= nil and tat > now then
-          backlog = tat - now
+        allowed = -1
+      elseif stored then
+        backlog = tonumber(stored) - now
+        if backlog < 0 then
+          backlog = 0
         end
-        if result[at] == 1 and backlog + tonumber(ARGV[arg + 2 * i - 2]) > tonumber(ARGV[arg + 2 * i - 1]) then
-          result[at] = 0
-        end
+      end
+      if allowed == 1 and backlog + tonumber(ARGV[arg]) > tonumber(ARGV[arg + 1]) then
+        allowed = 0
       end
       result[at + i] = backlog
+      arg = arg + 2
     end
-    if mode == '1' and result[at] == 1 then
+    result[at] = allowed
+    if allowed == 1 and mode == '1' then
       for i = 1, count do
-        local after = result[at + i] + tonumber(ARGV[arg + 2 * i - 2])
-        redis.call('SET', KEYS[key + i], string.format('%.0f', now + after), 'PX', string.format('%.0f', math.ceil(after / 1000)))
+        local after = result[at + i] + tonumber(ARGV[first + 2 * i - 2])
+        -- Numbers reach Redis as %.17g text: exact for these integers (< 2^53).
+        redis.call('SET', KEYS[key + i], now + after, 'PX', math.ceil(after / 1000))
       end
     end
-    arg = arg + 2 * count
   end
   key = key + count
 end
