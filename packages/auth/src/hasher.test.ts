@@ -1,7 +1,13 @@
 import { randomBytes, scryptSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AuthError } from './errors.js';
-import { Argon2Hasher, bcryptVerifier, scryptVerifier } from './hasher.js';
+import {
+  Argon2Hasher,
+  bcryptVerifier,
+  nodeArgon2,
+  scryptVerifier,
+  type Argon2Binding,
+} from './hasher.js';
 
 const fast = { memoryCost: 1024, timeCost: 1 } as const;
 
@@ -83,6 +89,28 @@ describe('Argon2Hasher', () => {
     ]) {
       expect(() => new Argon2Hasher(options)).toThrow(AuthError);
     }
+  });
+
+  it('never runs more hashes at once than maxConcurrency', async () => {
+    const inner = nodeArgon2();
+    let running = 0;
+    let peak = 0;
+    const counting: Argon2Binding = {
+      async hash(password, parameters) {
+        running += 1;
+        peak = Math.max(peak, running);
+        try {
+          return await inner.hash(password, parameters);
+        } finally {
+          running -= 1;
+        }
+      },
+      verify: (phc, password, secret) => inner.verify(phc, password, secret),
+    };
+    const hasher = new Argon2Hasher({ ...fast, binding: counting, maxConcurrency: 2 });
+    await Promise.all(Array.from({ length: 8 }, (_, index) => hasher.hash(`concurrent ${index}`)));
+    expect(peak).toBe(2);
+    expect(running).toBe(0);
   });
 
   it('runs every hash even when the concurrency limit queues them', async () => {
