@@ -72,6 +72,20 @@ export interface DeadLetterRecord {
 /** Result of a state change guarded by a fencing token. */
 export type FencedResult = 'ok' | 'stale';
 
+/** A run of a job: the job id and the fencing token of its lease. */
+export interface RunRef {
+  readonly id: string;
+  readonly token: string;
+}
+
+/** Result of `complete`. */
+export interface CompleteResult {
+  /** One result per run given, in order. */
+  readonly results: FencedResult[];
+  /** Jobs claimed in the same step, or null when none were asked for. */
+  readonly next: ClaimResult | null;
+}
+
 /** Result of a failure report. */
 export type FailResult = 'retried' | 'dead' | 'stale';
 
@@ -88,16 +102,11 @@ export interface QueueBackend {
   /** Extends a live lease; 'stale' when the token no longer owns the job or its lease expired. */
   extend(queue: string, id: string, token: string, leaseMs: number): Promise<FencedResult>;
   /**
-   * Removes a finished job and frees its key. With `fetch > 0` it also claims up to that many
-   * jobs in the same step (null when fetch is 0).
+   * Removes finished jobs and frees their keys, each only if its token still holds a live lease
+   * (one result per run, in order). With `fetch > 0` it also claims up to that many jobs in the
+   * same step (`next` is null when fetch is 0).
    */
-  complete(
-    queue: string,
-    id: string,
-    token: string,
-    fetch: number,
-    leaseMs: number,
-  ): Promise<{ result: FencedResult; next: ClaimResult | null }>;
+  complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult>;
   /** Records a failed run: retry after `retryInMs` (the key stays owned) or, when null, dead-letter it. */
   fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult>;
   /** Returns a leased job to waiting without counting the run (used by a graceful close). */

@@ -25,6 +25,7 @@ export type { MemoryBackendOptions } from './memory-backend.js';
 export type {
   AddResult,
   ClaimResult,
+  CompleteResult,
   DeadLetterRecord,
   FailResult,
   FencedResult,
@@ -32,6 +33,7 @@ export type {
   NewJob,
   QueueBackend,
   QueueStats,
+  RunRef,
 } from './backend.js';
 export type { RetryOptions } from './backoff.js';
 export { SyncQueueError, PermanentError } from './errors.js';

@@ -1,6 +1,7 @@
 import type {
   AddResult,
   ClaimResult,
+  CompleteResult,
   DeadLetterRecord,
   FailResult,
   FencedResult,
@@ -8,6 +9,7 @@ import type {
   NewJob,
   QueueBackend,
   QueueStats,
+  RunRef,
 } from './backend.js';
 import type { Clock } from './ports.js';
 import { systemClock } from './ports.js';
@@ -225,25 +227,19 @@ export class MemoryBackend implements QueueBackend {
     return Promise.resolve('ok');
   }
 
-  complete(
-    queue: string,
-    id: string,
-    token: string,
-    fetch: number,
-    leaseMs: number,
-  ): Promise<{ result: FencedResult; next: ClaimResult | null }> {
+  complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult> {
     const state = this.#state(queue);
     const now = this.#clock.now();
-    const job = this.#fenced(state, id, token, now);
-    let result: FencedResult = 'stale';
-    if (job !== undefined) {
+    const results = runs.map(({ id, token }): FencedResult => {
+      const job = this.#fenced(state, id, token, now);
+      if (job === undefined) return 'stale';
       state.active.delete(id);
       state.jobs.delete(id);
       this.#releaseKey(state, job, now);
-      result = 'ok';
-    }
+      return 'ok';
+    });
     const next = fetch > 0 ? this.#claim(state, fetch, leaseMs, now) : null;
-    return Promise.resolve({ result, next });
+    return Promise.resolve({ results, next });
   }
 
   fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult> {

@@ -3,6 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type {
   AddResult,
   ClaimResult,
+  CompleteResult,
   DeadLetterRecord,
   FailResult,
   FencedResult,
@@ -10,6 +11,7 @@ import type {
   NewJob,
   QueueBackend,
   QueueStats,
+  RunRef,
 } from './backend.js';
 import { SyncQueueError } from './errors.js';
 import type { Clock, Logger } from './ports.js';
@@ -200,15 +202,14 @@ export class RedisBackend implements QueueBackend {
     return (await this.#call(queue, 'extend', [id, token, leaseMs])) === 1 ? 'ok' : 'stale';
   }
 
-  async complete(
-    queue: string,
-    id: string,
-    token: string,
-    fetch: number,
-    leaseMs: number,
-  ): Promise<{ result: FencedResult; next: ClaimResult | null }> {
-    const [ok, next] = asArray(await this.#call(queue, 'complete', [id, token, fetch, leaseMs]));
-    return { result: ok === 1 ? 'ok' : 'stale', next: next === undefined ? null : parseClaim(next) };
+  async complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult> {
+    const args: (string | number)[] = [fetch, leaseMs];
+    for (const run of runs) args.push(run.id, run.token);
+    const [flags, next] = asArray(await this.#call(queue, 'complete', args));
+    return {
+      results: asArray(flags).map((flag): FencedResult => (flag === 1 ? 'ok' : 'stale')),
+      next: next === undefined ? null : parseClaim(next),
+    };
   }
 
   async fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult> {

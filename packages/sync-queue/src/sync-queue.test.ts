@@ -330,7 +330,7 @@ describe('SyncQueue', () => {
         return inner.claim(queue, count, leaseMs);
       },
       extend: (queue, id, token, leaseMs) => inner.extend(queue, id, token, leaseMs),
-      complete: (queue, id, token, fetch, leaseMs) => inner.complete(queue, id, token, fetch, leaseMs),
+      complete: (queue, runs, fetch, leaseMs) => inner.complete(queue, runs, fetch, leaseMs),
       fail: (queue, id, token, error, retryInMs) => inner.fail(queue, id, token, error, retryInMs),
       release: (queue, id, token) => inner.release(queue, id, token),
       stats: (queue) => inner.stats(queue),

@@ -1,7 +1,7 @@
 // Test helpers for @postern/sync-queue and for authors of third-party backends.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { NewJob, QueueBackend } from './backend.js';
+import type { ClaimResult, FencedResult, NewJob, QueueBackend, RunRef } from './backend.js';
 import type { Clock } from './ports.js';
 
 /** A clock that moves only when told to. */
@@ -38,6 +38,17 @@ export interface BackendContractOptions {
   runner: ContractRunner;
 }
 
+async function completeOne(
+  backend: QueueBackend,
+  queue: string,
+  run: RunRef,
+  fetch: number,
+): Promise<{ result: FencedResult | undefined; next: ClaimResult | null }> {
+  const { results, next } = await backend.complete(queue, [{ id: run.id, token: run.token }], fetch, 1_000);
+  assert.equal(results.length, 1);
+  return { result: results[0], next };
+}
+
 function job(payload: unknown, options: Partial<Omit<NewJob, 'payload'>> = {}): NewJob {
   return { key: null, delayMs: 0, maxAttempts: 3, ...options, payload: JSON.stringify(payload) };
 }
@@ -68,8 +79,8 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(leased.payload, '{"n":1}');
       assert.notEqual(leased.token, '');
       assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 1, dead: 0 });
-      assert.equal((await backend.complete(queue, leased.id, leased.token, 0, 1_000)).result, 'ok');
-      assert.equal((await backend.complete(queue, leased.id, leased.token, 0, 1_000)).result, 'stale');
+      assert.equal((await completeOne(backend, queue, leased, 0)).result, 'ok');
+      assert.equal((await completeOne(backend, queue, leased, 0)).result, 'stale');
       assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0 });
     });
 
@@ -105,7 +116,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(c?.coalesced, true);
       assert.equal((await backend.claim(queue, 10, 1_000)).jobs.length, 0);
       assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 1, dead: 0 });
-      const done = await backend.complete(queue, running.id, running.token, 5, 1_000);
+      const done = await completeOne(backend, queue, running, 5);
       assert.equal(done.result, 'ok');
       assert.deepEqual(done.next?.jobs.map((leased) => leased.payload), ['"c"']);
     });
@@ -128,7 +139,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.ok(first);
       clock.advance(1_000);
       assert.equal(await backend.extend(queue, first.id, first.token, 1_000), 'stale');
-      assert.equal((await backend.complete(queue, first.id, first.token, 0, 1_000)).result, 'stale');
+      assert.equal((await completeOne(backend, queue, first, 0)).result, 'stale');
       assert.equal(await backend.fail(queue, first.id, first.token, 'late', 0), 'stale');
       assert.equal(await backend.release(queue, first.id, first.token), 'stale');
       const reclaim = await backend.claim(queue, 1, 1_000);
@@ -138,8 +149,8 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(second.id, first.id);
       assert.equal(second.attempt, 2);
       assert.notEqual(second.token, first.token);
-      assert.equal((await backend.complete(queue, first.id, first.token, 0, 1_000)).result, 'stale');
-      assert.equal((await backend.complete(queue, second.id, second.token, 0, 1_000)).result, 'ok');
+      assert.equal((await completeOne(backend, queue, first, 0)).result, 'stale');
+      assert.equal((await completeOne(backend, queue, second, 0)).result, 'ok');
     });
 
     it('keeps a renewed lease alive past its first deadline', async () => {
@@ -152,7 +163,7 @@ export function backendContract(options: BackendContractOptions): void {
       clock.advance(600);
       const claim = await backend.claim(queue, 1, 1_000);
       assert.deepEqual(claim.stalled, []);
-      assert.equal((await backend.complete(queue, leased.id, leased.token, 0, 1_000)).result, 'ok');
+      assert.equal((await completeOne(backend, queue, leased, 0)).result, 'ok');
     });
 
     it('dead-letters a job whose lease expires on its last attempt and frees its key', async () => {
@@ -184,7 +195,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.deepEqual(retried.map((leased) => [leased.payload, leased.attempt]), [['"old"', 2]]);
       const [again] = retried;
       assert.ok(again);
-      const done = await backend.complete(queue, again.id, again.token, 5, 1_000);
+      const done = await completeOne(backend, queue, again, 5);
       assert.deepEqual(done.next?.jobs.map((leased) => leased.payload), ['"new"']);
     });
 
@@ -244,10 +255,29 @@ export function backendContract(options: BackendContractOptions): void {
       const [leased] = (await backend.claim(queue, 1, 1_000)).jobs;
       assert.ok(leased);
       assert.equal(await backend.release(queue, leased.id, leased.token), 'ok');
-      assert.equal((await backend.complete(queue, leased.id, leased.token, 0, 1_000)).result, 'stale');
+      assert.equal((await completeOne(backend, queue, leased, 0)).result, 'stale');
       const [again] = (await backend.claim(queue, 1, 1_000)).jobs;
       assert.equal(again?.id, leased.id);
       assert.equal(again?.attempt, 1);
+    });
+
+    it('completes several runs in one step, refusing stale ones, and claims more in the same step', async () => {
+      const { backend, queue } = await setup();
+      await backend.add(queue, [job(1), job(2), job(3), job(4)]);
+      const [a, b] = (await backend.claim(queue, 2, 1_000)).jobs;
+      assert.ok(a && b);
+      const reply = await backend.complete(
+        queue,
+        [
+          { id: a.id, token: a.token },
+          { id: b.id, token: 'forged' },
+        ],
+        2,
+        1_000,
+      );
+      assert.deepEqual(reply.results, ['ok', 'stale']);
+      assert.deepEqual(reply.next?.jobs.map((leased) => leased.payload), ['3', '4']);
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 3, dead: 0 });
     });
 
     it('keeps queues apart', async () => {
