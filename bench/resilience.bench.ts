@@ -100,23 +100,62 @@ for (const concurrency of [1, 100]) {
     get('postern timeout (aggressive)'),
     get('opossum breaker (timeout)'),
   );
-  // The harness's own loop costs about as much as a bare call, which caps every ops/s ratio near
-  // bare/peer; the time each library adds on top of a bare call shows the difference uncapped.
-  const added = (result: BenchResult): number => 1 / (result.opsPerSec ?? 1) - 1 / (get('bare call').opsPerSec ?? 1);
-  const addedRatio = (ours: BenchResult, peer: BenchResult): number => Number((added(peer) / Math.max(added(ours), 1e-9)).toFixed(2));
-  ratios[`cockatiel breaker overhead/postern breaker overhead${tag}`] = addedRatio(
-    get('postern breaker (consecutive)'),
-    get('cockatiel breaker (consecutive)'),
-  );
-  ratios[`opossum breaker overhead/postern breaker overhead${tag}`] = addedRatio(
-    get('postern breaker (consecutive)'),
-    get('opossum breaker (no timeout)'),
-  );
   ratios[`postern wrap/cockatiel wrap${tag}`] = ratio(
     get('postern wrap(retry, breaker, timeout)'),
     get('cockatiel wrap(retry, breaker, timeout)'),
   );
 }
+
+// Cross-check that a loaded machine cannot skew: CPU time per call (process.cpuUsage), sequential,
+// median of 3. The harness loop's own cost (performance.now per call) caps every ops/s ratio near
+// bare/peer; CPU time per call minus the bare call's shows what each library adds.
+async function cpuMicrosPerCall(fn: () => unknown, calls: number): Promise<number> {
+  const samples: number[] = [];
+  for (let round = 0; round < 3; round++) {
+    const start = process.cpuUsage();
+    for (let i = 0; i < calls; i++) await fn();
+    const used = process.cpuUsage(start);
+    samples.push((used.user + used.system) / calls);
+  }
+  samples.sort((a, b) => a - b);
+  return Number(samples[1]!.toFixed(4));
+}
+
+progress('CPU time per call');
+const cpu: Record<string, number> = {};
+for (const entry of cases()) {
+  const measured = byName(results, `${entry.name} [sequential]`);
+  const calls = Math.max(2_000, Math.min(200_000, Math.round((measured.opsPerSec ?? 0) * 0.1)));
+  cpu[entry.name] = await cpuMicrosPerCall(entry.fn, calls);
+  measured['cpuUsPerCall'] = cpu[entry.name];
+}
+const cpuRatio = (ours: string, peer: string): number => Number((cpu[peer]! / cpu[ours]!).toFixed(2));
+const addedRatio = (ours: string, peer: string): number => {
+  const bare = cpu['bare call']!;
+  return Number(((cpu[peer]! - bare) / Math.max(cpu[ours]! - bare, 0.001)).toFixed(2));
+};
+ratios['postern breaker/cockatiel breaker (CPU time)'] = cpuRatio('postern breaker (consecutive)', 'cockatiel breaker (consecutive)');
+ratios['postern breaker/opossum breaker (CPU time)'] = cpuRatio('postern breaker (consecutive)', 'opossum breaker (no timeout)');
+ratios['postern breaker/cockatiel breaker (CPU time added to a bare call)'] = addedRatio(
+  'postern breaker (consecutive)',
+  'cockatiel breaker (consecutive)',
+);
+ratios['postern breaker/opossum breaker (CPU time added to a bare call)'] = addedRatio(
+  'postern breaker (consecutive)',
+  'opossum breaker (no timeout)',
+);
+ratios['postern timeout/cockatiel timeout (cooperative, CPU time)'] = cpuRatio(
+  'postern timeout (cooperative)',
+  'cockatiel timeout (cooperative)',
+);
+ratios['postern timeout/opossum breaker with timeout (CPU time)'] = cpuRatio(
+  'postern timeout (aggressive)',
+  'opossum breaker (timeout)',
+);
+ratios['postern wrap/cockatiel wrap (CPU time)'] = cpuRatio(
+  'postern wrap(retry, breaker, timeout)',
+  'cockatiel wrap(retry, breaker, timeout)',
+);
 
 report('@postern/resilience vs cockatiel 3.2.1 and opossum 9.0.0 (async no-op)', results, ratios);
 // opossum keeps interval timers for its rolling statistics; end the process once the report is out.

@@ -83,7 +83,8 @@ export class TimeoutPolicy extends BasePolicy {
         timeoutMs,
         this.unref,
       );
-      if (aggressive) {
+      // Listen for aborts from above only when something above can abort.
+      if (aggressive && parent.abortable) {
         unsubscribe = scope.subscribe((reason) => {
           if (done || timeoutError !== undefined) return;
           finish();
