@@ -201,6 +201,13 @@ describe('createLogger fields and levels', () => {
     expect(typeof lines()[0]?.['hostname']).toBe('string');
   });
 
+  it('keeps lines valid JSON when the clock returns a non-finite number', () => {
+    const { logger, lines } = capture({ clock: () => Number.NaN });
+    logger.info('still json');
+    expect(typeof lines()[0]?.['time']).toBe('number');
+    expect(Number.isFinite(lines()[0]?.['time'])).toBe(true);
+  });
+
   it('writes only at or above the level', () => {
     const { logger, lines } = capture({ level: 'warn' });
     logger.info('no');

@@ -86,6 +86,10 @@ function validate(options: CreateLoggerOptions): void {
   }
 }
 
+function finiteOrNow(value: number): number {
+  return Number.isFinite(value) ? value : Date.now();
+}
+
 const nullDestination: DestinationStream = { write: () => undefined };
 
 function assertRedactPath(path: unknown): void {
@@ -152,7 +156,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     redact: { paths: [...redactPaths(redact.keys), ...(redact.paths ?? [])], censor },
     serializers: { err: stdSerializers.err, error: stdSerializers.err },
     hooks: { streamWrite: scrub },
-    ...(clock === undefined ? {} : { timestamp: () => `,"time":${String(clock())}` }),
+    // A clock that returns NaN or Infinity must not make the line invalid JSON.
+    ...(clock === undefined ? {} : { timestamp: () => `,"time":${String(finiteOrNow(clock()))}` }),
   };
   const logger = destination === undefined ? pino(pinoOptions) : pino(pinoOptions, destination);
   for (const warning of warnings) logger.warn({ loggerWarning: warning.code }, warning.detail);
