@@ -17,3 +17,21 @@ export function devDefault<S extends z.core.$ZodType>(schema: S, value: string):
 export function devDefaultOf(schema: object): string | undefined {
   return devDefaults.get(schema);
 }
+
+const devOptionals = new WeakSet<object>();
+
+/**
+ * `schema` made optional outside production only: in development a missing variable gives
+ * `undefined`; in production it is required. For fallbacks that must never reach production
+ * (an embedded database, a local outbox instead of a mail relay).
+ */
+export function devOptional<S extends z.core.$ZodType>(schema: S): z.ZodOptional<S> {
+  const optional = z.optional(schema);
+  devOptionals.add(optional);
+  return optional;
+}
+
+/** Whether a shape entry was made with `devOptional`. Not public. */
+export function isDevOptional(schema: object): boolean {
+  return devOptionals.has(schema);
+}

@@ -7,6 +7,5 @@ export { entropyBits, KNOWN_DEFAULT_SECRETS, Secret, secret } from './secret.js'
 export type { SecretOptions, SecretPolicy, SecretSchema, SecretWithDefaultSchema } from './secret.js';
 export { ConfigError } from './errors.js';
 export type { ConfigErrorCode, ConfigIssue, ConfigIssueCode, ConfigWarning, ConfigWarningCode } from './errors.js';
-export { devDefault } from './dev-default.js';
+export { devDefault, devOptional } from './dev-default.js';
 export { toEnvName } from './env-name.js';
-export { VERSION } from './version.js';

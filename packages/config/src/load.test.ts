@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as z from 'zod';
 import { bool, duration, list, port, url } from './coerce.js';
-import { devDefault } from './dev-default.js';
+import { devDefault, devOptional } from './dev-default.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { loadConfig, modeFromNodeEnv } from './load.js';
 import { Secret, secret } from './secret.js';
@@ -495,5 +495,29 @@ describe('loadConfig: secrets in lists and with a format', () => {
   it('validates the default of a secret against its format too', () => {
     const error = failure(() => loadConfig({ token: secret({ default: 'short', format: z.string().min(10) }) }, { env: {} }));
     expect(error.issues[0]?.code).toBe('INVALID');
+  });
+});
+
+describe('loadConfig: devOptional', () => {
+  const shape = { databaseUrl: devOptional(url({ protocols: ['postgres'] })), relays: devOptional(list(url({ protocols: ['smtp'] }))) };
+
+  it('gives undefined outside production', () => {
+    const config = loadConfig(shape, { mode: 'development', env: {} });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.relays).toBeUndefined();
+  });
+
+  it('requires the variable in production, saying why', () => {
+    const error = failure(() => loadConfig(shape, { mode: 'production', env: { RELAYS: '' } }));
+    expect(error.issues.map((issue) => [issue.env, issue.code, issue.message])).toEqual([
+      ['DATABASE_URL', 'MISSING', 'is not set (it is optional in development only)'],
+      ['RELAYS', 'MISSING', 'is set but empty (it is optional in development only)'],
+    ]);
+  });
+
+  it('parses a value normally in both modes', () => {
+    const env = { DATABASE_URL: 'postgres://db/app', RELAYS: 'smtp://a, smtp://b' };
+    expect({ ...loadConfig(shape, { mode: 'production', env }) }).toEqual({ databaseUrl: 'postgres://db/app', relays: ['smtp://a', 'smtp://b'] });
+    expect(failure(() => loadConfig(shape, { mode: 'development', env: { DATABASE_URL: 'mysql://db' } })).issues[0]?.code).toBe('INVALID');
   });
 });

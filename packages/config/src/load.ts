@@ -2,7 +2,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
-import { devDefaultOf } from './dev-default.js';
+import { devDefaultOf, isDevOptional } from './dev-default.js';
 import { toEnvName } from './env-name.js';
 import { assessSecret, Secret, secretState } from './secret.js';
 
@@ -59,6 +59,8 @@ interface Field {
   readonly schema: z.core.$ZodType;
   /** Input used outside production when the variable is not set (`devDefault`). */
   readonly devDefault: string | undefined;
+  /** Optional outside production only (`devOptional`). */
+  readonly devOptional: boolean;
   /** The schema's zod description, added to "is not set" messages. */
   readonly description: string | undefined;
   /** Index of the object (among the plan's objects) the value goes into, and its key there. */
@@ -123,6 +125,7 @@ function compile(shape: Shape, prefix: string): Plan {
           fileEnv: `${env}_FILE`,
           schema: value,
           devDefault: devDefaultOf(value),
+          devOptional: isDevOptional(value),
           description: typeof description === 'string' ? description : undefined,
           group,
           key,
@@ -289,6 +292,7 @@ function isAbsenceIssue(issue: { readonly path?: readonly unknown[] | undefined 
 function missingMessage(field: Field, empty: boolean): string {
   let message = empty ? 'is set but empty' : 'is not set';
   if (field.devDefault !== undefined) message += ' (its development default does not apply in production)';
+  if (field.devOptional) message += ' (it is optional in development only)';
   if (field.description !== undefined) message += `: ${field.description}`;
   return message;
 }
@@ -322,6 +326,10 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     const raw = readRaw(env, step, emptyIsMissing);
     if (typeof raw === 'object') {
       issues.push(raw);
+      continue;
+    }
+    if (typeof raw !== 'string' && step.devOptional && mode === 'production') {
+      issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
       continue;
     }
     const fromDevDefault = typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
