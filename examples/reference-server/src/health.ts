@@ -61,8 +61,9 @@ export function smtpEhloCheck(host: string, port: number, heloName = 'health.pos
       socket.on('data', (chunk: string) => {
         buffer += chunk;
         // A reply is complete at a line whose code is followed by a space (not a dash).
-        const lines = buffer.split('\r\n');
-        const last = lines.slice(0, -1).find((line) => /^\d{3} /.test(line));
+        const lines = buffer.split('\r\n').slice(0, -1);
+        if (lines.some((line) => !/^\d{3}[ -]/.test(line))) return fail(new Error('the peer does not speak SMTP'));
+        const last = lines.find((line) => /^\d{3} /.test(line));
         if (last === undefined) return;
         buffer = '';
         if (stage === 'greeting') {

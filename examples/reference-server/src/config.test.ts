@@ -1,0 +1,48 @@
+import { ConfigError } from '@postern/config';
+import { describe, expect, it } from 'vitest';
+import { loadServerConfig, serverMode } from './config.js';
+
+const strong = 'Vq8#pL2!zR6@wN4$kT9&bX3*mJ7^dF5%';
+const production = {
+  NODE_ENV: 'production',
+  DATABASE_URL: 'postgres://db.internal/postern',
+  REDIS_URL: 'redis://cache.internal:6379',
+  SMTP_RELAYS: 'smtp://relay.internal:587',
+  JWT_SECRET: strong,
+  SRS_SECRET: `${strong}x`,
+};
+
+describe('loadServerConfig', () => {
+  it('starts in development with every fallback and says so in warnings', () => {
+    const config = loadServerConfig({});
+    expect(serverMode({})).toBe('development');
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redisUrl).toBeUndefined();
+    expect(config.api.port).toBe(3000);
+    expect(config.warnings.map((warning) => warning.env)).toEqual(expect.arrayContaining(['JWT_SECRET', 'SRS_SECRET']));
+    expect(JSON.stringify(config)).not.toContain('postern-development-jwt-signing-key');
+  });
+
+  it('accepts a complete production configuration', () => {
+    const config = loadServerConfig(production);
+    expect(config.smtp.relays).toEqual(['smtp://relay.internal:587']);
+    expect(config.jwtSecret.reveal()).toBe(strong);
+  });
+
+  it('refuses in production: no database, no Redis, no relay, default or weak secrets, all listed at once', () => {
+    let error: unknown;
+    try {
+      loadServerConfig({ NODE_ENV: 'production', JWT_SECRET: 'changeme' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(ConfigError.isInstance(error)).toBe(true);
+    const variables = (error as ConfigError).issues.map((issue) => issue.env);
+    expect(variables).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'SMTP_RELAYS', 'JWT_SECRET', 'SRS_SECRET']));
+    expect(String((error as Error).message)).not.toContain('changeme');
+  });
+
+  it('treats an unknown NODE_ENV as production, so a typo cannot enable the fallbacks', () => {
+    expect(() => loadServerConfig({ NODE_ENV: 'prod' })).toThrow();
+  });
+});
