@@ -174,3 +174,34 @@ describe('combine', () => {
     await expect(both.reset('')).rejects.toMatchObject({ code: 'INVALID_KEY' });
   });
 });
+
+describe('abort signals', () => {
+  it('rejects at once with the reason when the signal is already aborted, charging nothing', async () => {
+    const limiter = createRateLimiter({ limit: 1, periodMs: 60_000 });
+    const reason = new Error('client went away');
+    await expect(limiter.consume('k', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    const both = combine(limiter);
+    await expect(both.consume('k', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    expect((await limiter.consume('k')).allowed).toBe(true);
+  });
+
+  it('stops waiting for a slow backend when the signal aborts', async () => {
+    let answer: (decision: BackendDecision) => void = () => undefined;
+    const backend = new ScriptedBackend(() => new Promise<BackendDecision>((resolve) => (answer = resolve)));
+    const limiter = createRateLimiter({ limit: 2, periodMs: 1_000, backend });
+    const controller = new AbortController();
+    const pending = limiter.consume('k', { signal: controller.signal });
+    controller.abort(new Error('deadline'));
+    await expect(pending).rejects.toThrow('deadline');
+    answer({ allowed: true, backlogUs: [0] });
+
+    const kept = new AbortController();
+    const passing = combine(limiter).consume('k', { signal: kept.signal });
+    answer({ allowed: true, backlogUs: [0] });
+    expect((await passing).allowed).toBe(true);
+    const failing = limiter.consume('k', { signal: kept.signal });
+    await Promise.resolve();
+    answer({ allowed: true, backlogUs: [] });
+    await expect(failing).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+  });
+});

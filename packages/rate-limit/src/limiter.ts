@@ -1,5 +1,5 @@
 import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
-import { RateLimitError, assertPositive, rejectWith } from './errors.js';
+import { RateLimitError, assertPositive, rejectWith, toError } from './errors.js';
 import { MemoryBackend, type MemoryTable } from './memory-backend.js';
 
 /** Options of `createRateLimiter`. */
@@ -26,6 +26,11 @@ export interface RateLimiterOptions {
 export interface ConsumeOptions {
   /** What this call uses up, in units of one ordinary call. Positive, at most `burst`. Default: 1. */
   readonly cost?: number;
+  /**
+   * Stops waiting for the backend when aborted: the call rejects with the signal's reason. A
+   * call already sent to Redis may still be charged there. Default: none.
+   */
+  readonly signal?: AbortSignal;
 }
 
 /** The answer to `consume` or `peek`. All durations are in ms, rounded up. */
@@ -143,6 +148,26 @@ function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown } | null)?.then === 'function';
 }
 
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return rejectWith(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(toError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(toError(error));
+      },
+    );
+  });
+}
+
 function checkDecision(decision: BackendDecision, count: number): BackendDecision {
   if (decision.backlogUs.length !== count) {
     throw new RateLimitError('BACKEND_ERROR', `backend answered ${decision.backlogUs.length} backlogs for ${count} keys`);
@@ -233,6 +258,7 @@ class GcraLimiter implements RateLimiter {
   }
 
   #run(key: string, options: ConsumeOptions | undefined, mode: BackendMode): Promise<RateLimitResult> {
+    if (options?.signal?.aborted === true) return rejectWith(options.signal.reason);
     const memory = this.#memory;
     if (memory !== undefined) {
       const settings = this.settings;
@@ -262,7 +288,7 @@ class GcraLimiter implements RateLimiter {
       checkDecision(answer, 1);
       return toResult(settings, request.incrementUs, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs);
     };
-    if (isPromise(decision)) return decision.then(finish);
+    if (isPromise(decision)) return abortable(decision.then(finish), options?.signal);
     try {
       return Promise.resolve(finish(decision));
     } catch (error) {
@@ -304,6 +330,7 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
   }
 
   const run = (key: string, options: ConsumeOptions | undefined, mode: BackendMode): Promise<CombinedRateLimitResult> => {
+    if (options?.signal?.aborted === true) return rejectWith(options.signal.reason);
     let requests: BackendRequest[];
     let decision: BackendDecision | Promise<BackendDecision>;
     try {
@@ -329,7 +356,7 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
         results,
       };
     };
-    if (isPromise(decision)) return decision.then(finish);
+    if (isPromise(decision)) return abortable(decision.then(finish), options?.signal);
     try {
       return Promise.resolve(finish(decision));
     } catch (error) {
