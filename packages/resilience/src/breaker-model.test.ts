@@ -102,3 +102,85 @@ describe('circuit breaker against a reference model', () => {
     );
   });
 });
+
+/** Reference for the count-window strategy: the last `size` outcomes, kept in a plain array. */
+class WindowModel {
+  state: 'closed' | 'open' | 'half-open' = 'closed';
+  private outcomes: boolean[] = [];
+  private openedAt = 0;
+  constructor(
+    private readonly size: number,
+    private readonly minimumCalls: number,
+    private readonly rate: number,
+    private readonly halfOpenAfterMs: number,
+  ) {}
+
+  call(now: number, succeeds: boolean): boolean {
+    if (this.state === 'open' && now - this.openedAt >= this.halfOpenAfterMs) this.state = 'half-open';
+    if (this.state === 'open') return false;
+    if (this.state === 'half-open') {
+      if (succeeds) {
+        this.state = 'closed';
+        this.outcomes = [];
+      } else {
+        this.state = 'open';
+        this.openedAt = now;
+      }
+      return true;
+    }
+    this.outcomes.push(!succeeds);
+    if (this.outcomes.length > this.size) this.outcomes.shift();
+    const failures = this.outcomes.filter(Boolean).length;
+    if (this.outcomes.length >= this.minimumCalls && failures >= this.rate * this.outcomes.length) {
+      this.state = 'open';
+      this.openedAt = now;
+    }
+    return true;
+  }
+
+  observed(now: number): string {
+    if (this.state === 'open' && now - this.openedAt >= this.halfOpenAfterMs) return 'half-open';
+    return this.state;
+  }
+}
+
+describe('count-window breaker against a reference model', () => {
+  it('agrees with the model on every random sequence', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.double({ min: 0.05, max: 1, noNaN: true }),
+        fc.array(stepArbitrary, { maxLength: 80 }),
+        async (size, minimumSeed, rate, steps) => {
+          const minimumCalls = Math.min(size, minimumSeed);
+          const clock = new ManualClock(0);
+          const breaker = circuitBreaker({
+            clock,
+            strategy: { kind: 'count-window', size, minimumCalls, failureRateThreshold: rate },
+            halfOpenAfterMs: 100,
+          });
+          const model = new WindowModel(size, minimumCalls, rate, 100);
+          for (const step of steps) {
+            if (step.kind === 'wait') {
+              clock.advance(step.ms);
+            } else {
+              const succeeds = step.kind === 'success';
+              const expectedToRun = model.call(clock.now(), succeeds);
+              let ran = false;
+              await breaker
+                .execute(() => {
+                  ran = true;
+                  return succeeds ? Promise.resolve() : Promise.reject(new Error('fail'));
+                })
+                .catch(() => undefined);
+              expect(ran).toBe(expectedToRun);
+            }
+            expect(breaker.state).toBe(model.observed(clock.now()));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -93,6 +93,18 @@ describe('shared breaker state', () => {
     await expect(a.execute(() => 4)).resolves.toBe(4);
   });
 
+  it('after an isolation ends, adopts what the shared circuit did meanwhile', async () => {
+    const store = new MemoryBreakerStore();
+    const clock = new ManualClock(0);
+    const isolatedOne = circuitBreaker({ clock, halfOpenAfterMs: 100, shared: { store, key: 'iso', syncIntervalMs: 60_000 } });
+    await isolatedOne.execute(() => 1);
+    const handle = isolatedOne.isolate();
+    await store.open('iso', (await store.load('iso')).generation, 0);
+    handle.dispose();
+    await expect(isolatedOne.execute(() => 2)).rejects.toBeInstanceOf(BrokenCircuitError);
+    expect(isolatedOne.state).toBe('open');
+  });
+
   it('falls back to local decisions when the store fails, and reports it', async () => {
     const clock = new ManualClock(0);
     const failing: BreakerStateStore = {

@@ -193,7 +193,14 @@ export class CircuitBreakerPolicy extends BasePolicy {
       dispose: () => {
         if (released) return;
         released = true;
-        if (--this.isolations === 0) this.transition('closed', this.clock.now());
+        if (--this.isolations === 0) {
+          this.transition('closed', this.clock.now());
+          // Re-read the shared state on the next call: it may have moved on while we were isolated.
+          if (this.shared !== undefined) {
+            this.shared.syncedAt = -Infinity;
+            this.shared.generation = -1;
+          }
+        }
       },
     };
   }
