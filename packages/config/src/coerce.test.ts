@@ -38,7 +38,7 @@ describe('port', () => {
     expect(ok(port(), input)).toBe(expected);
   });
 
-  it.each(['', '   ', '0', '-1', '-80', '+80', '65536', '99999', '0x10', '1e3', '80.0', '80.5', '8 0', 'http', 'Infinity', 'NaN'])(
+  it.each(['', '   ', '0', '-1', '-80', '+80', '65536', '99999', '0x10', '1e3', '80.0', '80.5', '8 0', '80abc', 'http', 'Infinity', 'NaN'])(
     'refuses %j',
     (input) => {
       expect(fails(port(), input)[0]).toMatch(/port number between 1 and 65535/);
@@ -56,7 +56,7 @@ describe('integer', () => {
     expect(ok(integer(), input)).toBe(expected);
   });
 
-  it.each(['', ' ', '0x10', '1e3', '1.5', '1_000', '1,000', 'Infinity', '-', '9007199254740993'])('refuses %j', (input) => {
+  it.each(['', ' ', '0x10', '1e3', '1.5', '1_000', '1,000', '12abc', 'Infinity', '-', '9007199254740993'])('refuses %j', (input) => {
     expect(fails(integer(), input)).toHaveLength(1);
   });
 
@@ -74,7 +74,7 @@ describe('number', () => {
     expect(ok(number(), input)).toBe(expected);
   });
 
-  it.each(['', '  ', '0x10', '1e3', 'NaN', 'Infinity', '1.', '1.2.3', 'abc'])('refuses %j', (input) => {
+  it.each(['', '  ', '0x10', '1e3', 'NaN', 'Infinity', '1.', '1.2.3', 'abc', '12abc'])('refuses %j', (input) => {
     expect(fails(number(), input)).toEqual(['must be a decimal number']);
   });
 

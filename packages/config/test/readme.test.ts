@@ -13,14 +13,20 @@ afterAll(() => {
   rmSync(runDirectory, { recursive: true, force: true });
 });
 
-const readme = readFileSync(join(packageDirectory, 'README.md'), 'utf8');
-const blocks = [...readme.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((match, index) => {
-  const line = readme.slice(0, match.index).split('\n').length;
-  const source = (match[1] ?? '').replaceAll("'@postern/config'", JSON.stringify(join(packageDirectory, 'src', 'index.ts')));
-  const file = join(runDirectory, `block-${String(index)}-line-${String(line)}.mts`);
-  writeFileSync(file, `${source}\nexport {};\n`);
-  return { line, file };
-});
+function extract(document: string, label: string): { line: number; file: string }[] {
+  const text = readFileSync(document, 'utf8');
+  return [...text.matchAll(/^```ts\n([\s\S]*?)^```/gm)].map((match, index) => {
+    const line = text.slice(0, match.index).split('\n').length;
+    const source = (match[1] ?? '').replaceAll("'@postern/config'", JSON.stringify(join(packageDirectory, 'src', 'index.ts')));
+    const file = join(runDirectory, `${label}-${String(index)}-line-${String(line)}.mts`);
+    writeFileSync(file, `${source}\nexport {};\n`);
+    return { line, file };
+  });
+}
+
+const blocks = extract(join(packageDirectory, 'README.md'), 'readme');
+// The guide in docs/ is held to the same bar: every example runs.
+const guideBlocks = extract(join(packageDirectory, '..', '..', 'docs', 'config.md'), 'guide');
 
 function run(file: string, extraEnv: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
   const env: Record<string, string> = { PATH: process.env['PATH'] ?? '', ...extraEnv };
@@ -36,6 +42,12 @@ describe('README', () => {
   it.each(blocks.map((block) => [block.line, block.file] as const))('block at line %i runs', (_line, file) => {
     const result = run(file, {});
     // The ConfigError example prints its message on purpose; no block may die with a stack trace.
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect(result.status).toBe(0);
+  });
+
+  it.each(guideBlocks.map((block) => [block.line, block.file] as const))('docs/config.md block at line %i runs', (_line, file) => {
+    const result = run(file, {});
     expect(result.stderr).not.toMatch(/^\s+at /m);
     expect(result.status).toBe(0);
   });
