@@ -399,6 +399,8 @@ export class SmtpForwarder {
       ...(tls === undefined ? {} : { key: tls.key, cert: tls.cert }),
       authOptional: true,
       disableReverseLookup: true,
+      // Without TCP_NODELAY each reply waits on the client's delayed ACK (~40 ms per command round trip).
+      noDelay: true,
       logger: false,
       maxClients: this.#limits.maxConnections,
       socketTimeout: this.#limits.idleTimeoutMs,

@@ -48,10 +48,13 @@ export interface DeliveryQueue {
 /** Returns DNS TXT records as arrays of strings, or MX records, like node:dns/promises. */
 export type DnsResolver = (domain: string, rrtype: string) => Promise<unknown>;
 
+// One shared signal that never aborts: creating an AbortController per message shows up in profiles.
+const NEVER_ABORTED = new AbortController().signal;
+
 /** A policy that runs the function once, with a signal that never aborts. */
 export const passThroughPolicy: Policy = {
   execute<T>(fn: (context: { signal: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return fn({ signal: signal ?? new AbortController().signal });
+    return fn({ signal: signal ?? NEVER_ABORTED });
   },
 };
 

@@ -40,9 +40,18 @@ export interface InboundVerdict {
   arcInstance: number;
 }
 
+// Parsing a PEM key costs about 1 ms (RSA); keys rarely change, so detect the algorithm once per key.
+const detected = new Map<string, 'rsa-sha256' | 'ed25519-sha256'>();
+
 function algorithmOf(options: DkimOptions): 'rsa-sha256' | 'ed25519-sha256' {
   if (options.algorithm !== undefined) return options.algorithm;
-  return createPrivateKey(options.privateKey).asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
+  let algorithm = detected.get(options.privateKey);
+  if (algorithm === undefined) {
+    algorithm = createPrivateKey(options.privateKey).asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
+    if (detected.size > 100) detected.clear();
+    detected.set(options.privateKey, algorithm);
+  }
+  return algorithm;
 }
 
 /** Runs SPF, DKIM, DMARC and ARC verification on the incoming message. */
