@@ -165,6 +165,22 @@ describe('state machine', () => {
     expect(breaker.state).toBe('open');
   });
 
+  it('counts resolved values isFailureResult rejects as failures, and still returns them', async () => {
+    const breaker = circuitBreaker({
+      strategy: { kind: 'consecutive', threshold: 2 },
+      isFailureResult: (value) => (value as { status: number }).status >= 500,
+    });
+    const results: unknown[] = [];
+    breaker.onFailure((event) => results.push(event));
+    await expect(breaker.execute(() => ({ status: 503 }))).resolves.toEqual({ status: 503 });
+    await expect(breaker.execute(() => ({ status: 200 }))).resolves.toEqual({ status: 200 });
+    await breaker.execute(() => ({ status: 502 }));
+    expect(breaker.state).toBe('closed');
+    await breaker.execute(() => ({ status: 500 }));
+    expect(breaker.state).toBe('open');
+    expect(results[0]).toEqual({ error: undefined, result: { status: 503 } });
+  });
+
   it('counts an isFailure that throws as a failure', async () => {
     const breaker = circuitBreaker({
       strategy: { kind: 'consecutive', threshold: 1 },
@@ -467,6 +483,7 @@ describe('invalid options', () => {
     ['strategy.kind', () => circuitBreaker({ strategy: { kind: 'nope' } as never })],
     ['strategy', () => circuitBreaker({ strategy: 5 as never })],
     ['isFailure', () => circuitBreaker({ isFailure: 'yes' as never })],
+    ['isFailureResult', () => circuitBreaker({ isFailureResult: 'yes' as never })],
     ['initialState.state', () => circuitBreaker({ initialState: { state: 'half' } as never })],
     ['initialState.openedAt', () => circuitBreaker({ initialState: { state: 'open', openedAt: Number.NaN } })],
     ['shared.key', () => circuitBreaker({ shared: { store: {} as never, key: '' } })],

@@ -29,6 +29,12 @@ export interface StateChange {
   to: CircuitState;
 }
 
+/** Passed to `onFailure` listeners: the error thrown, or the result `isFailureResult` rejected. */
+export interface FailureEvent {
+  error: unknown;
+  result: unknown;
+}
+
 /** Counters since the breaker was created. */
 export interface CircuitBreakerStats {
   state: CircuitState;
@@ -72,6 +78,8 @@ export interface CircuitBreakerOptions {
   slowCallMs?: number;
   /** Decides whether an error counts against the circuit (e.g. a 4xx does not). Default: every error. */
   isFailure?: (error: unknown) => boolean;
+  /** Decides whether a value the call resolved to counts as a failure (e.g. an HTTP 503 response). Default: none. */
+  isFailureResult?: (value: unknown) => boolean;
   /** Time source. Default: the system clock. */
   clock?: Clock;
   /** State to start from, e.g. a saved `toJSON()`. Default: closed. */
@@ -86,7 +94,7 @@ const SLOW = 2;
 
 interface Handlers {
   generation: number;
-  ok: () => void;
+  ok: (value: unknown) => void;
   fail: (error: unknown) => void;
 }
 
@@ -115,13 +123,14 @@ export class CircuitBreakerPolicy extends BasePolicy {
   private readonly successesToClose: number;
   private readonly slowCallMs: number | undefined;
   private readonly isFailure: ((error: unknown) => boolean) | undefined;
+  private readonly isFailureResult: ((value: unknown) => boolean) | undefined;
   private readonly clock: Clock;
   private readonly timed: boolean;
   private readonly shared: SharedContext | undefined;
   private readonly counters = { successes: 0, failures: 0, slowCalls: 0, rejections: 0, ignored: 0 };
   private readonly stateEmitter = new Emitter<StateChange>();
   private readonly successEmitter = new Emitter<void>();
-  private readonly failureEmitter = new Emitter<{ error: unknown }>();
+  private readonly failureEmitter = new Emitter<FailureEvent>();
   private readonly rejectedEmitter = new Emitter<BrokenCircuitError>();
   private readonly storeErrorEmitter = new Emitter<unknown>();
 
@@ -130,7 +139,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
   /** Fires when a call counts as a success. */
   readonly onSuccess: Event<void> = this.successEmitter.event;
   /** Fires when a call counts as a failure. */
-  readonly onFailure: Event<{ error: unknown }> = this.failureEmitter.event;
+  readonly onFailure: Event<FailureEvent> = this.failureEmitter.event;
   /** Fires when a call is rejected with `BrokenCircuitError`. */
   readonly onRejected: Event<BrokenCircuitError> = this.rejectedEmitter.event;
   /** Fires when the shared store fails; the breaker then decides locally for that call. */
@@ -145,6 +154,8 @@ export class CircuitBreakerPolicy extends BasePolicy {
     this.slowCallMs = options.slowCallMs === undefined ? undefined : checkNumber('slowCallMs', options.slowCallMs);
     checkFunction('isFailure', options.isFailure);
     this.isFailure = options.isFailure;
+    checkFunction('isFailureResult', options.isFailureResult);
+    this.isFailureResult = options.isFailureResult;
     this.clock = options.clock ?? systemClock;
     this.timed = this.slowCallMs !== undefined || this.strategy.needsTime;
     const initial = options.initialState;
@@ -262,7 +273,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
       void promise.then(handlers.ok, handlers.fail);
     } else {
       void promise.then(
-        () => this.settle(generation, probe, start, false, undefined, scope),
+        (value: unknown) => this.settle(generation, probe, start, false, value, scope),
         (error: unknown) => this.settle(generation, probe, start, true, error, scope),
       );
     }
@@ -273,7 +284,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
     const scope = Scope.root(undefined);
     this.handlers = {
       generation,
-      ok: () => this.settle(generation, false, 0, false, undefined, scope),
+      ok: (value: unknown) => this.settle(generation, false, 0, false, value, scope),
       fail: (error: unknown) => this.settle(generation, false, 0, true, error, scope),
     };
     return this.handlers;
@@ -282,16 +293,17 @@ export class CircuitBreakerPolicy extends BasePolicy {
   /**
    * Counts a finished call: returns IGNORED, or FAILURE/SLOW flags; sets `settledAt` when timed.
    */
-  private classify(generation: number, start: number, failed: boolean, error: unknown, scope: Scope): number {
+  private classify(generation: number, start: number, failed: boolean, outcome: unknown, scope: Scope): number {
     // Results of calls that started before the last transition say nothing about the new state.
     if (generation !== this.generation || (failed && scope.callerAborted)) {
       this.counters.ignored++;
       return IGNORED;
     }
+    const predicate = failed ? this.isFailure : this.isFailureResult;
     let failure = failed;
-    if (failed && this.isFailure !== undefined) {
+    if (predicate !== undefined) {
       try {
-        failure = this.isFailure(error);
+        failure = predicate(outcome);
       } catch {
         failure = true;
       }
@@ -307,7 +319,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     if (failure) {
       this.counters.failures++;
-      if (this.failureEmitter.active) this.failureEmitter.emit({ error });
+      if (this.failureEmitter.active) {
+        this.failureEmitter.emit(failed ? { error: outcome, result: undefined } : { error: undefined, result: outcome });
+      }
     } else {
       this.counters.successes++;
       if (this.successEmitter.active) this.successEmitter.emit();
@@ -315,9 +329,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
     return flags;
   }
 
-  private settle(generation: number, probe: boolean, start: number, failed: boolean, error: unknown, scope: Scope): void {
+  private settle(generation: number, probe: boolean, start: number, failed: boolean, outcome: unknown, scope: Scope): void {
     if (probe && generation === this.generation) this.probes--;
-    const flags = this.classify(generation, start, failed, error, scope);
+    const flags = this.classify(generation, start, failed, outcome, scope);
     if (flags === IGNORED) return;
     if (this.current === 'closed') {
       if (this.strategy.record((flags & FAILURE) !== 0, (flags & SLOW) !== 0, this.settledAt)) {
@@ -429,7 +443,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
       error = caught;
     }
     if (probe && generation === this.generation) this.probes--;
-    const flags = this.classify(generation, start, failed, error, scope);
+    const flags = this.classify(generation, start, failed, failed ? error : value, scope);
     if (flags !== IGNORED) {
       const failure = (flags & FAILURE) !== 0;
       const slow = (flags & SLOW) !== 0;

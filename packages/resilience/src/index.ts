@@ -30,6 +30,7 @@ export type {
   CircuitBreakerSnapshot,
   CircuitBreakerStats,
   CircuitState,
+  FailureEvent,
   SharedStateOptions,
   StateChange,
 } from './circuit-breaker.js';

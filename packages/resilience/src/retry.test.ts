@@ -187,6 +187,20 @@ describe('retry', () => {
     expect(giveUps).toBe(1);
   });
 
+  it('retryOnResult retries on a value (an HTTP 503) and returns the last value when attempts run out', async () => {
+    const seen: RetryEvent[] = [];
+    const policy = retry({ maxAttempts: 3, initialDelayMs: 0, retryOnResult: (value) => (value as { status: number }).status >= 500 });
+    policy.onRetry((event) => seen.push(event));
+    let calls = 0;
+    const recovered = await policy.execute(() => ({ status: ++calls < 2 ? 503 : 200 }));
+    expect(recovered).toEqual({ status: 200 });
+    expect(seen).toEqual([{ attempt: 1, delayMs: 0, error: undefined, result: { status: 503 } }]);
+    calls = 0;
+    const last = await policy.execute(() => ({ status: 500 + ++calls }));
+    expect(last).toEqual({ status: 503 });
+    expect(calls).toBe(3);
+  });
+
   it('dispose cancels pending waits', async () => {
     const clock = new ManualClock();
     const policy = retry({ clock, initialDelayMs: 1_000, jitter: 'none' });
@@ -206,6 +220,7 @@ describe('retry', () => {
       ['factor', () => retry({ factor: 0.5 })],
       ['jitter', () => retry({ jitter: 'some' as never })],
       ['retryOn', () => retry({ retryOn: 1 as never })],
+      ['retryOnResult', () => retry({ retryOnResult: 1 as never })],
       ['budget.ratio', () => retry({ budget: { ratio: Number.NaN } })],
       ['budget.reserve', () => retry({ budget: { reserve: -1 } })],
     ];

@@ -26,8 +26,10 @@ export interface RetryEvent {
   attempt: number;
   /** The wait before the next attempt, in ms. */
   delayMs: number;
-  /** The error that caused the retry. */
+  /** The error that caused the retry (undefined when `retryOnResult` caused it). */
   error: unknown;
+  /** The value that caused the retry through `retryOnResult` (undefined otherwise). */
+  result: unknown;
 }
 
 /** Options of `retry()`. */
@@ -44,6 +46,11 @@ export interface RetryOptions {
   jitter?: Jitter;
   /** Decides whether an error is worth another attempt. Default: every error except the rejections below. */
   retryOn?: (error: unknown, attempt: number) => boolean;
+  /**
+   * Retries when the call resolved to a value this accepts (e.g. an HTTP 503 response); after the
+   * last attempt that value is returned as is. Default: none.
+   */
+  retryOnResult?: (value: unknown, attempt: number) => boolean;
   /** Also retry `BrokenCircuitError` and `BulkheadRejectedError`, waiting at least their `retryAfterMs`. Default: false. */
   retryRejections?: boolean;
   /** Optional retry budget shared by every call through this policy. Default: none. */
@@ -72,6 +79,7 @@ export class RetryPolicy extends BasePolicy {
   private readonly factor: number;
   private readonly jitter: Jitter;
   private readonly retryOn: ((error: unknown, attempt: number) => boolean) | undefined;
+  private readonly retryOnResult: ((value: unknown, attempt: number) => boolean) | undefined;
   private readonly retryRejections: boolean;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -103,6 +111,8 @@ export class RetryPolicy extends BasePolicy {
     checkFunction('retryOn', options.retryOn);
     checkFunction('random', options.random);
     this.retryOn = options.retryOn;
+    checkFunction('retryOnResult', options.retryOnResult);
+    this.retryOnResult = options.retryOnResult;
     this.retryRejections = options.retryRejections ?? false;
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
@@ -126,14 +136,23 @@ export class RetryPolicy extends BasePolicy {
     let previousDelay = this.initialDelayMs;
     for (let attempt = 1; ; attempt++) {
       if (parent.isAborted) throw parent.abortReason;
+      let delay: number;
       try {
-        return await invoke(fn, attempt === 1 ? parent : parent.withAttempt(attempt), chain, index);
+        const value = await invoke(fn, attempt === 1 ? parent : parent.withAttempt(attempt), chain, index);
+        if (this.retryOnResult === undefined || attempt >= this.maxAttempts || !this.retryOnResult(value, attempt)) {
+          return value;
+        }
+        if (parent.isAborted || this.budgetBalance < 1) return value;
+        delay = this.backoff(attempt, previousDelay);
+        previousDelay = delay;
+        this.budgetBalance -= 1;
+        if (this.retryEmitter.active) this.retryEmitter.emit({ attempt, delayMs: delay, error: undefined, result: value });
       } catch (error) {
         // The caller gave up: their reason wins, and nothing is retried on their behalf.
         if (parent.isAborted) throw parent.abortReason;
         if (!this.shouldRetry(error, attempt)) throw error;
         if (attempt >= this.maxAttempts) throw this.giveUp(attempt, error, 'attempts');
-        let delay = this.backoff(attempt, previousDelay);
+        delay = this.backoff(attempt, previousDelay);
         previousDelay = delay;
         const hint = retryAfterOf(error);
         if (hint !== undefined && hint > delay) {
@@ -142,9 +161,9 @@ export class RetryPolicy extends BasePolicy {
         }
         if (this.budgetBalance < 1) throw this.giveUp(attempt, error, 'budget');
         this.budgetBalance -= 1;
-        if (this.retryEmitter.active) this.retryEmitter.emit({ attempt, delayMs: delay, error });
-        if (delay > 0) await this.sleep(delay, parent);
+        if (this.retryEmitter.active) this.retryEmitter.emit({ attempt, delayMs: delay, error, result: undefined });
       }
+      if (delay > 0) await this.sleep(delay, parent);
     }
   }
 
