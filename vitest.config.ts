@@ -16,7 +16,7 @@ export default defineConfig({
         'packages/config/src/**': { lines: 90, statements: 90 },
         'packages/logger/src/**': { lines: 95, statements: 95, branches: 90 },
         'packages/resilience/src/**': { lines: 95, statements: 95 },
-        'packages/rate-limit/src/**': { lines: 90, statements: 90 },
+        'packages/rate-limit/src/**': { lines: 95, statements: 95 },
         'packages/sync-queue/src/**': { lines: 85, statements: 85 },
         'packages/auth/src/**': { lines: 95, statements: 95 },
         'packages/smtp-forward/src/**': { lines: 85, statements: 85 },
