@@ -134,6 +134,20 @@ describe('loadConfig: values and shape', () => {
     expect(failure(() => loadConfig({ port: port() }, { env: { PORT: ' ' }, emptyIsMissing: false })).issues[0]?.code).toBe('INVALID');
   });
 
+  it('returns values a schema builds, freezing what can be frozen', () => {
+    const config = loadConfig(
+      {
+        signingKey: z.string().transform((text) => Buffer.from(text, 'base64')),
+        limits: z.string().transform((text) => JSON.parse(text) as { perMinute: number; tiers: number[] }),
+      },
+      { env: { SIGNING_KEY: Buffer.from('key-bytes').toString('base64'), LIMITS: '{"perMinute":5,"tiers":[1,2]}' } },
+    );
+    expect(config.signingKey.toString()).toBe('key-bytes');
+    expect(config.limits.perMinute).toBe(5);
+    expect(Object.isFrozen(config.limits)).toBe(true);
+    expect(Object.isFrozen(config.limits.tiers)).toBe(true);
+  });
+
   it('keeps optional fields as undefined', () => {
     const config = loadConfig({ sentryDsn: url().optional() }, { env: {} });
     expect(config.sentryDsn).toBeUndefined();
@@ -178,6 +192,12 @@ describe('loadConfig: shape errors', () => {
     const error = failure(() => loadConfig({ smtpPort: port(), smtp: { port: port() } }, { env: {} }));
     expect(error.code).toBe('SHAPE_INVALID');
     expect(error.message).toBe('Config shape keys "smtpPort" and "smtp.port" both read SMTP_PORT');
+  });
+
+  it('refuses an asynchronous schema, which a synchronous load cannot run', () => {
+    const error = failure(() => loadConfig({ name: z.string().refine(async () => Promise.resolve(true)) }, { env: { NAME: 'x' } }));
+    expect(error.code).toBe('SHAPE_INVALID');
+    expect(error.message).toBe('Config shape key "name" has an asynchronous schema; loadConfig is synchronous');
   });
 
   it('refuses values that are neither schemas nor nested shapes', () => {

@@ -16,7 +16,7 @@ export type Mode = 'production' | 'development';
 
 type Primitive = string | number | boolean | bigint | symbol | null | undefined;
 /** `T` made read-only all the way down (what `Object.freeze` on every level gives). */
-export type DeepReadonly<T> = T extends Primitive | Secret | Date | URL | RegExp | ((...parameters: never[]) => unknown)
+export type DeepReadonly<T> = T extends Primitive | Secret | Date | URL | RegExp | ArrayBufferView | ArrayBuffer | ((...parameters: never[]) => unknown)
   ? T
   : T extends readonly (infer Item)[]
     ? readonly DeepReadonly<Item>[]
@@ -266,7 +266,8 @@ function redact(message: string, secrets: readonly string[]): string {
 }
 
 function deepFreeze(value: unknown): void {
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+  // Typed arrays (a Buffer decoded from base64) cannot be frozen: Object.freeze throws on them.
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !ArrayBuffer.isView(value)) {
     Object.freeze(value);
     for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
   }
@@ -335,7 +336,9 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     const fromDevDefault = typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
     const input = typeof raw === 'string' ? raw : fromDevDefault ? step.devDefault : undefined;
     const result = step.schema['~standard'].validate(input);
-    if (result instanceof Promise) throw new TypeError(`The schema for ${step.env} is asynchronous; loadConfig is synchronous`);
+    if (result instanceof Promise) {
+      throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
+    }
     if (result.issues !== undefined) {
       // Missing means the schema failed on the absence itself, not on a default it supplied.
       const absent = input === undefined && result.issues.every(isAbsenceIssue);
