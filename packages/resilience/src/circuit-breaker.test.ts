@@ -79,13 +79,44 @@ describe('state machine', () => {
     const first = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 50 });
     await fail(1, () => first.execute(boom));
     const saved = JSON.parse(JSON.stringify(first)) as ReturnType<typeof first.toJSON>;
-    expect(saved).toEqual({ state: 'open', openedAt: 0 });
+    expect(saved).toEqual({ state: 'open', openedAt: 0, reopenings: 0 });
     clock.advance(60);
     // A new breaker in a new request, restored from saved state, lets the probe through at once.
     const second = circuitBreaker({ clock, initialState: saved, halfOpenAfterMs: 50 });
     expect(second.state).toBe('half-open');
     await expect(second.execute(ok)).resolves.toBe('ok');
-    expect(second.toJSON()).toEqual({ state: 'closed', openedAt: 0 });
+    expect(second.toJSON()).toEqual({ state: 'closed', openedAt: 0, reopenings: 0 });
+  });
+
+  it('grows the wait after each failed probe up to maxHalfOpenAfterMs, and resets it on close', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 100,
+      maxHalfOpenAfterMs: 300,
+      halfOpenBackoffFactor: 2,
+    });
+    const retryAfter = async (): Promise<number> =>
+      ((await breaker.execute(() => 'x').catch((e: unknown) => e)) as BrokenCircuitError).retryAfterMs;
+    await fail(1, () => breaker.execute(boom));
+    expect(await retryAfter()).toBe(100);
+    clock.advance(100);
+    await fail(1, () => breaker.execute(boom));
+    expect(await retryAfter()).toBe(200);
+    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 100, reopenings: 1 });
+    clock.advance(200);
+    await fail(1, () => breaker.execute(boom));
+    expect(await retryAfter()).toBe(300);
+    // A restored breaker keeps the grown wait.
+    const restored = circuitBreaker({ clock, initialState: breaker.toJSON(), halfOpenAfterMs: 100, maxHalfOpenAfterMs: 300 });
+    clock.advance(299);
+    expect(restored.state).toBe('open');
+    clock.advance(1);
+    await breaker.execute(() => 'probe');
+    expect(breaker.state).toBe('closed');
+    await fail(1, () => breaker.execute(boom));
+    expect(await retryAfter()).toBe(100);
   });
 
   it('needs successesToClose successful probes to close', async () => {
@@ -245,7 +276,7 @@ describe('isolate', () => {
     const error = (await breaker.execute(ok).catch((e: unknown) => e)) as BrokenCircuitError;
     expect(error.isolated).toBe(true);
     expect(error.retryAfterMs).toBe(Infinity);
-    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 1_000_000 });
+    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 1_000_000, reopenings: 0 });
     first.dispose();
     first.dispose();
     expect(breaker.state).toBe('isolated');
@@ -486,6 +517,9 @@ describe('invalid options', () => {
     ['isFailureResult', () => circuitBreaker({ isFailureResult: 'yes' as never })],
     ['initialState.state', () => circuitBreaker({ initialState: { state: 'half' } as never })],
     ['initialState.openedAt', () => circuitBreaker({ initialState: { state: 'open', openedAt: Number.NaN } })],
+    ['initialState.reopenings', () => circuitBreaker({ initialState: { state: 'open', openedAt: 0, reopenings: -1 } })],
+    ['maxHalfOpenAfterMs', () => circuitBreaker({ halfOpenAfterMs: 100, maxHalfOpenAfterMs: 50 })],
+    ['halfOpenBackoffFactor', () => circuitBreaker({ halfOpenBackoffFactor: 0.5 })],
     ['shared.key', () => circuitBreaker({ shared: { store: {} as never, key: '' } })],
     ['shared.store', () => circuitBreaker({ shared: { store: null as never, key: 'k' } })],
   ];
@@ -517,10 +551,10 @@ describe('state reporting', () => {
     const states: CircuitState[] = [breaker.state];
     await fail(1, () => breaker.execute(boom));
     states.push(breaker.state);
-    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 0 });
+    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 0, reopenings: 0 });
     clock.advance(5);
     states.push(breaker.state);
-    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 0 });
+    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 0, reopenings: 0 });
     expect(states).toEqual(['closed', 'open', 'half-open']);
   });
 });

@@ -21,6 +21,8 @@ export interface CircuitBreakerSnapshot {
   state: 'closed' | 'open';
   /** When the circuit opened, in ms since the epoch (0 when closed). */
   openedAt: number;
+  /** Failed probes since the circuit last closed (grows the wait when `maxHalfOpenAfterMs` allows). Default: 0. */
+  reopenings?: number;
 }
 
 /** Passed to `onStateChange` listeners. */
@@ -70,6 +72,10 @@ export interface CircuitBreakerOptions {
   strategy?: BreakerStrategyOptions;
   /** Time an open circuit rejects calls before it lets probes through, in ms. Default: 30_000. */
   halfOpenAfterMs?: number;
+  /** Longest wait before probing, in ms: each failed probe multiplies the wait by `halfOpenBackoffFactor` up to this; closing resets it. Default: `halfOpenAfterMs` (constant wait). */
+  maxHalfOpenAfterMs?: number;
+  /** Growth of the wait after each failed probe, when `maxHalfOpenAfterMs` allows growth. Default: 2. */
+  halfOpenBackoffFactor?: number;
   /** Probes allowed to run at once while half-open; calls beyond it are rejected, not queued. Default: 1. */
   halfOpenMaxProbes?: number;
   /** Successful probes needed to close the circuit. Default: 1. */
@@ -119,6 +125,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
   private handlers: Handlers = { generation: -1, ok: () => undefined, fail: () => undefined };
   private readonly strategy: Strategy;
   private readonly halfOpenAfterMs: number;
+  private readonly maxHalfOpenAfterMs: number;
+  private readonly halfOpenBackoffFactor: number;
+  private reopenings = 0;
   private readonly halfOpenMaxProbes: number;
   private readonly successesToClose: number;
   private readonly slowCallMs: number | undefined;
@@ -149,6 +158,10 @@ export class CircuitBreakerPolicy extends BasePolicy {
     super();
     this.strategy = createStrategy(options.strategy);
     this.halfOpenAfterMs = checkNumber('halfOpenAfterMs', options.halfOpenAfterMs ?? 30_000);
+    this.maxHalfOpenAfterMs = checkNumber('maxHalfOpenAfterMs', options.maxHalfOpenAfterMs ?? this.halfOpenAfterMs, {
+      min: this.halfOpenAfterMs,
+    });
+    this.halfOpenBackoffFactor = checkNumber('halfOpenBackoffFactor', options.halfOpenBackoffFactor ?? 2, { min: 1 });
     this.halfOpenMaxProbes = checkNumber('halfOpenMaxProbes', options.halfOpenMaxProbes ?? 1, { min: 1, integer: true });
     this.successesToClose = checkNumber('successesToClose', options.successesToClose ?? 1, { min: 1, integer: true });
     this.slowCallMs = options.slowCallMs === undefined ? undefined : checkNumber('slowCallMs', options.slowCallMs);
@@ -165,6 +178,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
       }
       this.current = initial.state;
       this.openedAt = checkNumber('initialState.openedAt', initial.openedAt);
+      this.reopenings = checkNumber('initialState.reopenings', initial.reopenings ?? 0, { integer: true });
     }
     const shared = options.shared;
     if (shared !== undefined) {
@@ -231,11 +245,11 @@ export class CircuitBreakerPolicy extends BasePolicy {
     const now = this.clock.now();
     switch (this.refresh(now)) {
       case 'closed':
-        return { state: 'closed', openedAt: 0 };
+        return { state: 'closed', openedAt: 0, reopenings: 0 };
       case 'isolated':
-        return { state: 'open', openedAt: now };
+        return { state: 'open', openedAt: now, reopenings: this.reopenings };
       default:
-        return { state: 'open', openedAt: this.openedAt };
+        return { state: 'open', openedAt: this.openedAt, reopenings: this.reopenings };
     }
   }
 
@@ -344,14 +358,22 @@ export class CircuitBreakerPolicy extends BasePolicy {
   }
 
   private refresh(now: number): CircuitState {
-    if (this.current === 'open' && this.shared === undefined && now >= this.openedAt + this.halfOpenAfterMs) {
+    if (this.current === 'open' && this.shared === undefined && now >= this.openedAt + this.waitMs()) {
       this.transition('half-open', now);
     }
     return this.current;
   }
 
+  /** The current wait before probing: grows with each failed probe when a maximum allows it. */
+  private waitMs(): number {
+    if (this.reopenings === 0 || this.maxHalfOpenAfterMs === this.halfOpenAfterMs) return this.halfOpenAfterMs;
+    return Math.min(this.maxHalfOpenAfterMs, this.halfOpenAfterMs * this.halfOpenBackoffFactor ** this.reopenings);
+  }
+
   private transition(to: CircuitState, now: number): void {
     const from = this.current;
+    if (from === 'half-open' && to === 'open') this.reopenings++;
+    else if (to === 'closed') this.reopenings = 0;
     this.current = to;
     this.generation++;
     this.probes = 0;
@@ -365,7 +387,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
     const error =
       state === 'isolated'
         ? new BrokenCircuitError(Infinity, true)
-        : new BrokenCircuitError(state === 'open' ? Math.max(0, this.openedAt + this.halfOpenAfterMs - now) : 0);
+        : new BrokenCircuitError(state === 'open' ? Math.max(0, this.openedAt + this.waitMs() - now) : 0);
     this.counters.rejections++;
     if (this.rejectedEmitter.active) this.rejectedEmitter.emit(error);
     return error;
@@ -413,9 +435,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     let probe = false;
     if (this.current !== 'closed') {
-      if (this.current === 'open' && now < this.openedAt + this.halfOpenAfterMs) throw this.rejection('open', now);
+      if (this.current === 'open' && now < this.openedAt + this.waitMs()) throw this.rejection('open', now);
       try {
-        const claim = await store.claimProbe(key, now, this.halfOpenAfterMs, shared.probeLeaseMs);
+        const claim = await store.claimProbe(key, now, this.waitMs(), shared.probeLeaseMs);
         now = this.clock.now();
         this.adopt(claim.state, now);
         if (!claim.claimed || this.current !== 'half-open') throw this.rejection(this.current, now);
