@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter, combine } from '../src/index.js';
 import { RedisBackend, redisKey } from '../src/redis.js';
 import type { RedisScriptClient } from '../src/redis.js';
-import { backendContract } from '../src/testing.js';
+import { ManualClock, backendContract } from '../src/testing.js';
 import { REDIS_URL } from './helpers.js';
 
 const run = randomUUID().slice(0, 8);
@@ -156,5 +156,19 @@ describe('RedisBackend on a single Redis', () => {
     const results = await Promise.all(Array.from({ length: 50 }, () => limiter.consume('k')));
     expect(results.filter((result) => result.allowed)).toHaveLength(20);
     await limiter.reset('k');
+  });
+
+  it('lets processes with skewed clocks agree, since only Redis time counts', async () => {
+    const prefix = `skew-${run}`;
+    const behind = new RedisBackend({ redis: clients[0]!, clock: new ManualClock(0) });
+    const ahead = new RedisBackend({ redis: clients[1]!, clock: new ManualClock(4_102_444_800_000) });
+    const a = createRateLimiter({ limit: 4, periodMs: 60_000, prefix, backend: behind });
+    const b = createRateLimiter({ limit: 4, periodMs: 60_000, prefix, backend: ahead });
+    const results = [await a.consume('k'), await b.consume('k'), await a.consume('k'), await b.consume('k'), await b.consume('k')];
+    expect(results.map((result) => result.remaining)).toEqual([3, 2, 1, 0, 0]);
+    expect(results[4]!.allowed).toBe(false);
+    expect(results[4]!.retryAfterMs).toBeGreaterThan(14_000);
+    expect(results[4]!.retryAfterMs).toBeLessThanOrEqual(15_000);
+    await a.reset('k');
   });
 });
