@@ -140,6 +140,10 @@ describe('list', () => {
     expect(fails(list(z.string(), { minItems: 1 }), '')).toEqual(['must have at least 1 items']);
   });
 
+  it('refuses an empty separator when the schema is built', () => {
+    expect(() => list(z.string(), { separator: '' })).toThrow(expect.objectContaining({ code: 'SHAPE_INVALID' }));
+  });
+
   it('honours a custom separator and enum items', () => {
     expect(ok(list(z.enum(['a', 'b']), { separator: ';' }), 'a; b')).toEqual(['a', 'b']);
     expect(fails(list(z.enum(['a', 'b'])), 'a,c')).toHaveLength(1);

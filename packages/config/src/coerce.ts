@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { ConfigError } from './errors.js';
 
 /** A schema that reads one environment string and gives a typed value. */
 export type EnvSchema<T> = z.ZodPipe<z.ZodString, z.ZodTransform<T, string>>;
@@ -150,6 +151,7 @@ export function list<Item extends StringInputSchema = z.ZodString>(
 ): EnvSchema<z.output<Item>[]> {
   const itemSchema = item ?? z.string();
   const separator = options.separator ?? ',';
+  if (separator === '') throw new ConfigError('SHAPE_INVALID', 'list() separator must not be empty');
   const minItems = options.minItems ?? 0;
   return z.string().transform((raw, context) => {
     const trimmed = raw.trim();
