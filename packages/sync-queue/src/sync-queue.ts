@@ -532,7 +532,9 @@ class QueueWorker<T> implements Worker {
       this.#completions.push({ leased, wantsNext, resolve, reject });
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
-        setImmediate(() => void this.#flushCompletions());
+        // With one slot there is nothing to wait for; with more, give sibling runs one turn to join.
+        if (this.#settings.concurrency === 1) queueMicrotask(() => void this.#flushCompletions());
+        else setImmediate(() => void this.#flushCompletions());
       }
     });
   }
