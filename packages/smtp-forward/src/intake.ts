@@ -62,6 +62,11 @@ export class Spool {
     return this.#path !== undefined;
   }
 
+  /** The body as one Buffer when it is held in memory, else undefined. */
+  buffer(): Buffer | undefined {
+    return this.#path === undefined ? Buffer.concat(this.#chunks) : undefined;
+  }
+
   /** A fresh stream of the body. */
   read(): Readable {
     if (this.#path !== undefined) return createReadStream(this.#path, { highWaterMark: 64 * 1024 });

@@ -108,10 +108,10 @@ export class Transport {
   }
 
   /**
-   * Delivers to every recipient. `open` must return a fresh stream of the whole message each time,
+   * Delivers to every recipient. `open` must return the whole message (a Buffer, or a fresh stream each time),
    * because a failed attempt is retried at the next hop.
    */
-  async deliver(mailFrom: string, recipients: readonly string[], open: () => Readable): Promise<DeliveryResult> {
+  async deliver(mailFrom: string, recipients: readonly string[], open: () => Readable | Buffer): Promise<DeliveryResult> {
     const results = new Map<string, DestinationResult>();
     let attempts = 0;
     const groups = new Map<string, string[]>();
@@ -142,7 +142,7 @@ export class Transport {
         try {
           const info: { rejected?: unknown; rejectedErrors?: SendError[] } = await this.#policy.execute(() => {
             const raw = open();
-            streams.push(raw);
+            if (!Buffer.isBuffer(raw)) streams.push(raw);
             return this.#pool(hop).sendMail({ envelope: { from: mailFrom, to: pending }, raw }) as Promise<{ rejected?: unknown }>;
           });
           const rejected = new Set((Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) => r.toLowerCase()));
