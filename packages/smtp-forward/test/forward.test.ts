@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, SmtpForwardError, staticResolver } from '../src/index.js';
@@ -258,5 +259,63 @@ describe('relay failover', () => {
     expect((await swaks(port, 'team@fwd.test')).code).toBe(0);
     expect(partial.messages.flatMap((m) => m.to)).toEqual(['carol@dest.test']);
     expect(good.messages.flatMap((m) => m.to)).toEqual(['bob@dest.test']);
+  });
+});
+
+describe('protocol extensions and peers', () => {
+  it('relays to Postfix smtp-sink', async () => {
+    const port = await freePort();
+    const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
+    const sink = spawn('/usr/sbin/smtp-sink', [...user, `127.0.0.1:${port}`, '64'], { stdio: 'ignore' });
+    try {
+      const { forwarder: instance, port: listening } = await forwarder([port]);
+      let result = await swaks(listening, 'alice@fwd.test');
+      // smtp-sink may need a moment to bind after spawn; swaks then sees 451 and the retry passes.
+      for (let attempt = 0; attempt < 20 && result.code !== 0; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        result = await swaks(listening, 'alice@fwd.test');
+      }
+      expect(result.code).toBe(0);
+      expect(instance.stats().forwarded).toBe(1);
+    } finally {
+      sink.kill();
+    }
+  });
+
+  it('handles PIPELINING, SMTPUTF8 and 8BITMIME, relaying 8-bit bytes untouched', async () => {
+    const sink = await relay();
+    const { port } = await forwarder([sink.port]);
+    const client = await RawClient.open(port);
+    const ehlo = await client.send('EHLO x.test\r\n');
+    expect(ehlo).toMatch(/PIPELINING/);
+    expect(ehlo).toMatch(/8BITMIME/);
+    expect(ehlo).toMatch(/SMTPUTF8/);
+    const utf8 = Buffer.from('MAIL FROM:<jürgen@origin.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\n', 'utf8');
+    client.write(utf8);
+    expect(await client.reply()).toMatch(/^250/);
+    expect(await client.reply()).toMatch(/^250/);
+    expect(await client.reply()).toMatch(/^354/);
+    client.write(Buffer.from('Subject: Grüße\r\n\r\nMit freundlichen Grüßen\r\n.\r\n', 'utf8'));
+    expect(await client.reply()).toMatch(/^250/);
+    client.close();
+    const message = sink.messages.at(-1)!;
+    expect(message.data.toString('utf8')).toContain('Mit freundlichen Grüßen');
+    expect(message.from).toMatch(/=jürgen@fwd\.test$/);
+  });
+
+  it('closes a DATA transfer that outlives dataTimeoutMs with 421', async () => {
+    const sink = await relay();
+    const { forwarder: instance, port } = await forwarder([sink.port], { limits: { dataTimeoutMs: 100 } });
+    const rejected: RejectedEvent[] = [];
+    instance.onRejected((event) => rejected.push(event));
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<a@origin.test>\r\n');
+    await client.send('RCPT TO:<alice@fwd.test>\r\n');
+    await client.send('DATA\r\n');
+    client.write('Subject: slow\r\n\r\nnever finished');
+    expect(await client.reply()).toMatch(/^421 4\.4\.2/);
+    client.close();
+    expect(sink.messages).toHaveLength(0);
   });
 });
