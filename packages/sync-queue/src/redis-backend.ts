@@ -1,3 +1,4 @@
+/// <reference path="./lua.d.ts" />
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type {
