@@ -34,9 +34,3 @@ export interface RateLimitBackend {
   /** Forgets the state of every given key. */
   reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): void | Promise<void>;
 }
-
-/** A source of the current time in ms since the epoch (fractions allowed). `Date` satisfies it. */
-export interface Clock {
-  /** The current time, in ms. */
-  now(): number;
-}

@@ -11,7 +11,8 @@ export type {
 } from './limiter.js';
 export { MemoryBackend } from './memory-backend.js';
 export type { MemoryBackendOptions } from './memory-backend.js';
-export type { BackendDecision, BackendMode, BackendRequest, Clock, RateLimitBackend } from './backend.js';
+export type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
+export type { Clock } from './ports.js';
 export { RateLimitError } from './errors.js';
 export type { RateLimitErrorCode, RateLimitErrorFields } from './errors.js';
 export { rateLimitHeaders, retryAfterSeconds } from './headers.js';

@@ -1,4 +1,5 @@
-import type { BackendDecision, BackendMode, BackendRequest, Clock, RateLimitBackend } from './backend.js';
+import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
+import type { Clock } from './ports.js';
 import { RateLimitError } from './errors.js';
 
 /** Options of `new MemoryBackend()`. */

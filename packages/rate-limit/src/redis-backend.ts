@@ -1,25 +1,11 @@
 // eslint-disable-next-line @typescript-eslint/triple-slash-reference -- keeps the *.lua declaration in view of compilations that list files (the README check)
 /// <reference path="./lua.d.ts" />
 import { createHash } from 'node:crypto';
-import type { BackendDecision, BackendMode, BackendRequest, Clock, RateLimitBackend } from './backend.js';
+import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
+import type { Clock, IoredisScriptClient, NodeRedisScriptClient, RedisScriptClient } from './ports.js';
 import { RateLimitError, assertPositive, toError } from './errors.js';
 import { MemoryBackend } from './memory-backend.js';
 import script from './lua/gcra.lua';
-
-/** The part of an ioredis client or Cluster this backend uses. */
-export interface IoredisScriptClient {
-  evalsha(sha: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-  eval(script: string, numKeys: number, ...keysAndArgs: string[]): Promise<unknown>;
-}
-
-/** The part of a node-redis (v4/v5) client this backend uses. */
-export interface NodeRedisScriptClient {
-  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
-  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
-}
-
-/** Any client with `eval`/`evalsha`: ioredis `Redis` or `Cluster`, or node-redis. */
-export type RedisScriptClient = IoredisScriptClient | NodeRedisScriptClient;
 
 /** What a `RedisBackend` does when Redis fails or times out (never on an ordinary denial). */
 export type RedisErrorPolicy = 'fallback' | 'fail-open' | 'fail-closed' | 'throw';

@@ -2,11 +2,9 @@
 export { RedisBackend, redisKey } from './redis-backend.js';
 export type {
   Disposable,
-  IoredisScriptClient,
-  NodeRedisScriptClient,
   RedisBackendOptions,
   RedisBackendState,
   RedisBackendStateChange,
   RedisErrorPolicy,
-  RedisScriptClient,
 } from './redis-backend.js';
+export type { IoredisScriptClient, NodeRedisScriptClient, RedisScriptClient } from './ports.js';

@@ -2,7 +2,8 @@
 // every backend (ours and third parties') must pass.
 import { deepStrictEqual, ok, strictEqual } from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { Clock, RateLimitBackend } from './backend.js';
+import type { RateLimitBackend } from './backend.js';
+import type { Clock } from './ports.js';
 import { combine, createRateLimiter } from './limiter.js';
 import type { RateLimiter } from './limiter.js';
 
