@@ -24,12 +24,17 @@ const CircuitBreaker = OpossumModule as new (
   options: Record<string, unknown>,
 ) => { fire(): Promise<void> };
 const noop = async (): Promise<void> => {};
-const readsSignal = ({ signal }: { signal: AbortSignal }): Promise<boolean> => Promise.resolve(signal.aborted);
+const readsSignal = ({ signal }: { signal: AbortSignal }): Promise<boolean> =>
+  Promise.resolve(signal.aborted);
 
 function cases(): BenchCase[] {
   const consecutive = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 5 } });
-  const countWindow = circuitBreaker({ strategy: { kind: 'count-window', size: 100, minimumCalls: 20 } });
-  const timeWindow = circuitBreaker({ strategy: { kind: 'time-window', durationMs: 30_000, minimumCalls: 20 } });
+  const countWindow = circuitBreaker({
+    strategy: { kind: 'count-window', size: 100, minimumCalls: 20 },
+  });
+  const timeWindow = circuitBreaker({
+    strategy: { kind: 'time-window', durationMs: 30_000, minimumCalls: 20 },
+  });
   const ourTimeout = timeout(1_000);
   const ourCooperative = timeout({ timeoutMs: 1_000, strategy: 'cooperative' });
   const ourWrap = wrap(
@@ -38,7 +43,10 @@ function cases(): BenchCase[] {
     timeout({ timeoutMs: 1_000, strategy: 'cooperative' }),
   );
 
-  const theirBreaker = cockatielBreaker(handleAll, { halfOpenAfter: 10_000, breaker: new ConsecutiveBreaker(5) });
+  const theirBreaker = cockatielBreaker(handleAll, {
+    halfOpenAfter: 10_000,
+    breaker: new ConsecutiveBreaker(5),
+  });
   const theirCooperative = cockatielTimeout(1_000, TimeoutStrategy.Cooperative);
   const theirAggressive = cockatielTimeout(1_000, TimeoutStrategy.Aggressive);
   const theirWrap = cockatielWrap(
@@ -78,16 +86,27 @@ const ratios: Record<string, number> = {};
 for (const concurrency of [1, 100]) {
   progress(`concurrency ${concurrency}`);
   const label = concurrency === 1 ? 'sequential' : `${concurrency} in flight`;
-  const measured = (await suite(cases(), { durationMs: 1_000, warmupMs: 200, rounds: 3, concurrency })).map((result) => ({
+  const measured = (
+    await suite(cases(), { durationMs: 1_000, warmupMs: 200, rounds: 3, concurrency })
+  ).map((result) => ({
     ...result,
     name: `${result.name} [${label}]`,
   }));
   results.push(...measured);
   const get = (name: string): BenchResult => byName(measured, `${name} [${label}]`);
   const tag = concurrency === 1 ? '' : ` [${label}]`;
-  ratios[`postern breaker/cockatiel breaker${tag}`] = ratio(get('postern breaker (consecutive)'), get('cockatiel breaker (consecutive)'));
-  ratios[`postern breaker/opossum breaker${tag}`] = ratio(get('postern breaker (consecutive)'), get('opossum breaker (no timeout)'));
-  ratios[`postern breaker/bare${tag}`] = ratio(get('postern breaker (consecutive)'), get('bare call'));
+  ratios[`postern breaker/cockatiel breaker${tag}`] = ratio(
+    get('postern breaker (consecutive)'),
+    get('cockatiel breaker (consecutive)'),
+  );
+  ratios[`postern breaker/opossum breaker${tag}`] = ratio(
+    get('postern breaker (consecutive)'),
+    get('opossum breaker (no timeout)'),
+  );
+  ratios[`postern breaker/bare${tag}`] = ratio(
+    get('postern breaker (consecutive)'),
+    get('bare call'),
+  );
   ratios[`postern timeout/cockatiel timeout (cooperative)${tag}`] = ratio(
     get('postern timeout (cooperative)'),
     get('cockatiel timeout (cooperative)'),
@@ -129,13 +148,20 @@ for (const entry of cases()) {
   cpu[entry.name] = await cpuMicrosPerCall(entry.fn, calls);
   measured['cpuUsPerCall'] = cpu[entry.name];
 }
-const cpuRatio = (ours: string, peer: string): number => Number((cpu[peer]! / cpu[ours]!).toFixed(2));
+const cpuRatio = (ours: string, peer: string): number =>
+  Number((cpu[peer]! / cpu[ours]!).toFixed(2));
 const addedRatio = (ours: string, peer: string): number => {
   const bare = cpu['bare call']!;
   return Number(((cpu[peer]! - bare) / Math.max(cpu[ours]! - bare, 0.001)).toFixed(2));
 };
-ratios['postern breaker/cockatiel breaker (CPU time)'] = cpuRatio('postern breaker (consecutive)', 'cockatiel breaker (consecutive)');
-ratios['postern breaker/opossum breaker (CPU time)'] = cpuRatio('postern breaker (consecutive)', 'opossum breaker (no timeout)');
+ratios['postern breaker/cockatiel breaker (CPU time)'] = cpuRatio(
+  'postern breaker (consecutive)',
+  'cockatiel breaker (consecutive)',
+);
+ratios['postern breaker/opossum breaker (CPU time)'] = cpuRatio(
+  'postern breaker (consecutive)',
+  'opossum breaker (no timeout)',
+);
 ratios['postern breaker/cockatiel breaker (CPU time added to a bare call)'] = addedRatio(
   'postern breaker (consecutive)',
   'cockatiel breaker (consecutive)',

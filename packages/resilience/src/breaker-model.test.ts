@@ -89,7 +89,8 @@ describe('circuit breaker against a reference model', () => {
                 })
                 .then(
                   () => 'ok',
-                  (error: unknown) => (BrokenCircuitError.isInstance(error) ? 'rejected' : 'failed'),
+                  (error: unknown) =>
+                    BrokenCircuitError.isInstance(error) ? 'rejected' : 'failed',
                 );
               expect(ran).toBe(expectedToRun);
               expect(outcome).toBe(expectedToRun ? (succeeds ? 'ok' : 'failed') : 'rejected');
@@ -116,7 +117,8 @@ class WindowModel {
   ) {}
 
   call(now: number, succeeds: boolean): boolean {
-    if (this.state === 'open' && now - this.openedAt >= this.halfOpenAfterMs) this.state = 'half-open';
+    if (this.state === 'open' && now - this.openedAt >= this.halfOpenAfterMs)
+      this.state = 'half-open';
     if (this.state === 'open') return false;
     if (this.state === 'half-open') {
       if (succeeds) {

@@ -3,11 +3,19 @@ import { BrokenCircuitError, circuitBreaker, MemoryBreakerStore } from './index.
 import type { BreakerStateStore, SharedBreakerState } from './index.js';
 import { breakerStoreContract, ManualClock } from './testing.js';
 
-breakerStoreContract('MemoryBreakerStore', () => new MemoryBreakerStore(), { describe, it, expect });
+breakerStoreContract('MemoryBreakerStore', () => new MemoryBreakerStore(), {
+  describe,
+  it,
+  expect,
+});
 
 const boom = (): Promise<never> => Promise.reject(new Error('boom'));
 
-function shared(store: BreakerStateStore, clock: ManualClock, key = 'relay'): ReturnType<typeof circuitBreaker> {
+function shared(
+  store: BreakerStateStore,
+  clock: ManualClock,
+  key = 'relay',
+): ReturnType<typeof circuitBreaker> {
   return circuitBreaker({
     clock,
     strategy: { kind: 'consecutive', threshold: 2 },
@@ -96,7 +104,11 @@ describe('shared breaker state', () => {
   it('after an isolation ends, adopts what the shared circuit did meanwhile', async () => {
     const store = new MemoryBreakerStore();
     const clock = new ManualClock(0);
-    const isolatedOne = circuitBreaker({ clock, halfOpenAfterMs: 100, shared: { store, key: 'iso', syncIntervalMs: 60_000 } });
+    const isolatedOne = circuitBreaker({
+      clock,
+      halfOpenAfterMs: 100,
+      shared: { store, key: 'iso', syncIntervalMs: 60_000 },
+    });
     await isolatedOne.execute(() => 1);
     const handle = isolatedOne.isolate();
     await store.open('iso', (await store.load('iso')).generation, 0);
@@ -137,7 +149,9 @@ describe('shared breaker state', () => {
       load: (key) => memory.load(key),
       open: (key, generation, now) => memory.open(key, generation, now),
       claimProbe: (key, now, after, lease) =>
-        claimFails ? Promise.reject(new Error('timeout')) : memory.claimProbe(key, now, after, lease),
+        claimFails
+          ? Promise.reject(new Error('timeout'))
+          : memory.claimProbe(key, now, after, lease),
       probeSucceeded: (key, generation, needed) => memory.probeSucceeded(key, generation, needed),
       reset: (key) => memory.reset(key),
     };
@@ -166,7 +180,11 @@ describe('shared breaker state', () => {
   it('adopts state written by another process between syncs', async () => {
     const store = new MemoryBreakerStore();
     const clock = new ManualClock(0);
-    const breaker = circuitBreaker({ clock, halfOpenAfterMs: 100, shared: { store, key: 'x', syncIntervalMs: 1_000 } });
+    const breaker = circuitBreaker({
+      clock,
+      halfOpenAfterMs: 100,
+      shared: { store, key: 'x', syncIntervalMs: 1_000 },
+    });
     await breaker.execute(() => 1);
     const state: SharedBreakerState = await store.open('x', (await store.load('x')).generation, 0);
     expect(state.state).toBe('open');

@@ -33,12 +33,21 @@ export interface BreakerStateStore {
    * Claims the single half-open probe: succeeds when the circuit is open and `halfOpenAfterMs` has
    * passed, or half-open with an expired probe lease. The lease lasts `leaseMs`.
    */
-  claimProbe(key: string, nowMs: number, halfOpenAfterMs: number, leaseMs: number): Promise<ProbeClaim>;
+  claimProbe(
+    key: string,
+    nowMs: number,
+    halfOpenAfterMs: number,
+    leaseMs: number,
+  ): Promise<ProbeClaim>;
   /**
    * Records a successful probe at `expectedGeneration`, releasing the lease; closes the circuit
    * once `successesToClose` probes succeeded. Returns the state.
    */
-  probeSucceeded(key: string, expectedGeneration: number, successesToClose: number): Promise<SharedBreakerState>;
+  probeSucceeded(
+    key: string,
+    expectedGeneration: number,
+    successesToClose: number,
+  ): Promise<SharedBreakerState>;
   /** Closes the circuit unconditionally (manual reset); returns the state. */
   reset(key: string): Promise<SharedBreakerState>;
 }
@@ -77,7 +86,12 @@ export class MemoryBreakerStore implements BreakerStateStore {
     return Promise.resolve({ ...state });
   }
 
-  claimProbe(key: string, nowMs: number, halfOpenAfterMs: number, leaseMs: number): Promise<ProbeClaim> {
+  claimProbe(
+    key: string,
+    nowMs: number,
+    halfOpenAfterMs: number,
+    leaseMs: number,
+  ): Promise<ProbeClaim> {
     const state = this.get(key);
     let claimed = false;
     if (state.state === 'open' && nowMs >= state.openedAt + halfOpenAfterMs) {
@@ -93,7 +107,11 @@ export class MemoryBreakerStore implements BreakerStateStore {
     return Promise.resolve({ claimed, state: { ...state } });
   }
 
-  probeSucceeded(key: string, expectedGeneration: number, successesToClose: number): Promise<SharedBreakerState> {
+  probeSucceeded(
+    key: string,
+    expectedGeneration: number,
+    successesToClose: number,
+  ): Promise<SharedBreakerState> {
     const state = this.get(key);
     if (state.generation === expectedGeneration && state.state === 'half-open') {
       state.probeSuccesses++;

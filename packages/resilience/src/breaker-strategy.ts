@@ -35,7 +35,8 @@ export interface TimeWindowStrategyOptions extends RateStrategyOptions {
 }
 
 /** How a closed circuit decides to open. */
-export type BreakerStrategyOptions = ConsecutiveStrategyOptions | CountWindowStrategyOptions | TimeWindowStrategyOptions;
+export type BreakerStrategyOptions =
+  ConsecutiveStrategyOptions | CountWindowStrategyOptions | TimeWindowStrategyOptions;
 
 /** @internal Counts outcomes while the circuit is closed. */
 export interface Strategy {
@@ -157,7 +158,8 @@ class TimeWindowStrategy implements Strategy {
     }
     return (
       this.totalCalls >= this.minimumCalls &&
-      (this.totalFailures >= this.failureRate * this.totalCalls || this.totalSlows >= this.slowRate * this.totalCalls)
+      (this.totalFailures >= this.failureRate * this.totalCalls ||
+        this.totalSlows >= this.slowRate * this.totalCalls)
     );
   }
 
@@ -183,11 +185,25 @@ class TimeWindowStrategy implements Strategy {
 }
 
 function rates(options: RateStrategyOptions, defaultMinimum: number): [number, number, number] {
-  const minimumCalls = checkNumber('strategy.minimumCalls', options.minimumCalls ?? defaultMinimum, { min: 1, integer: true });
-  const failureRate = checkNumber('strategy.failureRateThreshold', options.failureRateThreshold ?? 0.5, { max: 1 });
-  const slowRate = checkNumber('strategy.slowCallRateThreshold', options.slowCallRateThreshold ?? 1, { max: 1 });
-  if (failureRate === 0) throw new InvalidOptionError('strategy.failureRateThreshold', 'must be > 0', failureRate);
-  if (slowRate === 0) throw new InvalidOptionError('strategy.slowCallRateThreshold', 'must be > 0', slowRate);
+  const minimumCalls = checkNumber(
+    'strategy.minimumCalls',
+    options.minimumCalls ?? defaultMinimum,
+    { min: 1, integer: true },
+  );
+  const failureRate = checkNumber(
+    'strategy.failureRateThreshold',
+    options.failureRateThreshold ?? 0.5,
+    { max: 1 },
+  );
+  const slowRate = checkNumber(
+    'strategy.slowCallRateThreshold',
+    options.slowCallRateThreshold ?? 1,
+    { max: 1 },
+  );
+  if (failureRate === 0)
+    throw new InvalidOptionError('strategy.failureRateThreshold', 'must be > 0', failureRate);
+  if (slowRate === 0)
+    throw new InvalidOptionError('strategy.slowCallRateThreshold', 'must be > 0', slowRate);
   return [minimumCalls, failureRate, slowRate];
 }
 
@@ -199,18 +215,28 @@ export function createStrategy(options: BreakerStrategyOptions | undefined): Str
   }
   switch (options.kind) {
     case 'consecutive':
-      return new ConsecutiveStrategy(checkNumber('strategy.threshold', options.threshold ?? 5, { min: 1, integer: true }));
+      return new ConsecutiveStrategy(
+        checkNumber('strategy.threshold', options.threshold ?? 5, { min: 1, integer: true }),
+      );
     case 'count-window': {
       const size = checkNumber('strategy.size', options.size, { min: 1, integer: true });
       const [minimumCalls, failureRate, slowRate] = rates(options, Math.min(10, size));
       if (size < minimumCalls) {
-        throw new InvalidOptionError('strategy.size', `must be >= strategy.minimumCalls (${minimumCalls})`, size);
+        throw new InvalidOptionError(
+          'strategy.size',
+          `must be >= strategy.minimumCalls (${minimumCalls})`,
+          size,
+        );
       }
       return new CountWindowStrategy(size, minimumCalls, failureRate, slowRate);
     }
     case 'time-window': {
       const durationMs = checkNumber('strategy.durationMs', options.durationMs, { min: 1 });
-      const buckets = checkNumber('strategy.buckets', options.buckets ?? 10, { min: 1, integer: true, max: 10_000 });
+      const buckets = checkNumber('strategy.buckets', options.buckets ?? 10, {
+        min: 1,
+        integer: true,
+        max: 10_000,
+      });
       const [minimumCalls, failureRate, slowRate] = rates(options, 10);
       return new TimeWindowStrategy(durationMs, buckets, minimumCalls, failureRate, slowRate);
     }

@@ -32,7 +32,12 @@ describe('bulkhead', () => {
     expect(policy.queued).toBe(1);
     const rejected = await policy.execute(work).catch((e: unknown) => e);
     expect(BulkheadRejectedError.isInstance(rejected)).toBe(true);
-    expect(rejected).toMatchObject({ active: 2, queued: 1, retryAfterMs: 0, code: 'BULKHEAD_REJECTED' });
+    expect(rejected).toMatchObject({
+      active: 2,
+      queued: 1,
+      retryAfterMs: 0,
+      code: 'BULKHEAD_REJECTED',
+    });
     g.open();
     await expect(Promise.all(calls)).resolves.toEqual(['done', 'done', 'done']);
     expect(peak).toBe(2);

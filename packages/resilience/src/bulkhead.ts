@@ -45,7 +45,10 @@ export class BulkheadPolicy extends BasePolicy {
   constructor(options: BulkheadOptions) {
     super();
     this.limit = checkNumber('limit', options.limit, { min: 1, integer: true });
-    this.queueLimit = checkNumber('queue', options.queue ?? 0, { integer: true, allowInfinity: true });
+    this.queueLimit = checkNumber('queue', options.queue ?? 0, {
+      integer: true,
+      allowInfinity: true,
+    });
     this.queueTimeoutMs =
       options.queueTimeoutMs === undefined
         ? undefined
@@ -83,7 +86,12 @@ export class BulkheadPolicy extends BasePolicy {
     return new Promise((resolve) => this.drained.push(resolve));
   }
 
-  private async run(fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
+  private async run(
+    fn: Work<unknown>,
+    scope: Scope,
+    chain: readonly Link[],
+    index: number,
+  ): Promise<unknown> {
     try {
       return await runNext(fn, scope, chain, index);
     } finally {
@@ -99,7 +107,8 @@ export class BulkheadPolicy extends BasePolicy {
       return;
     }
     this.running--;
-    if (this.running === 0 && this.drained.length > 0) for (const resolve of this.drained.splice(0)) resolve();
+    if (this.running === 0 && this.drained.length > 0)
+      for (const resolve of this.drained.splice(0)) resolve();
   }
 
   private reject(reason: 'full' | 'queue-timeout'): BulkheadRejectedError {
@@ -152,7 +161,9 @@ export class BulkheadPolicy extends BasePolicy {
 /** Creates a bulkhead: `bulkhead(10)`, `bulkhead(10, 100)` or `bulkhead({ limit: 10, queue: 100 })`. */
 export function bulkhead(limitOrOptions: number | BulkheadOptions, queue?: number): BulkheadPolicy {
   if (typeof limitOrOptions === 'number') {
-    return new BulkheadPolicy(queue === undefined ? { limit: limitOrOptions } : { limit: limitOrOptions, queue });
+    return new BulkheadPolicy(
+      queue === undefined ? { limit: limitOrOptions } : { limit: limitOrOptions, queue },
+    );
   }
   return new BulkheadPolicy({ ...limitOrOptions });
 }

@@ -6,7 +6,11 @@ import { ManualClock } from './testing.js';
 const ok = (): Promise<string> => Promise.resolve('ok');
 const boom = (): Promise<never> => Promise.reject(new Error('boom'));
 
-function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+function deferred<T = void>(): {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+} {
   let resolve!: (value: T) => void;
   let reject!: (error: unknown) => void;
   const promise = new Promise<T>((res, rej) => {
@@ -50,7 +54,11 @@ describe('state machine', () => {
   it('closed → open → half-open → closed on a successful probe', async () => {
     const clock = new ManualClock();
     const changes: StateChange[] = [];
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 2 }, halfOpenAfterMs: 100 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 2 },
+      halfOpenAfterMs: 100,
+    });
     breaker.onStateChange((change) => changes.push(change));
     await fail(2, () => breaker.execute(boom));
     clock.advance(100);
@@ -65,7 +73,11 @@ describe('state machine', () => {
 
   it('half-open → open again on a failed probe, with a fresh wait', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 100 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 100,
+    });
     await fail(1, () => breaker.execute(boom));
     clock.advance(150);
     await fail(1, () => breaker.execute(boom));
@@ -76,7 +88,11 @@ describe('state machine', () => {
 
   it('reaches half-open with no timer: a breaker used once per request in a short-lived process', async () => {
     const clock = new ManualClock();
-    const first = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 50 });
+    const first = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 50,
+    });
     await fail(1, () => first.execute(boom));
     const saved = JSON.parse(JSON.stringify(first)) as ReturnType<typeof first.toJSON>;
     expect(saved).toEqual({ state: 'open', openedAt: 0, reopenings: 0 });
@@ -98,7 +114,8 @@ describe('state machine', () => {
       halfOpenBackoffFactor: 2,
     });
     const retryAfter = async (): Promise<number> =>
-      ((await breaker.execute(() => 'x').catch((e: unknown) => e)) as BrokenCircuitError).retryAfterMs;
+      ((await breaker.execute(() => 'x').catch((e: unknown) => e)) as BrokenCircuitError)
+        .retryAfterMs;
     await fail(1, () => breaker.execute(boom));
     expect(await retryAfter()).toBe(100);
     clock.advance(100);
@@ -109,7 +126,12 @@ describe('state machine', () => {
     await fail(1, () => breaker.execute(boom));
     expect(await retryAfter()).toBe(300);
     // A restored breaker keeps the grown wait.
-    const restored = circuitBreaker({ clock, initialState: breaker.toJSON(), halfOpenAfterMs: 100, maxHalfOpenAfterMs: 300 });
+    const restored = circuitBreaker({
+      clock,
+      initialState: breaker.toJSON(),
+      halfOpenAfterMs: 100,
+      maxHalfOpenAfterMs: 300,
+    });
     clock.advance(299);
     expect(restored.state).toBe('open');
     clock.advance(1);
@@ -121,7 +143,12 @@ describe('state machine', () => {
 
   it('needs successesToClose successful probes to close', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10, successesToClose: 3 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 10,
+      successesToClose: 3,
+    });
     await fail(1, () => breaker.execute(boom));
     clock.advance(10);
     await breaker.execute(ok);
@@ -133,7 +160,12 @@ describe('state machine', () => {
 
   it('rejects, never queues, calls beyond the half-open probe limit: 100 concurrent calls run exactly the permitted probes', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10, halfOpenMaxProbes: 3 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 10,
+      halfOpenMaxProbes: 3,
+    });
     await fail(1, () => breaker.execute(boom));
     clock.advance(10);
     const gate = deferred();
@@ -150,7 +182,9 @@ describe('state machine', () => {
     const results = await Promise.allSettled(calls);
     expect(ran).toBe(3);
     expect(results.filter((result) => result.status === 'fulfilled').length).toBe(3);
-    const rejected = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+    const rejected = results.filter(
+      (result): result is PromiseRejectedResult => result.status === 'rejected',
+    );
     expect(rejected.length).toBe(97);
     expect(rejected.every((result) => BrokenCircuitError.isInstance(result.reason))).toBe(true);
     expect(breaker.state).toBe('closed');
@@ -158,7 +192,11 @@ describe('state machine', () => {
 
   it('ignores the results of calls that started before the last state change', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 10,
+    });
     const slow = deferred<string>();
     const stale = breaker.execute(() => slow.promise);
     await fail(1, () => breaker.execute(boom));
@@ -173,7 +211,11 @@ describe('state machine', () => {
 
   it('a late failure from before the transition does not reopen a circuit that closed', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 10 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 10,
+    });
     const slow = deferred<string>();
     await fail(1, () => breaker.execute(boom));
     clock.advance(10);
@@ -189,7 +231,9 @@ describe('state machine', () => {
       strategy: { kind: 'consecutive', threshold: 1 },
       isFailure: (error) => !(error instanceof RangeError),
     });
-    await expect(breaker.execute(() => Promise.reject(new RangeError('404')))).rejects.toThrow('404');
+    await expect(breaker.execute(() => Promise.reject(new RangeError('404')))).rejects.toThrow(
+      '404',
+    );
     expect(breaker.state).toBe('closed');
     expect(breaker.stats().successes).toBe(1);
     await fail(1, () => breaker.execute(boom));
@@ -237,7 +281,9 @@ describe('state machine', () => {
     const controller = new AbortController();
     const call = breaker.execute(
       ({ signal }) =>
-        new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+        new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason as Error)),
+        ),
       controller.signal,
     );
     controller.abort(new Error('user left'));
@@ -260,7 +306,9 @@ describe('state machine', () => {
 
   it('counts a TimeoutError as a failure', async () => {
     const breaker = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 1 } });
-    await expect(breaker.execute(() => Promise.reject(new TimeoutError(5)))).rejects.toThrow(TimeoutError);
+    await expect(breaker.execute(() => Promise.reject(new TimeoutError(5)))).rejects.toThrow(
+      TimeoutError,
+    );
     expect(breaker.state).toBe('open');
   });
 });
@@ -334,7 +382,12 @@ describe('count-window strategy', () => {
     const timed = circuitBreaker({
       clock,
       slowCallMs: 5,
-      strategy: { kind: 'time-window', durationMs: 1_000, minimumCalls: 2, slowCallRateThreshold: 1 },
+      strategy: {
+        kind: 'time-window',
+        durationMs: 1_000,
+        minimumCalls: 2,
+        slowCallRateThreshold: 1,
+      },
     });
     const slow = (): Promise<void> =>
       timed.execute(() => {
@@ -371,7 +424,13 @@ describe('time-window strategy', () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({
       clock,
-      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 10, minimumCalls: 3, failureRateThreshold: 0.5 },
+      strategy: {
+        kind: 'time-window',
+        durationMs: 1_000,
+        buckets: 10,
+        minimumCalls: 3,
+        failureRateThreshold: 0.5,
+      },
     });
     await fail(1, () => breaker.execute(boom));
     await fail(1, () => breaker.execute(boom));
@@ -391,7 +450,13 @@ describe('time-window strategy', () => {
     const clock = new ManualClock();
     const breaker = circuitBreaker({
       clock,
-      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 4, minimumCalls: 2, failureRateThreshold: 1 },
+      strategy: {
+        kind: 'time-window',
+        durationMs: 1_000,
+        buckets: 4,
+        minimumCalls: 2,
+        failureRateThreshold: 1,
+      },
     });
     await fail(1, () => breaker.execute(boom));
     clock.advance(500);
@@ -410,7 +475,13 @@ describe('time-window strategy', () => {
     const breaker = circuitBreaker({
       clock,
       halfOpenAfterMs: 10,
-      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 2, minimumCalls: 2, failureRateThreshold: 1 },
+      strategy: {
+        kind: 'time-window',
+        durationMs: 1_000,
+        buckets: 2,
+        minimumCalls: 2,
+        failureRateThreshold: 1,
+      },
     });
     await fail(2, () => breaker.execute(boom));
     expect(breaker.state).toBe('open');
@@ -426,7 +497,13 @@ describe('time-window strategy', () => {
     const clock = new ManualClock(10_000);
     const breaker = circuitBreaker({
       clock,
-      strategy: { kind: 'time-window', durationMs: 1_000, buckets: 4, minimumCalls: 2, failureRateThreshold: 1 },
+      strategy: {
+        kind: 'time-window',
+        durationMs: 1_000,
+        buckets: 4,
+        minimumCalls: 2,
+        failureRateThreshold: 1,
+      },
     });
     await fail(1, () => breaker.execute(boom));
     clock.set(5_000);
@@ -436,7 +513,11 @@ describe('time-window strategy', () => {
 
   it('treats a slow success as a failure signal in the consecutive strategy', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, slowCallMs: 10, strategy: { kind: 'consecutive', threshold: 1 } });
+    const breaker = circuitBreaker({
+      clock,
+      slowCallMs: 10,
+      strategy: { kind: 'consecutive', threshold: 1 },
+    });
     await breaker.execute(() => {
       clock.advance(10);
       return Promise.resolve();
@@ -504,20 +585,50 @@ describe('invalid options', () => {
     ['halfOpenMaxProbes', () => circuitBreaker({ halfOpenMaxProbes: 0 })],
     ['successesToClose', () => circuitBreaker({ successesToClose: 1.5 })],
     ['slowCallMs', () => circuitBreaker({ slowCallMs: -5 })],
-    ['strategy.threshold', () => circuitBreaker({ strategy: { kind: 'consecutive', threshold: 0 } })],
-    ['strategy.size', () => circuitBreaker({ strategy: { kind: 'count-window', size: 5, minimumCalls: 10 } })],
-    ['strategy.failureRateThreshold', () => circuitBreaker({ strategy: { kind: 'count-window', size: 5, failureRateThreshold: 2 } })],
-    ['strategy.failureRateThreshold', () => circuitBreaker({ strategy: { kind: 'count-window', size: 5, failureRateThreshold: 0 } })],
-    ['strategy.slowCallRateThreshold', () => circuitBreaker({ strategy: { kind: 'count-window', size: 5, slowCallRateThreshold: 0 } })],
-    ['strategy.durationMs', () => circuitBreaker({ strategy: { kind: 'time-window', durationMs: 0 } })],
-    ['strategy.buckets', () => circuitBreaker({ strategy: { kind: 'time-window', durationMs: 10, buckets: 0 } })],
+    [
+      'strategy.threshold',
+      () => circuitBreaker({ strategy: { kind: 'consecutive', threshold: 0 } }),
+    ],
+    [
+      'strategy.size',
+      () => circuitBreaker({ strategy: { kind: 'count-window', size: 5, minimumCalls: 10 } }),
+    ],
+    [
+      'strategy.failureRateThreshold',
+      () =>
+        circuitBreaker({ strategy: { kind: 'count-window', size: 5, failureRateThreshold: 2 } }),
+    ],
+    [
+      'strategy.failureRateThreshold',
+      () =>
+        circuitBreaker({ strategy: { kind: 'count-window', size: 5, failureRateThreshold: 0 } }),
+    ],
+    [
+      'strategy.slowCallRateThreshold',
+      () =>
+        circuitBreaker({ strategy: { kind: 'count-window', size: 5, slowCallRateThreshold: 0 } }),
+    ],
+    [
+      'strategy.durationMs',
+      () => circuitBreaker({ strategy: { kind: 'time-window', durationMs: 0 } }),
+    ],
+    [
+      'strategy.buckets',
+      () => circuitBreaker({ strategy: { kind: 'time-window', durationMs: 10, buckets: 0 } }),
+    ],
     ['strategy.kind', () => circuitBreaker({ strategy: { kind: 'nope' } as never })],
     ['strategy', () => circuitBreaker({ strategy: 5 as never })],
     ['isFailure', () => circuitBreaker({ isFailure: 'yes' as never })],
     ['isFailureResult', () => circuitBreaker({ isFailureResult: 'yes' as never })],
     ['initialState.state', () => circuitBreaker({ initialState: { state: 'half' } as never })],
-    ['initialState.openedAt', () => circuitBreaker({ initialState: { state: 'open', openedAt: Number.NaN } })],
-    ['initialState.reopenings', () => circuitBreaker({ initialState: { state: 'open', openedAt: 0, reopenings: -1 } })],
+    [
+      'initialState.openedAt',
+      () => circuitBreaker({ initialState: { state: 'open', openedAt: Number.NaN } }),
+    ],
+    [
+      'initialState.reopenings',
+      () => circuitBreaker({ initialState: { state: 'open', openedAt: 0, reopenings: -1 } }),
+    ],
     ['maxHalfOpenAfterMs', () => circuitBreaker({ halfOpenAfterMs: 100, maxHalfOpenAfterMs: 50 })],
     ['halfOpenBackoffFactor', () => circuitBreaker({ halfOpenBackoffFactor: 0.5 })],
     ['shared.key', () => circuitBreaker({ shared: { store: {} as never, key: '' } })],
@@ -539,7 +650,10 @@ describe('invalid options', () => {
   }
 
   it('does not mutate the options it was given', () => {
-    const options = Object.freeze({ halfOpenAfterMs: 5, strategy: Object.freeze({ kind: 'consecutive' as const, threshold: 2 }) });
+    const options = Object.freeze({
+      halfOpenAfterMs: 5,
+      strategy: Object.freeze({ kind: 'consecutive' as const, threshold: 2 }),
+    });
     expect(() => circuitBreaker(options)).not.toThrow();
   });
 });
@@ -547,7 +661,11 @@ describe('invalid options', () => {
 describe('state reporting', () => {
   it('reports each state', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 5 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 5,
+    });
     const states: CircuitState[] = [breaker.state];
     await fail(1, () => breaker.execute(boom));
     states.push(breaker.state);

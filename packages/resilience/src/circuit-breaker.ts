@@ -136,7 +136,13 @@ export class CircuitBreakerPolicy extends BasePolicy {
   private readonly clock: Clock;
   private readonly timed: boolean;
   private readonly shared: SharedContext | undefined;
-  private readonly counters = { successes: 0, failures: 0, slowCalls: 0, rejections: 0, ignored: 0 };
+  private readonly counters = {
+    successes: 0,
+    failures: 0,
+    slowCalls: 0,
+    rejections: 0,
+    ignored: 0,
+  };
   private readonly stateEmitter = new Emitter<StateChange>();
   private readonly successEmitter = new Emitter<void>();
   private readonly failureEmitter = new Emitter<FailureEvent>();
@@ -158,13 +164,28 @@ export class CircuitBreakerPolicy extends BasePolicy {
     super();
     this.strategy = createStrategy(options.strategy);
     this.halfOpenAfterMs = checkNumber('halfOpenAfterMs', options.halfOpenAfterMs ?? 30_000);
-    this.maxHalfOpenAfterMs = checkNumber('maxHalfOpenAfterMs', options.maxHalfOpenAfterMs ?? this.halfOpenAfterMs, {
-      min: this.halfOpenAfterMs,
+    this.maxHalfOpenAfterMs = checkNumber(
+      'maxHalfOpenAfterMs',
+      options.maxHalfOpenAfterMs ?? this.halfOpenAfterMs,
+      {
+        min: this.halfOpenAfterMs,
+      },
+    );
+    this.halfOpenBackoffFactor = checkNumber(
+      'halfOpenBackoffFactor',
+      options.halfOpenBackoffFactor ?? 2,
+      { min: 1 },
+    );
+    this.halfOpenMaxProbes = checkNumber('halfOpenMaxProbes', options.halfOpenMaxProbes ?? 1, {
+      min: 1,
+      integer: true,
     });
-    this.halfOpenBackoffFactor = checkNumber('halfOpenBackoffFactor', options.halfOpenBackoffFactor ?? 2, { min: 1 });
-    this.halfOpenMaxProbes = checkNumber('halfOpenMaxProbes', options.halfOpenMaxProbes ?? 1, { min: 1, integer: true });
-    this.successesToClose = checkNumber('successesToClose', options.successesToClose ?? 1, { min: 1, integer: true });
-    this.slowCallMs = options.slowCallMs === undefined ? undefined : checkNumber('slowCallMs', options.slowCallMs);
+    this.successesToClose = checkNumber('successesToClose', options.successesToClose ?? 1, {
+      min: 1,
+      integer: true,
+    });
+    this.slowCallMs =
+      options.slowCallMs === undefined ? undefined : checkNumber('slowCallMs', options.slowCallMs);
     checkFunction('isFailure', options.isFailure);
     this.isFailure = options.isFailure;
     checkFunction('isFailureResult', options.isFailureResult);
@@ -173,12 +194,22 @@ export class CircuitBreakerPolicy extends BasePolicy {
     this.timed = this.slowCallMs !== undefined || this.strategy.needsTime;
     const initial = options.initialState;
     if (initial !== undefined) {
-      if (typeof initial !== 'object' || initial === null || (initial.state !== 'closed' && initial.state !== 'open')) {
-        throw new InvalidOptionError('initialState.state', "must be 'closed' or 'open'", (initial as { state?: unknown } | null)?.state);
+      if (
+        typeof initial !== 'object' ||
+        initial === null ||
+        (initial.state !== 'closed' && initial.state !== 'open')
+      ) {
+        throw new InvalidOptionError(
+          'initialState.state',
+          "must be 'closed' or 'open'",
+          (initial as { state?: unknown } | null)?.state,
+        );
       }
       this.current = initial.state;
       this.openedAt = checkNumber('initialState.openedAt', initial.openedAt);
-      this.reopenings = checkNumber('initialState.reopenings', initial.reopenings ?? 0, { integer: true });
+      this.reopenings = checkNumber('initialState.reopenings', initial.reopenings ?? 0, {
+        integer: true,
+      });
     }
     const shared = options.shared;
     if (shared !== undefined) {
@@ -283,7 +314,8 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (!probe && this.slowCallMs === undefined && !scope.abortable) {
       // The common case (closed, untimed, no caller signal) needs only the generation: reuse one
       // pair of handlers per generation instead of allocating two closures per call.
-      const handlers = this.handlers.generation === generation ? this.handlers : this.makeHandlers(generation);
+      const handlers =
+        this.handlers.generation === generation ? this.handlers : this.makeHandlers(generation);
       void promise.then(handlers.ok, handlers.fail);
     } else {
       void promise.then(
@@ -307,7 +339,13 @@ export class CircuitBreakerPolicy extends BasePolicy {
   /**
    * Counts a finished call: returns IGNORED, or FAILURE/SLOW flags; sets `settledAt` when timed.
    */
-  private classify(generation: number, start: number, failed: boolean, outcome: unknown, scope: Scope): number {
+  private classify(
+    generation: number,
+    start: number,
+    failed: boolean,
+    outcome: unknown,
+    scope: Scope,
+  ): number {
     // Results of calls that started before the last transition say nothing about the new state.
     if (generation !== this.generation || (failed && scope.callerAborted)) {
       this.counters.ignored++;
@@ -334,7 +372,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (failure) {
       this.counters.failures++;
       if (this.failureEmitter.active) {
-        this.failureEmitter.emit(failed ? { error: outcome, result: undefined } : { error: undefined, result: outcome });
+        this.failureEmitter.emit(
+          failed ? { error: outcome, result: undefined } : { error: undefined, result: outcome },
+        );
       }
     } else {
       this.counters.successes++;
@@ -343,7 +383,14 @@ export class CircuitBreakerPolicy extends BasePolicy {
     return flags;
   }
 
-  private settle(generation: number, probe: boolean, start: number, failed: boolean, outcome: unknown, scope: Scope): void {
+  private settle(
+    generation: number,
+    probe: boolean,
+    start: number,
+    failed: boolean,
+    outcome: unknown,
+    scope: Scope,
+  ): void {
     if (probe && generation === this.generation) this.probes--;
     const flags = this.classify(generation, start, failed, outcome, scope);
     if (flags === IGNORED) return;
@@ -358,7 +405,11 @@ export class CircuitBreakerPolicy extends BasePolicy {
   }
 
   private refresh(now: number): CircuitState {
-    if (this.current === 'open' && this.shared === undefined && now >= this.openedAt + this.waitMs()) {
+    if (
+      this.current === 'open' &&
+      this.shared === undefined &&
+      now >= this.openedAt + this.waitMs()
+    ) {
       this.transition('half-open', now);
     }
     return this.current;
@@ -366,8 +417,12 @@ export class CircuitBreakerPolicy extends BasePolicy {
 
   /** The current wait before probing: grows with each failed probe when a maximum allows it. */
   private waitMs(): number {
-    if (this.reopenings === 0 || this.maxHalfOpenAfterMs === this.halfOpenAfterMs) return this.halfOpenAfterMs;
-    return Math.min(this.maxHalfOpenAfterMs, this.halfOpenAfterMs * this.halfOpenBackoffFactor ** this.reopenings);
+    if (this.reopenings === 0 || this.maxHalfOpenAfterMs === this.halfOpenAfterMs)
+      return this.halfOpenAfterMs;
+    return Math.min(
+      this.maxHalfOpenAfterMs,
+      this.halfOpenAfterMs * this.halfOpenBackoffFactor ** this.reopenings,
+    );
   }
 
   private transition(to: CircuitState, now: number): void {
@@ -387,7 +442,9 @@ export class CircuitBreakerPolicy extends BasePolicy {
     const error =
       state === 'isolated'
         ? new BrokenCircuitError(Infinity, true)
-        : new BrokenCircuitError(state === 'open' ? Math.max(0, this.openedAt + this.waitMs() - now) : 0);
+        : new BrokenCircuitError(
+            state === 'open' ? Math.max(0, this.openedAt + this.waitMs() - now) : 0,
+          );
     this.counters.rejections++;
     if (this.rejectedEmitter.active) this.rejectedEmitter.emit(error);
     return error;
@@ -435,7 +492,8 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     let probe = false;
     if (this.current !== 'closed') {
-      if (this.current === 'open' && now < this.openedAt + this.waitMs()) throw this.rejection('open', now);
+      if (this.current === 'open' && now < this.openedAt + this.waitMs())
+        throw this.rejection('open', now);
       try {
         const claim = await store.claimProbe(key, now, this.waitMs(), shared.probeLeaseMs);
         now = this.clock.now();
@@ -447,7 +505,8 @@ export class CircuitBreakerPolicy extends BasePolicy {
         this.storeFailed(error);
         // The store is unreachable: fall back to this process's own half-open gate.
         if (this.current === 'open') this.transition('half-open', now);
-        if (this.current !== 'half-open' || this.probes >= this.halfOpenMaxProbes) throw this.rejection(this.current, now);
+        if (this.current !== 'half-open' || this.probes >= this.halfOpenMaxProbes)
+          throw this.rejection(this.current, now);
         probe = true;
       }
     }
@@ -473,7 +532,11 @@ export class CircuitBreakerPolicy extends BasePolicy {
       try {
         if (this.current === 'half-open') {
           if (failure || slow) this.adopt(await store.open(key, shared.generation, end), end);
-          else this.adopt(await store.probeSucceeded(key, shared.generation, this.successesToClose), end);
+          else
+            this.adopt(
+              await store.probeSucceeded(key, shared.generation, this.successesToClose),
+              end,
+            );
         } else if (this.current === 'closed' && this.strategy.record(failure, slow, end)) {
           this.adopt(await store.open(key, shared.generation, end), end);
         }

@@ -21,10 +21,23 @@ function foreignCopy(code: string, fields: Record<string, unknown> = {}): Error 
 describe('errors', () => {
   it('carry stable codes, names and structured fields', () => {
     const broken = new BrokenCircuitError(1_500);
-    expect(broken).toMatchObject({ code: 'BROKEN_CIRCUIT', name: 'BrokenCircuitError', retryAfterMs: 1_500, isolated: false });
+    expect(broken).toMatchObject({
+      code: 'BROKEN_CIRCUIT',
+      name: 'BrokenCircuitError',
+      retryAfterMs: 1_500,
+      isolated: false,
+    });
     expect(broken.message).toContain('1500ms');
-    expect(new TimeoutError(10)).toMatchObject({ code: 'TIMEOUT', name: 'TimeoutError', timeoutMs: 10 });
-    expect(new BulkheadRejectedError(3, 4)).toMatchObject({ code: 'BULKHEAD_REJECTED', active: 3, queued: 4 });
+    expect(new TimeoutError(10)).toMatchObject({
+      code: 'TIMEOUT',
+      name: 'TimeoutError',
+      timeoutMs: 10,
+    });
+    expect(new BulkheadRejectedError(3, 4)).toMatchObject({
+      code: 'BULKHEAD_REJECTED',
+      active: 3,
+      queued: 4,
+    });
     const cause = new Error('last');
     expect(new RetryExhaustedError(3, cause, 'attempts')).toMatchObject({
       code: 'RETRY_EXHAUSTED',
@@ -33,7 +46,9 @@ describe('errors', () => {
       cause,
       reason: 'attempts',
     });
-    expect(new InvalidOptionError('limit', 'must be >= 1', 'x').message).toBe('Invalid option "limit": must be >= 1 (got "x")');
+    expect(new InvalidOptionError('limit', 'must be >= 1', 'x').message).toBe(
+      'Invalid option "limit": must be >= 1 (got "x")',
+    );
     expect(new InvalidOptionError('limit', 'must be >= 1', {}).message).toContain('got object');
   });
 
@@ -41,7 +56,9 @@ describe('errors', () => {
     expect(ResilienceError.isInstance(foreignCopy('TIMEOUT'))).toBe(true);
     expect(TimeoutError.isInstance(foreignCopy('TIMEOUT'))).toBe(true);
     expect(TimeoutError.isInstance(foreignCopy('BROKEN_CIRCUIT'))).toBe(false);
-    expect(BrokenCircuitError.isInstance(foreignCopy('BROKEN_CIRCUIT', { retryAfterMs: 5 }))).toBe(true);
+    expect(BrokenCircuitError.isInstance(foreignCopy('BROKEN_CIRCUIT', { retryAfterMs: 5 }))).toBe(
+      true,
+    );
     expect(BulkheadRejectedError.isInstance(foreignCopy('BULKHEAD_REJECTED'))).toBe(true);
     expect(RetryExhaustedError.isInstance(foreignCopy('RETRY_EXHAUSTED'))).toBe(true);
     expect(InvalidOptionError.isInstance(foreignCopy('INVALID_OPTION'))).toBe(true);
@@ -52,13 +69,20 @@ describe('errors', () => {
     expect(ResilienceError.isInstance(null)).toBe(false);
     expect(ResilienceError.isInstance('TIMEOUT')).toBe(false);
     expect(TimeoutError.isInstance(Object.assign(new Error('x'), { code: 'TIMEOUT' }))).toBe(false);
-    const otherPackage = Object.assign(new Error('x'), { [Symbol.for('postern.error')]: true, code: 'TIMEOUT' });
+    const otherPackage = Object.assign(new Error('x'), {
+      [Symbol.for('postern.error')]: true,
+      code: 'TIMEOUT',
+    });
     expect(TimeoutError.isInstance(otherPackage)).toBe(false);
   });
 
   it('every error carries the shared Postern marker', () => {
     const marker = Symbol.for('postern.error');
-    for (const error of [new TimeoutError(1), new BrokenCircuitError(0, true), new InvalidOptionError('a', 'b', 1)]) {
+    for (const error of [
+      new TimeoutError(1),
+      new BrokenCircuitError(0, true),
+      new InvalidOptionError('a', 'b', 1),
+    ]) {
       expect((error as unknown as Record<symbol, unknown>)[marker]).toBe(true);
     }
     expect(new BrokenCircuitError(Infinity, true).message).toContain('isolated');

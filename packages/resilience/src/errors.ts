@@ -3,11 +3,7 @@ const RESILIENCE_ERROR: unique symbol = Symbol.for('postern.resilience.error');
 
 /** Every stable error code this package throws. */
 export type ResilienceErrorCode =
-  | 'BROKEN_CIRCUIT'
-  | 'TIMEOUT'
-  | 'BULKHEAD_REJECTED'
-  | 'RETRY_EXHAUSTED'
-  | 'INVALID_OPTION';
+  'BROKEN_CIRCUIT' | 'TIMEOUT' | 'BULKHEAD_REJECTED' | 'RETRY_EXHAUSTED' | 'INVALID_OPTION';
 
 /** Structural view of any error from this package, whichever copy of the package threw it. */
 export interface ResilienceErrorLike extends Error {
@@ -123,7 +119,9 @@ export class RetryExhaustedError extends ResilienceError {
   readonly reason: RetryStopReason;
 
   constructor(attempts: number, lastError: unknown, reason: RetryStopReason) {
-    super('RETRY_EXHAUSTED', `Gave up after ${attempts} attempt(s) (${reason})`, { cause: lastError });
+    super('RETRY_EXHAUSTED', `Gave up after ${attempts} attempt(s) (${reason})`, {
+      cause: lastError,
+    });
     this.name = 'RetryExhaustedError';
     this.attempts = attempts;
     this.lastError = lastError;
@@ -157,7 +155,12 @@ export class InvalidOptionError extends TypeError {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined || value === null) {
+  if (
+    typeof value === 'number' ||
+    typeof value === 'boolean' ||
+    value === undefined ||
+    value === null
+  ) {
     return String(value);
   }
   if (typeof value === 'string') return JSON.stringify(value);

@@ -22,7 +22,9 @@ describe('fallback', () => {
   it('only handles the chosen errors', async () => {
     const policy = fallback([] as string[], { handles: (error) => error instanceof TypeError });
     await expect(policy.execute(() => Promise.reject(new TypeError('t')))).resolves.toEqual([]);
-    await expect(policy.execute(() => Promise.reject(new RangeError('r')))).rejects.toBeInstanceOf(RangeError);
+    await expect(policy.execute(() => Promise.reject(new RangeError('r')))).rejects.toBeInstanceOf(
+      RangeError,
+    );
   });
 
   it('does not mask the caller’s own abort', async () => {
@@ -30,7 +32,10 @@ describe('fallback', () => {
     const reason = new Error('user cancelled');
     const policy = fallback('substitute');
     const call = policy.execute(
-      ({ signal }) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error))),
+      ({ signal }) =>
+        new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason as Error)),
+        ),
       controller.signal,
     );
     controller.abort(reason);

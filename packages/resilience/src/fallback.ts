@@ -37,7 +37,12 @@ export class FallbackPolicy<R> implements Link {
   }
 
   /** @internal */
-  async [RUN](fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
+  async [RUN](
+    fn: Work<unknown>,
+    scope: Scope,
+    chain: readonly Link[],
+    index: number,
+  ): Promise<unknown> {
     try {
       return await runNext(fn, scope, chain, index);
     } catch (error) {
@@ -46,7 +51,9 @@ export class FallbackPolicy<R> implements Link {
       if (this.handles !== undefined && !this.handles(error)) throw error;
       if (this.fallbackEmitter.active) this.fallbackEmitter.emit({ error });
       const value = this.value;
-      return typeof value === 'function' ? await (value as FallbackFunction<R>)(error, scope) : value;
+      return typeof value === 'function'
+        ? await (value as FallbackFunction<R>)(error, scope)
+        : value;
     }
   }
 }
@@ -55,6 +62,9 @@ export class FallbackPolicy<R> implements Link {
  * Creates a fallback: `fallback([])` or `fallback((error) => cached)`. To fall back to a function
  * value itself, return it from a function: `fallback(() => fn)`.
  */
-export function fallback<R>(value: R | FallbackFunction<R>, options: FallbackOptions = {}): FallbackPolicy<R> {
+export function fallback<R>(
+  value: R | FallbackFunction<R>,
+  options: FallbackOptions = {},
+): FallbackPolicy<R> {
   return new FallbackPolicy(value, { ...options });
 }

@@ -1,5 +1,4 @@
 // The public surface of @postern/resilience: every export is named here.
-export { VERSION } from './version.js';
 export type { Clock, TimerHandle } from './clock.js';
 export { systemClock } from './clock.js';
 export type { ResilienceErrorCode, ResilienceErrorLike, RetryStopReason } from './errors.js';

@@ -12,7 +12,11 @@ const boom = (): Promise<never> => Promise.reject(new Error('boom'));
 describe('problems reported against the peers', () => {
   it('opossum#385: simultaneous failures still let the circuit reach half-open', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 100 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 5 },
+      halfOpenAfterMs: 100,
+    });
     await Promise.allSettled(Array.from({ length: 6 }, () => breaker.execute(boom)));
     expect(breaker.state).toBe('open');
     clock.advance(100);
@@ -23,7 +27,11 @@ describe('problems reported against the peers', () => {
 
   it('opossum#119/#819: half-open lets exactly the permitted probe through, not every request', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 1 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 1,
+    });
     await breaker.execute(boom).catch(() => undefined);
     clock.advance(1);
     let running = 0;
@@ -36,7 +44,11 @@ describe('problems reported against the peers', () => {
     );
     const results = await Promise.allSettled(calls);
     expect(running).toBe(1);
-    expect(results.filter((result) => result.status === 'rejected' && BrokenCircuitError.isInstance(result.reason))).toHaveLength(49);
+    expect(
+      results.filter(
+        (result) => result.status === 'rejected' && BrokenCircuitError.isInstance(result.reason),
+      ),
+    ).toHaveLength(49);
   });
 
   it('opossum#378/#809: breakers hold no timers or intervals, however many are created', async () => {
@@ -51,7 +63,11 @@ describe('problems reported against the peers', () => {
 
   it('cockatiel#112/#101: a half-open probe gets the caller’s signal, and the abort reason survives', async () => {
     const clock = new ManualClock();
-    const breaker = circuitBreaker({ clock, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 1 });
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 1,
+    });
     await breaker.execute(boom).catch(() => undefined);
     clock.advance(1);
     const controller = new AbortController();
@@ -59,7 +75,9 @@ describe('problems reported against the peers', () => {
     let probeSignal: AbortSignal | undefined;
     const probe = wrap(breaker, timeout({ timeoutMs: 60_000, clock })).execute(({ signal }) => {
       probeSignal = signal;
-      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error)));
+      return new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason as Error)),
+      );
     }, controller.signal);
     controller.abort(reason);
     await expect(probe).rejects.toBe(reason);
@@ -94,7 +112,12 @@ describe('problems reported against the peers', () => {
     const clock = new ManualClock();
     let saved = circuitBreaker({ clock }).toJSON();
     for (let request = 0; request < 5; request++) {
-      const breaker = circuitBreaker({ clock, initialState: saved, strategy: { kind: 'consecutive', threshold: 1 }, halfOpenAfterMs: 50 });
+      const breaker = circuitBreaker({
+        clock,
+        initialState: saved,
+        strategy: { kind: 'consecutive', threshold: 1 },
+        halfOpenAfterMs: 50,
+      });
       await breaker.execute(boom).catch(() => undefined);
       saved = breaker.toJSON();
     }

@@ -24,7 +24,12 @@ export interface Link {
 }
 
 /** @internal Runs the next link of `chain`, or the work itself after the last one. */
-export function runNext(fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): unknown {
+export function runNext(
+  fn: Work<unknown>,
+  scope: Scope,
+  chain: readonly Link[],
+  index: number,
+): unknown {
   const link = chain[index];
   return link === undefined ? fn(scope) : link[RUN](fn, scope, chain, index + 1);
 }
@@ -33,7 +38,12 @@ export function runNext(fn: Work<unknown>, scope: Scope, chain: readonly Link[],
 export const NO_CHAIN: readonly Link[] = [];
 
 /** @internal Calls `fn` so that a synchronous throw becomes a rejection. */
-export function invoke(fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
+export function invoke(
+  fn: Work<unknown>,
+  scope: Scope,
+  chain: readonly Link[],
+  index: number,
+): Promise<unknown> {
   try {
     return Promise.resolve(runNext(fn, scope, chain, index));
   } catch (error) {
@@ -43,7 +53,12 @@ export function invoke(fn: Work<unknown>, scope: Scope, chain: readonly Link[], 
 
 /** @internal Shared public `execute` of every policy in this package. */
 export abstract class BasePolicy implements Link {
-  abstract [RUN](fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown>;
+  abstract [RUN](
+    fn: Work<unknown>,
+    scope: Scope,
+    chain: readonly Link[],
+    index: number,
+  ): Promise<unknown>;
 
   /** Runs `fn` under this policy; `signal` aborts the call and is passed on as `context.signal`. */
   execute<T>(fn: Work<T>, signal?: AbortSignal): Promise<T> {

@@ -45,7 +45,10 @@ const SCRIPTS = {
   load: { name: scriptName('BreakerLoad', loadScript), lua: loadScript },
   open: { name: scriptName('BreakerOpen', openScript), lua: openScript },
   claimProbe: { name: scriptName('BreakerClaimProbe', claimProbeScript), lua: claimProbeScript },
-  probeSucceeded: { name: scriptName('BreakerProbeSucceeded', probeSucceededScript), lua: probeSucceededScript },
+  probeSucceeded: {
+    name: scriptName('BreakerProbeSucceeded', probeSucceededScript),
+    lua: probeSucceededScript,
+  },
   reset: { name: scriptName('BreakerReset', resetScript), lua: resetScript },
 } as const;
 
@@ -77,11 +80,13 @@ export class RedisBreakerStore implements BreakerStateStore {
       throw new InvalidOptionError('redis', 'must be an ioredis client or cluster', redis);
     }
     this.prefix = options.prefix ?? 'postern:breaker:';
-    if (typeof this.prefix !== 'string') throw new InvalidOptionError('prefix', 'must be a string', this.prefix);
+    if (typeof this.prefix !== 'string')
+      throw new InvalidOptionError('prefix', 'must be a string', this.prefix);
     this.ttlMs = checkNumber('ttlMs', options.ttlMs ?? 604_800_000, { min: 1, integer: true });
     const client = redis as unknown as Record<string, Command | undefined>;
     const bind = (script: { name: string; lua: string }): Command => {
-      if (typeof client[script.name] !== 'function') redis.defineCommand(script.name, { numberOfKeys: 1, lua: script.lua });
+      if (typeof client[script.name] !== 'function')
+        redis.defineCommand(script.name, { numberOfKeys: 1, lua: script.lua });
       const command = client[script.name]!;
       return (key, ...args) => command.call(redis, key, ...args);
     };
@@ -104,10 +109,22 @@ export class RedisBreakerStore implements BreakerStateStore {
   }
 
   async open(key: string, expectedGeneration: number, nowMs: number): Promise<SharedBreakerState> {
-    return parseState(await this.commands.open(this.redisKey(key), expectedGeneration, Math.floor(nowMs), this.ttlMs));
+    return parseState(
+      await this.commands.open(
+        this.redisKey(key),
+        expectedGeneration,
+        Math.floor(nowMs),
+        this.ttlMs,
+      ),
+    );
   }
 
-  async claimProbe(key: string, nowMs: number, halfOpenAfterMs: number, leaseMs: number): Promise<ProbeClaim> {
+  async claimProbe(
+    key: string,
+    nowMs: number,
+    halfOpenAfterMs: number,
+    leaseMs: number,
+  ): Promise<ProbeClaim> {
     const reply = await this.commands.claimProbe(
       this.redisKey(key),
       Math.floor(nowMs),
@@ -118,8 +135,19 @@ export class RedisBreakerStore implements BreakerStateStore {
     return { claimed: Array.isArray(reply) && Number(reply[0]) === 1, state: parseState(reply, 1) };
   }
 
-  async probeSucceeded(key: string, expectedGeneration: number, successesToClose: number): Promise<SharedBreakerState> {
-    return parseState(await this.commands.probeSucceeded(this.redisKey(key), expectedGeneration, successesToClose, this.ttlMs));
+  async probeSucceeded(
+    key: string,
+    expectedGeneration: number,
+    successesToClose: number,
+  ): Promise<SharedBreakerState> {
+    return parseState(
+      await this.commands.probeSucceeded(
+        this.redisKey(key),
+        expectedGeneration,
+        successesToClose,
+        this.ttlMs,
+      ),
+    );
   }
 
   async reset(key: string): Promise<SharedBreakerState> {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { BrokenCircuitError, BulkheadRejectedError, InvalidOptionError, retry, RetryExhaustedError } from './index.js';
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  InvalidOptionError,
+  retry,
+  RetryExhaustedError,
+} from './index.js';
 import type { RetryEvent } from './index.js';
 import { ManualClock } from './testing.js';
 
@@ -8,7 +14,10 @@ async function flush(): Promise<void> {
   for (let i = 0; i < 10; i++) await Promise.resolve();
 }
 
-function failing(times: number, error: () => Error = () => new Error('flaky')): { fn: () => Promise<string>; calls: () => number } {
+function failing(
+  times: number,
+  error: () => Error = () => new Error('flaky'),
+): { fn: () => Promise<string>; calls: () => number } {
   let calls = 0;
   return {
     fn: () => {
@@ -104,20 +113,32 @@ describe('retry', () => {
     await expect(call).resolves.toBe('ok after 2');
 
     const tooLong = failing(1, () => Object.assign(new Error('503'), { retryAfterMs: 60_000 }));
-    const error = (await policy.execute(tooLong.fn).catch((e: unknown) => e)) as RetryExhaustedError;
+    const error = (await policy
+      .execute(tooLong.fn)
+      .catch((e: unknown) => e)) as RetryExhaustedError;
     expect(error.reason).toBe('retry-after');
     expect(tooLong.calls()).toBe(1);
     // isolated circuits say Infinity: never waited for.
     const isolated = failing(1, () => new BrokenCircuitError(Infinity, true));
-    const rejection = await retry({ retryRejections: true }).execute(isolated.fn).catch((e: unknown) => e);
+    const rejection = await retry({ retryRejections: true })
+      .execute(isolated.fn)
+      .catch((e: unknown) => e);
     expect((rejection as RetryExhaustedError).reason).toBe('retry-after');
   });
 
   it('computes exponential, full-jitter and decorrelated delays, capped at maxDelayMs', async () => {
-    const delays = async (options: Parameters<typeof retry>[0], random: number[]): Promise<number[]> => {
+    const delays = async (
+      options: Parameters<typeof retry>[0],
+      random: number[],
+    ): Promise<number[]> => {
       const seen: number[] = [];
       let i = 0;
-      const policy = retry({ ...options, random: () => random[i++ % random.length]!, maxAttempts: 5, clock: new ManualClock() });
+      const policy = retry({
+        ...options,
+        random: () => random[i++ % random.length]!,
+        maxAttempts: 5,
+        clock: new ManualClock(),
+      });
       policy.onRetry((event: RetryEvent) => seen.push(event.delayMs));
       const clock = (policy as unknown as { clock: ManualClock }).clock;
       const call = policy.execute(() => Promise.reject(new Error('x'))).catch(() => undefined);
@@ -128,11 +149,19 @@ describe('retry', () => {
       await call;
       return seen;
     };
-    expect(await delays({ initialDelayMs: 100, jitter: 'none', maxDelayMs: 500 }, [0.5])).toEqual([100, 200, 400, 500]);
-    expect(await delays({ initialDelayMs: 100, jitter: 'full', maxDelayMs: 500 }, [0.5])).toEqual([50, 100, 200, 250]);
+    expect(await delays({ initialDelayMs: 100, jitter: 'none', maxDelayMs: 500 }, [0.5])).toEqual([
+      100, 200, 400, 500,
+    ]);
+    expect(await delays({ initialDelayMs: 100, jitter: 'full', maxDelayMs: 500 }, [0.5])).toEqual([
+      50, 100, 200, 250,
+    ]);
     // decorrelated: uniform in [initial, 3 × previous], capped.
-    expect(await delays({ initialDelayMs: 100, jitter: 'decorrelated', maxDelayMs: 1_000 }, [1])).toEqual([300, 900, 1_000, 1_000]);
-    expect(await delays({ initialDelayMs: 100, jitter: 'decorrelated', maxDelayMs: 1_000 }, [0])).toEqual([100, 100, 100, 100]);
+    expect(
+      await delays({ initialDelayMs: 100, jitter: 'decorrelated', maxDelayMs: 1_000 }, [1]),
+    ).toEqual([300, 900, 1_000, 1_000]);
+    expect(
+      await delays({ initialDelayMs: 100, jitter: 'decorrelated', maxDelayMs: 1_000 }, [0]),
+    ).toEqual([100, 100, 100, 100]);
   });
 
   it('an abort during the wait rejects at once with the caller reason and leaves no timer', async () => {
@@ -189,7 +218,11 @@ describe('retry', () => {
 
   it('retryOnResult retries on a value (an HTTP 503) and returns the last value when attempts run out', async () => {
     const seen: RetryEvent[] = [];
-    const policy = retry({ maxAttempts: 3, initialDelayMs: 0, retryOnResult: (value) => (value as { status: number }).status >= 500 });
+    const policy = retry({
+      maxAttempts: 3,
+      initialDelayMs: 0,
+      retryOnResult: (value) => (value as { status: number }).status >= 500,
+    });
     policy.onRetry((event) => seen.push(event));
     let calls = 0;
     const recovered = await policy.execute(() => ({ status: ++calls < 2 ? 503 : 200 }));

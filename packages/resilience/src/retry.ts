@@ -1,7 +1,12 @@
 /* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
 import type { Clock, TimerHandle } from './clock.js';
 import { systemClock } from './clock.js';
-import { BrokenCircuitError, BulkheadRejectedError, InvalidOptionError, RetryExhaustedError } from './errors.js';
+import {
+  BrokenCircuitError,
+  BulkheadRejectedError,
+  InvalidOptionError,
+  RetryExhaustedError,
+} from './errors.js';
 import type { Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
@@ -98,15 +103,25 @@ export class RetryPolicy extends BasePolicy {
 
   constructor(options: RetryOptions = {}) {
     super();
-    this.maxAttempts = checkNumber('maxAttempts', options.maxAttempts ?? 3, { min: 1, integer: true });
+    this.maxAttempts = checkNumber('maxAttempts', options.maxAttempts ?? 3, {
+      min: 1,
+      integer: true,
+    });
     this.initialDelayMs = checkNumber('initialDelayMs', options.initialDelayMs ?? 100);
-    this.maxDelayMs = checkNumber('maxDelayMs', options.maxDelayMs ?? 30_000, { max: 2_147_483_647 });
+    this.maxDelayMs = checkNumber('maxDelayMs', options.maxDelayMs ?? 30_000, {
+      max: 2_147_483_647,
+    });
     if (this.maxDelayMs < this.initialDelayMs) {
-      throw new InvalidOptionError('maxDelayMs', `must be >= initialDelayMs (${this.initialDelayMs})`, this.maxDelayMs);
+      throw new InvalidOptionError(
+        'maxDelayMs',
+        `must be >= initialDelayMs (${this.initialDelayMs})`,
+        this.maxDelayMs,
+      );
     }
     this.factor = checkNumber('factor', options.factor ?? 2, { min: 1 });
     const jitter = options.jitter ?? 'full';
-    if (!JITTERS.includes(jitter)) throw new InvalidOptionError('jitter', "must be 'none', 'full' or 'decorrelated'", jitter);
+    if (!JITTERS.includes(jitter))
+      throw new InvalidOptionError('jitter', "must be 'none', 'full' or 'decorrelated'", jitter);
     this.jitter = jitter;
     checkFunction('retryOn', options.retryOn);
     checkFunction('random', options.random);
@@ -118,8 +133,14 @@ export class RetryPolicy extends BasePolicy {
     this.random = options.random ?? Math.random;
     this.unref = options.unref ?? false;
     const budget = options.budget;
-    this.budgetRatio = budget === undefined ? Infinity : checkNumber('budget.ratio', budget.ratio ?? 0.1, { min: 0 });
-    this.budgetReserve = budget === undefined ? Infinity : checkNumber('budget.reserve', budget.reserve ?? 10, { min: 0 });
+    this.budgetRatio =
+      budget === undefined
+        ? Infinity
+        : checkNumber('budget.ratio', budget.ratio ?? 0.1, { min: 0 });
+    this.budgetReserve =
+      budget === undefined
+        ? Infinity
+        : checkNumber('budget.reserve', budget.reserve ?? 10, { min: 0 });
     this.budgetBalance = this.budgetReserve;
   }
 
@@ -129,7 +150,12 @@ export class RetryPolicy extends BasePolicy {
   }
 
   /** @internal */
-  async [RUN](fn: Work<unknown>, parent: Scope, chain: readonly Link[], index: number): Promise<unknown> {
+  async [RUN](
+    fn: Work<unknown>,
+    parent: Scope,
+    chain: readonly Link[],
+    index: number,
+  ): Promise<unknown> {
     if (this.budgetBalance !== Infinity) {
       this.budgetBalance = Math.min(this.budgetReserve, this.budgetBalance + this.budgetRatio);
     }
@@ -138,15 +164,25 @@ export class RetryPolicy extends BasePolicy {
       if (parent.isAborted) throw parent.abortReason;
       let delay: number;
       try {
-        const value = await invoke(fn, attempt === 1 ? parent : parent.withAttempt(attempt), chain, index);
-        if (this.retryOnResult === undefined || attempt >= this.maxAttempts || !this.retryOnResult(value, attempt)) {
+        const value = await invoke(
+          fn,
+          attempt === 1 ? parent : parent.withAttempt(attempt),
+          chain,
+          index,
+        );
+        if (
+          this.retryOnResult === undefined ||
+          attempt >= this.maxAttempts ||
+          !this.retryOnResult(value, attempt)
+        ) {
           return value;
         }
         if (parent.isAborted || this.budgetBalance < 1) return value;
         delay = this.backoff(attempt, previousDelay);
         previousDelay = delay;
         this.budgetBalance -= 1;
-        if (this.retryEmitter.active) this.retryEmitter.emit({ attempt, delayMs: delay, error: undefined, result: value });
+        if (this.retryEmitter.active)
+          this.retryEmitter.emit({ attempt, delayMs: delay, error: undefined, result: value });
       } catch (error) {
         // The caller gave up: their reason wins, and nothing is retried on their behalf.
         if (parent.isAborted) throw parent.abortReason;
@@ -161,7 +197,8 @@ export class RetryPolicy extends BasePolicy {
         }
         if (this.budgetBalance < 1) throw this.giveUp(attempt, error, 'budget');
         this.budgetBalance -= 1;
-        if (this.retryEmitter.active) this.retryEmitter.emit({ attempt, delayMs: delay, error, result: undefined });
+        if (this.retryEmitter.active)
+          this.retryEmitter.emit({ attempt, delayMs: delay, error, result: undefined });
       }
       if (delay > 0) await this.sleep(delay, parent);
     }
@@ -174,7 +211,10 @@ export class RetryPolicy extends BasePolicy {
   }
 
   private shouldRetry(error: unknown, attempt: number): boolean {
-    if (!this.retryRejections && (BrokenCircuitError.isInstance(error) || BulkheadRejectedError.isInstance(error))) {
+    if (
+      !this.retryRejections &&
+      (BrokenCircuitError.isInstance(error) || BulkheadRejectedError.isInstance(error))
+    ) {
       return false;
     }
     return this.retryOn === undefined ? true : this.retryOn(error, attempt);
@@ -194,7 +234,11 @@ export class RetryPolicy extends BasePolicy {
     }
   }
 
-  private giveUp(attempts: number, error: unknown, reason: 'attempts' | 'budget' | 'retry-after'): RetryExhaustedError {
+  private giveUp(
+    attempts: number,
+    error: unknown,
+    reason: 'attempts' | 'budget' | 'retry-after',
+  ): RetryExhaustedError {
     const exhausted = new RetryExhaustedError(attempts, error, reason);
     if (this.giveUpEmitter.active) this.giveUpEmitter.emit(exhausted);
     return exhausted;

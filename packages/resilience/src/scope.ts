@@ -32,7 +32,12 @@ export class Scope implements ExecuteContext {
   /** Root scopes without a caller signal create their never-aborted signal on first read. */
   private rootController: AbortController | undefined = undefined;
 
-  private constructor(parent: Scope | undefined, external: AbortSignal | undefined, attempt: number, own: OwnAbort | undefined) {
+  private constructor(
+    parent: Scope | undefined,
+    external: AbortSignal | undefined,
+    attempt: number,
+    own: OwnAbort | undefined,
+  ) {
     this.parent = parent;
     this.external = external;
     this.attempt = attempt;

@@ -45,7 +45,8 @@ export class ManualClock implements Clock {
     const target = this.time + ms;
     for (;;) {
       let next: PendingTimer | undefined;
-      for (const timer of this.timers) if (timer.at <= target && (next === undefined || timer.at < next.at)) next = timer;
+      for (const timer of this.timers)
+        if (timer.at <= target && (next === undefined || timer.at < next.at)) next = timer;
       if (next === undefined) break;
       const due = next;
       this.timers = this.timers.filter((timer) => timer !== due);
@@ -110,7 +111,9 @@ export function breakerStoreContract(
       await store.open(k, 0, 1_000);
       const early = await store.claimProbe(k, 1_500, 1_000, 5_000);
       expect(early.claimed).toBe(false);
-      const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimProbe(k, 2_000, 1_000, 5_000)));
+      const claims = await Promise.all(
+        Array.from({ length: 20 }, () => store.claimProbe(k, 2_000, 1_000, 5_000)),
+      );
       expect(claims.filter((claim) => claim.claimed).length).toBe(1);
       const state = await store.load(k);
       expect(state.state).toBe('half-open');

@@ -6,7 +6,9 @@ import { ManualClock } from './testing.js';
 
 function never(context: ExecuteContext): Promise<never> {
   return new Promise((_, reject) => {
-    context.signal.addEventListener('abort', () => reject(new Error('aborted inside')), { once: true });
+    context.signal.addEventListener('abort', () => reject(new Error('aborted inside')), {
+      once: true,
+    });
   });
 }
 
@@ -128,7 +130,9 @@ describe('timeout', () => {
   });
 
   it('passes through rejections of fn that finish in time', async () => {
-    await expect(timeout(1_000).execute(() => Promise.reject(new Error('own')))).rejects.toThrow('own');
+    await expect(timeout(1_000).execute(() => Promise.reject(new Error('own')))).rejects.toThrow(
+      'own',
+    );
     await expect(
       timeout(1_000).execute(() => {
         throw new Error('sync');
@@ -153,7 +157,10 @@ describe('timeout', () => {
     vi.useFakeTimers();
     const unref = vi.fn();
     const original = globalThis.setTimeout;
-    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms: number) => {
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((
+      callback: () => void,
+      ms: number,
+    ) => {
       const timer = original(callback, ms);
       timer.unref = unref.mockReturnValue(timer);
       return timer;
@@ -183,10 +190,16 @@ describe('timeout', () => {
 describe('no leaks', () => {
   it('10,000 calls under one long-lived caller signal leave no listener on it and no open timer', async () => {
     const controller = new AbortController();
-    const policy = wrap(retry({ maxAttempts: 2, initialDelayMs: 0 }), circuitBreaker(), timeout(60_000));
+    const policy = wrap(
+      retry({ maxAttempts: 2, initialDelayMs: 0 }),
+      circuitBreaker(),
+      timeout(60_000),
+    );
     const aggressive = timeout(60_000);
     const cooperative = timeout({ timeoutMs: 60_000, strategy: 'cooperative' });
-    const timersBefore = process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const timersBefore = process
+      .getActiveResourcesInfo()
+      .filter((name) => name === 'Timeout').length;
     const warnings: Error[] = [];
     const onWarning = (warning: Error): void => {
       warnings.push(warning);
@@ -206,8 +219,12 @@ describe('no leaks', () => {
     await new Promise((resolve) => setImmediate(resolve));
     process.off('warning', onWarning);
     expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
-    const timersAfter = process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const timersAfter = process
+      .getActiveResourcesInfo()
+      .filter((name) => name === 'Timeout').length;
     expect(timersAfter).toBe(timersBefore);
-    expect(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning')).toHaveLength(0);
+    expect(
+      warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning'),
+    ).toHaveLength(0);
   });
 });

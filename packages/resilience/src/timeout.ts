@@ -45,7 +45,9 @@ export class TimeoutPolicy extends BasePolicy {
     this.timeoutMs = checkNumber('timeoutMs', options.timeoutMs, { min: 1, max: 2_147_483_647 });
     const strategy = options.strategy ?? 'aggressive';
     if (strategy !== 'aggressive' && strategy !== 'cooperative') {
-      throw new TypeError(`Invalid option "strategy": must be 'aggressive' or 'cooperative' (got ${String(strategy)})`);
+      throw new TypeError(
+        `Invalid option "strategy": must be 'aggressive' or 'cooperative' (got ${String(strategy)})`,
+      );
     }
     this.strategy = strategy;
     this.unref = options.unref ?? false;
@@ -110,5 +112,7 @@ export class TimeoutPolicy extends BasePolicy {
 
 /** Creates a timeout policy: `timeout(5_000)` or `timeout({ timeoutMs: 5_000, strategy: 'cooperative' })`. */
 export function timeout(msOrOptions: number | TimeoutOptions): TimeoutPolicy {
-  return new TimeoutPolicy(typeof msOrOptions === 'number' ? { timeoutMs: msOrOptions } : { ...msOrOptions });
+  return new TimeoutPolicy(
+    typeof msOrOptions === 'number' ? { timeoutMs: msOrOptions } : { ...msOrOptions },
+  );
 }

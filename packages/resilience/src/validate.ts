@@ -4,10 +4,23 @@ import { InvalidOptionError } from './errors.js';
 export function checkNumber(
   option: string,
   value: number,
-  { min = 0, integer = false, max = Infinity, allowInfinity = false }: { min?: number; integer?: boolean; max?: number; allowInfinity?: boolean } = {},
+  {
+    min = 0,
+    integer = false,
+    max = Infinity,
+    allowInfinity = false,
+  }: { min?: number; integer?: boolean; max?: number; allowInfinity?: boolean } = {},
 ): number {
-  if (typeof value !== 'number' || Number.isNaN(value) || (!allowInfinity && !Number.isFinite(value))) {
-    throw new InvalidOptionError(option, allowInfinity ? 'must be a number' : 'must be a finite number', value);
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    (!allowInfinity && !Number.isFinite(value))
+  ) {
+    throw new InvalidOptionError(
+      option,
+      allowInfinity ? 'must be a number' : 'must be a finite number',
+      value,
+    );
   }
   if (integer && Number.isFinite(value) && !Number.isInteger(value)) {
     throw new InvalidOptionError(option, 'must be an integer', value);

@@ -39,7 +39,10 @@ describe('wrap', () => {
   it('every policy satisfies the Policy port other packages declare for themselves', () => {
     // The port as DESIGN.md states it, declared independently (as smtp-forward's ports.ts does).
     interface PortPolicy {
-      execute<T>(fn: (context: { signal: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T>;
+      execute<T>(
+        fn: (context: { signal: AbortSignal }) => Promise<T>,
+        signal?: AbortSignal,
+      ): Promise<T>;
     }
     const policies: PortPolicy[] = [
       circuitBreaker(),
@@ -63,7 +66,9 @@ describe('wrap', () => {
   it('a breaker inside a retry counts attempts, not whole retry loops', async () => {
     const breaker = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 3 } });
     const policy = wrap(retry({ maxAttempts: 3, initialDelayMs: 0 }), breaker);
-    const error = await policy.execute(() => Promise.reject(new Error('down'))).catch((e: unknown) => e);
+    const error = await policy
+      .execute(() => Promise.reject(new Error('down')))
+      .catch((e: unknown) => e);
     expect(RetryExhaustedError.isInstance(error)).toBe(true);
     expect(breaker.stats().failures).toBe(3);
     expect(breaker.state).toBe('open');
@@ -81,7 +86,10 @@ describe('wrap', () => {
   it('retry around a timeout retries timed-out attempts, each with a fresh signal', async () => {
     const clock = new ManualClock();
     const signals: AbortSignal[] = [];
-    const policy = wrap(retry({ maxAttempts: 2, initialDelayMs: 0, clock }), timeout({ timeoutMs: 10, clock }));
+    const policy = wrap(
+      retry({ maxAttempts: 2, initialDelayMs: 0, clock }),
+      timeout({ timeoutMs: 10, clock }),
+    );
     const call = policy.execute(({ signal, attempt }) => {
       signals.push(signal);
       return attempt === 1 ? new Promise(() => {}) : Promise.resolve('second');
@@ -103,7 +111,9 @@ describe('wrap', () => {
     const call = policy.execute(({ signal }) => {
       attempts++;
       seen = signal;
-      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }));
+      return new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+      );
     }, controller.signal);
     await flush();
     controller.abort(reason);
@@ -171,7 +181,9 @@ describe('wrap', () => {
     let inner: AbortSignal | undefined;
     const call = policy.execute(({ signal }) => {
       inner = signal;
-      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('inner aborted'))));
+      return new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(new Error('inner aborted'))),
+      );
     });
     controller.abort(new Error('foreign abort'));
     await expect(call).rejects.toThrow('foreign abort');

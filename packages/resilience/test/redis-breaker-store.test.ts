@@ -26,7 +26,11 @@ afterAll(async () => {
   await Promise.all(clients.map((redis) => redis.quit()));
 });
 
-breakerStoreContract('RedisBreakerStore', () => new RedisBreakerStore({ redis: client(), prefix }), { describe, it, expect });
+breakerStoreContract(
+  'RedisBreakerStore',
+  () => new RedisBreakerStore({ redis: client(), prefix }),
+  { describe, it, expect },
+);
 
 describe('RedisBreakerStore', () => {
   it('keeps every key of a circuit under one hash tag, with a TTL', async () => {
@@ -47,11 +51,17 @@ describe('RedisBreakerStore', () => {
         clock,
         strategy: { kind: 'consecutive', threshold: 1 },
         halfOpenAfterMs: 1_000,
-        shared: { store: new RedisBreakerStore({ redis: client(), prefix }), key, syncIntervalMs: 0 },
+        shared: {
+          store: new RedisBreakerStore({ redis: client(), prefix }),
+          key,
+          syncIntervalMs: 0,
+        },
       });
     const processA = make();
     const processB = make();
-    await expect(processA.execute(() => Promise.reject(new Error('relay down')))).rejects.toThrow('relay down');
+    await expect(processA.execute(() => Promise.reject(new Error('relay down')))).rejects.toThrow(
+      'relay down',
+    );
     await expect(processB.execute(() => 'x')).rejects.toBeInstanceOf(BrokenCircuitError);
     clock.advance(1_000);
     let probes = 0;
@@ -102,6 +112,8 @@ describe('RedisBreakerStore', () => {
   it('rejects invalid options naming the option', () => {
     expect(() => new RedisBreakerStore({ redis: {} as never })).toThrow(InvalidOptionError);
     expect(() => new RedisBreakerStore({ redis: client(), ttlMs: 0 })).toThrow('"ttlMs"');
-    expect(() => new RedisBreakerStore({ redis: client(), prefix: 5 as never })).toThrow('"prefix"');
+    expect(() => new RedisBreakerStore({ redis: client(), prefix: 5 as never })).toThrow(
+      '"prefix"',
+    );
   });
 });
