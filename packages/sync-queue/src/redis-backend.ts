@@ -1,3 +1,4 @@
+// eslint-disable-next-line @typescript-eslint/triple-slash-reference -- keeps the *.lua declaration in view of compilations that list files (the README check)
 /// <reference path="./lua.d.ts" />
 import { createHash } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
