@@ -220,3 +220,42 @@ describe('rate limits', () => {
     expect(last.json()).toMatchObject({ code: 'RATE_LIMITED' });
   });
 });
+
+describe('refresh token in a cookie', () => {
+  it('sets an httpOnly, Secure, SameSite=Strict cookie and demands the CSRF header on refresh', async () => {
+    const cookieEnvironment = await createTestEnvironment('cookie', { API_REFRESH_TOKEN_IN: 'cookie' });
+    const cookieApp = await createApiServer(cookieEnvironment.container('api', { dns }));
+    try {
+      await get(cookieEnvironment.container('api'), 'domains').ensureShared('alias.test');
+      const email = 'cookie@example.org';
+      await cookieApp.inject({ method: 'POST', url: '/auth/register', payload: { email, password: PASSWORD } });
+      const outbox = get(cookieEnvironment.container('api'), 'outbox');
+      const text = (await outbox.read((await outbox.list())[0]!.id)) ?? '';
+      const token = /\n([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})\r?\n/.exec(text)?.[1];
+      await cookieApp.inject({ method: 'POST', url: '/auth/verify', payload: { token } });
+      const login = await cookieApp.inject({ method: 'POST', url: '/auth/login', payload: { email, password: PASSWORD } });
+      expect(login.json()).not.toHaveProperty('refreshToken');
+      const refreshCookie = login.cookies.find((cookie) => cookie.name === 'postern_refresh')!;
+      const csrfCookie = login.cookies.find((cookie) => cookie.name === 'postern_csrf')!;
+      expect(refreshCookie).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/auth' });
+      expect(csrfCookie.value).toBe(login.json<{ csrfToken: string }>().csrfToken);
+      const cookies = { postern_refresh: refreshCookie.value, postern_csrf: csrfCookie.value };
+      const forged = await cookieApp.inject({ method: 'POST', url: '/auth/refresh', cookies });
+      expect(forged.statusCode).toBe(403);
+      expect(forged.json()).toMatchObject({ code: 'CSRF_FAILED' });
+      expect((await cookieApp.inject({ method: 'POST', url: '/auth/refresh', cookies, headers: { 'x-csrf-token': 'x'.repeat(32) } })).statusCode).toBe(403);
+      expect((await cookieApp.inject({ method: 'POST', url: '/auth/refresh' })).json()).toMatchObject({ code: 'UNAUTHENTICATED' });
+      const rotated = await cookieApp.inject({ method: 'POST', url: '/auth/refresh', cookies, headers: { 'x-csrf-token': csrfCookie.value } });
+      expect(rotated.statusCode).toBe(200);
+      const next = rotated.cookies.find((cookie) => cookie.name === 'postern_refresh')!;
+      expect(next.value).not.toBe(refreshCookie.value);
+      const nextCsrf = rotated.cookies.find((cookie) => cookie.name === 'postern_csrf')!.value;
+      const out = await cookieApp.inject({ method: 'POST', url: '/auth/logout', cookies: { postern_refresh: next.value, postern_csrf: nextCsrf }, headers: { 'x-csrf-token': nextCsrf } });
+      expect(out.statusCode).toBe(204);
+      expect(out.cookies.find((cookie) => cookie.name === 'postern_refresh')?.value).toBe('');
+    } finally {
+      await cookieApp.close();
+      await cookieEnvironment.close();
+    }
+  });
+});

@@ -82,10 +82,18 @@ const provider: MigrationProvider = {
   getMigrations: () => Promise.resolve(migrations),
 };
 
-/** Runs every pending migration; throws with the failing migration's name if one fails. */
+/**
+ * Runs every pending migration on one pinned connection, in the connection's current schema;
+ * throws with the failing migration's name if one fails.
+ */
 export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationResultSet> {
-  const migrator = new Migrator({ db, provider });
-  const result = await migrator.migrateToLatest();
+  const result = await db.connection().execute(async (connection) => {
+    // Name the schema: Kysely otherwise looks for its bookkeeping tables in every schema and
+    // would find another deployment's (or test file's) in the same database.
+    const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(connection);
+    const schema = rows[0]?.schema ?? 'public';
+    return new Migrator({ db: connection, provider, migrationTableSchema: schema }).migrateToLatest();
+  });
   if (result.error !== undefined) {
     const failed = result.results?.find((entry) => entry.status === 'Error');
     throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: result.error });
