@@ -264,11 +264,14 @@ for (const sessions of [10, 50]) {
   }
 }
 
+progress('10 MB message: ours');
+const oursSmall = await memoryGrowth(ports.plain, 10 * 2 ** 20);
 progress('50 MB message: ours');
 const oursRss = await memoryGrowth(ports.plain, 50 * 2 ** 20);
 progress('50 MB message: pass-through');
 const naiveRss = await memoryGrowth(ports.naive, 50 * 2 ** 20);
 progress(`peak heap+buffer growth for one 50 MB message: ours ${oursRss} MiB, pass-through ${naiveRss} MiB (${Math.round((performance.now() - started) / 1000)} s total)`);
+results.push({ name: '@postern/smtp-forward, one 10 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: oursSmall });
 results.push({ name: '@postern/smtp-forward, one 50 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: oursRss });
 results.push({ name: 'smtp-server + nodemailer pass-through, one 50 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: naiveRss });
 
