@@ -1,8 +1,8 @@
 /* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
-import type { BreakerStateStore, SharedBreakerState } from './breaker-store.js';
+import type { BreakerStateStore, SharedBreakerState } from './ports.js';
 import type { BreakerStrategyOptions, Strategy } from './breaker-strategy.js';
 import { createStrategy } from './breaker-strategy.js';
-import type { Clock } from './clock.js';
+import type { Clock } from './ports.js';
 import { systemClock } from './clock.js';
 import { BrokenCircuitError, InvalidOptionError } from './errors.js';
 import type { Disposable, Event } from './events.js';

@@ -1,5 +1,11 @@
 // The public surface of @postern/resilience: every export is named here.
-export type { Clock, TimerHandle } from './clock.js';
+export type {
+  BreakerStateStore,
+  Clock,
+  ProbeClaim,
+  SharedBreakerState,
+  TimerHandle,
+} from './ports.js';
 export { systemClock } from './clock.js';
 export type { ResilienceErrorCode, ResilienceErrorLike, RetryStopReason } from './errors.js';
 export {
@@ -34,7 +40,6 @@ export type {
   StateChange,
 } from './circuit-breaker.js';
 export { circuitBreaker, CircuitBreakerPolicy } from './circuit-breaker.js';
-export type { BreakerStateStore, ProbeClaim, SharedBreakerState } from './breaker-store.js';
 export { initialSharedState, MemoryBreakerStore } from './breaker-store.js';
 export type { BulkheadOptions } from './bulkhead.js';
 export { bulkhead, BulkheadPolicy } from './bulkhead.js';

@@ -5,7 +5,14 @@
  * `RedisBreakerStore`: shares circuit breaker state between processes through Redis (or Redis
  * Cluster). Import from `@postern/resilience/redis`; pass your own ioredis client (an optional peer).
  */
-import type { BreakerStateStore, ProbeClaim, SharedBreakerState } from './breaker-store.js';
+import type {
+  BreakerStateStore,
+  ProbeClaim,
+  RedisCommandClient,
+  SharedBreakerState,
+} from './ports.js';
+
+export type { RedisCommandClient } from './ports.js';
 import { InvalidOptionError } from './errors.js';
 import claimProbeScript from './lua/breaker-claim-probe-1.lua';
 import loadScript from './lua/breaker-load-1.lua';
@@ -13,11 +20,6 @@ import openScript from './lua/breaker-open-1.lua';
 import probeSucceededScript from './lua/breaker-probe-succeeded-1.lua';
 import resetScript from './lua/breaker-reset-1.lua';
 import { checkNumber } from './validate.js';
-
-/** The part of an ioredis client (or cluster) this store uses. */
-export interface RedisCommandClient {
-  defineCommand(name: string, definition: { numberOfKeys: number; lua: string }): void;
-}
 
 /** Options of `RedisBreakerStore`. */
 export interface RedisBreakerStoreOptions {

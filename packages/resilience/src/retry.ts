@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from './ports.js';
 import { systemClock } from './clock.js';
 import {
   BrokenCircuitError,

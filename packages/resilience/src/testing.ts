@@ -2,8 +2,8 @@
  * Test helpers: a manual clock, and the contract suite every `BreakerStateStore` must pass.
  * Import from `@postern/resilience/testing`.
  */
-import type { BreakerStateStore } from './breaker-store.js';
-import type { Clock, TimerHandle } from './clock.js';
+import type { BreakerStateStore } from './ports.js';
+import type { Clock, TimerHandle } from './ports.js';
 
 interface PendingTimer {
   id: number;
