@@ -1,5 +1,6 @@
 import argon2 from 'argon2';
 import { scrypt, timingSafeEqual } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { AuthError } from './errors.js';
 import { normalizePassword } from './password-policy.js';
 
@@ -81,8 +82,9 @@ export interface Argon2HasherOptions {
   /** Readers for bcrypt/scrypt hashes being migrated. Default: [scryptVerifier()]. */
   legacy?: readonly LegacyVerifier[];
   /**
-   * Hashes running at once; others wait in line. Hashing runs on libuv's thread pool, so this
-   * keeps threads free for file and DNS work. Default: max(1, UV_THREADPOOL_SIZE - 1) = 3.
+   * Hashes running at once; others wait in line. Hashing runs on libuv's thread pool and is pure
+   * CPU work, so more hashes than cores only starve the event loop, and a full pool stalls file
+   * and DNS work. Default: max(1, min(UV_THREADPOOL_SIZE - 1, os.availableParallelism())).
    */
   maxConcurrency?: number;
 }
@@ -119,7 +121,8 @@ class Slots {
 
 function defaultConcurrency(): number {
   const size = Number.parseInt(process.env['UV_THREADPOOL_SIZE'] ?? '', 10);
-  return Math.max(1, (Number.isFinite(size) && size > 0 ? size : 4) - 1);
+  const poolSlots = (Number.isFinite(size) && size > 0 ? size : 4) - 1;
+  return Math.max(1, Math.min(poolSlots, availableParallelism()));
 }
 
 /** argon2id password hashing (npm `argon2`, native, off the event loop) with pepper rotation and legacy migration. */
