@@ -26,5 +26,7 @@ export type { SmtpForwardErrorCode, SmtpForwardErrorFields } from './errors.js';
 export { maskEmail } from './address.js';
 export type { Disposable, Event } from './events.js';
 export type { ArcOptions, AuthenticationOptions, DkimOptions } from './signing.js';
-export type { MxOptions, RelayOptions, TransportOptions } from './transport.js';
+export type { MtaStsLookup, MtaStsPolicy, MxOptions, RelayOptions, TransportOptions } from './transport.js';
+export { mtaStsPolicy } from './mta-sts.js';
+export type { MtaStsPolicyOptions } from './mta-sts.js';
 export type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery, RateLimiter } from './ports.js';

@@ -29,6 +29,35 @@ export interface MxOptions {
   port?: number;
   /** TLS options for opportunistic STARTTLS. Default: `{ rejectUnauthorized: false }` (opportunistic, as MTAs do). */
   tls?: Record<string, unknown>;
+  /**
+   * MTA-STS policy lookup (RFC 8461). Under `enforce`, only MX hosts the policy lists are used and
+   * STARTTLS with a valid certificate is required: no plaintext fallback. Default: no MTA-STS
+   * (pass `mtaStsPolicy()` for lookups over DNS and HTTPS with mailauth).
+   */
+  mtaSts?: MtaStsLookup;
+}
+
+/** An MTA-STS policy, as published at `https://mta-sts.<domain>/.well-known/mta-sts.txt`. */
+export interface MtaStsPolicy {
+  mode: 'enforce' | 'testing' | 'none';
+  /** Allowed MX patterns (`mx1.example.com`, `*.example.com`). */
+  mx: readonly string[];
+}
+
+/** Returns the domain's MTA-STS policy, or null when it publishes none. */
+export type MtaStsLookup = (domain: string) => Promise<MtaStsPolicy | null>;
+
+/** True when `host` matches an MTA-STS `mx` pattern (a leading `*.` matches exactly one label). */
+export function mxMatches(host: string, patterns: readonly string[]): boolean {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  return patterns.some((pattern) => {
+    const p = pattern.toLowerCase().replace(/\.$/, '');
+    if (p.startsWith('*.')) {
+      const suffix = p.slice(1);
+      return name.endsWith(suffix) && !name.slice(0, -suffix.length).includes('.') && name.length > suffix.length;
+    }
+    return name === p;
+  });
 }
 
 /** How mail leaves: relays tried in order, or direct MX delivery. */
@@ -80,6 +109,8 @@ interface SendError extends Error {
 
 type Mailer = ReturnType<typeof nodemailer.createTransport>;
 
+const TRANSIENT_CODES = new Set(['ETLS', 'ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROXY']);
+
 interface Hop {
   key: string;
   options: SMTPPoolOptions;
@@ -129,7 +160,7 @@ export class Transport {
         hops = domain === '' ? this.#relayHops() : await this.#mxHops(domain);
       } catch (error) {
         for (const recipient of group) {
-          results.set(recipient, { recipient, ok: false, temporary: true, response: `MX lookup failed: ${(error as SendError).code ?? 'error'}` });
+          results.set(recipient, { recipient, ok: false, temporary: true, response: `MX selection failed: ${(error as SendError).code ?? 'error'}` });
         }
         continue;
       }
@@ -159,12 +190,14 @@ export class Transport {
             this.#recordRejections(results, pending, new Set(failure.rejected.map((r) => r.toLowerCase())), failure.rejectedErrors, hop.key);
           } else {
             const responseCode = failure.responseCode;
+            // A failed TLS upgrade or a broken connection says nothing about the message: retry later.
+            const transient = failure.code !== undefined && TRANSIENT_CODES.has(failure.code);
             for (const recipient of pending) {
               results.set(recipient, {
                 recipient,
                 ok: false,
                 ...(responseCode === undefined ? {} : { responseCode }),
-                temporary: responseCode === undefined || responseCode < 500,
+                temporary: transient || responseCode === undefined || responseCode < 500,
                 response: shortReply(failure.response, failure.code ?? failure.message),
                 relay: hop.key,
               });
@@ -244,12 +277,20 @@ export class Transport {
     // RFC 5321: no MX means the domain itself is the host.
     if (records.length === 0) records = [{ exchange: domain, priority: 0 }];
     const port = mx.port ?? 25;
-    return [...records]
-      .sort((a, b) => a.priority - b.priority)
-      .map((record) => ({
-        key: `${record.exchange}:${port}`,
-        options: { ...this.#common(), host: record.exchange, port, secure: false, tls: mx.tls ?? { rejectUnauthorized: false } },
-      }));
+    const policy = mx.mtaSts === undefined ? null : await mx.mtaSts(domain);
+    const enforce = policy?.mode === 'enforce';
+    const sorted = [...records].sort((a, b) => a.priority - b.priority);
+    const allowed = enforce ? sorted.filter((record) => mxMatches(record.exchange, policy.mx)) : sorted;
+    if (allowed.length === 0) {
+      throw Object.assign(new Error('no MX host matches the MTA-STS policy'), { code: 'EMTASTS' });
+    }
+    return allowed.map((record) => ({
+      key: `${record.exchange}:${port}${enforce ? ':sts' : ''}`,
+      options: enforce
+        ? // MTA-STS enforce: a valid certificate for the MX name, and never plaintext.
+          { ...this.#common(), host: record.exchange, port, secure: false, requireTLS: true, tls: { ...mx.tls, rejectUnauthorized: true, servername: record.exchange } }
+        : { ...this.#common(), host: record.exchange, port, secure: false, tls: mx.tls ?? { rejectUnauthorized: false } },
+    }));
   }
 
   #pool(hop: Hop): Mailer {

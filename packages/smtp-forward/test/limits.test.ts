@@ -5,7 +5,7 @@ import type { PeerCertificate } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
-import type { Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
+import type { MtaStsLookup, Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
 import { RawClient, run, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
@@ -133,6 +133,29 @@ describe('limits and ports', () => {
     expect(await client.send('Subject: mx\r\n\r\nx\r\n.\r\n')).toMatch(/^250/);
     client.close();
     expect(lookups).toEqual(['dest.test']);
+    expect(sink.messages).toHaveLength(1);
+  });
+
+  it('enforces MTA-STS: only listed MX hosts, and never plaintext', async () => {
+    const sink = await relay();
+    const mxTo = (mtaSts: MtaStsLookup) =>
+      start({ transport: { mx: { port: sink.port, resolveMx: () => Promise.resolve([{ exchange: '127.0.0.1', priority: 10 }]), mtaSts } } });
+    const send = async (port: number): Promise<string> => {
+      const client = await RawClient.open(port);
+      await transaction(client);
+      await client.send('DATA\r\n');
+      const reply = await client.send('Subject: sts\r\n\r\nx\r\n.\r\n');
+      client.close();
+      return reply;
+    };
+    const unlisted = await mxTo(() => Promise.resolve({ mode: 'enforce', mx: ['mx.dest.test'] }));
+    expect(await send(unlisted.port)).toMatch(/^451/);
+    // Listed, but the host offers no STARTTLS: enforce forbids falling back to plaintext.
+    const plaintext = await mxTo(() => Promise.resolve({ mode: 'enforce', mx: ['127.0.0.1'] }));
+    expect(await send(plaintext.port)).toMatch(/^451/);
+    expect(sink.messages).toHaveLength(0);
+    const testing = await mxTo(() => Promise.resolve({ mode: 'testing', mx: ['mx.dest.test'] }));
+    expect(await send(testing.port)).toMatch(/^250/);
     expect(sink.messages).toHaveLength(1);
   });
 
