@@ -304,15 +304,21 @@ describe('SyncQueue', () => {
     expect(attempts).toEqual([1]);
   });
 
-  it('close() lets a handler that finishes in time complete', async () => {
-    const queue = new SyncQueue<string>({ name: 'close-graceful' });
-    const worker = queue.process(() => new Promise((resolve) => setTimeout(resolve, 200)));
-    await queue.add('a');
-    await until(() => worker.active === 1);
+  it('close() lets a handler that finishes in time complete, and records one that fails in time', async () => {
+    const queue = new SyncQueue<string>({ name: 'close-graceful', retry: { maxAttempts: 1 } });
+    const worker = queue.process(
+      (job) =>
+        new Promise((resolve, reject) =>
+          setTimeout(() => (job.payload === 'bad' ? reject(new Error('failed while closing')) : resolve(undefined)), 200),
+        ),
+      { concurrency: 2 },
+    );
+    await queue.addBulk([{ payload: 'a' }, { payload: 'bad' }]);
+    await until(() => worker.active === 2);
     const closing = queue.close({ timeoutMs: 5_000 });
     await vi.advanceTimersByTimeAsync(300);
     await closing;
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1 });
     await expect(queue.add('late')).rejects.toMatchObject({ code: 'QUEUE_CLOSED' });
     expect(() => queue.process(() => undefined)).toThrow(SyncQueueError);
   });

@@ -131,6 +131,31 @@ describe('SyncQueue on Redis', () => {
     expect(await producer.deadLetters.purge()).toBe(dead.length);
   }, 60_000);
 
+  it('never lets stray key state (an owner or pending job that no longer exists) block a key', async () => {
+    const name = 'stray';
+    const base = `${prefix}{${name}}:`;
+    // What a crash of a non-atomic implementation, a manual DEL or eviction could leave behind.
+    await redis.hset(`${base}o`, 'owned-by-ghost', '999999');
+    await redis.hset(`${base}p`, 'pending-ghost', '999998');
+    const queue = new SyncQueue<string>({ name, backend });
+    const first = await queue.add('a', { key: 'owned-by-ghost' });
+    const second = await queue.add('b', { key: 'pending-ghost' });
+    expect(second.coalesced).toBe(false);
+    expect(second.id).not.toBe('999998');
+    const ran: string[] = [];
+    const done = new Promise<void>((resolve) =>
+      queue.onCompleted(({ job }) => {
+        ran.push(job.id);
+        if (ran.length === 2) resolve();
+      }),
+    );
+    const worker = queue.process(() => undefined, { concurrency: 2, pollIntervalMs: 10 });
+    await done;
+    await worker.close();
+    expect(ran.sort()).toEqual([first.id, second.id].sort());
+    expect(await redis.hget(`${base}o`, 'owned-by-ghost')).toBeNull();
+  });
+
   it('delays, dead-letters and retries through the Redis backend', async () => {
     const queue = new SyncQueue<string>({ name: 'dead', backend, retry: { maxAttempts: 2, initialDelayMs: 10 } });
     const deadIds: string[] = [];
