@@ -140,12 +140,12 @@ export class RedisAuthStore implements AuthStore {
     if (session.ip !== undefined) fields['ip'] = session.ip;
     if (session.userAgent !== undefined) fields['userAgent'] = session.userAgent;
     const index = this.#userSessionsKey(session.userId);
-    // The index first: a session that exists is always findable by logoutAll.
-    await this.#redis
-      .multi()
-      .sadd(index, session.id)
-      .pexpire(index, Math.max(1, session.absoluteExpiresAt - session.createdAt))
-      .exec();
+    // The index first: a session that exists is always findable by logoutAll. Its expiry only
+    // grows, so a session with a longer life than the newest one never drops out of it.
+    const lifetimeMs = Math.max(1, session.absoluteExpiresAt - session.createdAt);
+    const [, ttl] = (await this.#redis.multi().sadd(index, session.id).pttl(index).exec()) ?? [];
+    // -1 (no expiry yet) also sets it.
+    if (Number(ttl?.[1] ?? -1) < lifetimeMs) await this.#redis.pexpire(index, lifetimeMs);
     await this.#redis
       .multi()
       .hset(key, fields)

@@ -51,6 +51,25 @@ describe('RedisAuthStore specifics', () => {
     expect(keys.some((key) => key.includes('@'))).toBe(false);
   });
 
+  it('only ever lengthens the expiry of a user session index', async () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    const userId = randomUUID();
+    const now = Date.now();
+    const session = (id: string, lifetimeMs: number) => ({
+      id,
+      userId,
+      tokenHash: 'hash',
+      createdAt: now,
+      idleExpiresAt: now + lifetimeMs,
+      absoluteExpiresAt: now + lifetimeMs,
+    });
+    await store.createSession(session('BBBBBBBBBBBBBBBBBBBBBB', 600_000));
+    await store.createSession(session('CCCCCCCCCCCCCCCCCCCCCC', 60_000));
+    const ttl = await redis.pttl(`${prefix}user:{${userId}}:sessions`);
+    expect(ttl).toBeGreaterThan(60_000);
+    expect(await store.deleteUserSessions(userId)).toBe(2);
+  });
+
   it('registers its scripts once per client under versioned names', () => {
     new RedisAuthStore({ redis, prefix });
     new RedisAuthStore({ redis, prefix });
