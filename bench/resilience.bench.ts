@@ -87,7 +87,7 @@ for (const concurrency of [1, 100]) {
   progress(`concurrency ${concurrency}`);
   const label = concurrency === 1 ? 'sequential' : `${concurrency} in flight`;
   const measured = (
-    await suite(cases(), { durationMs: 1_000, warmupMs: 200, rounds: 3, concurrency })
+    await suite(cases(), { durationMs: 1_400, warmupMs: 150, rounds: 7, concurrency })
   ).map((result) => ({
     ...result,
     name: `${result.name} [${label}]`,
