@@ -331,7 +331,6 @@ interface Run<T> {
   job: Job<T> | null;
   leaseDeadline: number;
   abandoned: boolean;
-  settled: Promise<void>;
 }
 
 interface PendingCompletion {
@@ -358,6 +357,7 @@ class QueueWorker<T> implements Worker {
   #wake: (() => void) | null = null;
   #lastClaimAt: number | null = null;
   #completions: PendingCompletion[] = [];
+  readonly #slots = new Set<Promise<void>>();
   #flushScheduled = false;
 
   constructor(internals: Internals<T>, handler: Handler<T>, settings: WorkerSettings) {
@@ -445,7 +445,8 @@ class QueueWorker<T> implements Worker {
 
   #startSlot(leased: LeasedJob): void {
     this.#idle -= 1;
-    void this.#slot(leased);
+    const slot = this.#slot(leased).finally(() => this.#slots.delete(slot));
+    this.#slots.add(slot);
   }
 
   async #slot(first: LeasedJob): Promise<void> {
@@ -473,14 +474,12 @@ class QueueWorker<T> implements Worker {
   /** Runs one job and reports its outcome; returns the next job leased in the same backend call, if any. */
   async #execute(leased: LeasedJob): Promise<LeasedJob | null> {
     const { leaseMs, clock, events } = this.#internals;
-    let resolveSettled!: () => void;
     const run: Run<T> = {
       leased,
       controller: new AbortController(),
       job: null,
       leaseDeadline: clock.now() + leaseMs,
       abandoned: false,
-      settled: new Promise<void>((resolve) => (resolveSettled = resolve)),
     };
     this.#runs.add(run);
     try {
@@ -518,7 +517,6 @@ class QueueWorker<T> implements Worker {
       return await this.#reportFailure(run, job, outcome.error);
     } finally {
       this.#runs.delete(run);
-      resolveSettled();
     }
   }
 
@@ -656,19 +654,26 @@ class QueueWorker<T> implements Worker {
       this.#closed = true;
       this.wake();
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
-    try {
-      await Promise.race([Promise.all([this.#loop, ...[...this.#runs].map((run) => run.settled)]), deadline]);
-    } finally {
-      clearTimeout(timer);
-    }
+    // Slots end only after their job is completed, failed or released, including a job that a
+    // completion fetched while the close began, so waiting on slots waits on every lease.
+    await this.#within(timeoutMs, Promise.all([this.#loop, ...this.#slots]));
     const unfinished = [...this.#runs];
     for (const run of unfinished) {
       run.abandoned = true;
       run.controller.abort(new SyncQueueError('QUEUE_CLOSED', 'The worker closed before the handler finished.', { jobId: run.leased.id }));
     }
-    await Promise.all(unfinished.map((run) => this.#release(run.leased)));
+    // Aborted runs report nothing, so their slots end at once unless a backend call is stuck.
+    await this.#within(Math.min(timeoutMs, 1_000), Promise.all([...unfinished.map((run) => this.#release(run.leased)), ...this.#slots]));
     this.#internals.workers.delete(this);
+  }
+
+  async #within(ms: number, work: Promise<unknown>): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    try {
+      await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
