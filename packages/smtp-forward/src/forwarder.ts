@@ -407,25 +407,25 @@ export class SmtpForwarder {
       onConnect: (session, callback) => {
         this.#onConnect(session).then(
           () => callback(),
-          (error: unknown) => callback(error as Error),
+          (error: unknown) => callback(this.#asReply(error, 421, session.id)),
         );
       },
       onMailFrom: (address, session, callback) => {
         this.#onMailFrom(address, session).then(
           () => callback(),
-          (error: unknown) => callback(error as Error),
+          (error: unknown) => callback(this.#asReply(error, 451, session.id)),
         );
       },
       onRcptTo: (address, session, callback) => {
         this.#onRcptTo(address, session).then(
           () => callback(),
-          (error: unknown) => callback(error as Error),
+          (error: unknown) => callback(this.#asReply(error, 451, session.id)),
         );
       },
       onData: (stream, session, callback) => {
         this.#onData(stream, session).then(
           (reply) => callback(null, reply),
-          (error: unknown) => callback(error as Error),
+          (error: unknown) => callback(this.#asReply(error, 451, session.id)),
         );
       },
       onClose: (session) => {
@@ -439,6 +439,14 @@ export class SmtpForwarder {
       this.#logger.warn({ code: (error as { code?: string }).code }, 'smtp server error');
     });
     return server;
+  }
+
+  // An unexpected failure (a rate limiter or DNS that is down, a library error) becomes a generic
+  // temporary reply: the sender retries, and no internal detail reaches the client.
+  #asReply(error: unknown, responseCode: 421 | 451, sessionId: string): SmtpError {
+    if (error instanceof Error && typeof (error as Partial<SmtpError>).responseCode === 'number') return error as SmtpError;
+    this.#logger.error({ sessionId, error: error instanceof Error ? error.message : String(error) }, 'unexpected failure in SMTP session');
+    return smtpError(responseCode, '4.3.0 Temporary local problem, try again later');
   }
 
   #reject(event: RejectedEvent): SmtpError {

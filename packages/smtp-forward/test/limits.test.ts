@@ -5,7 +5,7 @@ import type { PeerCertificate } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
-import type { MtaStsLookup, Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
+import type { Logger, MtaStsLookup, Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
 import { RawClient, run, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
@@ -31,6 +31,10 @@ async function start(options: Partial<SmtpForwarderOptions>, relayPort?: number)
   cleanups.push(() => forwarder.close({ timeoutMs: 100 }));
   const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
   return { forwarder, port };
+}
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
 async function transaction(client: RawClient, sender = 'a@origin.test'): Promise<string[]> {
@@ -218,6 +222,47 @@ describe('limits and ports', () => {
     expect(seen).toEqual(['first.test', 'second.test']);
     expect(sink.messages.every((m) => m.data.toString().includes('with ESMTPS'))).toBe(true);
     expect(sink.messages).toHaveLength(2);
+  });
+
+  it('lets a message in flight finish during close(), and answers 250 for it', async () => {
+    const slow = await startRelay({ delayMs: 300 });
+    cleanups.push(() => slow.close());
+    const { forwarder, port } = await start({}, slow.port);
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    const reply = client.send('Subject: in flight\r\n\r\nx\r\n.\r\n');
+    await waitUntil(() => forwarder.stats().connections > 0 && slow.messages.length === 0);
+    const closing = forwarder.close({ timeoutMs: 5_000 });
+    expect(await reply).toMatch(/^250/);
+    expect(await client.send('MAIL FROM:<a@origin.test>\r\n')).toMatch(/^421/);
+    client.close();
+    await closing;
+    expect(slow.messages).toHaveLength(1);
+  });
+
+  it('answers a failing rate limiter with a generic 421 and logs masked addresses, never bodies', async () => {
+    const lines: string[] = [];
+    const record = (object: object | string, message?: string): void => {
+      lines.push(JSON.stringify(object) + (message ?? ''));
+    };
+    const logger: Logger = { debug: record, info: record, warn: record, error: record, child: () => logger };
+    const broken: RateLimiter = { consume: (key) => (key.startsWith('ip:') ? Promise.reject(new Error('redis at 10.0.0.7:6379 is down')) : Promise.resolve({ allowed: true, retryAfterMs: 0 })) };
+    const { port } = await start({ rateLimiter: broken, logger });
+    const refused = await RawClient.open(port);
+    expect(refused.greeting).toMatch(/^421 4\.3\.0 Temporary local problem/);
+    expect(refused.greeting).not.toContain('redis');
+    refused.close();
+    const { port: other } = await start({ logger, resolver: () => Promise.reject(new Error('db down')) });
+    const client = await RawClient.open(other);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<secret.person@origin.test>\r\n');
+    expect(await client.send('RCPT TO:<alice@fwd.test>\r\n')).toMatch(/^451/);
+    client.close();
+    const text = lines.join('\n');
+    expect(text).toContain('a***@fwd.test');
+    expect(text).not.toContain('alice@fwd.test');
+    expect(text).not.toContain('secret.person');
   });
 
   it('refuses invalid options with INVALID_OPTIONS', () => {
