@@ -78,8 +78,16 @@ describe('RedisBreakerStore', () => {
         }),
       ),
     );
+    let finished = 0;
+    for (const call of calls)
+      call.then(
+        () => finished++,
+        () => finished++,
+      );
     const settled = Promise.allSettled(calls);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Wait (by events, not by time) until every call but the probe has had its answer from Redis.
+    while (finished < calls.length - 1) await new Promise((resolve) => setImmediate(resolve));
+    expect(probes).toBe(1);
     release();
     const results = await settled;
     expect(probes).toBe(1);
