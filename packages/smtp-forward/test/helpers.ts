@@ -58,6 +58,8 @@ export async function startRelay(
       });
     },
   });
+  // Peers that vanish (a SIGKILLed forwarder) reset their connections; that is expected here.
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.server.address() as AddressInfo).port;
   return {
