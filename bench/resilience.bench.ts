@@ -13,16 +13,11 @@ import {
   TimeoutStrategy,
   wrap as cockatielWrap,
 } from 'cockatiel';
-// @ts-expect-error -- opossum 9.0.0 ships no type declarations
-import OpossumModule from 'opossum';
+import CircuitBreaker from 'opossum';
 import { circuitBreaker, retry, timeout, wrap } from '@postern/resilience';
 import type { BenchCase, BenchResult } from './harness.ts';
 import { progress, ratio, report, suite } from './harness.ts';
 
-const CircuitBreaker = OpossumModule as new (
-  action: () => Promise<void>,
-  options: Record<string, unknown>,
-) => { fire(): Promise<void> };
 const noop = async (): Promise<void> => {};
 const readsSignal = ({ signal }: { signal: AbortSignal }): Promise<boolean> =>
   Promise.resolve(signal.aborted);
