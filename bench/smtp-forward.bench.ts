@@ -220,6 +220,8 @@ async function memoryGrowth(port: number, bytes: number): Promise<number> {
 }
 
 const sink = await startSink();
+// Never leave smtp-sink behind, even when a run fails half-way.
+process.on('exit', () => sink.child.kill());
 const plain = forwarder(sink.port, false);
 const full = forwarder(sink.port, true);
 const naive = passThrough(sink.port);
