@@ -39,6 +39,12 @@ export function configShape(mode: Mode) {
       fromRewrite: z.enum(['never', 'dmarc-strict', 'always']).default('dmarc-strict'),
       aliasCacheTtlMs: duration().default(30_000),
       relayTimeoutMs: duration().default(30_000),
+      /** Port of the SMTP process's own `/metrics` (Prometheus); unset: not served. */
+      metricsPort: port({ allowZero: true }).optional(),
+    },
+    worker: {
+      /** Port of the worker's own `/metrics` (Prometheus); unset: not served. */
+      metricsPort: port({ allowZero: true }).optional(),
     },
     limits: {
       loginPerMinute: integer({ min: 1 }).default(10),

@@ -3,11 +3,13 @@ export interface ReadyMessage {
   type: 'ready';
   process: string;
   port: number;
+  /** Where the process serves `/metrics`, if it does. */
+  metricsPort?: number;
 }
 
 /** Tells the launcher (if any) that the process listens on `port`. */
-export function announceReady(processName: string, port: number): void {
-  const message: ReadyMessage = { type: 'ready', process: processName, port };
+export function announceReady(processName: string, port: number, metricsPort?: number): void {
+  const message: ReadyMessage = metricsPort === undefined ? { type: 'ready', process: processName, port } : { type: 'ready', process: processName, port, metricsPort };
   if (typeof process.send === 'function') process.send(message);
 }
 

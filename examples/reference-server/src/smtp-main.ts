@@ -5,6 +5,7 @@ import type { QueuedDelivery } from '@postern/smtp-forward';
 import { loadServerConfig } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { serveMetrics } from './metrics-server.js';
 import { startSmtp } from './smtp/process.js';
 import { DELIVERY_QUEUE } from './worker.js';
 
@@ -19,10 +20,12 @@ const smtp = await startSmtp(container, {
   port: config.smtp.port,
   ...(queue === undefined ? {} : { deliveryQueue: { add: async (job: QueuedDelivery) => void (await queue.add(job, { key: job.messageId })) } }),
 });
-announceReady('smtp', smtp.address.port);
-logger.info({ port: smtp.address.port }, 'smtp ready');
+const metricsServer = config.smtp.metricsPort === undefined ? undefined : await serveMetrics(get(container, 'metrics'), config.smtp.host, config.smtp.metricsPort);
+announceReady('smtp', smtp.address.port, metricsServer?.port);
+logger.info({ port: smtp.address.port, metricsPort: metricsServer?.port }, 'smtp ready');
 
 onShutdown(async () => {
   await smtp.close();
+  await metricsServer?.close();
   await disposeContainer(container);
 });

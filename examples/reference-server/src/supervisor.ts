@@ -41,6 +41,7 @@ interface Running {
   restarts: number;
   timer: NodeJS.Timeout | undefined;
   port: number | undefined;
+  metricsPort: number | undefined;
 }
 
 /**
@@ -70,7 +71,7 @@ export class Supervisor extends EventEmitter {
 
   /** Starts `spec` and resolves with the port it announces (0 if it listens on none). */
   start(spec: ChildSpec): Promise<number> {
-    const entry: Running = { spec, child: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs, restarts: 0, timer: undefined, port: undefined };
+    const entry: Running = { spec, child: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs, restarts: 0, timer: undefined, port: undefined, metricsPort: undefined };
     this.#children.push(entry);
     return new Promise((resolve, reject) => {
       const onReady = (name: string, port: number): void => {
@@ -94,6 +95,11 @@ export class Supervisor extends EventEmitter {
   /** The pid of a child now, if it runs. */
   pid(name: string): number | undefined {
     return this.#children.find((entry) => entry.spec.name === name)?.child?.pid;
+  }
+
+  /** Where a child serves `/metrics`, as it announced it. */
+  metricsPort(name: string): number | undefined {
+    return this.#children.find((entry) => entry.spec.name === name)?.metricsPort;
   }
 
   /** How many times a child was restarted. */
@@ -140,6 +146,7 @@ export class Supervisor extends EventEmitter {
     child.on('message', (message: Partial<ReadyMessage>) => {
       if (message.type === 'ready' && typeof message.port === 'number') {
         entry.port = message.port;
+        entry.metricsPort = message.metricsPort;
         this.emit('ready', entry.spec.name, message.port);
       }
     });

@@ -6,6 +6,7 @@ import type { QueuedDelivery } from '@postern/smtp-forward';
 import { loadServerConfig } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { serveMetrics } from './metrics-server.js';
 import { DELIVERY_QUEUE, deliveryHandler, relaySender } from './worker.js';
 
 const config = loadServerConfig();
@@ -32,11 +33,13 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   }, 5_000);
   depthTimer.unref();
 }
-announceReady('worker', 0);
-logger.info('worker ready');
+const metricsServer = config.worker.metricsPort === undefined ? undefined : await serveMetrics(metrics, '127.0.0.1', config.worker.metricsPort);
+announceReady('worker', 0, metricsServer?.port);
+logger.info({ metricsPort: metricsServer?.port }, 'worker ready');
 
 onShutdown(async () => {
   clearInterval(depthTimer);
+  await metricsServer?.close();
   await worker?.close({ timeoutMs: 10_000 });
   await disposeContainer(container);
 });

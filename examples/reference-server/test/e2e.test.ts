@@ -57,6 +57,8 @@ beforeAll(async () => {
     SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
     SMTP_FROM_REWRITE: 'never',
     SMTP_ALIAS_CACHE_TTL_MS: '10m',
+    SMTP_METRICS_PORT: '0',
+    WORKER_METRICS_PORT: '0',
     API_READINESS_TIMEOUT_MS: '1s',
     JWT_SECRET: randomBytes(32).toString('base64url'),
     SRS_SECRET: randomBytes(32).toString('base64url'),
@@ -166,6 +168,16 @@ describe('the three processes end to end', () => {
       expect(await database.db.selectFrom(table).select('user_id').where('user_id', '=', user.id).execute()).toEqual([]);
     }
     expect(await database.db.selectFrom('users').select('id').where('id', '=', user.id).execute()).toEqual([]);
+  });
+
+  it('exposes the metrics of every process: HTTP latency and logins on the API, the relay breaker on the SMTP process', async () => {
+    const apiMetrics = await (await fetch(`${api}/metrics`)).text();
+    expect(apiMetrics).toMatch(/postern_http_request_duration_seconds_count\{[^}]*route="\/auth\/login"/);
+    expect(apiMetrics).toMatch(/postern_login_total\{[^}]*outcome="success"/);
+    const smtp = await (await fetch(`http://127.0.0.1:${supervisor.metricsPort('smtp')}/metrics`)).text();
+    expect(smtp).toMatch(/postern_circuit_breaker_open\{[^}]*breaker="smtp-relay"[^}]*\} 0/);
+    expect((await fetch(`http://127.0.0.1:${supervisor.metricsPort('worker')}/metrics`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${supervisor.metricsPort('worker')}/other`)).status).toBe(404);
   });
 
   it('wrote no password, token or secret in any log line of any process', () => {
