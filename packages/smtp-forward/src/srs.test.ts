@@ -94,6 +94,21 @@ describe('Srs', () => {
     expect(Srs.isSrs('alice')).toBe(false);
   });
 
+  it('interoperates with postsrsd: same addresses, both directions (vectors made by postsrsd 1.10)', () => {
+    // Produced on 2026-11-24 by `postsrsd -s<file> -dfwd.test` with the secret below (Debian 1.10-2).
+    const srs = new Srs({ secrets: ['interop-secret-0123456789'], domain: 'fwd.test', scheme: 'postsrsd', clock: manual(Date.UTC(2026, 10, 24, 12)) });
+    expect(srs.forward('alice@origin.test')).toBe('SRS0=VivB=JN=origin.test=alice@fwd.test');
+    expect(srs.forward('SRS0=abcd=xy=first.test=bob@hop.test')).toBe('SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test');
+    expect(srs.forward('SRS1=zzzz=first.test==abcd=xy=orig.test=u@hop2.test')).toBe('SRS1=Frij=first.test==abcd=xy=orig.test=u@fwd.test');
+    // Addresses postsrsd wrote are accepted by ours (the domain's case differs, the hash does not).
+    expect(srs.reverse('SRS0=73Hw=JN=Example.ORG=Bob.Smith+tag@fwd.test')).toBe('Bob.Smith+tag@example.org');
+    expect(srs.reverse('SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test')).toBe('SRS0=abcd=xy=first.test=bob@hop.test');
+    expect(codeOf(() => srs.reverse('SRS0=VivC=JN=origin.test=alice@fwd.test'))).toBe('SRS_FORGED');
+    // The two schemes never accept each other's hashes.
+    const native = new Srs({ secrets: ['interop-secret-0123456789'], domain: 'fwd.test', clock: manual(Date.UTC(2026, 10, 24, 12)) });
+    expect(codeOf(() => native.reverse('SRS0=VivB=JN=origin.test=alice@fwd.test'))).toBe('SRS_FORGED');
+  });
+
   it('round-trips any valid sender (property)', () => {
     const srs = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(42 * DAY) });
     fc.assert(

@@ -12,8 +12,14 @@ export interface SrsOptions {
   domain: string;
   /** Days an SRS0 address stays valid. Default: 21. */
   maxAgeDays?: number;
-  /** Characters of the base32 HMAC-SHA256 kept in the address. Default: 8 (40 bits). */
+  /** Characters of the hash kept in the address. Default: 8 (40 bits of base32) for `postern`, 4 for `postsrsd`. */
   hashLength?: number;
+  /**
+   * Hash format. `postern` (default): HMAC-SHA256, base32, fields joined with `=`.
+   * `postsrsd`: HMAC-SHA1, base64, as postsrsd and libsrs2 make it, so addresses interoperate
+   * with a Postfix + postsrsd setup sharing the same secret (24 bits at the default length).
+   */
+  scheme?: 'postern' | 'postsrsd';
   /** Time source. Default: the system clock. */
   clock?: Clock;
 }
@@ -50,6 +56,7 @@ export class Srs {
   readonly #maxAgeDays: number;
   readonly #hashLength: number;
   readonly #clock: Clock;
+  readonly #scheme: 'postern' | 'postsrsd';
 
   constructor(options: SrsOptions) {
     if (options.secrets.length === 0) {
@@ -58,7 +65,8 @@ export class Srs {
     if (options.secrets.some((secret) => secret.length < 16)) {
       throw new SmtpForwardError('INVALID_OPTIONS', 'every srs secret must be at least 16 characters');
     }
-    const hashLength = options.hashLength ?? 8;
+    this.#scheme = options.scheme ?? 'postern';
+    const hashLength = options.hashLength ?? (this.#scheme === 'postsrsd' ? 4 : 8);
     if (!Number.isInteger(hashLength) || hashLength < 4 || hashLength > 32) {
       throw new SmtpForwardError('INVALID_OPTIONS', 'srs.hashLength must be an integer from 4 to 32');
     }
@@ -91,7 +99,7 @@ export class Srs {
     }
     if (/^srs1[=+-]/i.test(local)) throw new SmtpForwardError('SRS_INVALID', 'malformed SRS1 sender');
     const timestamp = this.#timestamp(this.#clock.now());
-    const hash = this.#hash(this.#secrets[0]!, `${timestamp}=${domain}=${local}`);
+    const hash = this.#hash(this.#secrets[0]!, [timestamp, domain, local]);
     return `SRS0=${hash}=${timestamp}=${domain}=${local}@${this.#domain}`;
   }
 
@@ -108,7 +116,7 @@ export class Srs {
     const srs0 = /^srs0[=+-]([^=]+)=([^=]{2})=([^=]+)=(.+)$/i.exec(local);
     if (srs0 !== null) {
       const [, hash, timestamp, domain, user] = srs0 as unknown as [string, string, string, string, string];
-      if (!this.#verify(hash, `${timestamp}=${domain}=${user}`)) {
+      if (!this.#verify(hash, [timestamp, domain, user])) {
         throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
       }
       if (!this.#fresh(timestamp)) throw new SmtpForwardError('SRS_EXPIRED', 'SRS address has expired');
@@ -117,28 +125,34 @@ export class Srs {
     const srs1 = /^srs1[=+-]([^=]+)=([^=]+)==(.+)$/i.exec(local);
     if (srs1 !== null) {
       const [, hash, firstHop, rest] = srs1 as unknown as [string, string, string, string];
-      if (!this.#verify(hash, `${firstHop}==${rest}`)) throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
+      if (!this.#verify(hash, [firstHop, `=${rest}`])) throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
       return `SRS0=${rest}@${firstHop}`;
     }
     throw new SmtpForwardError('SRS_INVALID', 'malformed SRS address');
   }
 
   #srs1(firstHop: string, rest: string): string {
-    const hash = this.#hash(this.#secrets[0]!, `${firstHop}==${rest}`);
+    const hash = this.#hash(this.#secrets[0]!, [firstHop, `=${rest}`]);
     return `SRS1=${hash}=${firstHop}==${rest}@${this.#domain}`;
   }
 
-  #hash(secret: string, data: string): string {
-    const digest = createHmac('sha256', secret).update(data.toLowerCase()).digest();
+  #hash(secret: string, fields: readonly string[]): string {
+    if (this.#scheme === 'postsrsd') {
+      // libsrs2: HMAC-SHA1 over the lower-cased fields with no separator, base64.
+      const digest = createHmac('sha1', secret).update(fields.join('').toLowerCase()).digest();
+      return digest.toString('base64').slice(0, this.#hashLength);
+    }
+    const digest = createHmac('sha256', secret).update(fields.join('=').toLowerCase()).digest();
     return base32(digest, this.#hashLength);
   }
 
-  #verify(hash: string, data: string): boolean {
+  #verify(hash: string, data: readonly string[]): boolean {
+    // Compared case-insensitively: MTAs may fold the case of a local part.
     const given = Buffer.from(hash.toLowerCase());
     let ok = false;
     // Every secret is checked (no early exit) with a constant-time compare.
     for (const secret of this.#secrets) {
-      const expected = Buffer.from(this.#hash(secret, data));
+      const expected = Buffer.from(this.#hash(secret, data).toLowerCase());
       if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
     }
     return ok;
@@ -146,7 +160,9 @@ export class Srs {
 
   #timestamp(nowMs: number): string {
     const day = Math.floor(nowMs / DAY_MS) % TIMESTAMP_CYCLE;
-    return `${BASE32[day >> 5]}${BASE32[day & 31]}`;
+    const stamp = `${BASE32[day >> 5]}${BASE32[day & 31]}`;
+    // libsrs2 writes the stamp in upper case; the hash is over lower case either way.
+    return this.#scheme === 'postsrsd' ? stamp.toUpperCase() : stamp;
   }
 
   #fresh(timestamp: string): boolean {
