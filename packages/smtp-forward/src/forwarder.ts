@@ -236,6 +236,14 @@ async function lookupDmarcPolicy(domain: string, resolver: DnsResolver): Promise
   return '';
 }
 
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 const systemDns: DnsResolver = (name, rrtype) =>
   rrtype === 'TXT' ? resolveTxt(name) : Promise.reject(new Error(`unsupported rrtype ${rrtype}`));
 
@@ -690,11 +698,15 @@ export class SmtpForwarder {
     let verdict: InboundVerdict | undefined;
     const authentication = this.#options.authentication;
     if (authentication !== undefined) {
-      verdict = await verifyInbound(
-        concatStreams(serialiseHeaders(fields), spool),
-        { ip: session.remoteAddress, helo, sender, mta: this.#hostname },
-        authentication,
-      );
+      try {
+        verdict = await withTimeout(
+          verifyInbound(concatStreams(serialiseHeaders(fields), spool), { ip: session.remoteAddress, helo, sender, mta: this.#hostname }, authentication),
+          authentication.timeoutMs ?? 15_000,
+        );
+      } catch (error) {
+        this.#logger.warn({ messageId, error: (error as Error).message }, 'inbound authentication failed');
+        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 451, reason: '4.4.3 Temporary authentication lookup failure' });
+      }
       if (authentication.rejectDmarcFailures === true && verdict.dmarc === 'fail' && verdict.dmarcPolicy === 'reject') {
         throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 550, reason: '5.7.1 DMARC policy of the sender domain rejects this message' });
       }
@@ -739,7 +751,10 @@ export class SmtpForwarder {
     const alias = recipients.find((r) => parseAddress(r.alias)?.domain === this.#domain)?.alias ?? `postmaster@${this.#domain}`;
     if (fromDomain === this.#domain) return fields;
     if (mode === 'dmarc-strict') {
-      const policy = verdict?.dmarcPolicy || (await lookupDmarcPolicy(fromDomain, this.#options.authentication?.dnsResolver ?? this.#options.dnsResolver ?? systemDns));
+      // A DMARC lookup that hangs must not hold the sender: after the timeout, treat it as no policy.
+      const policy =
+        verdict?.dmarcPolicy ||
+        (await withTimeout(lookupDmarcPolicy(fromDomain, this.#options.authentication?.dnsResolver ?? this.#options.dnsResolver ?? systemDns), 10_000).catch(() => ''));
       if (policy !== 'reject' && policy !== 'quarantine') return fields;
     }
     const name = `${mailbox.name || mailbox.address} via ${alias.slice(0, alias.lastIndexOf('@'))}`;

@@ -24,6 +24,8 @@ export interface AuthenticationOptions {
   dnsResolver?: DnsResolver;
   /** Refuse (550 5.7.1) mail whose DMARC fails under a `p=reject` policy. Default: false. */
   rejectDmarcFailures?: boolean;
+  /** Time the inbound checks (DNS included) may take, in ms; then the sender gets 451 and retries. Default: 15_000. */
+  timeoutMs?: number;
 }
 
 /** What the inbound checks found. */

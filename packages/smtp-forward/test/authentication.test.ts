@@ -137,6 +137,12 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     expect(plain.relay.messages.at(-1)!.data.toString()).toContain('From: "Bob via alice" <alice@fwd.test>');
   });
 
+  it('answers 451 when inbound checks outlive their timeout (a DNS that never answers)', async () => {
+    const hanging = await start({ authentication: { dnsResolver: () => new Promise<never>(() => undefined), timeoutMs: 50 } });
+    expect(await send(hanging.port, await signedOriginal())).toMatch(/^451 4\.4\.3/);
+    expect(hanging.relay.messages).toHaveLength(0);
+  });
+
   it('refuses an ARC key without inbound authentication', () => {
     expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), arc: { selector: 'a', privateKey: arcKey.privateKey } })).toThrow(/arc needs authentication/);
   });
