@@ -1,12 +1,12 @@
 // The API process: `tsx src/api-main.ts` (the launcher starts it; run it alone behind a load balancer).
 import { createApiServer } from './api/server.js';
-import { loadServerConfig, serverMode } from './config.js';
+import { loadServerConfigOrExit, serverMode } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { migrateToLatest } from './db/migrations.js';
 import { smtpEhloCheck } from './health.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 
-const config = loadServerConfig();
+const config = loadServerConfigOrExit();
 const container = createContainer(config, 'api');
 const logger = get(container, 'logger');
 for (const warning of config.warnings) logger.warn({ code: warning.code, env: warning.env }, warning.message);

@@ -1,6 +1,6 @@
 import { ConfigError } from '@postern/config';
-import { describe, expect, it } from 'vitest';
-import { loadServerConfig, serverMode } from './config.js';
+import { describe, expect, it, vi } from 'vitest';
+import { loadServerConfig, loadServerConfigOrExit, serverMode } from './config.js';
 
 const strong = 'Vq8#pL2!zR6@wN4$kT9&bX3*mJ7^dF5%';
 const production = {
@@ -44,5 +44,22 @@ describe('loadServerConfig', () => {
 
   it('treats an unknown NODE_ENV as production, so a typo cannot enable the fallbacks', () => {
     expect(() => loadServerConfig({ NODE_ENV: 'prod' })).toThrow();
+  });
+});
+
+describe('loadServerConfigOrExit', () => {
+  it('prints the problems without a stack and exits with 78; returns the config when valid', () => {
+    const exit = vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+      throw new Error(`exit ${String(code)}`);
+    }) as typeof process.exit);
+    const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    try {
+      expect(() => loadServerConfigOrExit({ NODE_ENV: 'production' })).toThrow('exit 78');
+      expect(String(error.mock.calls[0]?.[0])).toMatch(/^Invalid configuration \(5 problems\)/);
+      expect(loadServerConfigOrExit(production).smtp.relays).toHaveLength(1);
+    } finally {
+      exit.mockRestore();
+      error.mockRestore();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { bool, duration, integer, list, loadConfig, modeFromNodeEnv, port, secret, url } from '@postern/config';
+import { ConfigError, bool, duration, integer, list, loadConfig, modeFromNodeEnv, port, secret, url } from '@postern/config';
 import type { Config, Mode } from '@postern/config';
 import * as z from 'zod';
 
@@ -78,4 +78,15 @@ export function loadServerConfig(env: Readonly<Record<string, string | undefined
     Object.assign(shape.smtp, { relays: list(url({ protocols: ['smtp', 'smtps'] })) });
   }
   return loadConfig(shape, { env, mode });
+}
+
+/** For process entries: loads the configuration, or prints every problem (no stack) and exits with 78 (EX_CONFIG). */
+export function loadServerConfigOrExit(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+  try {
+    return loadServerConfig(env);
+  } catch (error) {
+    if (!ConfigError.isInstance(error)) throw error;
+    console.error(error.message);
+    process.exit(78);
+  }
 }

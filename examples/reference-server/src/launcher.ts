@@ -2,7 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadServerConfig, serverMode } from './config.js';
+import { loadServerConfigOrExit, serverMode } from './config.js';
 import { createDatabase } from './db/connect.js';
 import { migrateToLatest } from './db/migrations.js';
 import { startEmbeddedPostgres } from './embedded-postgres.js';
@@ -10,7 +10,7 @@ import type { EmbeddedPostgres } from './embedded-postgres.js';
 import { Supervisor } from './supervisor.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const config = loadServerConfig();
+const config = loadServerConfigOrExit();
 const env: NodeJS.ProcessEnv = { ...process.env };
 let embedded: EmbeddedPostgres | undefined;
 

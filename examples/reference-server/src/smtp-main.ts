@@ -2,14 +2,14 @@
 import { SyncQueue } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
 import type { QueuedDelivery } from '@postern/smtp-forward';
-import { loadServerConfig } from './config.js';
+import { loadServerConfigOrExit } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './metrics-server.js';
 import { startSmtp } from './smtp/process.js';
 import { DELIVERY_QUEUE } from './worker.js';
 
-const config = loadServerConfig();
+const config = loadServerConfigOrExit();
 const container = createContainer(config, 'smtp');
 const logger = get(container, 'logger');
 const redis = get(container, 'redis');
