@@ -595,6 +595,8 @@ export class SmtpForwarder {
       } catch {
         throw reject(451, '4.3.0 Transfer interrupted');
       }
+      // The limit is on the transfer; relaying has its own timeouts.
+      clearTimeout(dataTimer);
       this.#stats.normalisedLineEndings += intake.normalised;
       if (intake.problem === 'size' || stream.sizeExceeded) {
         this.#stats.oversized += 1;
