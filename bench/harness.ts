@@ -52,11 +52,19 @@ async function runFor(fn: () => unknown, ms: number, concurrency: number): Promi
   let ops = 0;
   const start = performance.now();
   const deadline = start + ms;
+  // Reading the clock costs about as much as a fast call, so calls run in batches that grow while
+  // a batch takes under half a millisecond; slow calls still stop close to the deadline.
   const loop = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const value = fn();
-      if (value instanceof Promise) await value;
-      ops += 1;
+    let batch = 1;
+    for (;;) {
+      const batchStart = performance.now();
+      if (batchStart >= deadline) return;
+      for (let index = 0; index < batch; index += 1) {
+        const value = fn();
+        if (value instanceof Promise) await value;
+      }
+      ops += batch;
+      if (batch < 4096 && performance.now() - batchStart < 0.5) batch *= 2;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, loop));
