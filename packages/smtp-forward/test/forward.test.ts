@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, SmtpForwardError, staticResolver } from '../src/index.js';
 import type { DeliveryEvent, RejectedEvent } from '../src/index.js';
-import { RawClient, freePort, run, startRelay } from './helpers.js';
+import { RawClient, freePort, run, startDeadRelay, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
@@ -14,6 +14,12 @@ async function relay(behaviour?: Parameters<typeof startRelay>[0]): Promise<Test
   const started = await startRelay(behaviour);
   relays.push(started);
   return started;
+}
+
+async function deadRelay(): Promise<number> {
+  const dead = await startDeadRelay();
+  relays.push({ port: dead.port, messages: [], close: dead.close });
+  return dead.port;
 }
 
 async function forwarder(relayPorts: number[], extra: Partial<ConstructorParameters<typeof SmtpForwarder>[0]> = {}): Promise<{ forwarder: SmtpForwarder; port: number }> {
@@ -214,7 +220,7 @@ describe('SmtpForwarder with real SMTP peers', () => {
 
 describe('relay failover', () => {
   it('skips an unreachable relay and one that defers, and delivers at the next', async () => {
-    const dead = await freePort();
+    const dead = await deadRelay();
     const deferring = await relay({ rcpt: () => 451 });
     const good = await relay();
     const { port } = await forwarder([dead, deferring.port, good.port]);
@@ -224,7 +230,7 @@ describe('relay failover', () => {
   });
 
   it('answers 451 when every relay fails temporarily, so the sender retries', async () => {
-    const dead = await freePort();
+    const dead = await deadRelay();
     const busy = await relay({ data: () => 452 });
     const { port, forwarder: instance } = await forwarder([dead, busy.port]);
     const deferred: DeliveryEvent[] = [];

@@ -73,7 +73,17 @@ export async function startRelay(
   };
 }
 
-/** A loopback port with nothing listening on it. */
+/** A relay that drops every connection before the greeting: unreachable, but it holds its port. */
+export async function startDeadRelay(): Promise<{ port: number; close(): Promise<void> }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A loopback port with nothing listening on it (another process may bind it later). */
 export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
