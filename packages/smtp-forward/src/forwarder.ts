@@ -732,7 +732,7 @@ export class SmtpForwarder {
     }
     if (this.#options.dkim !== undefined) {
       try {
-        const signature = await dkimSignature(concatStreams(header, spool), { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
+        const signature = await dkimSignature(header, spool.read(), { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
         header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
       } catch (error) {
         this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
