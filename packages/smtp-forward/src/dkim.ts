@@ -61,12 +61,27 @@ export async function relaxedBodyHash(body: Readable): Promise<string> {
   return hash.digest('base64');
 }
 
-/** Signs with relaxed/relaxed canonicalization; returns the DKIM-Signature field (with CRLF). */
-export function dkimSignFields(
-  fields: readonly HeaderField[],
-  bodyHash: string,
-  options: { domain: string; selector: string; privateKey: string; algorithm: 'rsa-sha256' | 'ed25519-sha256'; timestamp: number },
-): string {
+/** Key, identity and time of one signature. */
+export interface SignOptions {
+  domain: string;
+  selector: string;
+  privateKey: string;
+  algorithm: 'rsa-sha256' | 'ed25519-sha256';
+  timestamp: number;
+}
+
+function signData(data: Buffer, options: SignOptions): string {
+  const key = keyOf(options.privateKey);
+  const signature =
+    options.algorithm === 'ed25519-sha256' ? sign(null, createHash('sha256').update(data).digest(), key) : sign('sha256', data, key);
+  return signature.toString('base64').replace(/(.{72})/g, '$1\r\n  ').trimEnd();
+}
+
+/**
+ * Signs with relaxed/relaxed canonicalization; returns the DKIM-Signature field (with CRLF), or
+ * with `arcInstance` the ARC-Message-Signature of that instance (RFC 8617: `i=` instead of `v=`).
+ */
+export function dkimSignFields(fields: readonly HeaderField[], bodyHash: string, options: SignOptions, arcInstance?: number): string {
   const names: string[] = [];
   const canonical: string[] = [];
   // The last instance of a field is signed first (RFC 6376 5.4.2).
@@ -79,11 +94,42 @@ export function dkimSignFields(
   }
   // Over-sign From: a From added later breaks the signature.
   names.push('from');
-  const head = `v=1; a=${options.algorithm}; c=relaxed/relaxed; d=${options.domain}; s=${options.selector};\r\n t=${Math.floor(options.timestamp / 1000)}; h=${names.join(':')};\r\n bh=${bodyHash};\r\n b=`;
-  const data = Buffer.from(canonical.join('') + relaxedHeader(`DKIM-Signature: ${head}`), 'latin1');
-  const key = keyOf(options.privateKey);
-  const signature =
-    options.algorithm === 'ed25519-sha256' ? sign(null, createHash('sha256').update(data).digest(), key) : sign('sha256', data, key);
-  const b = signature.toString('base64').replace(/(.{72})/g, '$1\r\n  ').trimEnd();
-  return `DKIM-Signature: ${head}${b}\r\n`;
+  const name = arcInstance === undefined ? 'DKIM-Signature' : 'ARC-Message-Signature';
+  const version = arcInstance === undefined ? 'v=1' : `i=${arcInstance}`;
+  const head = `${version}; a=${options.algorithm}; c=relaxed/relaxed; d=${options.domain}; s=${options.selector};\r\n t=${Math.floor(options.timestamp / 1000)}; h=${names.join(':')};\r\n bh=${bodyHash};\r\n b=`;
+  const data = Buffer.from(canonical.join('') + relaxedHeader(`${name}: ${head}`), 'latin1');
+  return `${name}: ${head}${signData(data, options)}\r\n`;
+}
+
+function instanceOf(raw: string): number {
+  const match = /^[^:]*:\s*i\s*=\s*(\d+)/i.exec(raw);
+  return match === null ? 0 : Number(match[1]);
+}
+
+/**
+ * Adds ARC set `i` (RFC 8617) to a message whose header fields are `fields` (our trace headers
+ * included) and whose body hashes to `bodyHash`. `cv` is the validation result of the chain so far
+ * (`none` for the first set). Returns the three fields to prepend: Seal, Message-Signature, Results.
+ */
+export function arcSealFields(
+  fields: readonly HeaderField[],
+  bodyHash: string,
+  chain: { instance: number; cv: 'none' | 'pass'; authResults: string },
+  options: SignOptions,
+): string {
+  const aar = `ARC-Authentication-Results: i=${chain.instance}; ${chain.authResults}\r\n`;
+  const ams = dkimSignFields(fields, bodyHash, options, chain.instance);
+  // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
+  const byInstance = (key: string, instance: number): HeaderField | undefined => fields.find((f) => f.key === key && instanceOf(f.raw) === instance);
+  const canonical: string[] = [];
+  for (let i = 1; i < chain.instance; i += 1) {
+    for (const key of ['arc-authentication-results', 'arc-message-signature', 'arc-seal']) {
+      const field = byInstance(key, i);
+      if (field !== undefined) canonical.push(`${relaxedHeader(field.raw)}\r\n`);
+    }
+  }
+  canonical.push(`${relaxedHeader(aar)}\r\n`, `${relaxedHeader(ams)}\r\n`);
+  const head = `i=${chain.instance}; a=${options.algorithm}; t=${Math.floor(options.timestamp / 1000)}; cv=${chain.cv};\r\n d=${options.domain}; s=${options.selector}; b=`;
+  const data = Buffer.from(canonical.join('') + relaxedHeader(`ARC-Seal: ${head}`), 'latin1');
+  return `ARC-Seal: ${head}${signData(data, options)}\r\n${ams}${aar}`;
 }

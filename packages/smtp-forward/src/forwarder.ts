@@ -727,7 +727,13 @@ export class SmtpForwarder {
     out.push(...rewritten);
     let header = serialiseHeaders(out);
     if (this.#options.arc !== undefined && verdict !== undefined && (verdict.arc === 'none' || verdict.arc === 'pass')) {
-      const seal = await arcSeal(concatStreams(header, spool), { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain }, { authResults: verdict.authResults, cv: verdict.arc }, new Date(now));
+      const seal = await arcSeal(
+        header,
+        spool.read(),
+        { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain },
+        { authResults: verdict.authResults, cv: verdict.arc === 'pass' ? 'pass' : 'none', instance: verdict.arcInstance + 1 },
+        new Date(now),
+      );
       header = Buffer.concat([seal, header]);
     }
     if (this.#options.dkim !== undefined) {

@@ -1,7 +1,7 @@
 import { createPrivateKey } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { authenticate, sealMessage } from 'mailauth';
-import { dkimSignFields, relaxedBodyHash } from './dkim.js';
+import { authenticate } from 'mailauth';
+import { arcSealFields, dkimSignFields, relaxedBodyHash } from './dkim.js';
 import { parseHeaders } from './headers.js';
 import type { DnsResolver } from './ports.js';
 
@@ -84,19 +84,20 @@ export async function verifyInbound(
 
 /** Returns the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results lines to prepend. */
 export async function arcSeal(
-  message: Readable,
+  header: Buffer,
+  body: Readable,
   options: ArcOptions & { domain: string },
-  verdict: { authResults: string; cv: string },
+  verdict: { authResults: string; cv: 'none' | 'pass'; instance: number },
   now: Date,
 ): Promise<Buffer> {
-  return sealMessage(message, {
-    signingDomain: options.domain,
-    selector: options.selector,
-    privateKey: options.privateKey,
-    algorithm: algorithmOf(options),
-    signTime: now,
-    ...({ cv: verdict.cv, authResults: verdict.authResults } as object),
-  });
+  const bodyHash = await relaxedBodyHash(body);
+  const fields = arcSealFields(
+    parseHeaders(header),
+    bodyHash,
+    { instance: verdict.instance, cv: verdict.cv, authResults: verdict.authResults },
+    { domain: options.domain, selector: options.selector, privateKey: options.privateKey, algorithm: algorithmOf(options), timestamp: now.getTime() },
+  );
+  return Buffer.from(fields, 'latin1');
 }
 
 /**

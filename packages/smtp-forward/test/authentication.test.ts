@@ -113,6 +113,33 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     expect(verdict.arc && verdict.arc.status.result).toBe('pass');
   });
 
+  it('extends an existing ARC chain: a forward of a forward carries a valid i=2 set', async () => {
+    const second = await start({
+      resolver: staticResolver({ 'alice@dest.test': 'final@dest2.test' }),
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      dkim: { selector: 'rsa', privateKey: forwardRsa.privateKey },
+      fromRewrite: 'never',
+    });
+    const first = new SmtpForwarder({
+      domain: 'fwd.test',
+      resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+      transport: { relays: [{ host: '127.0.0.1', port: second.port }] },
+      srs: { secrets: ['auth-test-secret-0123456789'] },
+      authentication: { dnsResolver: dns },
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      fromRewrite: 'never',
+    });
+    forwarders.push(first);
+    const { port } = await first.listen({ port: 0, host: '127.0.0.1' });
+    expect(await send(port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    const text = second.relay.messages.at(-1)!.data.toString();
+    expect(text).toMatch(/^ARC-Seal: i=2; .*cv=pass/m);
+    expect(text).toMatch(/^ARC-Seal: i=1; .*cv=none/m);
+    const verdict = await asReceiver(second.relay);
+    expect(verdict.arc && verdict.arc.status.result).toBe('pass');
+    expect(verdict.arc && verdict.arc.i).toBe(2);
+  });
+
   it('signs with Ed25519 and always rewrites when asked', async () => {
     const ed = await start({ dkim: { selector: 'ed', privateKey: forwardEd.privateKey }, fromRewrite: 'always' });
     expect(await send(ed.port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
