@@ -29,15 +29,36 @@ const database = createDatabase({ url: url.toString(), maxConnections: CONCURREN
 const results: BenchResult[] = [];
 try {
   await migrateToLatest(database.db);
-  const domains = new DomainRepository(database.db, { mxHost: 'mx.bench.test', generateDkimKey: () => Promise.resolve({ privateKeyPem: 'k', publicKeyBase64: 'p' }) });
+  const domains = new DomainRepository(database.db, {
+    mxHost: 'mx.bench.test',
+    generateDkimKey: () => Promise.resolve({ privateKeyPem: 'k', publicKeyBase64: 'p' }),
+  });
   const shared = await domains.ensureShared('bench.test');
   const userId = randomUUID();
-  await database.db.insertInto('users').values({ id: userId, email: 'bench@bench.test', password_hash: 'x', email_verified: true, created_at: Date.now() }).execute();
+  await database.db
+    .insertInto('users')
+    .values({
+      id: userId,
+      email: 'bench@bench.test',
+      password_hash: 'x',
+      email_verified: true,
+      created_at: Date.now(),
+    })
+    .execute();
   const aliases = new AliasRepository(database.db);
   progress(`creating ${ALIASES} aliases`);
   const addresses: string[] = [];
   for (let index = 0; index < ALIASES; index += 1) {
-    addresses.push((await aliases.create({ userId, domainId: shared.id, localPart: `a${index}`, destinations: ['me@dest.test'] })).address);
+    addresses.push(
+      (
+        await aliases.create({
+          userId,
+          domainId: shared.id,
+          localPart: `a${index}`,
+          destinations: ['me@dest.test'],
+        })
+      ).address,
+    );
   }
   const cycle = (lookup: (address: string) => Promise<unknown>): (() => Promise<unknown>) => {
     let next = 0;
@@ -47,14 +68,29 @@ try {
       return lookup(address);
     };
   };
-  const cached = createAliasResolver({ findRoute: (address) => aliases.findRoute(address), ttlMs: 30_000 });
+  const cached = createAliasResolver({
+    findRoute: (address) => aliases.findRoute(address),
+    ttlMs: 30_000,
+  });
   const context = { sender: 's@origin.test', remoteAddress: '127.0.0.1', sessionId: 'bench' };
-  const meta = { aliases: ALIASES, postgres: (await admin.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version };
+  const meta = {
+    aliases: ALIASES,
+    postgres: (await admin.pool.query<{ server_version: string }>('SHOW server_version')).rows[0]
+      ?.server_version,
+  };
   results.push(
     ...(await suite(
       [
-        { name: 'cached resolver (30 s TTL, pub/sub invalidation)', fn: cycle((address) => cached.resolve(address, context)), meta },
-        { name: 'PostgreSQL query per RCPT (no cache)', fn: cycle((address) => aliases.findRoute(address)), meta },
+        {
+          name: 'cached resolver (30 s TTL, pub/sub invalidation)',
+          fn: cycle((address) => cached.resolve(address, context)),
+          meta,
+        },
+        {
+          name: 'PostgreSQL query per RCPT (no cache)',
+          fn: cycle((address) => aliases.findRoute(address)),
+          meta,
+        },
       ],
       { durationMs: 6_000, warmupMs: 1_000, rounds: 5, concurrency: CONCURRENCY },
     )),
@@ -67,5 +103,8 @@ try {
 
 const byName = (name: string): BenchResult => results.find((result) => result.name === name)!;
 report(`Alias resolution on the RCPT path: ${ALIASES} aliases, ${CONCURRENCY} in flight`, results, {
-  'cached/uncached': ratio(byName('cached resolver (30 s TTL, pub/sub invalidation)'), byName('PostgreSQL query per RCPT (no cache)')),
+  'cached/uncached': ratio(
+    byName('cached resolver (30 s TTL, pub/sub invalidation)'),
+    byName('PostgreSQL query per RCPT (no cache)'),
+  ),
 });

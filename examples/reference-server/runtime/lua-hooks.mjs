@@ -6,7 +6,11 @@ import { readFile } from 'node:fs/promises';
 export async function load(url, context, nextLoad) {
   if (url.startsWith('file:') && url.endsWith('.lua')) {
     const text = await readFile(new URL(url), 'utf8');
-    return { format: 'module', source: `export default ${JSON.stringify(text)};`, shortCircuit: true };
+    return {
+      format: 'module',
+      source: `export default ${JSON.stringify(text)};`,
+      shortCircuit: true,
+    };
   }
   return nextLoad(url, context);
 }

@@ -3,7 +3,6 @@ import type { ResolvedRecipient, Resolver } from '@postern/smtp-forward';
 import type { AliasRoute } from './aliases.js';
 import type { AliasChangeNotifier } from './ports.js';
 
-
 /** Options of `createAliasResolver`. */
 export interface AliasResolverOptions {
   /** Looks one address up in PostgreSQL. */
@@ -40,7 +39,9 @@ function baseAddress(address: string, separator: string): string {
 /** What the forwarder is told about a route: null (unknown, 550 5.1.1), or destinations, refused when disabled. */
 export function toRecipient(route: AliasRoute | null): ResolvedRecipient | null {
   if (route === null) return null;
-  return route.enabled ? { destinations: route.destinations } : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };
+  return route.enabled
+    ? { destinations: route.destinations }
+    : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };
 }
 
 /**
@@ -71,7 +72,8 @@ export function createAliasResolver(options: AliasResolverOptions): AliasResolve
     return route;
   };
 
-  const resolve: Resolver = async (address) => toRecipient(await lookup(baseAddress(address, separator)));
+  const resolve: Resolver = async (address) =>
+    toRecipient(await lookup(baseAddress(address, separator)));
 
   return {
     resolve,
@@ -106,7 +108,11 @@ export const noopAliasNotifier: AliasChangeNotifier = { changed: () => Promise.r
  * Subscribes `resolver` to alias changes on a dedicated connection (a subscribed ioredis client
  * cannot run other commands). Resolves once subscribed; returns the unsubscribe function.
  */
-export async function subscribeToAliasChanges(subscriber: Redis, channel: string, resolver: AliasResolver): Promise<() => Promise<void>> {
+export async function subscribeToAliasChanges(
+  subscriber: Redis,
+  channel: string,
+  resolver: AliasResolver,
+): Promise<() => Promise<void>> {
   subscriber.on('message', (from: string, address: string) => {
     if (from === channel) resolver.invalidate(address);
   });

@@ -86,7 +86,10 @@ function decodeCursor(cursor: string): { createdAt: number; id: string } {
   const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
   const at = Number(createdAt);
   if (!Number.isSafeInteger(at) || id === undefined || !/^[0-9a-f-]{36}$/.test(id)) {
-    throw new ServerError('VALIDATION_FAILED', 'cursor is not one this API issued', { status: 400, field: 'cursor' });
+    throw new ServerError('VALIDATION_FAILED', 'cursor is not one this API issued', {
+      status: 400,
+      field: 'cursor',
+    });
   }
   return { createdAt: at, id };
 }
@@ -107,7 +110,11 @@ export class AliasRepository {
   async create(input: NewAlias): Promise<Alias> {
     const localPart = (input.localPart ?? this.#randomLocalPart()).toLowerCase();
     if (!LOCAL_PART.test(localPart)) {
-      throw new ServerError('VALIDATION_FAILED', 'localPart may hold a-z, 0-9, dot, dash and underscore', { status: 400, field: 'localPart' });
+      throw new ServerError(
+        'VALIDATION_FAILED',
+        'localPart may hold a-z, 0-9, dot, dash and underscore',
+        { status: 400, field: 'localPart' },
+      );
     }
     const domain = await this.#db
       .selectFrom('domains')
@@ -118,7 +125,11 @@ export class AliasRepository {
       throw new ServerError('NOT_FOUND', 'no such domain', { status: 404, field: 'domainId' });
     }
     if (domain.verified_at === null) {
-      throw new ServerError('DOMAIN_NOT_VERIFIED', 'the domain has not passed DNS verification yet', { status: 409, field: 'domainId' });
+      throw new ServerError(
+        'DOMAIN_NOT_VERIFIED',
+        'the domain has not passed DNS verification yet',
+        { status: 409, field: 'domainId' },
+      );
     }
     try {
       const row = await this.#db
@@ -138,39 +149,67 @@ export class AliasRepository {
         .executeTakeFirstOrThrow();
       return toAlias(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ServerError('ALIAS_TAKEN', 'that alias address is taken', { status: 409, field: 'localPart', cause: error });
+      if (isUniqueViolation(error))
+        throw new ServerError('ALIAS_TAKEN', 'that alias address is taken', {
+          status: 409,
+          field: 'localPart',
+          cause: error,
+        });
       throw error;
     }
   }
 
   /** The user's aliases, oldest first, `limit` at a time; pass the returned cursor for the next page. */
-  async list(userId: string, options: { limit?: number; cursor?: string } = {}): Promise<AliasPage> {
+  async list(
+    userId: string,
+    options: { limit?: number; cursor?: string } = {},
+  ): Promise<AliasPage> {
     const limit = Math.min(Math.max(options.limit ?? 50, 1), 200);
     let query = this.#db.selectFrom('aliases').selectAll().where('user_id', '=', userId);
     if (options.cursor !== undefined) {
       const after = decodeCursor(options.cursor);
       query = query.where((eb) =>
-        eb.or([eb('created_at', '>', after.createdAt), eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)])]),
+        eb.or([
+          eb('created_at', '>', after.createdAt),
+          eb.and([eb('created_at', '=', after.createdAt), eb('id', '>', after.id)]),
+        ]),
       );
     }
-    const rows = await query.orderBy('created_at').orderBy('id').limit(limit + 1).execute();
+    const rows = await query
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit + 1)
+      .execute();
     const items = rows.slice(0, limit).map(toAlias);
     const last = items.at(-1);
-    return { items, nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last) : null };
+    return {
+      items,
+      nextCursor: rows.length > limit && last !== undefined ? encodeCursor(last) : null,
+    };
   }
 
   /** One alias of the user; `NOT_FOUND` otherwise (another user's alias is not found either). */
   async get(userId: string, aliasId: string): Promise<Alias> {
-    const row = await this.#db.selectFrom('aliases').selectAll().where('id', '=', aliasId).where('user_id', '=', userId).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('aliases')
+      .selectAll()
+      .where('id', '=', aliasId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
     if (row === undefined) throw new ServerError('NOT_FOUND', 'no such alias', { status: 404 });
     return toAlias(row);
   }
 
   /** Enables or disables an alias and/or replaces its destinations. */
-  async update(userId: string, aliasId: string, patch: { enabled?: boolean; destinations?: string[] }): Promise<Alias> {
+  async update(
+    userId: string,
+    aliasId: string,
+    patch: { enabled?: boolean; destinations?: string[] },
+  ): Promise<Alias> {
     const values: { enabled?: boolean; destinations?: string[] } = {};
     if (patch.enabled !== undefined) values.enabled = patch.enabled;
-    if (patch.destinations !== undefined) values.destinations = patch.destinations.map((destination) => destination.toLowerCase());
+    if (patch.destinations !== undefined)
+      values.destinations = patch.destinations.map((destination) => destination.toLowerCase());
     if (Object.keys(values).length === 0) return this.get(userId, aliasId);
     const row = await this.#db
       .updateTable('aliases')
@@ -185,7 +224,12 @@ export class AliasRepository {
 
   /** Deletes an alias; its forwarding log goes with it (ON DELETE CASCADE). Returns the address. */
   async delete(userId: string, aliasId: string): Promise<string> {
-    const row = await this.#db.deleteFrom('aliases').where('id', '=', aliasId).where('user_id', '=', userId).returning('address').executeTakeFirst();
+    const row = await this.#db
+      .deleteFrom('aliases')
+      .where('id', '=', aliasId)
+      .where('user_id', '=', userId)
+      .returning('address')
+      .executeTakeFirst();
     if (row === undefined) throw new ServerError('NOT_FOUND', 'no such alias', { status: 404 });
     return row.address;
   }
@@ -195,15 +239,33 @@ export class AliasRepository {
     const row = await this.#db
       .selectFrom('aliases')
       .innerJoin('domains', 'domains.id', 'aliases.domain_id')
-      .select(['aliases.id', 'aliases.user_id', 'aliases.address', 'aliases.enabled', 'aliases.destinations', 'domains.name'])
+      .select([
+        'aliases.id',
+        'aliases.user_id',
+        'aliases.address',
+        'aliases.enabled',
+        'aliases.destinations',
+        'domains.name',
+      ])
       .where('aliases.address', '=', address.toLowerCase())
       .executeTakeFirst();
     if (row === undefined) return null;
-    return { id: row.id, userId: row.user_id, address: row.address, enabled: row.enabled, destinations: row.destinations, domain: row.name };
+    return {
+      id: row.id,
+      userId: row.user_id,
+      address: row.address,
+      enabled: row.enabled,
+      destinations: row.destinations,
+      domain: row.name,
+    };
   }
 
   /** Counts one message for an alias and appends it to the forwarding log, in one transaction. */
-  async recordOutcome(aliasId: string, outcome: ForwardOutcome, details: { reason?: string; messageId?: string } = {}): Promise<void> {
+  async recordOutcome(
+    aliasId: string,
+    outcome: ForwardOutcome,
+    details: { reason?: string; messageId?: string } = {},
+  ): Promise<void> {
     const now = this.#now();
     // One connection for both statements: under PGlite a second connection would wait on this transaction.
     await this.#db.transaction().execute(async (trx) => {
@@ -220,7 +282,14 @@ export class AliasRepository {
       if (updated === undefined) return;
       await trx
         .insertInto('forwarding_log')
-        .values({ alias_id: aliasId, user_id: updated.user_id, outcome, reason: details.reason ?? null, message_id: details.messageId ?? null, created_at: now })
+        .values({
+          alias_id: aliasId,
+          user_id: updated.user_id,
+          outcome,
+          reason: details.reason ?? null,
+          message_id: details.messageId ?? null,
+          created_at: now,
+        })
         .execute();
     });
   }

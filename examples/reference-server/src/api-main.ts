@@ -9,14 +9,21 @@ import { announceReady, onShutdown } from './lifecycle.js';
 const config = loadServerConfigOrExit();
 const container = createContainer(config, 'api');
 const logger = get(container, 'logger');
-for (const warning of config.warnings) logger.warn({ code: warning.code, env: warning.env }, warning.message);
-if (config.redisUrl === undefined) logger.warn('REDIS_URL is not set: sessions, lockouts and rate limits are in memory, per process, and lost on restart (first look only)');
+for (const warning of config.warnings)
+  logger.warn({ code: warning.code, env: warning.env }, warning.message);
+if (config.redisUrl === undefined)
+  logger.warn(
+    'REDIS_URL is not set: sessions, lockouts and rate limits are in memory, per process, and lost on restart (first look only)',
+  );
 // Development migrates at start; production runs `pnpm --filter @postern/reference-server migrate` once per release.
 if (serverMode() === 'development') await migrateToLatest(get(container, 'database').db);
 await get(container, 'domains').ensureShared(config.smtp.domain);
 
-const smtpHost = config.smtp.host === '0.0.0.0' || config.smtp.host === '::' ? '127.0.0.1' : config.smtp.host;
-const app = await createApiServer(container, { readiness: { smtp: smtpEhloCheck(smtpHost, config.smtp.port) } });
+const smtpHost =
+  config.smtp.host === '0.0.0.0' || config.smtp.host === '::' ? '127.0.0.1' : config.smtp.host;
+const app = await createApiServer(container, {
+  readiness: { smtp: smtpEhloCheck(smtpHost, config.smtp.port) },
+});
 const address = await app.listen({ host: config.api.host, port: config.api.port });
 const port = app.server.address();
 announceReady('api', typeof port === 'object' && port !== null ? port.port : config.api.port);
@@ -26,4 +33,3 @@ onShutdown(async () => {
   await app.close();
   await disposeContainer(container);
 });
-

@@ -34,7 +34,10 @@ export class AuditLog {
   }
 
   /** A user's entries, newest first. */
-  async forUser(userId: string, limit = 100): Promise<{ action: string; requestId: string | null; createdAt: number }[]> {
+  async forUser(
+    userId: string,
+    limit = 100,
+  ): Promise<{ action: string; requestId: string | null; createdAt: number }[]> {
     const rows = await this.#db
       .selectFrom('audit_log')
       .select(['action', 'request_id', 'created_at'])
@@ -42,6 +45,10 @@ export class AuditLog {
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
-    return rows.map((row) => ({ action: row.action, requestId: row.request_id, createdAt: row.created_at }));
+    return rows.map((row) => ({
+      action: row.action,
+      requestId: row.request_id,
+      createdAt: row.created_at,
+    }));
   }
 }

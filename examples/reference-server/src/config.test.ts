@@ -19,7 +19,9 @@ describe('loadServerConfig', () => {
     expect(config.databaseUrl).toBeUndefined();
     expect(config.redisUrl).toBeUndefined();
     expect(config.api.port).toBe(3000);
-    expect(config.warnings.map((warning) => warning.env)).toEqual(expect.arrayContaining(['JWT_SECRET', 'SRS_SECRET']));
+    expect(config.warnings.map((warning) => warning.env)).toEqual(
+      expect.arrayContaining(['JWT_SECRET', 'SRS_SECRET']),
+    );
     expect(JSON.stringify(config)).not.toContain('postern-development-jwt-signing-key');
   });
 
@@ -38,7 +40,15 @@ describe('loadServerConfig', () => {
     }
     expect(ConfigError.isInstance(error)).toBe(true);
     const variables = (error as ConfigError).issues.map((issue) => issue.env);
-    expect(variables).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'SMTP_RELAYS', 'JWT_SECRET', 'SRS_SECRET']));
+    expect(variables).toEqual(
+      expect.arrayContaining([
+        'DATABASE_URL',
+        'REDIS_URL',
+        'SMTP_RELAYS',
+        'JWT_SECRET',
+        'SRS_SECRET',
+      ]),
+    );
     expect(String((error as Error).message)).not.toContain('changeme');
   });
 

@@ -1,4 +1,15 @@
-import { ConfigError, bool, duration, integer, list, loadConfig, modeFromNodeEnv, port, secret, url } from '@postern/config';
+import {
+  ConfigError,
+  bool,
+  duration,
+  integer,
+  list,
+  loadConfig,
+  modeFromNodeEnv,
+  port,
+  secret,
+  url,
+} from '@postern/config';
 import type { Config, Mode } from '@postern/config';
 import * as z from 'zod';
 
@@ -13,10 +24,15 @@ export function configShape(mode: Mode) {
     databaseUrl: production ? postgresUrl() : postgresUrl().optional(),
     redisUrl: production ? redisUrl() : redisUrl().optional(),
     /** Prefix of every Redis key and channel, so several deployments (or test runs) share one Redis. */
-    redisKeyPrefix: z.string().regex(/^[A-Za-z0-9:_-]{1,64}$/).default('postern:'),
+    redisKeyPrefix: z
+      .string()
+      .regex(/^[A-Za-z0-9:_-]{1,64}$/)
+      .default('postern:'),
     publicUrl: url().default('http://127.0.0.1:3000'),
     dataDir: z.string().min(1).default('.postern-data'),
-    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
     api: {
       host: z.string().min(1).default('127.0.0.1'),
       port: port({ allowZero: true }).default(3000),
@@ -70,7 +86,9 @@ export function serverMode(env: Readonly<Record<string, string | undefined>> = p
  * Loads the configuration; throws `ConfigError` listing every problem. In production a missing
  * DATABASE_URL, REDIS_URL or SMTP_RELAYS, or any default or weak secret, is an error, never a warning.
  */
-export function loadServerConfig(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+export function loadServerConfig(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ServerConfig {
   const mode = serverMode(env);
   const shape = configShape(mode);
   if (mode === 'production') {
@@ -81,7 +99,9 @@ export function loadServerConfig(env: Readonly<Record<string, string | undefined
 }
 
 /** For process entries: loads the configuration, or prints every problem (no stack) and exits with 78 (EX_CONFIG). */
-export function loadServerConfigOrExit(env: Readonly<Record<string, string | undefined>> = process.env): ServerConfig {
+export function loadServerConfigOrExit(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): ServerConfig {
   try {
     return loadServerConfig(env);
   } catch (error) {

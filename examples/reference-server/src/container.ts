@@ -81,7 +81,10 @@ export interface Registry {
 }
 
 /** Typed `resolve`: `get(container, 'auth')` is an `AuthService`. */
-export function get<K extends keyof Registry>(container: DependencyContainer, name: K): Registry[K] {
+export function get<K extends keyof Registry>(
+  container: DependencyContainer,
+  name: K,
+): Registry[K] {
   return container.resolve<Registry[K]>(TOKENS[name]);
 }
 
@@ -94,7 +97,11 @@ export const TOKEN_AUDIENCE = 'postern-api';
 
 const instantiated = new WeakMap<DependencyContainer, Set<keyof Registry>>();
 
-function register<K extends keyof Registry>(container: DependencyContainer, name: K, factory: (c: DependencyContainer) => Registry[K]): void {
+function register<K extends keyof Registry>(
+  container: DependencyContainer,
+  name: K,
+  factory: (c: DependencyContainer) => Registry[K],
+): void {
   container.register(TOKENS[name], {
     useFactory: instanceCachingFactory((c) => {
       instantiated.get(container)?.add(name);
@@ -107,30 +114,48 @@ function register<K extends keyof Registry>(container: DependencyContainer, name
  * Builds the composition root of one process. Every dependency is created lazily on first
  * resolve and once per container, so the SMTP process never opens what only the API needs.
  */
-export function createContainer(config: ServerConfig, processName: ProcessName, overrides: Overrides = {}): DependencyContainer {
+export function createContainer(
+  config: ServerConfig,
+  processName: ProcessName,
+  overrides: Overrides = {},
+): DependencyContainer {
   const container = rootContainer.createChildContainer();
   instantiated.set(container, new Set());
   container.register(TOKENS.config, { useValue: config });
   container.register(TOKENS.processName, { useValue: processName });
   const dataDir = resolve(config.dataDir);
 
-  register(container, 'logger', () => createLogger({ name: `postern-${processName}`, level: config.logLevel }));
+  register(container, 'logger', () =>
+    createLogger({ name: `postern-${processName}`, level: config.logLevel }),
+  );
   register(container, 'metrics', () => createMetrics(processName));
   register(container, 'database', () => {
-    if (config.databaseUrl === undefined) throw new Error('DATABASE_URL is not set: the launcher sets it for the embedded database');
+    if (config.databaseUrl === undefined)
+      throw new Error('DATABASE_URL is not set: the launcher sets it for the embedded database');
     return createDatabase({ url: config.databaseUrl });
   });
   register(container, 'redis', () => {
     if (config.redisUrl === undefined) return null;
     // Commands fail fast while Redis is away instead of queueing without bound.
-    return new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true, connectTimeout: 5_000 });
+    return new Redis(config.redisUrl, {
+      maxRetriesPerRequest: 2,
+      enableOfflineQueue: true,
+      connectTimeout: 5_000,
+    });
   });
   register(container, 'aliases', (c) => new AliasRepository(get(c, 'database').db));
-  register(container, 'domains', (c) => new DomainRepository(get(c, 'database').db, { mxHost: config.smtp.mxHost }));
+  register(
+    container,
+    'domains',
+    (c) => new DomainRepository(get(c, 'database').db, { mxHost: config.smtp.mxHost }),
+  );
   register(container, 'audit', (c) => new AuditLog(get(c, 'database').db));
   register(container, 'authStore', (c) => {
     const redis = get(c, 'redis');
-    const sessions = redis === null ? new MemoryAuthStore() : new RedisAuthStore({ redis, prefix: `${config.redisKeyPrefix}auth:` });
+    const sessions =
+      redis === null
+        ? new MemoryAuthStore()
+        : new RedisAuthStore({ redis, prefix: `${config.redisKeyPrefix}auth:` });
     return new PostgresAuthStore({ db: get(c, 'database').db, sessions });
   });
   register(container, 'auth', (c) => {
@@ -138,33 +163,70 @@ export function createContainer(config: ServerConfig, processName: ProcessName, 
     const logger = get(c, 'logger');
     return new AuthService({
       store: get(c, 'authStore'),
-      tokens: { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, keys: [{ kid: 'k1', alg: 'HS256', secret: config.jwtSecret.reveal() }] },
+      tokens: {
+        issuer: TOKEN_ISSUER,
+        audience: TOKEN_AUDIENCE,
+        keys: [{ kid: 'k1', alg: 'HS256', secret: config.jwtSecret.reveal() }],
+      },
       onEvent: (event) => {
         if (event.type === 'token_reuse') metrics.loginOutcomes.inc({ outcome: 'token_reuse' });
-        logger.info({ event: event.type, userId: event.userId, reason: event.reason }, 'auth event');
+        logger.info(
+          { event: event.type, userId: event.userId, reason: event.reason },
+          'auth event',
+        );
       },
     });
   });
   register(container, 'limiters', (c) => {
     const redis = get(c, 'redis');
-    const backend: RateLimitBackend = redis === null ? new MemoryBackend() : new RedisBackend({ redis });
+    const backend: RateLimitBackend =
+      redis === null ? new MemoryBackend() : new RedisBackend({ redis });
     return {
-      login: createRateLimiter({ limit: config.limits.loginPerMinute, periodMs: 60_000, backend, prefix: `${config.redisKeyPrefix}rl:login` }),
-      register: createRateLimiter({ limit: config.limits.registerPerHour, periodMs: 3_600_000, backend, prefix: `${config.redisKeyPrefix}rl:register` }),
-      reset: createRateLimiter({ limit: config.limits.resetPerHour, periodMs: 3_600_000, backend, prefix: `${config.redisKeyPrefix}rl:reset` }),
-      aliasCreate: createRateLimiter({ limit: config.limits.aliasCreatePerHour, periodMs: 3_600_000, backend, prefix: `${config.redisKeyPrefix}rl:alias` }),
-      smtp: createRateLimiter({ limit: config.limits.smtpPerMinute, periodMs: 60_000, backend, prefix: `${config.redisKeyPrefix}rl:smtp` }),
+      login: createRateLimiter({
+        limit: config.limits.loginPerMinute,
+        periodMs: 60_000,
+        backend,
+        prefix: `${config.redisKeyPrefix}rl:login`,
+      }),
+      register: createRateLimiter({
+        limit: config.limits.registerPerHour,
+        periodMs: 3_600_000,
+        backend,
+        prefix: `${config.redisKeyPrefix}rl:register`,
+      }),
+      reset: createRateLimiter({
+        limit: config.limits.resetPerHour,
+        periodMs: 3_600_000,
+        backend,
+        prefix: `${config.redisKeyPrefix}rl:reset`,
+      }),
+      aliasCreate: createRateLimiter({
+        limit: config.limits.aliasCreatePerHour,
+        periodMs: 3_600_000,
+        backend,
+        prefix: `${config.redisKeyPrefix}rl:alias`,
+      }),
+      smtp: createRateLimiter({
+        limit: config.limits.smtpPerMinute,
+        periodMs: 60_000,
+        backend,
+        prefix: `${config.redisKeyPrefix}rl:smtp`,
+      }),
     };
   });
   register(container, 'notifier', (c) => {
     const redis = get(c, 'redis');
-    return redis === null ? noopAliasNotifier : new RedisAliasNotifier(redis, `${config.redisKeyPrefix}alias-changed`);
+    return redis === null
+      ? noopAliasNotifier
+      : new RedisAliasNotifier(redis, `${config.redisKeyPrefix}alias-changed`);
   });
   register(container, 'outbox', () => new Outbox(join(dataDir, 'outbox')));
   register(container, 'mailer', (c) => {
     const from = `no-reply@${config.smtp.domain}`;
     const relays = config.smtp.relays ?? [];
-    return relays.length === 0 ? new OutboxMailer(get(c, 'outbox'), from) : new RelayMailer(relays, from, config.smtp.relayTimeoutMs);
+    return relays.length === 0
+      ? new OutboxMailer(get(c, 'outbox'), from)
+      : new RelayMailer(relays, from, config.smtp.relayTimeoutMs);
   });
   register(container, 'dns', () => dnsPromises);
 

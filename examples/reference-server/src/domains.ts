@@ -61,7 +61,13 @@ export async function generateRsaDkimKey(): Promise<DkimKey> {
 }
 
 function toDomain(row: Selectable<DomainsTable>): Domain {
-  return { id: row.id, name: row.name, shared: row.user_id === null, verified: row.verified_at !== null, createdAt: row.created_at };
+  return {
+    id: row.id,
+    name: row.name,
+    shared: row.user_id === null,
+    verified: row.verified_at !== null,
+    createdAt: row.created_at,
+  };
 }
 
 /** Custom and shared domains, their DKIM keys, the DNS records to publish and their verification. */
@@ -71,12 +77,21 @@ export class DomainRepository {
 
   constructor(db: Kysely<Database>, options: DomainRepositoryOptions) {
     this.#db = db;
-    this.#options = { dkimSelector: 'postern', now: Date.now, generateDkimKey: generateRsaDkimKey, ...options };
+    this.#options = {
+      dkimSelector: 'postern',
+      now: Date.now,
+      generateDkimKey: generateRsaDkimKey,
+      ...options,
+    };
   }
 
   /** Creates the shared domain (verified, no owner) if it does not exist yet; safe to run from every process. */
   async ensureShared(name: string): Promise<Domain> {
-    const existing = await this.#db.selectFrom('domains').selectAll().where('name', '=', name.toLowerCase()).executeTakeFirst();
+    const existing = await this.#db
+      .selectFrom('domains')
+      .selectAll()
+      .where('name', '=', name.toLowerCase())
+      .executeTakeFirst();
     if (existing !== undefined) return toDomain(existing);
     const key = await this.#options.generateDkimKey();
     const now = this.#options.now();
@@ -95,14 +110,22 @@ export class DomainRepository {
       })
       .onConflict((oc) => oc.column('name').doNothing())
       .execute();
-    const row = await this.#db.selectFrom('domains').selectAll().where('name', '=', name.toLowerCase()).executeTakeFirstOrThrow();
+    const row = await this.#db
+      .selectFrom('domains')
+      .selectAll()
+      .where('name', '=', name.toLowerCase())
+      .executeTakeFirstOrThrow();
     return toDomain(row);
   }
 
   /** Adds a custom domain for a user (unverified until its DNS records are found); `DOMAIN_TAKEN` if it exists. */
   async add(userId: string, name: string): Promise<Domain> {
     const normalized = name.trim().toLowerCase().replace(/\.$/, '');
-    if (!DOMAIN_NAME.test(normalized)) throw new ServerError('VALIDATION_FAILED', 'name is not a domain name', { status: 400, field: 'name' });
+    if (!DOMAIN_NAME.test(normalized))
+      throw new ServerError('VALIDATION_FAILED', 'name is not a domain name', {
+        status: 400,
+        field: 'name',
+      });
     const key = await this.#options.generateDkimKey();
     try {
       const row = await this.#db
@@ -122,7 +145,12 @@ export class DomainRepository {
         .executeTakeFirstOrThrow();
       return toDomain(row);
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ServerError('DOMAIN_TAKEN', 'that domain is already registered', { status: 409, field: 'name', cause: error });
+      if (isUniqueViolation(error))
+        throw new ServerError('DOMAIN_TAKEN', 'that domain is already registered', {
+          status: 409,
+          field: 'name',
+          cause: error,
+        });
       throw error;
     }
   }
@@ -144,9 +172,17 @@ export class DomainRepository {
     return [
       { type: 'MX', name: row.name, value: this.#options.mxHost, priority: 10 },
       { type: 'TXT', name: row.name, value: 'v=spf1 mx -all' },
-      { type: 'TXT', name: `${row.dkim_selector}._domainkey.${row.name}`, value: `v=DKIM1; k=rsa; p=${row.dkim_public_key}` },
+      {
+        type: 'TXT',
+        name: `${row.dkim_selector}._domainkey.${row.name}`,
+        value: `v=DKIM1; k=rsa; p=${row.dkim_public_key}`,
+      },
       { type: 'TXT', name: `_dmarc.${row.name}`, value: `v=DMARC1; p=quarantine; adkim=s; aspf=r` },
-      { type: 'TXT', name: `_postern.${row.name}`, value: `postern-verification=${row.verification_token}` },
+      {
+        type: 'TXT',
+        name: `_postern.${row.name}`,
+        value: `postern-verification=${row.verification_token}`,
+      },
     ];
   }
 
@@ -154,35 +190,66 @@ export class DomainRepository {
    * Looks the records up through `resolver` and marks the domain verified when the ownership TXT,
    * the MX and the DKIM key are published. Returns which checks passed.
    */
-  async verify(userId: string, domainId: string, resolver: DnsResolver): Promise<{ verified: boolean; checks: Record<'ownership' | 'mx' | 'dkim', boolean> }> {
+  async verify(
+    userId: string,
+    domainId: string,
+    resolver: DnsResolver,
+  ): Promise<{ verified: boolean; checks: Record<'ownership' | 'mx' | 'dkim', boolean> }> {
     const row = await this.#own(userId, domainId);
-    const txt = async (name: string): Promise<string[]> => (await resolver.resolveTxt(name).catch(() => [])).map((chunks) => chunks.join(''));
-    const ownership = (await txt(`_postern.${row.name}`)).includes(`postern-verification=${row.verification_token}`);
+    const txt = async (name: string): Promise<string[]> =>
+      (await resolver.resolveTxt(name).catch(() => [])).map((chunks) => chunks.join(''));
+    const ownership = (await txt(`_postern.${row.name}`)).includes(
+      `postern-verification=${row.verification_token}`,
+    );
     const mxHost = this.#options.mxHost.toLowerCase().replace(/\.$/, '');
-    const mx = (await resolver.resolveMx(row.name).catch(() => [])).some((record) => record.exchange.toLowerCase().replace(/\.$/, '') === mxHost);
-    const dkim = (await txt(`${row.dkim_selector}._domainkey.${row.name}`)).some((value) => value.replace(/\s+/g, '').includes(`p=${row.dkim_public_key}`));
+    const mx = (await resolver.resolveMx(row.name).catch(() => [])).some(
+      (record) => record.exchange.toLowerCase().replace(/\.$/, '') === mxHost,
+    );
+    const dkim = (await txt(`${row.dkim_selector}._domainkey.${row.name}`)).some((value) =>
+      value.replace(/\s+/g, '').includes(`p=${row.dkim_public_key}`),
+    );
     const verified = ownership && mx && dkim;
     if (verified && row.verified_at === null) {
-      await this.#db.updateTable('domains').set({ verified_at: this.#options.now() }).where('id', '=', row.id).execute();
+      await this.#db
+        .updateTable('domains')
+        .set({ verified_at: this.#options.now() })
+        .where('id', '=', row.id)
+        .execute();
     }
     return { verified: verified || row.verified_at !== null, checks: { ownership, mx, dkim } };
   }
 
   /** Deletes a custom domain; its aliases and their logs go with it (ON DELETE CASCADE). */
   async delete(userId: string, domainId: string): Promise<void> {
-    const result = await this.#db.deleteFrom('domains').where('id', '=', domainId).where('user_id', '=', userId).executeTakeFirst();
-    if (result.numDeletedRows === 0n) throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
+    const result = await this.#db
+      .deleteFrom('domains')
+      .where('id', '=', domainId)
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    if (result.numDeletedRows === 0n)
+      throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
   }
 
   /** The DKIM signing key of a domain by name, for the SMTP process. */
   async signingKey(name: string): Promise<{ selector: string; privateKeyPem: string } | null> {
-    const row = await this.#db.selectFrom('domains').select(['dkim_selector', 'dkim_private_key']).where('name', '=', name.toLowerCase()).executeTakeFirst();
-    return row === undefined ? null : { selector: row.dkim_selector, privateKeyPem: row.dkim_private_key };
+    const row = await this.#db
+      .selectFrom('domains')
+      .select(['dkim_selector', 'dkim_private_key'])
+      .where('name', '=', name.toLowerCase())
+      .executeTakeFirst();
+    return row === undefined
+      ? null
+      : { selector: row.dkim_selector, privateKeyPem: row.dkim_private_key };
   }
 
   async #own(userId: string, domainId: string): Promise<Selectable<DomainsTable>> {
-    const row = await this.#db.selectFrom('domains').selectAll().where('id', '=', domainId).executeTakeFirst();
-    if (row === undefined || row.user_id !== userId) throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
+    const row = await this.#db
+      .selectFrom('domains')
+      .selectAll()
+      .where('id', '=', domainId)
+      .executeTakeFirst();
+    if (row === undefined || row.user_id !== userId)
+      throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
     return row;
   }
 }

@@ -13,7 +13,10 @@ export interface EmbeddedPostgres {
  * (0: any free port). PGlite runs one transaction at a time; the socket server multiplexes
  * connections, so code must never wait on a second connection inside a transaction.
  */
-export async function startEmbeddedPostgres(directory: string, port = 0): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  directory: string,
+  port = 0,
+): Promise<EmbeddedPostgres> {
   const db = await PGlite.create(directory);
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port, maxConnections: 100 });
   await server.start();

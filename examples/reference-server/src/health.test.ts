@@ -3,8 +3,14 @@ import { runChecks } from './health.js';
 
 describe('runChecks', () => {
   it('reports each check and is ok only when all pass', async () => {
-    const report = await runChecks({ good: () => Promise.resolve(), bad: () => Promise.reject(new Error('down')) }, 1_000);
-    expect(report).toEqual({ ok: false, checks: { good: { ok: true }, bad: { ok: false, error: 'down' } } });
+    const report = await runChecks(
+      { good: () => Promise.resolve(), bad: () => Promise.reject(new Error('down')) },
+      1_000,
+    );
+    expect(report).toEqual({
+      ok: false,
+      checks: { good: { ok: true }, bad: { ok: false, error: 'down' } },
+    });
     expect(await runChecks({}, 10)).toEqual({ ok: true, checks: {} });
   });
 
@@ -22,7 +28,10 @@ describe('runChecks', () => {
         500,
       );
       await vi.advanceTimersByTimeAsync(500);
-      expect(await pending).toEqual({ ok: false, checks: { slow: { ok: false, error: 'no answer within 500 ms' } } });
+      expect(await pending).toEqual({
+        ok: false,
+        checks: { slow: { ok: false, error: 'no answer within 500 ms' } },
+      });
       expect(aborted).toBe(true);
     } finally {
       vi.useRealTimers();

@@ -10,7 +10,10 @@ export interface ReadinessReport {
 }
 
 /** Runs every check at once, each bounded by `timeoutMs`; never rejects. */
-export async function runChecks(checks: Readonly<Record<string, HealthCheck>>, timeoutMs: number): Promise<ReadinessReport> {
+export async function runChecks(
+  checks: Readonly<Record<string, HealthCheck>>,
+  timeoutMs: number,
+): Promise<ReadinessReport> {
   const entries = await Promise.all(
     Object.entries(checks).map(async ([name, check]) => {
       const controller = new AbortController();
@@ -25,7 +28,10 @@ export async function runChecks(checks: Readonly<Record<string, HealthCheck>>, t
         await Promise.race([check(controller.signal), timedOut]);
         return [name, { ok: true }] as const;
       } catch (error) {
-        return [name, { ok: false, error: error instanceof Error ? error.message : String(error) }] as const;
+        return [
+          name,
+          { ok: false, error: error instanceof Error ? error.message : String(error) },
+        ] as const;
       } finally {
         clearTimeout(timer);
       }
@@ -40,7 +46,11 @@ export async function runChecks(checks: Readonly<Record<string, HealthCheck>>, t
  * Checks that an SMTP server answers: reads the 220 greeting, sends EHLO, expects 250, says QUIT.
  * A port that accepts connections but does not speak SMTP fails.
  */
-export function smtpEhloCheck(host: string, port: number, heloName = 'health.postern.invalid'): HealthCheck {
+export function smtpEhloCheck(
+  host: string,
+  port: number,
+  heloName = 'health.postern.invalid',
+): HealthCheck {
   return (signal) =>
     new Promise<void>((resolve, reject) => {
       const socket = connect({ host, port });
@@ -62,7 +72,8 @@ export function smtpEhloCheck(host: string, port: number, heloName = 'health.pos
         buffer += chunk;
         // A reply is complete at a line whose code is followed by a space (not a dash).
         const lines = buffer.split('\r\n').slice(0, -1);
-        if (lines.some((line) => !/^\d{3}[ -]/.test(line))) return fail(new Error('the peer does not speak SMTP'));
+        if (lines.some((line) => !/^\d{3}[ -]/.test(line)))
+          return fail(new Error('the peer does not speak SMTP'));
         const last = lines.find((line) => /^\d{3} /.test(line));
         if (last === undefined) return;
         buffer = '';

@@ -19,10 +19,14 @@ if (config.databaseUrl === undefined) {
   await mkdir(directory, { recursive: true });
   embedded = await startEmbeddedPostgres(directory);
   env['DATABASE_URL'] = embedded.url;
-  console.error(`DATABASE_URL is not set: serving the embedded PostgreSQL (PGlite) in ${directory} at ${embedded.url} (first look only: one transaction at a time)`);
+  console.error(
+    `DATABASE_URL is not set: serving the embedded PostgreSQL (PGlite) in ${directory} at ${embedded.url} (first look only: one transaction at a time)`,
+  );
 }
 if (config.redisUrl === undefined) {
-  console.error('REDIS_URL is not set: sessions, lockouts, rate limits and the alias cache are in memory, per process (first look only)');
+  console.error(
+    'REDIS_URL is not set: sessions, lockouts, rate limits and the alias cache are in memory, per process (first look only)',
+  );
 }
 if (serverMode() === 'development') {
   const database = createDatabase({ url: env['DATABASE_URL'] ?? '', maxConnections: 1 });
@@ -30,7 +34,10 @@ if (serverMode() === 'development') {
   await database.destroy();
 }
 
-const supervisor = new Supervisor({ cwd: resolve(here, '..'), execArgv: ['--import', 'tsx', '--import', join(here, '..', 'runtime', 'register.mjs')] });
+const supervisor = new Supervisor({
+  cwd: resolve(here, '..'),
+  execArgv: ['--import', 'tsx', '--import', join(here, '..', 'runtime', 'register.mjs')],
+});
 const child = (name: string, file: string) => ({ name, module: join(here, file), env: { ...env } });
 // Started in order of need, stopped in reverse: the API checks the SMTP process in /health/ready.
 const smtp = child('smtp', 'smtp-main.ts');
@@ -40,7 +47,9 @@ smtp.env['SMTP_PORT'] = String(smtpPort);
 env['SMTP_PORT'] = String(smtpPort);
 await supervisor.start(child('worker', 'worker-main.ts'));
 const apiPort = await supervisor.start(child('api', 'api-main.ts'));
-console.error(`postern is up: API http://${config.api.host}:${apiPort} (OpenAPI UI at /docs), SMTP ${config.smtp.host}:${smtpPort}`);
+console.error(
+  `postern is up: API http://${config.api.host}:${apiPort} (OpenAPI UI at /docs), SMTP ${config.smtp.host}:${smtpPort}`,
+);
 
 let stopping = false;
 const stop = (): void => {

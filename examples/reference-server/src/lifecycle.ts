@@ -9,7 +9,10 @@ export interface ReadyMessage {
 
 /** Tells the launcher (if any) that the process listens on `port`. */
 export function announceReady(processName: string, port: number, metricsPort?: number): void {
-  const message: ReadyMessage = metricsPort === undefined ? { type: 'ready', process: processName, port } : { type: 'ready', process: processName, port, metricsPort };
+  const message: ReadyMessage =
+    metricsPort === undefined
+      ? { type: 'ready', process: processName, port }
+      : { type: 'ready', process: processName, port, metricsPort };
   if (typeof process.send === 'function') process.send(message);
 }
 

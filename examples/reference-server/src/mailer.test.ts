@@ -7,7 +7,15 @@ import { Outbox } from './outbox.js';
 
 describe('composeSystemMail', () => {
   it('writes CRLF text and strips CR/LF from header values so nothing can inject a header', () => {
-    const text = composeSystemMail({ to: 'a@example.org\r\nBcc: evil@example.org', subject: 'Hi\nX-Evil: 1', text: 'line 1\nline 2' }, 'no-reply@alias.test', new Date(0));
+    const text = composeSystemMail(
+      {
+        to: 'a@example.org\r\nBcc: evil@example.org',
+        subject: 'Hi\nX-Evil: 1',
+        text: 'line 1\nline 2',
+      },
+      'no-reply@alias.test',
+      new Date(0),
+    );
     expect(text).toContain('To: <a@example.org Bcc: evil@example.org>\r\n');
     expect(text).toContain('Subject: Hi X-Evil: 1\r\n');
     expect(text).not.toMatch(/\r\nBcc:/);
@@ -23,13 +31,28 @@ describe('Outbox and OutboxMailer', () => {
       let now = 1_700_000_000_000;
       const outbox = new Outbox(join(directory, 'outbox'), () => now);
       expect(await outbox.list()).toEqual([]);
-      await new OutboxMailer(outbox, 'no-reply@alias.test').send({ to: 'a@example.org', subject: 'First', text: 'one' });
+      await new OutboxMailer(outbox, 'no-reply@alias.test').send({
+        to: 'a@example.org',
+        subject: 'First',
+        text: 'one',
+      });
       now += 1;
-      const id = await outbox.write({ from: 'SRS0=x@alias.test', to: ['b@example.org', 'c@example.org'], raw: Buffer.from('Subject: Second\r\n\r\nbody') });
+      const id = await outbox.write({
+        from: 'SRS0=x@alias.test',
+        to: ['b@example.org', 'c@example.org'],
+        raw: Buffer.from('Subject: Second\r\n\r\nbody'),
+      });
       const entries = await outbox.list();
       expect(entries.map((entry) => entry.subject)).toEqual(['Second', 'First']);
-      expect(entries[0]).toMatchObject({ id, from: 'SRS0=x@alias.test', to: ['b@example.org', 'c@example.org'], createdAt: now });
-      expect(await outbox.read(id)).toContain('X-Postern-Envelope-To: <b@example.org>, <c@example.org>');
+      expect(entries[0]).toMatchObject({
+        id,
+        from: 'SRS0=x@alias.test',
+        to: ['b@example.org', 'c@example.org'],
+        createdAt: now,
+      });
+      expect(await outbox.read(id)).toContain(
+        'X-Postern-Envelope-To: <b@example.org>, <c@example.org>',
+      );
       expect(await outbox.read('../../etc/passwd')).toBeNull();
       expect(await outbox.read('1700000000000-000000000000')).toBeNull();
       expect(outbox.directory).toBe(join(directory, 'outbox'));

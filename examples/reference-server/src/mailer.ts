@@ -43,7 +43,11 @@ export class OutboxMailer implements Mailer {
   }
 
   async send(mail: SystemMail): Promise<void> {
-    await this.#outbox.write({ from: this.#from, to: [mail.to], raw: composeSystemMail(mail, this.#from) });
+    await this.#outbox.write({
+      from: this.#from,
+      to: [mail.to],
+      raw: composeSystemMail(mail, this.#from),
+    });
   }
 }
 
@@ -64,9 +68,17 @@ export class RelayMailer implements Mailer {
     let lastError: unknown;
     // Relays are tried in order, as the SMTP process does for forwarded mail.
     for (const relay of this.#relays) {
-      const transport = createTransport({ url: relay, connectionTimeout: this.#timeoutMs, greetingTimeout: this.#timeoutMs, socketTimeout: this.#timeoutMs } as never);
+      const transport = createTransport({
+        url: relay,
+        connectionTimeout: this.#timeoutMs,
+        greetingTimeout: this.#timeoutMs,
+        socketTimeout: this.#timeoutMs,
+      } as never);
       try {
-        await transport.sendMail({ envelope: { from: this.#from, to: [mail.to] }, raw: composeSystemMail(mail, this.#from) });
+        await transport.sendMail({
+          envelope: { from: this.#from, to: [mail.to] },
+          raw: composeSystemMail(mail, this.#from),
+        });
         return;
       } catch (error) {
         lastError = error;

@@ -3,7 +3,11 @@ import type { Server } from 'node:http';
 import type { Metrics } from './metrics.js';
 
 /** A tiny HTTP server answering `GET /metrics` for processes without an API (smtp, worker). */
-export async function serveMetrics(metrics: Metrics, host: string, port: number): Promise<{ port: number; close(): Promise<void> }> {
+export async function serveMetrics(
+  metrics: Metrics,
+  host: string,
+  port: number,
+): Promise<{ port: number; close(): Promise<void> }> {
   const server: Server = createServer((request, response) => {
     if (request.method !== 'GET' || request.url !== '/metrics') {
       response.writeHead(404).end();

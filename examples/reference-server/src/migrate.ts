@@ -10,7 +10,8 @@ if (url === undefined || url === '') {
 const handle = createDatabase({ url, maxConnections: 1 });
 try {
   const result = await migrateToLatest(handle.db);
-  for (const entry of result.results ?? []) console.log(`${entry.status.toLowerCase()}: ${entry.migrationName}`);
+  for (const entry of result.results ?? [])
+    console.log(`${entry.status.toLowerCase()}: ${entry.migrationName}`);
   if ((result.results ?? []).length === 0) console.log('up to date');
 } finally {
   await handle.destroy();

@@ -45,7 +45,13 @@ export class Outbox {
     const id = `${this.#now()}-${randomBytes(6).toString('hex')}`;
     const envelope = `X-Postern-Envelope-From: <${message.from}>\r\nX-Postern-Envelope-To: ${message.to.map((to) => `<${to}>`).join(', ')}\r\n`;
     const temporary = join(this.#directory, `.${id}.tmp`);
-    await writeFile(temporary, Buffer.concat([Buffer.from(envelope), Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw)]));
+    await writeFile(
+      temporary,
+      Buffer.concat([
+        Buffer.from(envelope),
+        Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw),
+      ]),
+    );
     await rename(temporary, join(this.#directory, `${id}.eml`));
     return id;
   }
@@ -59,7 +65,10 @@ export class Outbox {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw error;
     }
-    const ids = names.filter((name) => name.endsWith('.eml')).map((name) => name.slice(0, -4)).filter((id) => ID.test(id));
+    const ids = names
+      .filter((name) => name.endsWith('.eml'))
+      .map((name) => name.slice(0, -4))
+      .filter((id) => ID.test(id));
     const entries = await Promise.all(ids.map((id) => this.#entry(id)));
     return entries.sort((a, b) => b.id.localeCompare(a.id));
   }
@@ -79,9 +88,14 @@ export class Outbox {
     const path = join(this.#directory, `${id}.eml`);
     const [text, info] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
     const headerEnd = text.search(/\r?\n\r?\n/);
-    const headers = (headerEnd === -1 ? text : text.slice(0, headerEnd)).replace(/\r?\n[ \t]+/g, ' ');
-    const header = (name: string): string => new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(headers)?.[1]?.trim() ?? '';
-    const addresses = (value: string): string[] => [...value.matchAll(/<([^>]*)>/g)].map((match) => match[1] ?? '');
+    const headers = (headerEnd === -1 ? text : text.slice(0, headerEnd)).replace(
+      /\r?\n[ \t]+/g,
+      ' ',
+    );
+    const header = (name: string): string =>
+      new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(headers)?.[1]?.trim() ?? '';
+    const addresses = (value: string): string[] =>
+      [...value.matchAll(/<([^>]*)>/g)].map((match) => match[1] ?? '');
     return {
       id,
       from: addresses(header('X-Postern-Envelope-From'))[0] ?? '',

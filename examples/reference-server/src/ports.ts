@@ -1,6 +1,9 @@
 /** The rate limiter port every @postern/rate-limit limiter satisfies. */
 export interface RateLimiter {
-  consume(key: string, options?: { cost?: number }): Promise<{ allowed: boolean; retryAfterMs: number }>;
+  consume(
+    key: string,
+    options?: { cost?: number },
+  ): Promise<{ allowed: boolean; retryAfterMs: number }>;
 }
 
 /** Who made an authenticated request. */

@@ -1,4 +1,15 @@
-import type { AuthStore, ConsumeResult, FailureRecord, NewSession, OneTimePurpose, RotateInput, RotateResult, SessionRecord, UserPatch, UserRecord } from '@postern/auth';
+import type {
+  AuthStore,
+  ConsumeResult,
+  FailureRecord,
+  NewSession,
+  OneTimePurpose,
+  RotateInput,
+  RotateResult,
+  SessionRecord,
+  UserPatch,
+  UserRecord,
+} from '@postern/auth';
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, UsersTable } from './db/schema.js';
 
@@ -14,7 +25,13 @@ export interface PostgresAuthStoreOptions {
 }
 
 function toUser(row: Selectable<UsersTable>): UserRecord {
-  return { id: row.id, email: row.email, passwordHash: row.password_hash, emailVerified: row.email_verified, createdAt: row.created_at };
+  return {
+    id: row.id,
+    email: row.email,
+    passwordHash: row.password_hash,
+    emailVerified: row.email_verified,
+    createdAt: row.created_at,
+  };
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -37,7 +54,13 @@ export class PostgresAuthStore implements AuthStore {
   async createUser(user: UserRecord): Promise<boolean> {
     const row = await this.#db
       .insertInto('users')
-      .values({ id: user.id, email: user.email, password_hash: user.passwordHash, email_verified: user.emailVerified, created_at: user.createdAt })
+      .values({
+        id: user.id,
+        email: user.email,
+        password_hash: user.passwordHash,
+        email_verified: user.emailVerified,
+        created_at: user.createdAt,
+      })
       .onConflict((oc) => oc.doNothing())
       .returning('id')
       .executeTakeFirst();
@@ -46,12 +69,20 @@ export class PostgresAuthStore implements AuthStore {
 
   async getUserById(userId: string): Promise<UserRecord | null> {
     if (!UUID.test(userId)) return null;
-    const row = await this.#db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', userId)
+      .executeTakeFirst();
     return row === undefined ? null : toUser(row);
   }
 
   async getUserByEmail(email: string): Promise<UserRecord | null> {
-    const row = await this.#db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+    const row = await this.#db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', email)
+      .executeTakeFirst();
     return row === undefined ? null : toUser(row);
   }
 
@@ -61,7 +92,11 @@ export class PostgresAuthStore implements AuthStore {
     if (patch.passwordHash !== undefined) values.password_hash = patch.passwordHash;
     if (patch.emailVerified !== undefined) values.email_verified = patch.emailVerified;
     if (Object.keys(values).length === 0) return (await this.getUserById(userId)) !== null;
-    const result = await this.#db.updateTable('users').set(values).where('id', '=', userId).executeTakeFirst();
+    const result = await this.#db
+      .updateTable('users')
+      .set(values)
+      .where('id', '=', userId)
+      .executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 
@@ -114,11 +149,21 @@ export class PostgresAuthStore implements AuthStore {
     return this.#sessions.clearFailures(key);
   }
 
-  putOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, expiresAt: number): Promise<void> {
+  putOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    expiresAt: number,
+  ): Promise<void> {
     return this.#sessions.putOneTimeToken(purpose, userId, tokenHash, expiresAt);
   }
 
-  consumeOneTimeToken(purpose: OneTimePurpose, userId: string, tokenHash: string, now: number): Promise<ConsumeResult> {
+  consumeOneTimeToken(
+    purpose: OneTimePurpose,
+    userId: string,
+    tokenHash: string,
+    now: number,
+  ): Promise<ConsumeResult> {
     return this.#sessions.consumeOneTimeToken(purpose, userId, tokenHash, now);
   }
 

@@ -14,13 +14,27 @@ const container = createContainer(config, 'smtp');
 const logger = get(container, 'logger');
 const redis = get(container, 'redis');
 const queue =
-  redis === null ? undefined : new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }) });
+  redis === null
+    ? undefined
+    : new SyncQueue<QueuedDelivery>({
+        name: DELIVERY_QUEUE,
+        backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }),
+      });
 const smtp = await startSmtp(container, {
   host: config.smtp.host,
   port: config.smtp.port,
-  ...(queue === undefined ? {} : { deliveryQueue: { add: async (job: QueuedDelivery) => void (await queue.add(job, { key: job.messageId })) } }),
+  ...(queue === undefined
+    ? {}
+    : {
+        deliveryQueue: {
+          add: async (job: QueuedDelivery) => void (await queue.add(job, { key: job.messageId })),
+        },
+      }),
 });
-const metricsServer = config.smtp.metricsPort === undefined ? undefined : await serveMetrics(get(container, 'metrics'), config.smtp.host, config.smtp.metricsPort);
+const metricsServer =
+  config.smtp.metricsPort === undefined
+    ? undefined
+    : await serveMetrics(get(container, 'metrics'), config.smtp.host, config.smtp.metricsPort);
 announceReady('smtp', smtp.address.port, metricsServer?.port);
 logger.info({ port: smtp.address.port, metricsPort: metricsServer?.port }, 'smtp ready');
 

@@ -71,7 +71,16 @@ export class Supervisor extends EventEmitter {
 
   /** Starts `spec` and resolves with the port it announces (0 if it listens on none). */
   start(spec: ChildSpec): Promise<number> {
-    const entry: Running = { spec, child: undefined, startedAt: 0, delayMs: this.#options.restartDelayMs, restarts: 0, timer: undefined, port: undefined, metricsPort: undefined };
+    const entry: Running = {
+      spec,
+      child: undefined,
+      startedAt: 0,
+      delayMs: this.#options.restartDelayMs,
+      restarts: 0,
+      timer: undefined,
+      port: undefined,
+      metricsPort: undefined,
+    };
     this.#children.push(entry);
     return new Promise((resolve, reject) => {
       const onReady = (name: string, port: number): void => {
@@ -129,7 +138,12 @@ export class Supervisor extends EventEmitter {
   #spawn(entry: Running): void {
     const output = this.#options.output;
     const stdio = output === undefined ? 'inherit' : 'pipe';
-    const child = fork(entry.spec.module, [], { cwd: this.#options.cwd, env: entry.spec.env, execArgv: [...this.#options.execArgv], stdio: ['ignore', stdio, stdio, 'ipc'] });
+    const child = fork(entry.spec.module, [], {
+      cwd: this.#options.cwd,
+      env: entry.spec.env,
+      execArgv: [...this.#options.execArgv],
+      stdio: ['ignore', stdio, stdio, 'ipc'],
+    });
     entry.child = child;
     if (output !== undefined) {
       for (const stream of [child.stdout, child.stderr]) {
@@ -153,10 +167,13 @@ export class Supervisor extends EventEmitter {
     child.on('exit', (code, signal) => {
       this.emit('exit', entry.spec.name, code, signal);
       if (this.#stopping) return;
-      if (this.#options.now() - entry.startedAt >= this.#options.stableAfterMs) entry.delayMs = this.#options.restartDelayMs;
+      if (this.#options.now() - entry.startedAt >= this.#options.stableAfterMs)
+        entry.delayMs = this.#options.restartDelayMs;
       const delay = entry.delayMs;
       entry.delayMs = Math.min(entry.delayMs * 2, this.#options.maxRestartDelayMs);
-      this.#options.log(`${entry.spec.name} exited (${signal ?? String(code)}); restarting in ${delay} ms`);
+      this.#options.log(
+        `${entry.spec.name} exited (${signal ?? String(code)}); restarting in ${delay} ms`,
+      );
       entry.timer = setTimeout(() => {
         entry.restarts += 1;
         this.#spawn(entry);

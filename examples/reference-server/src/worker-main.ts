@@ -21,19 +21,30 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   // With no Redis or no relay, the SMTP process delivers to the outbox itself: nothing to consume.
   logger.warn('worker idle: queued delivery needs REDIS_URL and SMTP_RELAYS');
 } else {
-  const queue = new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }), logger });
-  worker = queue.process(deliveryHandler(relaySender(config.smtp.relays ?? [], config.smtp.relayTimeoutMs)), { concurrency: 8, timeoutMs: config.smtp.relayTimeoutMs * 2 });
+  const queue = new SyncQueue<QueuedDelivery>({
+    name: DELIVERY_QUEUE,
+    backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }),
+    logger,
+  });
+  worker = queue.process(
+    deliveryHandler(relaySender(config.smtp.relays ?? [], config.smtp.relayTimeoutMs)),
+    { concurrency: 8, timeoutMs: config.smtp.relayTimeoutMs * 2 },
+  );
   depthTimer = setInterval(() => {
     queue.stats().then(
       (stats) => {
-        for (const state of ['waiting', 'delayed', 'active', 'dead'] as const) metrics.queueDepth.set({ queue: DELIVERY_QUEUE, state }, stats[state]);
+        for (const state of ['waiting', 'delayed', 'active', 'dead'] as const)
+          metrics.queueDepth.set({ queue: DELIVERY_QUEUE, state }, stats[state]);
       },
       () => undefined,
     );
   }, 5_000);
   depthTimer.unref();
 }
-const metricsServer = config.worker.metricsPort === undefined ? undefined : await serveMetrics(metrics, '127.0.0.1', config.worker.metricsPort);
+const metricsServer =
+  config.worker.metricsPort === undefined
+    ? undefined
+    : await serveMetrics(metrics, '127.0.0.1', config.worker.metricsPort);
 announceReady('worker', 0, metricsServer?.port);
 logger.info({ metricsPort: metricsServer?.port }, 'worker ready');
 

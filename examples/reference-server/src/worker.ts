@@ -6,7 +6,10 @@ import type { Job } from '@postern/sync-queue';
 export const DELIVERY_QUEUE = 'smtp-delivery';
 
 /** Sends one raw message to the first relay that takes it. */
-export type RawSender = (envelope: { from: string; to: readonly string[] }, raw: Buffer) => Promise<void>;
+export type RawSender = (
+  envelope: { from: string; to: readonly string[] },
+  raw: Buffer,
+) => Promise<void>;
 
 /** A nodemailer-based sender over the configured relays, tried in order. */
 export function relaySender(relays: readonly string[], timeoutMs: number): RawSender {
@@ -14,7 +17,12 @@ export function relaySender(relays: readonly string[], timeoutMs: number): RawSe
     const { createTransport } = await import('nodemailer');
     let lastError: unknown = new Error('no relay configured');
     for (const relay of relays) {
-      const transport = createTransport({ url: relay, connectionTimeout: timeoutMs, greetingTimeout: timeoutMs, socketTimeout: timeoutMs } as never);
+      const transport = createTransport({
+        url: relay,
+        connectionTimeout: timeoutMs,
+        greetingTimeout: timeoutMs,
+        socketTimeout: timeoutMs,
+      } as never);
       try {
         await transport.sendMail({ envelope: { from: envelope.from, to: [...envelope.to] }, raw });
         return;

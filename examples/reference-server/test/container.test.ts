@@ -29,7 +29,11 @@ describe('container', () => {
   });
 
   it('uses a relay mailer when relays are configured, and in-memory adapters without Redis', async () => {
-    const config = { ...environment.config, redisUrl: undefined, smtp: { ...environment.config.smtp, relays: ['smtp://127.0.0.1:2'] } };
+    const config = {
+      ...environment.config,
+      redisUrl: undefined,
+      smtp: { ...environment.config.smtp, relays: ['smtp://127.0.0.1:2'] },
+    };
     const container = createContainer(config, 'worker');
     expect(get(container, 'redis')).toBeNull();
     expect(get(container, 'mailer')).toBeInstanceOf(RelayMailer);

@@ -18,19 +18,38 @@ describe('the launcher (pnpm start) with nothing configured', () => {
   it('serves PGlite, runs the three processes, forwards into the outbox, and stops in reverse order on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'postern-launcher-'));
     directories.push(dataDir);
-    const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'], HOME: process.env['HOME'], DATA_DIR: dataDir, API_PORT: '0', SMTP_PORT: '0' };
-    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      DATA_DIR: dataDir,
+      API_PORT: '0',
+      SMTP_PORT: '0',
+    };
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'],
+      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
     try {
-      const up = await eventually(() => /postern is up: API (http:\/\/[^ ]+) .*SMTP 127\.0\.0\.1:(\d+)/.exec(output) ?? undefined, 90_000);
+      const up = await eventually(
+        () =>
+          /postern is up: API (http:\/\/[^ ]+) .*SMTP 127\.0\.0\.1:(\d+)/.exec(output) ?? undefined,
+        90_000,
+      );
       const [, api, smtpPort] = up;
       expect(output).toContain('serving the embedded PostgreSQL (PGlite)');
       expect(output).toContain('REDIS_URL is not set');
       const ready = await fetch(`${api!}/health/ready`);
-      expect(await ready.json()).toEqual({ ok: true, checks: { postgres: { ok: true }, smtp: { ok: true } } });
+      expect(await ready.json()).toEqual({
+        ok: true,
+        checks: { postgres: { ok: true }, smtp: { ok: true } },
+      });
       // Nobody has an alias yet: the forwarder refuses the recipient at RCPT.
       const refused = await swaks(Number(smtpPort), 'a@example.net', 'nobody@postern.localhost');
       expect(refused.output).toMatch(/<\*\* 550/);
@@ -38,20 +57,47 @@ describe('the launcher (pnpm start) with nothing configured', () => {
 
       // The README's walk-through: register, verify from the outbox, log in, create an alias, send.
       const post = (path: string, body: unknown, token?: string) =>
-        fetch(`${api!}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token === undefined ? {} : { authorization: `Bearer ${token}` }) }, body: JSON.stringify(body) });
+        fetch(`${api!}${path}`, {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+          },
+          body: JSON.stringify(body),
+        });
       const credentials = { email: 'me@example.org', password: 'a long passphrase of mine' };
       expect((await post('/auth/register', credentials)).status).toBe(202);
-      const outbox = (await (await fetch(`${api!}/dev/outbox`)).json()) as { items: { id: string; from: string; subject: string }[] };
+      const outbox = (await (await fetch(`${api!}/dev/outbox`)).json()) as {
+        items: { id: string; from: string; subject: string }[];
+      };
       const mail = await (await fetch(`${api!}/dev/outbox/${outbox.items[0]!.id}`)).text();
       const token = /^([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})\r?$/m.exec(mail)?.[1];
       expect((await post('/auth/verify', { token })).status).toBe(200);
-      const { accessToken } = (await (await post('/auth/login', credentials)).json()) as { accessToken: string };
-      const domains = (await (await fetch(`${api!}/domains`, { headers: { authorization: `Bearer ${accessToken}` } })).json()) as { items: { id: string }[] };
-      expect((await post('/aliases', { domainId: domains.items[0]!.id, localPart: 'shop', destinations: ['me@example.org'] }, accessToken)).status).toBe(201);
-      expect((await swaks(Number(smtpPort), 'someone@example.net', 'shop@postern.localhost')).code).toBe(0);
-      const after = (await (await fetch(`${api!}/dev/outbox`)).json()) as { items: { id: string; from: string; subject: string }[] };
+      const { accessToken } = (await (await post('/auth/login', credentials)).json()) as {
+        accessToken: string;
+      };
+      const domains = (await (
+        await fetch(`${api!}/domains`, { headers: { authorization: `Bearer ${accessToken}` } })
+      ).json()) as { items: { id: string }[] };
+      expect(
+        (
+          await post(
+            '/aliases',
+            { domainId: domains.items[0]!.id, localPart: 'shop', destinations: ['me@example.org'] },
+            accessToken,
+          )
+        ).status,
+      ).toBe(201);
+      expect(
+        (await swaks(Number(smtpPort), 'someone@example.net', 'shop@postern.localhost')).code,
+      ).toBe(0);
+      const after = (await (await fetch(`${api!}/dev/outbox`)).json()) as {
+        items: { id: string; from: string; subject: string }[];
+      };
       expect(after.items[0]!.from).toMatch(/^SRS0=.+=example\.net=someone@postern\.localhost$/);
-      expect(await (await fetch(`${api!}/dev/outbox/${after.items[0]!.id}`)).text()).toContain('DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=postern.localhost;');
+      expect(await (await fetch(`${api!}/dev/outbox/${after.items[0]!.id}`)).text()).toContain(
+        'DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=postern.localhost;',
+      );
     } finally {
       child.kill('SIGTERM');
     }

@@ -24,13 +24,26 @@ let dataDir: string;
 const apis: string[] = [];
 const smtps: number[] = [];
 
-async function call(api: string, method: string, path: string, body?: unknown, token?: string): Promise<{ status: number; json: Record<string, unknown> }> {
+async function call(
+  api: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-  const response = await fetch(`${api}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const response = await fetch(`${api}${path}`, {
+    method,
+    headers,
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   const text = await response.text();
-  return { status: response.status, json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
+  return {
+    status: response.status,
+    json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+  };
 }
 
 const [a, b] = [() => apis[0]!, () => apis[1]!];
@@ -56,9 +69,25 @@ beforeAll(async () => {
     JWT_SECRET: randomBytes(32).toString('base64url'),
     SRS_SECRET: randomBytes(32).toString('base64url'),
   };
-  supervisor = new Supervisor({ cwd: root, execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')], output: () => undefined, log: () => undefined });
-  for (const name of ['smtp-1', 'smtp-2']) smtps.push(await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }));
-  const ports = await Promise.all(['api-1', 'api-2'].map((name, index) => supervisor.start({ name, module: join(root, 'src', 'api-main.ts'), env: { ...env, SMTP_PORT: String(smtps[index]) } })));
+  supervisor = new Supervisor({
+    cwd: root,
+    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
+    output: () => undefined,
+    log: () => undefined,
+  });
+  for (const name of ['smtp-1', 'smtp-2'])
+    smtps.push(
+      await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }),
+    );
+  const ports = await Promise.all(
+    ['api-1', 'api-2'].map((name, index) =>
+      supervisor.start({
+        name,
+        module: join(root, 'src', 'api-main.ts'),
+        env: { ...env, SMTP_PORT: String(smtps[index]) },
+      }),
+    ),
+  );
   for (const port of ports) apis.push(`http://127.0.0.1:${port}`);
 }, 60_000);
 
@@ -78,11 +107,25 @@ describe('two API and two SMTP processes on one Redis and one PostgreSQL', () =>
   let domainId = '';
 
   it('a session opened on one API works on the other, and a logout on one ends it on both', async () => {
-    expect((await call(a(), 'POST', '/auth/register', { email: 'multi@example.org', password: PASSWORD })).status).toBe(202);
-    const mail = await eventually(() => capture.messages.find((message) => message.to.includes('multi@example.org')));
-    const verification = /\n([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})\r?\n/.exec(mail.data.toString('utf8'))?.[1];
+    expect(
+      (
+        await call(a(), 'POST', '/auth/register', {
+          email: 'multi@example.org',
+          password: PASSWORD,
+        })
+      ).status,
+    ).toBe(202);
+    const mail = await eventually(() =>
+      capture.messages.find((message) => message.to.includes('multi@example.org')),
+    );
+    const verification = /\n([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})\r?\n/.exec(
+      mail.data.toString('utf8'),
+    )?.[1];
     expect((await call(b(), 'POST', '/auth/verify', { token: verification })).status).toBe(200);
-    const login = await call(a(), 'POST', '/auth/login', { email: 'multi@example.org', password: PASSWORD });
+    const login = await call(a(), 'POST', '/auth/login', {
+      email: 'multi@example.org',
+      password: PASSWORD,
+    });
     token = String(login.json['accessToken']);
     refresh = String(login.json['refreshToken']);
     expect((await call(b(), 'GET', '/auth/sessions', undefined, token)).status).toBe(200);
@@ -93,30 +136,51 @@ describe('two API and two SMTP processes on one Redis and one PostgreSQL', () =>
     const retried = await call(a(), 'POST', '/auth/refresh', { refreshToken: refresh });
     expect(retried.status).toBe(200);
     expect(retried.json['refreshToken']).toBe(rotated.json['refreshToken']);
-    const again = await call(a(), 'POST', '/auth/login', { email: 'multi@example.org', password: PASSWORD });
+    const again = await call(a(), 'POST', '/auth/login', {
+      email: 'multi@example.org',
+      password: PASSWORD,
+    });
     token = String(again.json['accessToken']);
     expect((await call(a(), 'POST', '/auth/logout-all', undefined, token)).status).toBe(200);
     expect((await call(b(), 'GET', '/auth/sessions', undefined, token)).status).toBe(401);
-    token = String((await call(b(), 'POST', '/auth/login', { email: 'multi@example.org', password: PASSWORD })).json['accessToken']);
+    token = String(
+      (await call(b(), 'POST', '/auth/login', { email: 'multi@example.org', password: PASSWORD }))
+        .json['accessToken'],
+    );
   });
 
   it('failed logins counted on one API lock the account on the other', async () => {
     await call(a(), 'POST', '/auth/register', { email: 'locked@example.org', password: PASSWORD });
     let last = { status: 0, json: {} as Record<string, unknown> };
     for (let attempt = 0; attempt < 4; attempt += 1) {
-      last = await call(attempt % 2 === 0 ? a() : b(), 'POST', '/auth/login', { email: 'locked@example.org', password: 'wrong password, again' });
+      last = await call(attempt % 2 === 0 ? a() : b(), 'POST', '/auth/login', {
+        email: 'locked@example.org',
+        password: 'wrong password, again',
+      });
     }
     expect(last.json['code']).toBe('ACCOUNT_LOCKED');
-    const other = await call(a(), 'POST', '/auth/login', { email: 'locked@example.org', password: 'wrong password, again' });
+    const other = await call(a(), 'POST', '/auth/login', {
+      email: 'locked@example.org',
+      password: 'wrong password, again',
+    });
     expect(other.json['code']).toBe('ACCOUNT_LOCKED');
   });
 
   it('the alias-creation limit is one budget across both APIs', async () => {
-    const domains = (await call(a(), 'GET', '/domains', undefined, token)).json['items'] as { id: string; name: string }[];
+    const domains = (await call(a(), 'GET', '/domains', undefined, token)).json['items'] as {
+      id: string;
+      name: string;
+    }[];
     domainId = domains.find((domain) => domain.name === 'alias.test')!.id;
     const statuses: number[] = [];
     for (let index = 0; index < 4; index += 1) {
-      const created = await call(index % 2 === 0 ? a() : b(), 'POST', '/aliases', { domainId, localPart: `m${index}`, destinations: ['me@dest.test'] }, token);
+      const created = await call(
+        index % 2 === 0 ? a() : b(),
+        'POST',
+        '/aliases',
+        { domainId, localPart: `m${index}`, destinations: ['me@dest.test'] },
+        token,
+      );
       statuses.push(created.status);
       if (index === 0) aliasId = String(created.json['id']);
     }
@@ -124,8 +188,11 @@ describe('two API and two SMTP processes on one Redis and one PostgreSQL', () =>
   });
 
   it('disabling an alias on one API makes both SMTP processes refuse it (cache invalidated over Redis)', async () => {
-    for (const port of smtps) expect((await swaks(port, 'sender@origin.test', 'm0@alias.test')).code).toBe(0);
-    expect((await call(b(), 'PATCH', `/aliases/${aliasId}`, { enabled: false }, token)).status).toBe(200);
+    for (const port of smtps)
+      expect((await swaks(port, 'sender@origin.test', 'm0@alias.test')).code).toBe(0);
+    expect(
+      (await call(b(), 'PATCH', `/aliases/${aliasId}`, { enabled: false }, token)).status,
+    ).toBe(200);
     for (const port of smtps) {
       const refused = await eventually(async () => {
         const attempt = await swaks(port, 'sender@origin.test', 'm0@alias.test');

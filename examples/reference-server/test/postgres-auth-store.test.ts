@@ -33,12 +33,32 @@ describe('PostgresAuthStore', () => {
   it('deleting a user revokes its sessions and cascades to its rows', async () => {
     const { db } = await getDatabase();
     const id = '6f1c1a52-3d6f-4a8e-9a51-0d2b7f0e4c11';
-    expect(await store.createUser({ id, email: 'cascade@example.test', passwordHash: 'h', emailVerified: true, createdAt: 1 })).toBe(true);
-    await store.createSession({ id: 'session-one', userId: id, tokenHash: 'x', createdAt: 1, idleExpiresAt: Date.now() + 60_000, absoluteExpiresAt: Date.now() + 60_000 });
-    await db.insertInto('audit_log').values({ user_id: id, action: 'test', request_id: null, detail: '{}', created_at: 1 }).execute();
+    expect(
+      await store.createUser({
+        id,
+        email: 'cascade@example.test',
+        passwordHash: 'h',
+        emailVerified: true,
+        createdAt: 1,
+      }),
+    ).toBe(true);
+    await store.createSession({
+      id: 'session-one',
+      userId: id,
+      tokenHash: 'x',
+      createdAt: 1,
+      idleExpiresAt: Date.now() + 60_000,
+      absoluteExpiresAt: Date.now() + 60_000,
+    });
+    await db
+      .insertInto('audit_log')
+      .values({ user_id: id, action: 'test', request_id: null, detail: '{}', created_at: 1 })
+      .execute();
     expect(await store.deleteUser(id)).toBe(true);
     expect(await store.getSession('session-one')).toBeNull();
-    expect(await db.selectFrom('audit_log').select('id').where('user_id', '=', id).execute()).toEqual([]);
+    expect(
+      await db.selectFrom('audit_log').select('id').where('user_id', '=', id).execute(),
+    ).toEqual([]);
     expect(await store.deleteUser(id)).toBe(false);
     expect(await store.updateUser('not-a-uuid', { emailVerified: true })).toBe(false);
     expect(await store.getUserById('not-a-uuid')).toBeNull();
@@ -47,7 +67,13 @@ describe('PostgresAuthStore', () => {
 
   it('an empty patch reports whether the user exists', async () => {
     const id = '7a2b3c4d-1111-4222-8333-944455556666';
-    await store.createUser({ id, email: 'patch@example.test', passwordHash: 'h', emailVerified: false, createdAt: 1 });
+    await store.createUser({
+      id,
+      email: 'patch@example.test',
+      passwordHash: 'h',
+      emailVerified: false,
+      createdAt: 1,
+    });
     expect(await store.updateUser(id, {})).toBe(true);
     expect(await store.updateUser('7a2b3c4d-1111-4222-8333-000000000000', {})).toBe(false);
   });

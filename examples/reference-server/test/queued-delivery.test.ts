@@ -46,10 +46,33 @@ beforeAll(async () => {
   const domains = new DomainRepository(database.db, { mxHost: 'mx.alias.test' });
   const shared = await domains.ensureShared('alias.test');
   const userId = randomUUID();
-  await database.db.insertInto('users').values({ id: userId, email: 'q@example.org', password_hash: 'x', email_verified: true, created_at: 1 }).execute();
-  await new AliasRepository(database.db).create({ userId, domainId: shared.id, localPart: 'queued', destinations: ['far@dest.test'] });
-  supervisor = new Supervisor({ cwd: root, execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')], output: () => undefined, log: () => undefined });
-  smtpPort = await supervisor.start({ name: 'smtp', module: join(root, 'src', 'smtp-main.ts'), env: { ...env } });
+  await database.db
+    .insertInto('users')
+    .values({
+      id: userId,
+      email: 'q@example.org',
+      password_hash: 'x',
+      email_verified: true,
+      created_at: 1,
+    })
+    .execute();
+  await new AliasRepository(database.db).create({
+    userId,
+    domainId: shared.id,
+    localPart: 'queued',
+    destinations: ['far@dest.test'],
+  });
+  supervisor = new Supervisor({
+    cwd: root,
+    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
+    output: () => undefined,
+    log: () => undefined,
+  });
+  smtpPort = await supervisor.start({
+    name: 'smtp',
+    module: join(root, 'src', 'smtp-main.ts'),
+    env: { ...env },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -66,13 +89,26 @@ describe('queued delivery: smtp spools and enqueues, the worker relays', () => {
     const sent = await swaks(smtpPort, 'sender@origin.test', 'queued@alias.test');
     expect(sent.code).toBe(0);
     expect(capture.messages).toHaveLength(0);
-    expect((await readdir(join(dataDir, 'spool'))).filter((name) => name.endsWith('.eml'))).toHaveLength(1);
+    expect(
+      (await readdir(join(dataDir, 'spool'))).filter((name) => name.endsWith('.eml')),
+    ).toHaveLength(1);
 
-    await supervisor.start({ name: 'worker', module: join(root, 'src', 'worker-main.ts'), env: { ...env, SMTP_PORT: String(smtpPort) } });
-    const delivered = await eventually(() => capture.messages.find((message) => message.to.includes('far@dest.test')), 20_000);
+    await supervisor.start({
+      name: 'worker',
+      module: join(root, 'src', 'worker-main.ts'),
+      env: { ...env, SMTP_PORT: String(smtpPort) },
+    });
+    const delivered = await eventually(
+      () => capture.messages.find((message) => message.to.includes('far@dest.test')),
+      20_000,
+    );
     expect(delivered.from).toMatch(/^SRS0=.+@alias\.test$/i);
     expect(delivered.data.toString('utf8')).toContain('DKIM-Signature');
     // The worker removes the spool file once the relay took the message.
-    await eventually(async () => ((await readdir(join(dataDir, 'spool'))).some((name) => name.endsWith('.eml')) ? undefined : true));
+    await eventually(async () =>
+      (await readdir(join(dataDir, 'spool'))).some((name) => name.endsWith('.eml'))
+        ? undefined
+        : true,
+    );
   }, 40_000);
 });

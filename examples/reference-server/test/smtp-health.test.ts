@@ -22,7 +22,9 @@ beforeAll(async () => {
   sinkPort = await freePort();
   // smtp-sink refuses to run as root without a user to drop to.
   const asRoot = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-  sink = spawn('/usr/sbin/smtp-sink', [...asRoot, '-c', `127.0.0.1:${sinkPort}`, '10'], { stdio: 'ignore' });
+  sink = spawn('/usr/sbin/smtp-sink', [...asRoot, '-c', `127.0.0.1:${sinkPort}`, '10'], {
+    stdio: 'ignore',
+  });
   for (let attempt = 0; attempt < 50; attempt += 1) {
     try {
       await smtpEhloCheck('127.0.0.1', sinkPort)(new AbortController().signal);
@@ -44,12 +46,18 @@ afterAll(async () => {
 
 describe('smtpEhloCheck', () => {
   it('passes against a real SMTP server (Postfix smtp-sink)', async () => {
-    await expect(smtpEhloCheck('127.0.0.1', sinkPort)(new AbortController().signal)).resolves.toBeUndefined();
+    await expect(
+      smtpEhloCheck('127.0.0.1', sinkPort)(new AbortController().signal),
+    ).resolves.toBeUndefined();
   });
 
   it('fails when the port does not speak SMTP, and when nothing listens', async () => {
-    await expect(smtpEhloCheck('127.0.0.1', silentPort)(new AbortController().signal)).rejects.toThrow('the peer does not speak SMTP');
-    await expect(smtpEhloCheck('127.0.0.1', await freePort())(new AbortController().signal)).rejects.toThrow(/ECONNREFUSED/);
+    await expect(
+      smtpEhloCheck('127.0.0.1', silentPort)(new AbortController().signal),
+    ).rejects.toThrow('the peer does not speak SMTP');
+    await expect(
+      smtpEhloCheck('127.0.0.1', await freePort())(new AbortController().signal),
+    ).rejects.toThrow(/ECONNREFUSED/);
   });
 
   it('stops when its signal is aborted', async () => {
@@ -57,7 +65,10 @@ describe('smtpEhloCheck', () => {
     await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
     const address = hang.address();
     const controller = new AbortController();
-    const pending = smtpEhloCheck('127.0.0.1', typeof address === 'object' && address !== null ? address.port : 0)(controller.signal);
+    const pending = smtpEhloCheck(
+      '127.0.0.1',
+      typeof address === 'object' && address !== null ? address.port : 0,
+    )(controller.signal);
     setImmediate(() => controller.abort());
     await expect(pending).rejects.toThrow('aborted');
     await new Promise<void>((resolve) => hang.close(() => resolve()));

@@ -41,12 +41,36 @@ beforeAll(async () => {
     SMTP_FROM_REWRITE: 'never',
     LIMITS_SMTP_PER_MINUTE: '3',
   };
-  const shared = await new DomainRepository(database.db, { mxHost: 'mx.alias.test' }).ensureShared('alias.test');
+  const shared = await new DomainRepository(database.db, { mxHost: 'mx.alias.test' }).ensureShared(
+    'alias.test',
+  );
   const userId = randomUUID();
-  await database.db.insertInto('users').values({ id: userId, email: 'l@example.org', password_hash: 'x', email_verified: true, created_at: 1 }).execute();
-  await new AliasRepository(database.db).create({ userId, domainId: shared.id, localPart: 'limited', destinations: ['far@dest.test'] });
-  supervisor = new Supervisor({ cwd: root, execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')], output: () => undefined, log: () => undefined });
-  for (const name of ['smtp-1', 'smtp-2']) ports.push(await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }));
+  await database.db
+    .insertInto('users')
+    .values({
+      id: userId,
+      email: 'l@example.org',
+      password_hash: 'x',
+      email_verified: true,
+      created_at: 1,
+    })
+    .execute();
+  await new AliasRepository(database.db).create({
+    userId,
+    domainId: shared.id,
+    localPart: 'limited',
+    destinations: ['far@dest.test'],
+  });
+  supervisor = new Supervisor({
+    cwd: root,
+    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
+    output: () => undefined,
+    log: () => undefined,
+  });
+  for (const name of ['smtp-1', 'smtp-2'])
+    ports.push(
+      await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }),
+    );
 }, 60_000);
 
 afterAll(async () => {
@@ -63,7 +87,11 @@ describe('SMTP limits on Redis across two SMTP processes', () => {
     const outcomes: number[] = [];
     const transcripts: string[] = [];
     for (let index = 0; index < 4; index += 1) {
-      const result = await swaks(ports[index % 2]!, `sender${index}@origin.test`, 'limited@alias.test');
+      const result = await swaks(
+        ports[index % 2]!,
+        `sender${index}@origin.test`,
+        'limited@alias.test',
+      );
       outcomes.push(result.code ?? -1);
       transcripts.push(result.output);
     }

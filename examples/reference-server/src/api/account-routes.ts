@@ -39,8 +39,14 @@ const STATUS: Record<string, number> = {
 /** Maps an `AuthError` to the API's error, keeping its stable code; anything else is rethrown. */
 export function fromAuthError(error: unknown): never {
   if (AuthError.isInstance(error)) {
-    const code = error.code === 'INVALID_INPUT' || error.code === 'INVALID_OPTIONS' ? 'VALIDATION_FAILED' : error.code;
-    const options: { status: number; field?: string; retryAfterMs?: number; cause: unknown } = { status: STATUS[error.code] ?? 500, cause: error };
+    const code =
+      error.code === 'INVALID_INPUT' || error.code === 'INVALID_OPTIONS'
+        ? 'VALIDATION_FAILED'
+        : error.code;
+    const options: { status: number; field?: string; retryAfterMs?: number; cause: unknown } = {
+      status: STATUS[error.code] ?? 500,
+      cause: error,
+    };
     if (error.field !== undefined) options.field = error.field;
     if (error.retryAfterMs !== undefined) options.retryAfterMs = error.retryAfterMs;
     throw new ServerError(code, error.message, options);
@@ -51,7 +57,14 @@ export function fromAuthError(error: unknown): never {
 const email = { type: 'string', format: 'email', maxLength: 254 } as const;
 const password = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 const token = { type: 'string', minLength: 1, maxLength: 512 } as const;
-const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema } as const;
+const errors = {
+  400: errorSchema,
+  401: errorSchema,
+  403: errorSchema,
+  404: errorSchema,
+  409: errorSchema,
+  429: errorSchema,
+} as const;
 const tokenResponse = {
   type: 'object',
   properties: {
@@ -75,16 +88,35 @@ function sameSecret(a: string, b: string): boolean {
 export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDependencies): void {
   const context = (request: FastifyRequest): { ip: string; userAgent?: string } => {
     const userAgent = request.headers['user-agent'];
-    return typeof userAgent === 'string' ? { ip: request.ip, userAgent: userAgent.slice(0, 256) } : { ip: request.ip };
+    return typeof userAgent === 'string'
+      ? { ip: request.ip, userAgent: userAgent.slice(0, 256) }
+      : { ip: request.ip };
   };
 
   const sendPair = (reply: FastifyReply, pair: TokenPair): Record<string, unknown> => {
-    const body: Record<string, unknown> = { accessToken: pair.accessToken, accessExpiresAt: pair.accessExpiresAt, refreshExpiresAt: pair.refreshExpiresAt, sessionId: pair.sessionId };
+    const body: Record<string, unknown> = {
+      accessToken: pair.accessToken,
+      accessExpiresAt: pair.accessExpiresAt,
+      refreshExpiresAt: pair.refreshExpiresAt,
+      sessionId: pair.sessionId,
+    };
     if (deps.refreshTokenIn === 'body') return { ...body, refreshToken: pair.refreshToken };
     const csrf = randomBytes(24).toString('base64url');
     const expires = new Date(pair.refreshExpiresAt);
-    void reply.setCookie(REFRESH_COOKIE, pair.refreshToken, { httpOnly: true, secure: true, sameSite: 'strict', path: '/auth', expires });
-    void reply.setCookie(CSRF_COOKIE, csrf, { httpOnly: false, secure: true, sameSite: 'strict', path: '/', expires });
+    void reply.setCookie(REFRESH_COOKIE, pair.refreshToken, {
+      httpOnly: true,
+      secure: true,
+      sameSite: 'strict',
+      path: '/auth',
+      expires,
+    });
+    void reply.setCookie(CSRF_COOKIE, csrf, {
+      httpOnly: false,
+      secure: true,
+      sameSite: 'strict',
+      path: '/',
+      expires,
+    });
     return { ...body, csrfToken: csrf };
   };
 
@@ -93,19 +125,40 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
   const presentedRefreshToken = (request: FastifyRequest): string => {
     if (deps.refreshTokenIn === 'body') {
       const value = (request.body as { refreshToken?: string } | undefined)?.refreshToken;
-      if (value === undefined) throw new ServerError('VALIDATION_FAILED', 'body.refreshToken is required', { status: 400, field: 'body.refreshToken' });
+      if (value === undefined)
+        throw new ServerError('VALIDATION_FAILED', 'body.refreshToken is required', {
+          status: 400,
+          field: 'body.refreshToken',
+        });
       return value;
     }
     const cookie = request.cookies[REFRESH_COOKIE];
     const csrfCookie = request.cookies[CSRF_COOKIE];
     const csrfHeader = request.headers['x-csrf-token'];
-    if (cookie === undefined) throw new ServerError('UNAUTHENTICATED', 'no refresh cookie', { status: 401 });
-    if (csrfCookie === undefined || typeof csrfHeader !== 'string' || !sameSecret(csrfCookie, csrfHeader)) {
-      throw new ServerError('CSRF_FAILED', 'the X-CSRF-Token header must echo the postern_csrf cookie', { status: 403, field: 'headers.x-csrf-token' });
+    if (cookie === undefined)
+      throw new ServerError('UNAUTHENTICATED', 'no refresh cookie', { status: 401 });
+    if (
+      csrfCookie === undefined ||
+      typeof csrfHeader !== 'string' ||
+      !sameSecret(csrfCookie, csrfHeader)
+    ) {
+      throw new ServerError(
+        'CSRF_FAILED',
+        'the X-CSRF-Token header must echo the postern_csrf cookie',
+        { status: 403, field: 'headers.x-csrf-token' },
+      );
     }
     return cookie;
   };
-  const refreshBody = deps.refreshTokenIn === 'body' ? { type: 'object', required: ['refreshToken'], additionalProperties: false, properties: { refreshToken: token } } : undefined;
+  const refreshBody =
+    deps.refreshTokenIn === 'body'
+      ? {
+          type: 'object',
+          required: ['refreshToken'],
+          additionalProperties: false,
+          properties: { refreshToken: token },
+        }
+      : undefined;
 
   app.post(
     '/auth/register',
@@ -113,8 +166,16 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
       schema: {
         tags: ['accounts'],
         summary: 'Create an account; a verification mail is sent',
-        body: { type: 'object', required: ['email', 'password'], additionalProperties: false, properties: { email, password } },
-        response: { 202: { type: 'object', properties: { status: { type: 'string' } } }, ...errors },
+        body: {
+          type: 'object',
+          required: ['email', 'password'],
+          additionalProperties: false,
+          properties: { email, password },
+        },
+        response: {
+          202: { type: 'object', properties: { status: { type: 'string' } } },
+          ...errors,
+        },
       },
     },
     async (request, reply) => {
@@ -123,14 +184,22 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
       const result = await deps.auth.register(body, context(request)).catch(fromAuthError);
       // The same answer whether or not the address was taken, so registration cannot probe accounts.
       if (result.alreadyRegistered) {
-        await deps.mailer.send({ to: body.email, subject: 'Someone tried to register with your address', text: 'An account already exists for this address. If this was you, log in or reset your password.' });
+        await deps.mailer.send({
+          to: body.email,
+          subject: 'Someone tried to register with your address',
+          text: 'An account already exists for this address. If this was you, log in or reset your password.',
+        });
       } else {
         await deps.mailer.send({
           to: body.email,
           subject: 'Verify your Postern address',
           text: `Confirm your address with this token:\n\n${result.verificationToken}\n\nor open ${deps.publicUrl}/verify?token=${encodeURIComponent(result.verificationToken)}\n`,
         });
-        await deps.audit.append({ userId: result.userId, action: 'account.register', requestId: request.id });
+        await deps.audit.append({
+          userId: result.userId,
+          action: 'account.register',
+          requestId: request.id,
+        });
       }
       return reply.status(202).send({ status: 'verification-sent' });
     },
@@ -138,9 +207,26 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
 
   app.post(
     '/auth/verify',
-    { schema: { tags: ['accounts'], summary: 'Spend an email-verification token', body: { type: 'object', required: ['token'], additionalProperties: false, properties: { token } }, response: { 200: { type: 'object', properties: { verified: { type: 'boolean' } } }, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Spend an email-verification token',
+        body: {
+          type: 'object',
+          required: ['token'],
+          additionalProperties: false,
+          properties: { token },
+        },
+        response: {
+          200: { type: 'object', properties: { verified: { type: 'boolean' } } },
+          ...errors,
+        },
+      },
+    },
     async (request) => {
-      const { userId } = await deps.auth.verifyEmail((request.body as { token: string }).token).catch(fromAuthError);
+      const { userId } = await deps.auth
+        .verifyEmail((request.body as { token: string }).token)
+        .catch(fromAuthError);
       await deps.audit.append({ userId, action: 'account.verify', requestId: request.id });
       return { verified: true };
     },
@@ -148,17 +234,36 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
 
   app.post(
     '/auth/login',
-    { schema: { tags: ['accounts'], summary: 'Log in: an access token and a refresh token', body: { type: 'object', required: ['email', 'password'], additionalProperties: false, properties: { email, password } }, response: { 200: tokenResponse, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Log in: an access token and a refresh token',
+        body: {
+          type: 'object',
+          required: ['email', 'password'],
+          additionalProperties: false,
+          properties: { email, password },
+        },
+        response: { 200: tokenResponse, ...errors },
+      },
+    },
     async (request, reply) => {
       const body = request.body as { email: string; password: string };
       await app.rateLimit(deps.limits.login, `login:ip:${request.ip}`);
       try {
         const pair = await deps.auth.login({ ...body, ...context(request) });
         deps.metrics.loginOutcomes.inc({ outcome: 'success' });
-        await deps.audit.append({ userId: pair.userId, action: 'account.login', requestId: request.id, detail: { sessionId: pair.sessionId } });
+        await deps.audit.append({
+          userId: pair.userId,
+          action: 'account.login',
+          requestId: request.id,
+          detail: { sessionId: pair.sessionId },
+        });
         return sendPair(reply, pair);
       } catch (error) {
-        deps.metrics.loginOutcomes.inc({ outcome: AuthError.isInstance(error) ? error.code.toLowerCase() : 'error' });
+        deps.metrics.loginOutcomes.inc({
+          outcome: AuthError.isInstance(error) ? error.code.toLowerCase() : 'error',
+        });
         return fromAuthError(error);
       }
     },
@@ -166,29 +271,66 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
 
   app.post(
     '/auth/refresh',
-    { schema: { tags: ['accounts'], summary: 'Rotate the refresh token; replaying a spent one revokes the whole session', ...(refreshBody === undefined ? {} : { body: refreshBody }), response: { 200: tokenResponse, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Rotate the refresh token; replaying a spent one revokes the whole session',
+        ...(refreshBody === undefined ? {} : { body: refreshBody }),
+        response: { 200: tokenResponse, ...errors },
+      },
+    },
     async (request, reply) => {
-      const pair = await deps.auth.refresh(presentedRefreshToken(request), context(request)).catch(fromAuthError);
+      const pair = await deps.auth
+        .refresh(presentedRefreshToken(request), context(request))
+        .catch(fromAuthError);
       return sendPair(reply, pair);
     },
   );
 
   app.post(
     '/auth/logout',
-    { schema: { tags: ['accounts'], summary: 'End the session of a refresh token', ...(refreshBody === undefined ? {} : { body: refreshBody }), response: { 204: { type: 'null' }, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'End the session of a refresh token',
+        ...(refreshBody === undefined ? {} : { body: refreshBody }),
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (request, reply) => {
       await deps.auth.logout(presentedRefreshToken(request), context(request));
-      if (deps.refreshTokenIn === 'cookie') void reply.clearCookie(REFRESH_COOKIE, { path: '/auth' }).clearCookie(CSRF_COOKIE, { path: '/' });
+      if (deps.refreshTokenIn === 'cookie')
+        void reply
+          .clearCookie(REFRESH_COOKIE, { path: '/auth' })
+          .clearCookie(CSRF_COOKIE, { path: '/' });
       return reply.status(204).send();
     },
   );
 
-  app.post('/auth/logout-all', { schema: { tags: ['accounts'], summary: 'End every session of the caller', security, response: { 200: { type: 'object', properties: { ended: { type: 'integer' } } }, ...errors } } }, async (request) => {
-    const principal = await app.requireUser(request);
-    const ended = await deps.auth.logoutAll(principal.userId);
-    await deps.audit.append({ userId: principal.userId, action: 'account.logout-all', requestId: request.id });
-    return { ended };
-  });
+  app.post(
+    '/auth/logout-all',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'End every session of the caller',
+        security,
+        response: {
+          200: { type: 'object', properties: { ended: { type: 'integer' } } },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const principal = await app.requireUser(request);
+      const ended = await deps.auth.logoutAll(principal.userId);
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'account.logout-all',
+        requestId: request.id,
+      });
+      return { ended };
+    },
+  );
 
   app.get(
     '/auth/sessions',
@@ -203,7 +345,18 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
             properties: {
               items: {
                 type: 'array',
-                items: { type: 'object', properties: { id: { type: 'string' }, createdAt: { type: 'integer' }, lastUsedAt: { type: 'integer' }, expiresAt: { type: 'integer' }, ip: { type: 'string' }, userAgent: { type: 'string' }, current: { type: 'boolean' } } },
+                items: {
+                  type: 'object',
+                  properties: {
+                    id: { type: 'string' },
+                    createdAt: { type: 'integer' },
+                    lastUsedAt: { type: 'integer' },
+                    expiresAt: { type: 'integer' },
+                    ip: { type: 'string' },
+                    userAgent: { type: 'string' },
+                    current: { type: 'boolean' },
+                  },
+                },
               },
             },
           },
@@ -214,18 +367,40 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
     async (request) => {
       const principal = await app.requireUser(request);
       const sessions = await deps.auth.listSessions(principal.userId);
-      return { items: sessions.map((session) => ({ ...session, current: session.id === principal.sessionId })) };
+      return {
+        items: sessions.map((session) => ({
+          ...session,
+          current: session.id === principal.sessionId,
+        })),
+      };
     },
   );
 
   app.delete(
     '/auth/sessions/:id',
-    { schema: { tags: ['accounts'], summary: 'Revoke one of the caller’s sessions', security, params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 64 } } }, response: { 204: { type: 'null' }, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Revoke one of the caller’s sessions',
+        security,
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string', minLength: 1, maxLength: 64 } },
+        },
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (request, reply) => {
       const principal = await app.requireUser(request);
       const id = (request.params as { id: string }).id;
-      if (!(await deps.auth.revokeSession(principal.userId, id))) throw new ServerError('NOT_FOUND', 'no such session', { status: 404 });
-      await deps.audit.append({ userId: principal.userId, action: 'account.revoke-session', requestId: request.id });
+      if (!(await deps.auth.revokeSession(principal.userId, id)))
+        throw new ServerError('NOT_FOUND', 'no such session', { status: 404 });
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'account.revoke-session',
+        requestId: request.id,
+      });
       return reply.status(204).send();
     },
   );
@@ -237,29 +412,68 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
         tags: ['accounts'],
         summary: 'Change the password; every other session is ended',
         security,
-        body: { type: 'object', required: ['currentPassword', 'newPassword'], additionalProperties: false, properties: { currentPassword: password, newPassword: password } },
+        body: {
+          type: 'object',
+          required: ['currentPassword', 'newPassword'],
+          additionalProperties: false,
+          properties: { currentPassword: password, newPassword: password },
+        },
         response: { 204: { type: 'null' }, ...errors },
       },
     },
     async (request, reply) => {
       const principal = await app.requireUser(request);
       const body = request.body as { currentPassword: string; newPassword: string };
-      await deps.auth.changePassword({ userId: principal.userId, ...body, keepSessionId: principal.sessionId }, context(request)).catch(fromAuthError);
-      await deps.audit.append({ userId: principal.userId, action: 'account.change-password', requestId: request.id });
+      await deps.auth
+        .changePassword(
+          { userId: principal.userId, ...body, keepSessionId: principal.sessionId },
+          context(request),
+        )
+        .catch(fromAuthError);
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'account.change-password',
+        requestId: request.id,
+      });
       return reply.status(204).send();
     },
   );
 
   app.post(
     '/auth/password-reset/request',
-    { schema: { tags: ['accounts'], summary: 'Mail a password-reset token (same answer for unknown addresses)', body: { type: 'object', required: ['email'], additionalProperties: false, properties: { email } }, response: { 202: { type: 'object', properties: { status: { type: 'string' } } }, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Mail a password-reset token (same answer for unknown addresses)',
+        body: {
+          type: 'object',
+          required: ['email'],
+          additionalProperties: false,
+          properties: { email },
+        },
+        response: {
+          202: { type: 'object', properties: { status: { type: 'string' } } },
+          ...errors,
+        },
+      },
+    },
     async (request, reply) => {
       const address = (request.body as { email: string }).email;
       await app.rateLimit(deps.limits.reset, `reset:${request.ip}`);
-      const issued = await deps.auth.requestPasswordReset(address, context(request)).catch(fromAuthError);
+      const issued = await deps.auth
+        .requestPasswordReset(address, context(request))
+        .catch(fromAuthError);
       if (issued !== null) {
-        await deps.mailer.send({ to: address, subject: 'Reset your Postern password', text: `Use this token to choose a new password:\n\n${issued.token}\n\nIt works once, for one hour.\n` });
-        await deps.audit.append({ userId: issued.userId, action: 'account.reset-requested', requestId: request.id });
+        await deps.mailer.send({
+          to: address,
+          subject: 'Reset your Postern password',
+          text: `Use this token to choose a new password:\n\n${issued.token}\n\nIt works once, for one hour.\n`,
+        });
+        await deps.audit.append({
+          userId: issued.userId,
+          action: 'account.reset-requested',
+          requestId: request.id,
+        });
       }
       return reply.status(202).send({ status: 'reset-sent-if-known' });
     },
@@ -267,17 +481,42 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
 
   app.post(
     '/auth/password-reset/complete',
-    { schema: { tags: ['accounts'], summary: 'Spend a reset token and set a new password; every session ends', body: { type: 'object', required: ['token', 'newPassword'], additionalProperties: false, properties: { token, newPassword: password } }, response: { 204: { type: 'null' }, ...errors } } },
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Spend a reset token and set a new password; every session ends',
+        body: {
+          type: 'object',
+          required: ['token', 'newPassword'],
+          additionalProperties: false,
+          properties: { token, newPassword: password },
+        },
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
     async (request, reply) => {
       const body = request.body as { token: string; newPassword: string };
-      await deps.auth.resetPassword(body.token, body.newPassword, context(request)).catch(fromAuthError);
+      await deps.auth
+        .resetPassword(body.token, body.newPassword, context(request))
+        .catch(fromAuthError);
       return reply.status(204).send();
     },
   );
 
-  app.delete('/account', { schema: { tags: ['accounts'], summary: 'Delete the caller’s account with every alias, domain and log', security, response: { 204: { type: 'null' }, ...errors } } }, async (request, reply) => {
-    const principal = await app.requireUser(request);
-    await deps.auth.deleteUser(principal.userId);
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/account',
+    {
+      schema: {
+        tags: ['accounts'],
+        summary: 'Delete the caller’s account with every alias, domain and log',
+        security,
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = await app.requireUser(request);
+      await deps.auth.deleteUser(principal.userId);
+      return reply.status(204).send();
+    },
+  );
 }

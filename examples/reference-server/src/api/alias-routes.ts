@@ -14,7 +14,13 @@ export interface AliasRouteDependencies {
 }
 
 const email = { type: 'string', format: 'email', maxLength: 254 } as const;
-const destinations = { type: 'array', items: email, minItems: 1, maxItems: 10, uniqueItems: true } as const;
+const destinations = {
+  type: 'array',
+  items: email,
+  minItems: 1,
+  maxItems: 10,
+  uniqueItems: true,
+} as const;
 const aliasSchema = {
   type: 'object',
   properties: {
@@ -29,8 +35,18 @@ const aliasSchema = {
     createdAt: { type: 'integer' },
   },
 } as const;
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } } as const;
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', format: 'uuid' } },
+} as const;
+const errors = {
+  400: errorSchema,
+  401: errorSchema,
+  404: errorSchema,
+  409: errorSchema,
+  429: errorSchema,
+} as const;
 const security = [{ bearer: [] }];
 
 /** Adds `/aliases` routes: create, list (cursor), get, update (enable/disable, destinations), delete. */
@@ -46,7 +62,11 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
           type: 'object',
           required: ['domainId', 'destinations'],
           additionalProperties: false,
-          properties: { domainId: { type: 'string', format: 'uuid' }, localPart: { type: 'string', minLength: 1, maxLength: 64 }, destinations },
+          properties: {
+            domainId: { type: 'string', format: 'uuid' },
+            localPart: { type: 'string', minLength: 1, maxLength: 64 },
+            destinations,
+          },
         },
         response: { 201: aliasSchema, ...errors },
       },
@@ -56,7 +76,12 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
       await app.rateLimit(deps.createLimiter, `alias-create:${principal.userId}`);
       const body = request.body as { domainId: string; localPart?: string; destinations: string[] };
       const alias = await deps.aliases.create({ userId: principal.userId, ...body });
-      await deps.audit.append({ userId: principal.userId, action: 'alias.create', requestId: request.id, detail: { aliasId: alias.id } });
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'alias.create',
+        requestId: request.id,
+        detail: { aliasId: alias.id },
+      });
       return reply.status(201).send(alias);
     },
   );
@@ -71,9 +96,21 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
         querystring: {
           type: 'object',
           additionalProperties: false,
-          properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 }, cursor: { type: 'string', maxLength: 200 } },
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            cursor: { type: 'string', maxLength: 200 },
+          },
         },
-        response: { 200: { type: 'object', properties: { items: { type: 'array', items: aliasSchema }, nextCursor: { type: ['string', 'null'] } } }, ...errors },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              items: { type: 'array', items: aliasSchema },
+              nextCursor: { type: ['string', 'null'] },
+            },
+          },
+          ...errors,
+        },
       },
     },
     async (request) => {
@@ -83,10 +120,22 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
     },
   );
 
-  app.get('/aliases/:id', { schema: { tags: ['aliases'], summary: 'One alias with its counters', security, params: idParams, response: { 200: aliasSchema, ...errors } } }, async (request) => {
-    const principal = await app.requireUser(request);
-    return deps.aliases.get(principal.userId, (request.params as { id: string }).id);
-  });
+  app.get(
+    '/aliases/:id',
+    {
+      schema: {
+        tags: ['aliases'],
+        summary: 'One alias with its counters',
+        security,
+        params: idParams,
+        response: { 200: aliasSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const principal = await app.requireUser(request);
+      return deps.aliases.get(principal.userId, (request.params as { id: string }).id);
+    },
+  );
 
   app.patch(
     '/aliases/:id',
@@ -96,25 +145,56 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
         summary: 'Enable or disable an alias, or set its destinations',
         security,
         params: idParams,
-        body: { type: 'object', additionalProperties: false, minProperties: 1, properties: { enabled: { type: 'boolean' }, destinations } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          minProperties: 1,
+          properties: { enabled: { type: 'boolean' }, destinations },
+        },
         response: { 200: aliasSchema, ...errors },
       },
     },
     async (request) => {
       const principal = await app.requireUser(request);
-      const alias = await deps.aliases.update(principal.userId, (request.params as { id: string }).id, request.body as { enabled?: boolean; destinations?: string[] });
+      const alias = await deps.aliases.update(
+        principal.userId,
+        (request.params as { id: string }).id,
+        request.body as { enabled?: boolean; destinations?: string[] },
+      );
       await deps.notifier.changed(alias.address);
-      await deps.audit.append({ userId: principal.userId, action: 'alias.update', requestId: request.id, detail: { aliasId: alias.id, enabled: alias.enabled } });
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'alias.update',
+        requestId: request.id,
+        detail: { aliasId: alias.id, enabled: alias.enabled },
+      });
       return alias;
     },
   );
 
-  app.delete('/aliases/:id', { schema: { tags: ['aliases'], summary: 'Delete an alias and its log', security, params: idParams, response: { 204: { type: 'null' }, ...errors } } }, async (request, reply) => {
-    const principal = await app.requireUser(request);
-    const id = (request.params as { id: string }).id;
-    const address = await deps.aliases.delete(principal.userId, id);
-    await deps.notifier.changed(address);
-    await deps.audit.append({ userId: principal.userId, action: 'alias.delete', requestId: request.id, detail: { aliasId: id } });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/aliases/:id',
+    {
+      schema: {
+        tags: ['aliases'],
+        summary: 'Delete an alias and its log',
+        security,
+        params: idParams,
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = await app.requireUser(request);
+      const id = (request.params as { id: string }).id;
+      const address = await deps.aliases.delete(principal.userId, id);
+      await deps.notifier.changed(address);
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'alias.delete',
+        requestId: request.id,
+        detail: { aliasId: id },
+      });
+      return reply.status(204).send();
+    },
+  );
 }

@@ -4,7 +4,13 @@ import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify from 'fastify';
-import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import { ServerError } from '../errors.js';
 import type { ServerErrorCode } from '../errors.js';
 import { runChecks } from '../health.js';
@@ -59,8 +65,13 @@ export const errorSchema = {
 } as const;
 
 function send(reply: FastifyReply, request: FastifyRequest, error: ServerError): FastifyReply {
-  if (error.retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
-  const body: Record<string, unknown> = { code: error.code, message: error.message, requestId: request.id };
+  if (error.retryAfterMs !== undefined)
+    void reply.header('retry-after', String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))));
+  const body: Record<string, unknown> = {
+    code: error.code,
+    message: error.message,
+    requestId: request.id,
+  };
   if (error.field !== undefined) body['field'] = error.field;
   if (error.retryAfterMs !== undefined) body['retryAfterMs'] = error.retryAfterMs;
   return reply.status(error.status).send(body);
@@ -74,14 +85,33 @@ export function toServerError(error: unknown): ServerError {
     const first = fastifyError.validation[0];
     const missing = (first?.params as { missingProperty?: unknown } | undefined)?.missingProperty;
     const path = (first?.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    const name = typeof missing === 'string' ? (path === '' ? missing : `${path}.${missing}`) : path;
-    const field = [fastifyError.validationContext, name].filter((part) => part !== undefined && part !== '').join('.');
-    return new ServerError('VALIDATION_FAILED', `${field === '' ? 'request' : field} ${first?.message ?? 'is invalid'}`, { status: 400, field, cause: error });
+    const name =
+      typeof missing === 'string' ? (path === '' ? missing : `${path}.${missing}`) : path;
+    const field = [fastifyError.validationContext, name]
+      .filter((part) => part !== undefined && part !== '')
+      .join('.');
+    return new ServerError(
+      'VALIDATION_FAILED',
+      `${field === '' ? 'request' : field} ${first?.message ?? 'is invalid'}`,
+      { status: 400, field, cause: error },
+    );
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code: ServerErrorCode = status === 404 ? 'NOT_FOUND' : status === 401 ? 'UNAUTHENTICATED' : status === 403 ? 'FORBIDDEN' : 'VALIDATION_FAILED';
-    return new ServerError(code, fastifyError.message ?? 'bad request', { status: status === 413 || status === 415 ? status : code === 'VALIDATION_FAILED' ? 400 : status, field: 'body', cause: error });
+    const code: ServerErrorCode =
+      status === 404
+        ? 'NOT_FOUND'
+        : status === 401
+          ? 'UNAUTHENTICATED'
+          : status === 403
+            ? 'FORBIDDEN'
+            : 'VALIDATION_FAILED';
+    return new ServerError(code, fastifyError.message ?? 'bad request', {
+      status:
+        status === 413 || status === 415 ? status : code === 'VALIDATION_FAILED' ? 400 : status,
+      field: 'body',
+      cause: error,
+    });
   }
   return new ServerError('INTERNAL', 'internal error', { status: 500, cause: error });
 }
@@ -107,7 +137,10 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    deps.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    deps.metrics.httpDuration.observe(
+      { method: request.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
   });
 
   app.setErrorHandler((error, request, reply) => {
@@ -115,15 +148,33 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
     if (serverError.status >= 500) request.log.error({ err: error }, 'request failed');
     return send(reply, request, serverError);
   });
-  app.setNotFoundHandler((request, reply) => send(reply, request, new ServerError('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`, { status: 404 })));
+  app.setNotFoundHandler((request, reply) =>
+    send(
+      reply,
+      request,
+      new ServerError(
+        'NOT_FOUND',
+        `no route ${request.method} ${request.url.split('?')[0] ?? ''}`,
+        { status: 404 },
+      ),
+    ),
+  );
 
   await app.register(cookie);
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'] } } });
+  await app.register(helmet, {
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'] } },
+  });
   if (deps.openapi ?? true) {
     await app.register(swagger, {
       openapi: {
-        info: { title: 'Postern reference server', version: '0.0.0', description: 'Email aliases: accounts, aliases, domains.' },
-        components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+        info: {
+          title: 'Postern reference server',
+          version: '0.0.0',
+          description: 'Email aliases: accounts, aliases, domains.',
+        },
+        components: {
+          securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+        },
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -132,31 +183,67 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   app.decorate('requireUser', async (request: FastifyRequest): Promise<Principal> => {
     const header = request.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
-    if (match?.[1] === undefined) throw new ServerError('UNAUTHENTICATED', 'a bearer access token is required', { status: 401 });
+    if (match?.[1] === undefined)
+      throw new ServerError('UNAUTHENTICATED', 'a bearer access token is required', {
+        status: 401,
+      });
     const principal = await deps.authenticate(match[1]);
     request.principal = principal;
     return principal;
   });
   app.decorate('rateLimit', async (limiter: RateLimiter, key: string): Promise<void> => {
     const result = await limiter.consume(key);
-    if (!result.allowed) throw new ServerError('RATE_LIMITED', 'too many requests; retry later', { status: 429, retryAfterMs: result.retryAfterMs });
+    if (!result.allowed)
+      throw new ServerError('RATE_LIMITED', 'too many requests; retry later', {
+        status: 429,
+        retryAfterMs: result.retryAfterMs,
+      });
   });
 
-  app.get('/health/live', { schema: { hide: true, response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, () => Promise.resolve({ status: 'ok' }));
+  app.get(
+    '/health/live',
+    {
+      schema: {
+        hide: true,
+        response: { 200: { type: 'object', properties: { status: { type: 'string' } } } },
+      },
+    },
+    () => Promise.resolve({ status: 'ok' }),
+  );
   app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
     const report = await runChecks(deps.readiness, deps.readinessTimeoutMs ?? 2_000);
     return reply.status(report.ok ? 200 : 503).send(report);
   });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    return reply
+      .header('content-type', deps.metrics.registry.contentType)
+      .send(await deps.metrics.registry.metrics());
   });
 
   const outbox = deps.outbox;
   if (outbox !== undefined) {
-    app.get('/dev/outbox', { schema: { tags: ['development'], summary: 'Messages in the development outbox, newest first' } }, async () => ({ items: await outbox.list() }));
+    app.get(
+      '/dev/outbox',
+      {
+        schema: {
+          tags: ['development'],
+          summary: 'Messages in the development outbox, newest first',
+        },
+      },
+      async () => ({ items: await outbox.list() }),
+    );
     app.get(
       '/dev/outbox/:id',
-      { schema: { tags: ['development'], params: { type: 'object', required: ['id'], properties: { id: { type: 'string', pattern: '^[0-9]{13}-[0-9a-f]{12}$' } } } } },
+      {
+        schema: {
+          tags: ['development'],
+          params: {
+            type: 'object',
+            required: ['id'],
+            properties: { id: { type: 'string', pattern: '^[0-9]{13}-[0-9a-f]{12}$' } },
+          },
+        },
+      },
       async (request, reply) => {
         const text = await outbox.read((request.params as { id: string }).id);
         if (text === null) throw new ServerError('NOT_FOUND', 'no such message', { status: 404 });

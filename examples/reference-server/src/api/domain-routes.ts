@@ -13,9 +13,19 @@ export interface DomainRouteDependencies {
 
 const domainSchema = {
   type: 'object',
-  properties: { id: { type: 'string' }, name: { type: 'string' }, shared: { type: 'boolean' }, verified: { type: 'boolean' }, createdAt: { type: 'integer' } },
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    shared: { type: 'boolean' },
+    verified: { type: 'boolean' },
+    createdAt: { type: 'integer' },
+  },
 } as const;
-const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string', format: 'uuid' } } } as const;
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', format: 'uuid' } },
+} as const;
 const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema } as const;
 const security = [{ bearer: [] }];
 
@@ -28,22 +38,49 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
         tags: ['domains'],
         summary: 'Add a custom domain (a DKIM key is generated for it)',
         security,
-        body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', minLength: 3, maxLength: 253 } } },
+        body: {
+          type: 'object',
+          required: ['name'],
+          additionalProperties: false,
+          properties: { name: { type: 'string', minLength: 3, maxLength: 253 } },
+        },
         response: { 201: domainSchema, ...errors },
       },
     },
     async (request, reply) => {
       const principal = await app.requireUser(request);
-      const domain = await deps.domains.add(principal.userId, (request.body as { name: string }).name);
-      await deps.audit.append({ userId: principal.userId, action: 'domain.add', requestId: request.id, detail: { domainId: domain.id } });
+      const domain = await deps.domains.add(
+        principal.userId,
+        (request.body as { name: string }).name,
+      );
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'domain.add',
+        requestId: request.id,
+        detail: { domainId: domain.id },
+      });
       return reply.status(201).send(domain);
     },
   );
 
-  app.get('/domains', { schema: { tags: ['domains'], summary: 'Shared domains and yours', security, response: { 200: { type: 'object', properties: { items: { type: 'array', items: domainSchema } } }, ...errors } } }, async (request) => {
-    const principal = await app.requireUser(request);
-    return { items: await deps.domains.list(principal.userId) };
-  });
+  app.get(
+    '/domains',
+    {
+      schema: {
+        tags: ['domains'],
+        summary: 'Shared domains and yours',
+        security,
+        response: {
+          200: { type: 'object', properties: { items: { type: 'array', items: domainSchema } } },
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const principal = await app.requireUser(request);
+      return { items: await deps.domains.list(principal.userId) };
+    },
+  );
 
   app.get(
     '/domains/:id/dns',
@@ -59,7 +96,15 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
             properties: {
               records: {
                 type: 'array',
-                items: { type: 'object', properties: { type: { type: 'string' }, name: { type: 'string' }, value: { type: 'string' }, priority: { type: 'integer' } } },
+                items: {
+                  type: 'object',
+                  properties: {
+                    type: { type: 'string' },
+                    name: { type: 'string' },
+                    value: { type: 'string' },
+                    priority: { type: 'integer' },
+                  },
+                },
               },
             },
           },
@@ -69,7 +114,12 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     },
     async (request) => {
       const principal = await app.requireUser(request);
-      return { records: await deps.domains.dnsRecords(principal.userId, (request.params as { id: string }).id) };
+      return {
+        records: await deps.domains.dnsRecords(
+          principal.userId,
+          (request.params as { id: string }).id,
+        ),
+      };
     },
   );
 
@@ -86,7 +136,14 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
             type: 'object',
             properties: {
               verified: { type: 'boolean' },
-              checks: { type: 'object', properties: { ownership: { type: 'boolean' }, mx: { type: 'boolean' }, dkim: { type: 'boolean' } } },
+              checks: {
+                type: 'object',
+                properties: {
+                  ownership: { type: 'boolean' },
+                  mx: { type: 'boolean' },
+                  dkim: { type: 'boolean' },
+                },
+              },
             },
           },
           ...errors,
@@ -97,16 +154,38 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
       const principal = await app.requireUser(request);
       const id = (request.params as { id: string }).id;
       const result = await deps.domains.verify(principal.userId, id, deps.dns);
-      await deps.audit.append({ userId: principal.userId, action: 'domain.verify', requestId: request.id, detail: { domainId: id, verified: result.verified } });
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'domain.verify',
+        requestId: request.id,
+        detail: { domainId: id, verified: result.verified },
+      });
       return result;
     },
   );
 
-  app.delete('/domains/:id', { schema: { tags: ['domains'], summary: 'Delete a custom domain with its aliases', security, params: idParams, response: { 204: { type: 'null' }, ...errors } } }, async (request, reply) => {
-    const principal = await app.requireUser(request);
-    const id = (request.params as { id: string }).id;
-    await deps.domains.delete(principal.userId, id);
-    await deps.audit.append({ userId: principal.userId, action: 'domain.delete', requestId: request.id, detail: { domainId: id } });
-    return reply.status(204).send();
-  });
+  app.delete(
+    '/domains/:id',
+    {
+      schema: {
+        tags: ['domains'],
+        summary: 'Delete a custom domain with its aliases',
+        security,
+        params: idParams,
+        response: { 204: { type: 'null' }, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = await app.requireUser(request);
+      const id = (request.params as { id: string }).id;
+      await deps.domains.delete(principal.userId, id);
+      await deps.audit.append({
+        userId: principal.userId,
+        action: 'domain.delete',
+        requestId: request.id,
+        detail: { domainId: id },
+      });
+      return reply.status(204).send();
+    },
+  );
 }

@@ -16,7 +16,10 @@ export interface ApiServerOptions {
 }
 
 /** The whole HTTP API from a container: cross-cutting parts, then accounts, aliases and domains. */
-export async function createApiServer(container: DependencyContainer, options: ApiServerOptions = {}): Promise<FastifyInstance> {
+export async function createApiServer(
+  container: DependencyContainer,
+  options: ApiServerOptions = {},
+): Promise<FastifyInstance> {
   const config = get(container, 'config');
   const auth = get(container, 'auth');
   const database = get(container, 'database');
@@ -24,7 +27,10 @@ export async function createApiServer(container: DependencyContainer, options: A
   const limiters = get(container, 'limiters');
   const metrics = get(container, 'metrics');
   const audit = get(container, 'audit');
-  const development = config.databaseUrl === undefined || config.redisUrl === undefined || (config.smtp.relays ?? []).length === 0;
+  const development =
+    config.databaseUrl === undefined ||
+    config.redisUrl === undefined ||
+    (config.smtp.relays ?? []).length === 0;
 
   const readiness: Record<string, HealthCheck> = {
     postgres: async () => {
@@ -45,14 +51,20 @@ export async function createApiServer(container: DependencyContainer, options: A
     readinessTimeoutMs: config.api.readinessTimeoutMs,
     openapi: config.api.openapi,
     trustProxy: config.api.trustProxy,
-    ...(development && (config.smtp.relays ?? []).length === 0 ? { outbox: get(container, 'outbox') } : {}),
+    ...(development && (config.smtp.relays ?? []).length === 0
+      ? { outbox: get(container, 'outbox') }
+      : {}),
     authenticate: async (token) => {
       try {
         // checkSession: a logout or "log out everywhere" takes effect at once, not at token expiry.
         const claims = await auth.verifyAccessToken(token, { checkSession: true });
         return { userId: claims.sub, sessionId: claims.sid };
       } catch (error) {
-        if (AuthError.isInstance(error)) throw new ServerError('UNAUTHENTICATED', 'the access token is invalid or expired', { status: 401, cause: error });
+        if (AuthError.isInstance(error))
+          throw new ServerError('UNAUTHENTICATED', 'the access token is invalid or expired', {
+            status: 401,
+            cause: error,
+          });
         throw error;
       }
     },
@@ -66,7 +78,16 @@ export async function createApiServer(container: DependencyContainer, options: A
     publicUrl: config.publicUrl,
     limits: { login: limiters.login, register: limiters.register, reset: limiters.reset },
   });
-  registerAliasRoutes(app, { aliases: get(container, 'aliases'), audit, notifier: get(container, 'notifier'), createLimiter: limiters.aliasCreate });
-  registerDomainRoutes(app, { domains: get(container, 'domains'), audit, dns: get(container, 'dns') });
+  registerAliasRoutes(app, {
+    aliases: get(container, 'aliases'),
+    audit,
+    notifier: get(container, 'notifier'),
+    createLimiter: limiters.aliasCreate,
+  });
+  registerDomainRoutes(app, {
+    domains: get(container, 'domains'),
+    audit,
+    dns: get(container, 'dns'),
+  });
   return app;
 }

@@ -30,7 +30,12 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
   // Epoch-ms columns are bigint: parse them as numbers for this pool only, not process-wide.
   const types: pg.CustomTypesConfig = {
     getTypeParser: ((oid: number, format?: 'text' | 'binary'): unknown =>
-      oid === INT8 ? (value: string) => Number(value) : (pg.types.getTypeParser(oid, format) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
+      oid === INT8
+        ? (value: string) => Number(value)
+        : (pg.types.getTypeParser(
+            oid,
+            format,
+          ) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
   };
   const poolConfig: pg.PoolConfig = {
     connectionString: options.url,
@@ -49,5 +54,7 @@ export function createDatabase(options: DatabaseOptions): DatabaseHandle {
 
 /** True when `error` is PostgreSQL's unique_violation. */
 export function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
+  return (
+    typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505'
+  );
 }

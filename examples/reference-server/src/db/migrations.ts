@@ -90,13 +90,21 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
   const result = await db.connection().execute(async (connection) => {
     // Name the schema: Kysely otherwise looks for its bookkeeping tables in every schema and
     // would find another deployment's (or test file's) in the same database.
-    const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(connection);
+    const { rows } = await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(
+      connection,
+    );
     const schema = rows[0]?.schema ?? 'public';
-    return new Migrator({ db: connection, provider, migrationTableSchema: schema }).migrateToLatest();
+    return new Migrator({
+      db: connection,
+      provider,
+      migrationTableSchema: schema,
+    }).migrateToLatest();
   });
   if (result.error !== undefined) {
     const failed = result.results?.find((entry) => entry.status === 'Error');
-    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, { cause: result.error });
+    throw new Error(`migration ${failed?.migrationName ?? '(unknown)'} failed`, {
+      cause: result.error,
+    });
   }
   return result;
 }

@@ -1,7 +1,13 @@
 import { join, resolve as resolvePath } from 'node:path';
 import { circuitBreaker, timeout, wrap } from '@postern/resilience';
 import { SmtpForwarder } from '@postern/smtp-forward';
-import type { BoundAddress, DeliveryMode, DeliveryQueue, RelayOptions, Resolver } from '@postern/smtp-forward';
+import type {
+  BoundAddress,
+  DeliveryMode,
+  DeliveryQueue,
+  RelayOptions,
+  Resolver,
+} from '@postern/smtp-forward';
 import type { Redis } from 'ioredis';
 import type { DependencyContainer } from 'tsyringe';
 import { createAliasResolver, subscribeToAliasChanges, toRecipient } from '../alias-resolver.js';
@@ -27,8 +33,16 @@ export interface SmtpProcess {
 export function parseRelay(url: string): RelayOptions {
   const parsed = new URL(url);
   const secure = parsed.protocol === 'smtps:';
-  const relay: RelayOptions = { host: parsed.hostname, port: parsed.port === '' ? (secure ? 465 : 25) : Number(parsed.port), secure };
-  if (parsed.username !== '') relay.auth = { user: decodeURIComponent(parsed.username), pass: decodeURIComponent(parsed.password) };
+  const relay: RelayOptions = {
+    host: parsed.hostname,
+    port: parsed.port === '' ? (secure ? 465 : 25) : Number(parsed.port),
+    secure,
+  };
+  if (parsed.username !== '')
+    relay.auth = {
+      user: decodeURIComponent(parsed.username),
+      pass: decodeURIComponent(parsed.password),
+    };
   return relay;
 }
 
@@ -39,7 +53,10 @@ const BREAKER_LEVEL: Record<string, number> = { closed: 0, 'half-open': 0.5, ope
  * cache invalidated over Redis pub/sub, the shared domain's DKIM key, SRS, per-IP and per-sender
  * limits on Redis, and a timeout inside a circuit breaker around every relay attempt.
  */
-export async function startSmtp(container: DependencyContainer, options: StartSmtpOptions): Promise<SmtpProcess> {
+export async function startSmtp(
+  container: DependencyContainer,
+  options: StartSmtpOptions,
+): Promise<SmtpProcess> {
   const config = get(container, 'config');
   const logger = get(container, 'logger');
   const metrics = get(container, 'metrics');
@@ -50,12 +67,19 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
   const signing = await get(container, 'domains').signingKey(shared.name);
   // With no Redis there is no invalidation channel: run without the cache so a disabled alias
   // is refused at once.
-  const resolver = createAliasResolver({ findRoute: (address) => aliases.findRoute(address), ttlMs: redis === null ? 0 : config.smtp.aliasCacheTtlMs });
+  const resolver = createAliasResolver({
+    findRoute: (address) => aliases.findRoute(address),
+    ttlMs: redis === null ? 0 : config.smtp.aliasCacheTtlMs,
+  });
   let unsubscribe: (() => Promise<void>) | undefined;
   let subscriber: Redis | undefined;
   if (redis !== null) {
     subscriber = redis.duplicate();
-    unsubscribe = await subscribeToAliasChanges(subscriber, `${config.redisKeyPrefix}alias-changed`, resolver);
+    unsubscribe = await subscribeToAliasChanges(
+      subscriber,
+      `${config.redisKeyPrefix}alias-changed`,
+      resolver,
+    );
   }
 
   // Aliases met in each session, so an accepted message is counted on the aliases it was for.
@@ -75,7 +99,10 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
   };
 
   const relays = (config.smtp.relays ?? []).map(parseRelay);
-  const breaker = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 5 }, halfOpenAfterMs: 30_000 });
+  const breaker = circuitBreaker({
+    strategy: { kind: 'consecutive', threshold: 5 },
+    halfOpenAfterMs: 30_000,
+  });
   breaker.onStateChange((change) => {
     metrics.breakerState.set({ breaker: 'smtp-relay' }, BREAKER_LEVEL[change.to] ?? 1);
     logger.warn({ from: change.from, to: change.to }, 'relay circuit breaker changed state');
@@ -84,8 +111,14 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
 
   let delivery: DeliveryMode = 'sync';
   const spoolDir = join(resolvePath(config.dataDir), 'spool');
-  if (relays.length === 0) delivery = { mode: 'queued', queue: new OutboxDeliveryQueue(get(container, 'outbox')), spoolDir };
-  else if (config.smtp.delivery === 'queued' && options.deliveryQueue !== undefined) delivery = { mode: 'queued', queue: options.deliveryQueue, spoolDir };
+  if (relays.length === 0)
+    delivery = {
+      mode: 'queued',
+      queue: new OutboxDeliveryQueue(get(container, 'outbox')),
+      spoolDir,
+    };
+  else if (config.smtp.delivery === 'queued' && options.deliveryQueue !== undefined)
+    delivery = { mode: 'queued', queue: options.deliveryQueue, spoolDir };
 
   const forwarder = new SmtpForwarder({
     domain: shared.name,
@@ -94,7 +127,9 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
     delivery,
     fromRewrite: config.smtp.fromRewrite,
     srs: { secrets: [config.srsSecret.reveal()] },
-    ...(signing === null ? {} : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
+    ...(signing === null
+      ? {}
+      : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
     rateLimiter: get(container, 'limiters').smtp,
     policy: wrap(breaker, timeout(config.smtp.relayTimeoutMs)),
     logger,
@@ -106,7 +141,11 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
     const ids = sessionAliases.get(event.sessionId);
     sessionAliases.delete(event.sessionId);
     for (const id of ids ?? []) {
-      aliases.recordOutcome(id, 'forwarded', { messageId: event.messageId }).catch((error: unknown) => logger.error({ err: error }, 'could not count a forwarded message'));
+      aliases
+        .recordOutcome(id, 'forwarded', { messageId: event.messageId })
+        .catch((error: unknown) =>
+          logger.error({ err: error }, 'could not count a forwarded message'),
+        );
     }
   });
   forwarder.onRejected((event) => {
@@ -114,11 +153,24 @@ export async function startSmtp(container: DependencyContainer, options: StartSm
     sessionAliases.delete(event.sessionId);
   });
   forwarder.onForwarded(() => metrics.smtpMessages.inc({ outcome: 'forwarded', reason: 'ok' }));
-  forwarder.onDeferred((event) => metrics.smtpMessages.inc({ outcome: 'deferred', reason: event.reason.slice(0, 40) }));
-  forwarder.onBounced((event) => metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }));
+  forwarder.onDeferred((event) =>
+    metrics.smtpMessages.inc({ outcome: 'deferred', reason: event.reason.slice(0, 40) }),
+  );
+  forwarder.onBounced((event) =>
+    metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }),
+  );
 
   const address = await forwarder.listen({ port: options.port, host: options.host });
-  logger.info({ host: address.host, port: address.port, domain: shared.name, relays: relays.length, queued: delivery !== 'sync' }, 'smtp listening');
+  logger.info(
+    {
+      host: address.host,
+      port: address.port,
+      domain: shared.name,
+      relays: relays.length,
+      queued: delivery !== 'sync',
+    },
+    'smtp listening',
+  );
   return {
     forwarder,
     address,

@@ -8,7 +8,11 @@ export interface Captured {
 }
 
 /** A local MX standing in for the destination's mail server: keeps every message it receives. */
-export async function startCaptureServer(): Promise<{ port: number; messages: Captured[]; close(): Promise<void> }> {
+export async function startCaptureServer(): Promise<{
+  port: number;
+  messages: Captured[];
+  close(): Promise<void>;
+}> {
   const messages: Captured[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -19,7 +23,11 @@ export async function startCaptureServer(): Promise<{ port: number; messages: Ca
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        messages.push({ from, to: session.envelope.rcptTo.map((rcpt) => rcpt.address), data: Buffer.concat(chunks) });
+        messages.push({
+          from,
+          to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
+          data: Buffer.concat(chunks),
+        });
         callback();
       });
     },
@@ -27,11 +35,18 @@ export async function startCaptureServer(): Promise<{ port: number; messages: Ca
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
-  return { port, messages, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  return {
+    port,
+    messages,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
 
 /** Resolves once `predicate` holds, checking every 50 ms; rejects after `timeoutMs`. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+export async function eventually<T>(
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

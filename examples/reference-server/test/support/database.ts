@@ -4,7 +4,8 @@ import { createDatabase } from '../../src/db/connect.js';
 import type { DatabaseHandle } from '../../src/db/connect.js';
 import { migrateToLatest } from '../../src/db/migrations.js';
 
-export const DATABASE_URL = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+export const DATABASE_URL =
+  process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A migrated schema of its own for one test file, and a function that drops it. */
 export interface TestDatabase extends DatabaseHandle {

@@ -35,7 +35,10 @@ export function databaseUrlFor(schema: string): string {
   return url.toString();
 }
 
-export async function createTestEnvironment(name: string, extraEnv: Record<string, string> = {}): Promise<TestEnvironment> {
+export async function createTestEnvironment(
+  name: string,
+  extraEnv: Record<string, string> = {},
+): Promise<TestEnvironment> {
   const database = await createTestDatabase(`rs_${name}`);
   const prefix = `test:rs:${name}:${randomBytes(4).toString('hex')}:`;
   const dataDir = await mkdtemp(join(tmpdir(), `postern-${name}-`));
@@ -57,7 +60,12 @@ export async function createTestEnvironment(name: string, extraEnv: Record<strin
   const containers: DependencyContainer[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter((line) => line !== ''));
+      logLines.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
       callback();
     },
   });
@@ -70,7 +78,12 @@ export async function createTestEnvironment(name: string, extraEnv: Record<strin
     dataDir,
     logLines,
     container(processName, overrides = {}) {
-      const logger = createLogger({ name: `postern-${processName}`, level: 'debug', destination, pretty: false });
+      const logger = createLogger({
+        name: `postern-${processName}`,
+        level: 'debug',
+        destination,
+        pretty: false,
+      });
       const made = createContainer(config, processName, { logger, ...overrides });
       containers.push(made);
       return made;
