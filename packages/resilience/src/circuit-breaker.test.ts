@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { BrokenCircuitError, circuitBreaker, InvalidOptionError, TimeoutError } from './index.js';
+import {
+  BrokenCircuitError,
+  circuitBreaker,
+  InvalidOptionError,
+  timeout,
+  TimeoutError,
+  wrap,
+} from './index.js';
 import type { CircuitState, StateChange } from './index.js';
 import { ManualClock } from './testing.js';
 
@@ -674,5 +681,72 @@ describe('state reporting', () => {
     states.push(breaker.state);
     expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 0, reopenings: 0 });
     expect(states).toEqual(['closed', 'open', 'half-open']);
+  });
+});
+
+describe('closed fast path', () => {
+  it('opens on the success that brings a count window to its minimum calls', async () => {
+    const clock = new ManualClock(5_000);
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'count-window', size: 4, minimumCalls: 4, failureRateThreshold: 0.5 },
+    });
+    const changes: StateChange[] = [];
+    breaker.onStateChange((change) => changes.push(change));
+    await fail(2, () => breaker.execute(boom));
+    await breaker.execute(ok);
+    expect(breaker.state).toBe('closed');
+    await breaker.execute(ok);
+    expect(breaker.state).toBe('open');
+    expect(changes).toEqual([{ from: 'closed', to: 'open' }]);
+    expect(breaker.toJSON()).toEqual({ state: 'open', openedAt: 5_000, reopenings: 0 });
+  });
+
+  it('counts the same with and without a caller signal, alone and as the outer link of wrap', async () => {
+    const outcomes = [true, false, true, true, false, false, false, true];
+    const run = async (
+      execute: (fn: () => Promise<string>) => Promise<unknown>,
+    ): Promise<unknown[]> => {
+      const seen: unknown[] = [];
+      for (const succeed of outcomes) {
+        seen.push(await execute(succeed ? ok : boom).catch((error: unknown) => String(error)));
+      }
+      return seen;
+    };
+    const make = () =>
+      circuitBreaker({ strategy: { kind: 'consecutive', threshold: 3 }, halfOpenAfterMs: 60_000 });
+    const plain = make();
+    const signalled = make();
+    const wrapped = make();
+    const controller = new AbortController();
+    const results = [
+      await run((fn) => plain.execute(fn)),
+      await run((fn) => signalled.execute(fn, controller.signal)),
+      await run((fn) =>
+        wrap(wrapped, timeout({ timeoutMs: 60_000, clock: new ManualClock() })).execute(fn),
+      ),
+    ];
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+    expect(results[0]).toContain(
+      'BrokenCircuitError: Circuit is open: calls are rejected for another 60000ms',
+    );
+    expect(signalled.stats()).toEqual(plain.stats());
+    expect(wrapped.stats()).toEqual(plain.stats());
+    expect(plain.stats()).toMatchObject({
+      state: 'open',
+      successes: 3,
+      failures: 4,
+      rejections: 1,
+    });
+  });
+
+  it('hands the work’s own promise back, so the caller resumes after the breaker counted', async () => {
+    const breaker = circuitBreaker();
+    const work = Promise.resolve('same');
+    const returned = breaker.execute(() => work);
+    expect(returned).toBe(work);
+    await returned;
+    expect(breaker.stats().successes).toBe(1);
   });
 });

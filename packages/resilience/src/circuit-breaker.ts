@@ -8,7 +8,7 @@ import { BrokenCircuitError, InvalidOptionError } from './errors.js';
 import type { Disposable, Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
-import { BasePolicy, RUN, runNext } from './policy.js';
+import { BasePolicy, NO_CHAIN, RUN, runNext } from './policy.js';
 import { Scope } from './scope.js';
 import { checkFunction, checkNumber } from './validate.js';
 
@@ -104,6 +104,9 @@ interface Handlers {
   fail: (error: unknown) => void;
 }
 
+/** The scope the reused handlers classify with: no caller signal, so never caller-aborted. */
+const UNSIGNALLED: Scope = Scope.root(undefined);
+
 interface SharedContext {
   store: BreakerStateStore;
   key: string;
@@ -136,13 +139,14 @@ export class CircuitBreakerPolicy extends BasePolicy {
   private readonly clock: Clock;
   private readonly timed: boolean;
   private readonly shared: SharedContext | undefined;
-  private readonly counters = {
-    successes: 0,
-    failures: 0,
-    slowCalls: 0,
-    rejections: 0,
-    ignored: 0,
-  };
+  // Counters are plain fields: one increment per call, no object to reach through.
+  private successes = 0;
+  private failures = 0;
+  private slowCalls = 0;
+  private rejections = 0;
+  private ignored = 0;
+  /** True when a closed call needs nothing but counting on success: no result check, no timing, no store. */
+  private readonly plain: boolean;
   private readonly stateEmitter = new Emitter<StateChange>();
   private readonly successEmitter = new Emitter<void>();
   private readonly failureEmitter = new Emitter<FailureEvent>();
@@ -192,6 +196,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
     this.isFailureResult = options.isFailureResult;
     this.clock = options.clock ?? systemClock;
     this.timed = this.slowCallMs !== undefined || this.strategy.needsTime;
+    this.plain = !this.timed && this.isFailureResult === undefined && options.shared === undefined;
     const initial = options.initialState;
     if (initial !== undefined) {
       if (
@@ -237,7 +242,15 @@ export class CircuitBreakerPolicy extends BasePolicy {
 
   /** Counters since creation. */
   stats(): CircuitBreakerStats {
-    return { state: this.state, ...this.counters, probesInFlight: this.probes };
+    return {
+      state: this.state,
+      successes: this.successes,
+      failures: this.failures,
+      slowCalls: this.slowCalls,
+      rejections: this.rejections,
+      ignored: this.ignored,
+      probesInFlight: this.probes,
+    };
   }
 
   /** Holds the circuit open (rejecting every call) until every returned handle is disposed. */
@@ -284,9 +297,53 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
   }
 
+  /** Runs `fn` under the breaker; `signal` aborts the call and is passed on as `context.signal`. */
+  override execute<T>(fn: Work<T>, signal?: AbortSignal): Promise<T> {
+    // The hot path (closed, untimed, local, no caller signal) goes straight to the shared closed run.
+    if (
+      signal === undefined &&
+      this.current === 'closed' &&
+      this.slowCallMs === undefined &&
+      this.shared === undefined
+    ) {
+      return this.runClosed(fn, Scope.root(undefined), NO_CHAIN, 0) as Promise<T>;
+    }
+    return this[RUN](fn, Scope.root(signal), NO_CHAIN, 0) as Promise<T>;
+  }
+
+  /**
+   * A call on a closed local circuit that nothing can abort and nobody times: observe the work's
+   * own promise with the handlers of the current generation and hand that same promise back.
+   */
+  private runClosed(
+    fn: Work<unknown>,
+    scope: Scope,
+    chain: readonly Link[],
+    index: number,
+  ): Promise<unknown> {
+    const generation = this.generation;
+    let promise: Promise<unknown>;
+    try {
+      const result = index === chain.length ? fn(scope) : runNext(fn, scope, chain, index);
+      promise = result instanceof Promise ? result : Promise.resolve(result);
+    } catch (error) {
+      this.settle(generation, false, 0, true, error, scope);
+      return Promise.reject(error);
+    }
+    let handlers = this.handlers;
+    if (handlers.generation !== generation) handlers = this.makeHandlers(generation);
+    // Our reaction, registered first, runs before the caller's await resumes; the caller's await
+    // on this same promise costs no extra microtask.
+    void promise.then(handlers.ok, handlers.fail);
+    return promise;
+  }
+
   /** @internal */
   [RUN](fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
     if (this.shared !== undefined) return this.runShared(fn, scope, chain, index, this.shared);
+    if (this.current === 'closed' && this.slowCallMs === undefined && !scope.abortable) {
+      return this.runClosed(fn, scope, chain, index);
+    }
     let probe = false;
     if (this.current !== 'closed') {
       const now = this.clock.now();
@@ -311,27 +368,29 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     // Observe the work's own promise and hand that same promise back: the caller's await then
     // costs no extra microtask, and our reaction, registered first, runs before the caller resumes.
-    if (!probe && this.slowCallMs === undefined && !scope.abortable) {
-      // The common case (closed, untimed, no caller signal) needs only the generation: reuse one
-      // pair of handlers per generation instead of allocating two closures per call.
-      const handlers =
-        this.handlers.generation === generation ? this.handlers : this.makeHandlers(generation);
-      void promise.then(handlers.ok, handlers.fail);
-    } else {
-      void promise.then(
-        (value: unknown) => this.settle(generation, probe, start, false, value, scope),
-        (error: unknown) => this.settle(generation, probe, start, true, error, scope),
-      );
-    }
+    void promise.then(
+      (value: unknown) => this.settle(generation, probe, start, false, value, scope),
+      (error: unknown) => this.settle(generation, probe, start, true, error, scope),
+    );
     return promise;
   }
 
+  /** One pair of handlers per generation for closed calls, instead of two closures per call. */
   private makeHandlers(generation: number): Handlers {
-    const scope = Scope.root(undefined);
     this.handlers = {
       generation,
-      ok: (value: unknown) => this.settle(generation, false, 0, false, value, scope),
-      fail: (error: unknown) => this.settle(generation, false, 0, true, error, scope),
+      ok: (value: unknown) => {
+        if (!this.plain || generation !== this.generation) {
+          this.settle(generation, false, 0, false, value, UNSIGNALLED);
+          return;
+        }
+        // Same generation, so still closed: count the success, then let the strategy decide
+        // (a window reaching its minimum can open on a success).
+        this.successes++;
+        if (this.successEmitter.active) this.successEmitter.emit();
+        if (this.strategy.record(false, false, 0)) this.transition('open', this.clock.now());
+      },
+      fail: (error: unknown) => this.settle(generation, false, 0, true, error, UNSIGNALLED),
     };
     return this.handlers;
   }
@@ -348,7 +407,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
   ): number {
     // Results of calls that started before the last transition say nothing about the new state.
     if (generation !== this.generation || (failed && scope.callerAborted)) {
-      this.counters.ignored++;
+      this.ignored++;
       return IGNORED;
     }
     const predicate = failed ? this.isFailure : this.isFailureResult;
@@ -366,18 +425,18 @@ export class CircuitBreakerPolicy extends BasePolicy {
       this.settledAt = end;
       if (this.slowCallMs !== undefined && end - start >= this.slowCallMs) {
         flags |= SLOW;
-        this.counters.slowCalls++;
+        this.slowCalls++;
       }
     }
     if (failure) {
-      this.counters.failures++;
+      this.failures++;
       if (this.failureEmitter.active) {
         this.failureEmitter.emit(
           failed ? { error: outcome, result: undefined } : { error: undefined, result: outcome },
         );
       }
     } else {
-      this.counters.successes++;
+      this.successes++;
       if (this.successEmitter.active) this.successEmitter.emit();
     }
     return flags;
@@ -445,7 +504,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
         : new BrokenCircuitError(
             state === 'open' ? Math.max(0, this.openedAt + this.waitMs() - now) : 0,
           );
-    this.counters.rejections++;
+    this.rejections++;
     if (this.rejectedEmitter.active) this.rejectedEmitter.emit(error);
     return error;
   }
