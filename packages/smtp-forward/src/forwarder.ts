@@ -20,7 +20,7 @@ import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery,
 import type { AttemptInfo } from './queue.js';
 import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
 import type { ResolvedRecipient, Resolver } from './resolver.js';
-import { arcSeal, dkimSignature, verifyInbound } from './signing.js';
+import { arcSeal, dkimSignature, relaxedBodyHash, verifyInbound } from './signing.js';
 import type { ArcOptions, AuthenticationOptions, DkimOptions, InboundVerdict } from './signing.js';
 import { Srs } from './srs.js';
 import type { SrsOptions } from './srs.js';
@@ -726,10 +726,13 @@ export class SmtpForwarder {
     const rewritten = await this.#maybeRewriteFrom(fields, recipients, verdict);
     out.push(...rewritten);
     let header = serialiseHeaders(out);
+    // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
+    let bodyHash: string | undefined;
     if (this.#options.arc !== undefined && verdict !== undefined && (verdict.arc === 'none' || verdict.arc === 'pass')) {
-      const seal = await arcSeal(
+      bodyHash ??= await relaxedBodyHash(spool.read());
+      const seal = arcSeal(
         header,
-        spool.read(),
+        bodyHash,
         { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain },
         { authResults: verdict.authResults, cv: verdict.arc === 'pass' ? 'pass' : 'none', instance: verdict.arcInstance + 1 },
         new Date(now),
@@ -738,7 +741,8 @@ export class SmtpForwarder {
     }
     if (this.#options.dkim !== undefined) {
       try {
-        const signature = await dkimSignature(header, spool.read(), { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
+        bodyHash ??= await relaxedBodyHash(spool.read());
+        const signature = dkimSignature(header, bodyHash, { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
         header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
       } catch (error) {
         this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');

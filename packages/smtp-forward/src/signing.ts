@@ -1,7 +1,8 @@
 import { createPrivateKey } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { authenticate } from 'mailauth';
-import { arcSealFields, dkimSignFields, relaxedBodyHash } from './dkim.js';
+import { arcSealFields, dkimSignFields } from './dkim.js';
+export { relaxedBodyHash } from './dkim.js';
 import { parseHeaders } from './headers.js';
 import type { DnsResolver } from './ports.js';
 
@@ -83,14 +84,13 @@ export async function verifyInbound(
 }
 
 /** Returns the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results lines to prepend. */
-export async function arcSeal(
+export function arcSeal(
   header: Buffer,
-  body: Readable,
+  bodyHash: string,
   options: ArcOptions & { domain: string },
   verdict: { authResults: string; cv: 'none' | 'pass'; instance: number },
   now: Date,
-): Promise<Buffer> {
-  const bodyHash = await relaxedBodyHash(body);
+): Buffer {
   const fields = arcSealFields(
     parseHeaders(header),
     bodyHash,
@@ -104,8 +104,7 @@ export async function arcSeal(
  * Returns the DKIM-Signature line to prepend. Signed here rather than with mailauth, whose signer
  * parses the PEM key for every message (about 1 ms with RSA); mailauth verifies it in the tests.
  */
-export async function dkimSignature(header: Buffer, body: Readable, options: DkimOptions & { domain: string }, now: Date): Promise<string> {
-  const bodyHash = await relaxedBodyHash(body);
+export function dkimSignature(header: Buffer, bodyHash: string, options: DkimOptions & { domain: string }, now: Date): string {
   return dkimSignFields(parseHeaders(header), bodyHash, {
     domain: options.domain,
     selector: options.selector,
