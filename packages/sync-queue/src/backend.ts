@@ -54,6 +54,32 @@ export interface QueueStats {
   readonly active: number;
   /** In the dead letters. */
   readonly dead: number;
+  /** Completed jobs kept for inspection (0 unless the queue keeps completed jobs). */
+  readonly completed: number;
+}
+
+/**
+ * Which completed jobs a backend keeps: at most `count` of the latest, and of those only the ones
+ * completed less than `ageMs` ago. `count` 0 keeps none (and trims any kept earlier).
+ */
+export interface CompletedRetention {
+  /** Most completed jobs kept; 0 keeps none. */
+  readonly count: number;
+  /** Oldest completion kept, in ms before now, or null for no age limit. */
+  readonly ageMs: number | null;
+}
+
+/** A completed job kept for inspection. */
+export interface CompletedRecord {
+  readonly id: string;
+  readonly key: string | null;
+  readonly payload: string;
+  /** Runs made, the successful one included. */
+  readonly attempts: number;
+  /** When the job was first stored, in ms since the epoch. */
+  readonly createdAt: number;
+  /** When it completed, in ms since the epoch. */
+  readonly completedAt: number;
 }
 
 /** A dead-lettered job. */
@@ -104,15 +130,25 @@ export interface QueueBackend {
   /**
    * Removes finished jobs and frees their keys, each only if its token still holds a live lease
    * (one result per run, in order). With `fetch > 0` it also claims up to that many jobs in the
-   * same step (`next` is null when fetch is 0).
+   * same step (`next` is null when fetch is 0). With `keep` (count > 0) the completed jobs are kept
+   * as completed records instead of deleted; in every case the completed records are trimmed to
+   * `keep` (none when it is absent) in the same step, so their number stays bounded.
    */
-  complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult>;
+  complete(
+    queue: string,
+    runs: readonly RunRef[],
+    fetch: number,
+    leaseMs: number,
+    keep?: CompletedRetention,
+  ): Promise<CompleteResult>;
   /** Records a failed run: retry after `retryInMs` (the key stays owned) or, when null, dead-letter it. */
   fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult>;
   /** Returns a leased job to waiting without counting the run (used by a graceful close). */
   release(queue: string, id: string, token: string): Promise<FencedResult>;
   stats(queue: string): Promise<QueueStats>;
   listDead(queue: string, offset: number, limit: number): Promise<DeadLetterRecord[]>;
+  /** Lists kept completed jobs, latest completion first. */
+  listCompleted(queue: string, offset: number, limit: number): Promise<CompletedRecord[]>;
   /** Moves a dead letter back to waiting with fresh attempts; returns the id that will run, or null if not found. */
   retryDead(queue: string, id: string): Promise<string | null>;
   /** Deletes every dead letter; returns how many. */

@@ -2,6 +2,8 @@ import type {
   AddResult,
   ClaimResult,
   CompleteResult,
+  CompletedRecord,
+  CompletedRetention,
   DeadLetterRecord,
   FailResult,
   FencedResult,
@@ -25,16 +27,77 @@ interface StoredJob {
   token: string;
   lastError: string;
   failedAt: number;
+  completedAt: number;
+}
+
+/** A due-time entry of the ready heap; stale once `ready` no longer maps its id to its runAt. */
+interface ReadyEntry {
+  readonly runAt: number;
+  /** Numeric job id: among jobs due at once, the older job runs first. */
+  readonly order: number;
+  readonly id: string;
+}
+
+function before(a: ReadyEntry, b: ReadyEntry): boolean {
+  return a.runAt < b.runAt || (a.runAt === b.runAt && a.order < b.order);
+}
+
+/**
+ * Binary min-heap of ready jobs by (runAt, id), so a claim takes the due jobs in O(k log n)
+ * instead of sorting every ready job on each claim.
+ */
+class ReadyHeap {
+  readonly #items: ReadyEntry[] = [];
+
+  push(entry: ReadyEntry): void {
+    const items = this.#items;
+    items.push(entry);
+    let index = items.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      const above = items[parent] as ReadyEntry;
+      if (!before(entry, above)) break;
+      items[index] = above;
+      index = parent;
+    }
+    items[index] = entry;
+  }
+
+  peek(): ReadyEntry | undefined {
+    return this.#items[0];
+  }
+
+  pop(): void {
+    const items = this.#items;
+    const last = items.pop();
+    if (last === undefined || items.length === 0) return;
+    let index = 0;
+    for (;;) {
+      const left = 2 * index + 1;
+      if (left >= items.length) break;
+      const right = left + 1;
+      const child = right < items.length && before(items[right] as ReadyEntry, items[left] as ReadyEntry) ? right : left;
+      const below = items[child] as ReadyEntry;
+      if (!before(below, last)) break;
+      items[index] = below;
+      index = child;
+    }
+    items[index] = last;
+  }
 }
 
 interface QueueState {
   jobs: Map<string, StoredJob>;
   /** Waiting and delayed jobs: id -> runAt. */
   ready: Map<string, number>;
+  /** The same jobs ordered by (runAt, id); entries that no longer match `ready` are skipped. */
+  heap: ReadyHeap;
   /** Leased jobs: id -> lease deadline. */
   active: Map<string, number>;
   /** Dead letters: id -> failedAt (insertion order is failure order). */
   dead: Map<string, number>;
+  /** Kept completed jobs: id -> completedAt (insertion order is completion order). */
+  completed: Map<string, number>;
   /** Jobs waiting for their key's owner to finish. */
   blocked: Set<string>;
   /** key -> id of the job in the key's single pending slot. */
@@ -70,8 +133,10 @@ export class MemoryBackend implements QueueBackend {
       state = {
         jobs: new Map(),
         ready: new Map(),
+        heap: new ReadyHeap(),
         active: new Map(),
         dead: new Map(),
+        completed: new Map(),
         blocked: new Set(),
         pending: new Map(),
         owner: new Map(),
@@ -110,6 +175,7 @@ export class MemoryBackend implements QueueBackend {
         token: '',
         lastError: '',
         failedAt: 0,
+        completedAt: 0,
       };
       state.jobs.set(id, stored);
       this.#enqueueKeyed(state, stored);
@@ -118,10 +184,24 @@ export class MemoryBackend implements QueueBackend {
     return Promise.resolve(results);
   }
 
+  #setReady(state: QueueState, id: string, runAt: number): void {
+    state.ready.set(id, runAt);
+    state.heap.push({ runAt, order: Number(id), id });
+  }
+
+  /** The earliest ready entry, dropping heap entries that no longer match the ready map. */
+  #firstReady(state: QueueState): ReadyEntry | undefined {
+    for (let top = state.heap.peek(); top !== undefined; top = state.heap.peek()) {
+      if (state.ready.get(top.id) === top.runAt) return top;
+      state.heap.pop();
+    }
+    return undefined;
+  }
+
   /** Puts a job that is not running into its key's pending slot (blocked while the key is owned) or the ready set. */
   #enqueueKeyed(state: QueueState, job: StoredJob): void {
     if (job.key === null) {
-      state.ready.set(job.id, job.runAt);
+      this.#setReady(state, job.id, job.runAt);
       return;
     }
     state.pending.set(job.key, job.id);
@@ -130,7 +210,7 @@ export class MemoryBackend implements QueueBackend {
       state.blocked.add(job.id);
     } else {
       if (owner !== undefined) state.owner.delete(job.key);
-      state.ready.set(job.id, job.runAt);
+      this.#setReady(state, job.id, job.runAt);
     }
   }
 
@@ -140,7 +220,7 @@ export class MemoryBackend implements QueueBackend {
     const pendingId = state.pending.get(job.key);
     if (pendingId !== undefined && state.blocked.delete(pendingId)) {
       const pendingJob = state.jobs.get(pendingId);
-      if (pendingJob !== undefined) state.ready.set(pendingId, Math.max(now, pendingJob.runAt));
+      if (pendingJob !== undefined) this.#setReady(state, pendingId, Math.max(now, pendingJob.runAt));
     }
   }
 
@@ -167,15 +247,18 @@ export class MemoryBackend implements QueueBackend {
       } else {
         job.token = '';
         job.runAt = now;
-        state.ready.set(id, now);
+        this.#setReady(state, id, now);
         stalled.push(id);
       }
     }
-    const due = [...state.ready].filter(([, runAt]) => runAt <= now).sort((a, b) => a[1] - b[1] || Number(a[0]) - Number(b[0]));
     const jobs: LeasedJob[] = [];
-    for (const [id] of due.slice(0, count)) {
-      const job = state.jobs.get(id);
+    while (jobs.length < count) {
+      const top = this.#firstReady(state);
+      if (top === undefined || top.runAt > now) break;
+      state.heap.pop();
+      const { id } = top;
       state.ready.delete(id);
+      const job = state.jobs.get(id);
       if (job === undefined) continue;
       state.seq += 1;
       job.token = String(state.seq);
@@ -197,10 +280,8 @@ export class MemoryBackend implements QueueBackend {
     }
     let nextDueInMs: number | null = null;
     if (jobs.length < count) {
-      for (const runAt of state.ready.values()) {
-        const inMs = Math.max(0, runAt - now);
-        if (nextDueInMs === null || inMs < nextDueInMs) nextDueInMs = inMs;
-      }
+      const first = this.#firstReady(state);
+      if (first !== undefined) nextDueInMs = Math.max(0, first.runAt - now);
     }
     return { jobs, stalled, dead, nextDueInMs };
   }
@@ -227,19 +308,42 @@ export class MemoryBackend implements QueueBackend {
     return Promise.resolve('ok');
   }
 
-  complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult> {
+  complete(
+    queue: string,
+    runs: readonly RunRef[],
+    fetch: number,
+    leaseMs: number,
+    keep?: CompletedRetention,
+  ): Promise<CompleteResult> {
     const state = this.#state(queue);
     const now = this.#clock.now();
+    const keepCount = keep?.count ?? 0;
     const results = runs.map(({ id, token }): FencedResult => {
       const job = this.#fenced(state, id, token, now);
       if (job === undefined) return 'stale';
       state.active.delete(id);
-      state.jobs.delete(id);
+      if (keepCount > 0) {
+        job.token = '';
+        job.completedAt = now;
+        state.completed.set(id, now);
+      } else {
+        state.jobs.delete(id);
+      }
       this.#releaseKey(state, job, now);
       return 'ok';
     });
+    this.#trimCompleted(state, keepCount, keep?.ageMs ?? null, now);
     const next = fetch > 0 ? this.#claim(state, fetch, leaseMs, now) : null;
     return Promise.resolve({ results, next });
+  }
+
+  /** Drops kept completed jobs past the retention: those `ageMs` or older, then the oldest beyond `count`. */
+  #trimCompleted(state: QueueState, count: number, ageMs: number | null, now: number): void {
+    for (const [id, completedAt] of state.completed) {
+      if (state.completed.size <= count && (ageMs === null || now - completedAt < ageMs)) break;
+      state.completed.delete(id);
+      state.jobs.delete(id);
+    }
   }
 
   fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult> {
@@ -255,7 +359,7 @@ export class MemoryBackend implements QueueBackend {
     job.token = '';
     job.lastError = error;
     job.runAt = now + retryInMs;
-    state.ready.set(id, job.runAt);
+    this.#setReady(state, id, job.runAt);
     return Promise.resolve('retried');
   }
 
@@ -268,7 +372,7 @@ export class MemoryBackend implements QueueBackend {
     job.token = '';
     job.attempt = Math.max(0, job.attempt - 1);
     job.runAt = now;
-    state.ready.set(id, now);
+    this.#setReady(state, id, now);
     return Promise.resolve('ok');
   }
 
@@ -281,7 +385,31 @@ export class MemoryBackend implements QueueBackend {
       if (runAt <= now) waiting += 1;
       else delayed += 1;
     }
-    return Promise.resolve({ waiting, delayed, active: state.active.size, dead: state.dead.size });
+    return Promise.resolve({
+      waiting,
+      delayed,
+      active: state.active.size,
+      dead: state.dead.size,
+      completed: state.completed.size,
+    });
+  }
+
+  listCompleted(queue: string, offset: number, limit: number): Promise<CompletedRecord[]> {
+    const state = this.#state(queue);
+    const records: CompletedRecord[] = [];
+    for (const id of [...state.completed.keys()].reverse().slice(offset, offset + limit)) {
+      const job = state.jobs.get(id);
+      if (job === undefined) continue;
+      records.push({
+        id,
+        key: job.key,
+        payload: job.payload,
+        attempts: job.attempt,
+        createdAt: job.createdAt,
+        completedAt: job.completedAt,
+      });
+    }
+    return Promise.resolve(records);
   }
 
   listDead(queue: string, offset: number, limit: number): Promise<DeadLetterRecord[]> {

@@ -6,6 +6,8 @@ import type {
   AddResult,
   ClaimResult,
   CompleteResult,
+  CompletedRecord,
+  CompletedRetention,
   DeadLetterRecord,
   FailResult,
   FencedResult,
@@ -18,16 +20,17 @@ import type {
 import { SyncQueueError } from './errors.js';
 import type { Clock, Logger } from './ports.js';
 import common from './lua/_common.lua';
-import addScript from './lua/add-7.lua';
-import claimScript from './lua/claim-7.lua';
-import completeScript from './lua/complete-7.lua';
-import deadListScript from './lua/dead-list-7.lua';
-import deadPurgeScript from './lua/dead-purge-7.lua';
-import deadRetryScript from './lua/dead-retry-7.lua';
-import extendScript from './lua/extend-7.lua';
-import failScript from './lua/fail-7.lua';
-import releaseScript from './lua/release-7.lua';
-import statsScript from './lua/stats-7.lua';
+import addScript from './lua/add-8.lua';
+import claimScript from './lua/claim-8.lua';
+import completeScript from './lua/complete-8.lua';
+import completedListScript from './lua/completed-list-8.lua';
+import deadListScript from './lua/dead-list-8.lua';
+import deadPurgeScript from './lua/dead-purge-8.lua';
+import deadRetryScript from './lua/dead-retry-8.lua';
+import extendScript from './lua/extend-8.lua';
+import failScript from './lua/fail-8.lua';
+import releaseScript from './lua/release-8.lua';
+import statsScript from './lua/stats-8.lua';
 
 /** Options of RedisBackend. */
 export interface RedisBackendOptions {
@@ -54,6 +57,7 @@ const SCRIPTS = {
   extend: extendScript,
   release: releaseScript,
   stats: statsScript,
+  completedList: completedListScript,
   deadList: deadListScript,
   deadRetry: deadRetryScript,
   deadPurge: deadPurgeScript,
@@ -128,7 +132,7 @@ export class RedisBackend implements QueueBackend {
     for (const [name, body] of Object.entries(SCRIPTS) as [ScriptName, string][]) {
       const lua = `${common}\n${body}`;
       const command = commandName(name, lua);
-      this.#redis.defineCommand(command, { numberOfKeys: 7, lua });
+      this.#redis.defineCommand(command, { numberOfKeys: 8, lua });
       const caller = (this.#redis as unknown as Record<string, ScriptCaller>)[command];
       if (caller === undefined) throw new SyncQueueError('INVALID_OPTIONS', 'redis.defineCommand did not register a command.');
       this.#commands.set(name, caller.bind(this.#redis));
@@ -171,6 +175,7 @@ export class RedisBackend implements QueueBackend {
       `${base}p`,
       `${base}o`,
       `${base}seq`,
+      `${base}c`,
       `${base}j:`,
       this.#clock === undefined ? '' : this.#clock.now(),
       ...args,
@@ -204,8 +209,14 @@ export class RedisBackend implements QueueBackend {
     return (await this.#call(queue, 'extend', [id, token, leaseMs])) === 1 ? 'ok' : 'stale';
   }
 
-  async complete(queue: string, runs: readonly RunRef[], fetch: number, leaseMs: number): Promise<CompleteResult> {
-    const args: (string | number)[] = [fetch, leaseMs];
+  async complete(
+    queue: string,
+    runs: readonly RunRef[],
+    fetch: number,
+    leaseMs: number,
+    keep?: CompletedRetention,
+  ): Promise<CompleteResult> {
+    const args: (string | number)[] = [fetch, leaseMs, keep?.count ?? 0, keep?.ageMs ?? ''];
     for (const run of runs) args.push(run.id, run.token);
     const [flags, next] = asArray(await this.#call(queue, 'complete', args));
     return {
@@ -224,8 +235,28 @@ export class RedisBackend implements QueueBackend {
   }
 
   async stats(queue: string): Promise<QueueStats> {
-    const [ready, delayed, blocked, active, dead] = asArray(await this.#call(queue, 'stats', [])).map(Number);
-    return { waiting: (ready ?? 0) + (blocked ?? 0), delayed: delayed ?? 0, active: active ?? 0, dead: dead ?? 0 };
+    const [ready, delayed, blocked, active, dead, completed] = asArray(await this.#call(queue, 'stats', [])).map(Number);
+    return {
+      waiting: (ready ?? 0) + (blocked ?? 0),
+      delayed: delayed ?? 0,
+      active: active ?? 0,
+      dead: dead ?? 0,
+      completed: completed ?? 0,
+    };
+  }
+
+  async listCompleted(queue: string, offset: number, limit: number): Promise<CompletedRecord[]> {
+    return asArray(await this.#call(queue, 'completedList', [offset, limit])).map((row) => {
+      const [id, key, payload, attempts, createdAt, completedAt] = asArray(row);
+      return {
+        id: String(id),
+        key: key === '' || key === null || key === undefined ? null : String(key),
+        payload: String(payload),
+        attempts: Number(attempts),
+        createdAt: Number(createdAt),
+        completedAt: Number(completedAt),
+      };
+    });
   }
 
   async listDead(queue: string, offset: number, limit: number): Promise<DeadLetterRecord[]> {

@@ -33,7 +33,7 @@ describe('SyncQueue', () => {
     const completed: string[] = [];
     queue.onCompleted(({ job }) => completed.push(job.id));
     const { id } = await queue.add({ to: 'a@example.com' }, { key: 'alias:1' });
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
     const worker = queue.process((job) => {
       seen.push(job);
     });
@@ -43,7 +43,44 @@ describe('SyncQueue', () => {
     expect(seen[0]).toMatchObject({ id, key: 'alias:1', payload: { to: 'a@example.com' }, attempt: 1, maxAttempts: 5 });
     expect(completed).toEqual([id]);
     expect(worker.lastClaimAt).not.toBeNull();
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+  });
+
+  it('keeps the latest completed jobs when asked, and lists them newest first with parsed payloads', async () => {
+    const queue = new SyncQueue<{ n: number }>({ name: 'keep', keepCompleted: { count: 2 } });
+    let done = 0;
+    queue.onCompleted(() => (done += 1));
+    workers.push(queue.process(() => undefined));
+    for (let n = 1; n <= 3; n += 1) {
+      await queue.add({ n }, { key: `k${n}` });
+      await until(() => done === n);
+    }
+    const kept = await queue.completed.list();
+    expect(kept.map((job) => [job.payload, job.key, job.attempts])).toEqual([
+      [{ n: 3 }, 'k3', 1],
+      [{ n: 2 }, 'k2', 1],
+    ]);
+    expect((await queue.completed.list({ offset: 1, limit: 1 })).map((job) => job.payload)).toEqual([{ n: 2 }]);
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 2 });
+    await expect(queue.completed.list({ limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+  });
+
+  it('keeps no completed job by default or with count 0, and rejects invalid keepCompleted options', async () => {
+    for (const options of [{}, { keepCompleted: { count: 0 } }]) {
+      const queue = new SyncQueue<string>({ name: 'no-keep', ...options });
+      let done = false;
+      queue.onCompleted(() => (done = true));
+      workers.push(queue.process(() => undefined));
+      await queue.add('x');
+      await until(() => done);
+      expect(await queue.completed.list()).toEqual([]);
+      expect((await queue.stats()).completed).toBe(0);
+    }
+    for (const keepCompleted of [{ count: -1 }, { count: 1.5 }, { count: 1_000_001 }, { ageMs: 0 }, 'all']) {
+      expect(() => new SyncQueue({ name: 'bad-keep', keepCompleted: keepCompleted as { count?: number } })).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTIONS' }),
+      );
+    }
   });
 
   it('coalesces waiting jobs of one key: ten changes, one run with the latest payload', async () => {
@@ -157,7 +194,7 @@ describe('SyncQueue', () => {
     const [letter] = await queue.deadLetters.list();
     expect(letter?.attempts).toBe(3);
     expect(letter?.lastError).toBe('Error: Non-error thrown: 42');
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1, completed: 0 });
     expect(await queue.deadLetters.purge()).toBe(1);
   });
 
@@ -226,7 +263,7 @@ describe('SyncQueue', () => {
     await until(() => lost.length === 1);
     expect(lost).toEqual([1]);
     expect(completed).toEqual([2]);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
   });
 
   it('aborts the signal of a run whose lease renewal is refused', async () => {
@@ -293,10 +330,10 @@ describe('SyncQueue', () => {
     await closing;
     expect(worker.closed).toBe(true);
     expect(signalAborted).toBe(true);
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
     settle();
     await vi.advanceTimersByTimeAsync(100);
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
     const attempts: number[] = [];
     const next = queue.process((job) => void attempts.push(job.attempt));
     workers.push(next);
@@ -318,7 +355,7 @@ describe('SyncQueue', () => {
     const closing = queue.close({ timeoutMs: 5_000 });
     await vi.advanceTimersByTimeAsync(300);
     await closing;
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1, completed: 0 });
     await expect(queue.add('late')).rejects.toMatchObject({ code: 'QUEUE_CLOSED' });
     expect(() => queue.process(() => undefined)).toThrow(SyncQueueError);
   });
@@ -336,11 +373,12 @@ describe('SyncQueue', () => {
         return inner.claim(queue, count, leaseMs);
       },
       extend: (queue, id, token, leaseMs) => inner.extend(queue, id, token, leaseMs),
-      complete: (queue, runs, fetch, leaseMs) => inner.complete(queue, runs, fetch, leaseMs),
+      complete: (queue, runs, fetch, leaseMs, keep) => inner.complete(queue, runs, fetch, leaseMs, keep),
       fail: (queue, id, token, error, retryInMs) => inner.fail(queue, id, token, error, retryInMs),
       release: (queue, id, token) => inner.release(queue, id, token),
       stats: (queue) => inner.stats(queue),
       listDead: (queue, offset, limit) => inner.listDead(queue, offset, limit),
+      listCompleted: (queue, offset, limit) => inner.listCompleted(queue, offset, limit),
       retryDead: (queue, id) => inner.retryDead(queue, id),
       purgeDead: (queue) => inner.purgeDead(queue),
     };
@@ -383,7 +421,7 @@ describe('SyncQueue', () => {
     await queue.add('b');
     await vi.advanceTimersByTimeAsync(500);
     expect(received).toEqual(['a']);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
   });
 });
 

@@ -2,6 +2,8 @@ import type {
   AddResult,
   ClaimResult,
   CompleteResult,
+  CompletedRecord,
+  CompletedRetention,
   DeadLetterRecord,
   FencedResult,
   LeasedJob,
@@ -70,6 +72,16 @@ export interface SyncQueueOptions {
   clock?: Clock;
   /** Source of randomness for jitter, in [0, 1). Default: Math.random. */
   random?: () => number;
+  /** Keep completed jobs for inspection (`completed.list()`), bounded. Default: off, each completed job is deleted. */
+  keepCompleted?: KeepCompletedOptions;
+}
+
+/** Which completed jobs to keep. Both limits apply; the kept jobs are trimmed in the same step that completes a job. */
+export interface KeepCompletedOptions {
+  /** Most completed jobs kept (the latest ones); 0 keeps none. Default: 1_000. */
+  count?: number;
+  /** Keep only jobs completed less than this long ago, in ms. Default: no age limit. */
+  ageMs?: number;
 }
 
 /** Options of `add`. */
@@ -120,6 +132,17 @@ export interface DeadLetter<T> extends Omit<DeadLetterRecord, 'payload'> {
   readonly payload: T;
 }
 
+/** A kept completed job with its payload parsed. */
+export interface CompletedJob<T> extends Omit<CompletedRecord, 'payload'> {
+  readonly payload: T;
+}
+
+/** Kept completed jobs (see the `keepCompleted` option). */
+export interface CompletedJobs<T> {
+  /** Lists kept completed jobs, latest completion first. */
+  list(options?: { offset?: number; limit?: number }): Promise<CompletedJob<T>[]>;
+}
+
 /** Dead-letter operations. */
 export interface DeadLetters<T> {
   /** Lists dead letters, oldest first. */
@@ -166,6 +189,7 @@ interface Internals<T> {
   readonly backend: QueueBackend;
   readonly retry: ResolvedRetryOptions;
   readonly leaseMs: number;
+  readonly keepCompleted: CompletedRetention | undefined;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly random: () => number;
@@ -186,6 +210,16 @@ function parsePayload<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
+function resolveKeepCompleted(options: KeepCompletedOptions | undefined): CompletedRetention | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== 'object' || options === null) {
+    throw new SyncQueueError('INVALID_OPTIONS', 'keepCompleted must be an object { count?, ageMs? }.');
+  }
+  const count = checkInteger('keepCompleted.count', options.count ?? 1_000, 0, 1_000_000);
+  const ageMs = options.ageMs === undefined ? null : checkInteger('keepCompleted.ageMs', options.ageMs, 1);
+  return count === 0 ? undefined : { count, ageMs };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -199,6 +233,8 @@ export class SyncQueue<T> {
   readonly name: string;
   /** Dead-letter operations. */
   readonly deadLetters: DeadLetters<T>;
+  /** Kept completed jobs; empty unless the queue was made with `keepCompleted`. */
+  readonly completed: CompletedJobs<T>;
   readonly #internals: Internals<T>;
   readonly #maxPayloadBytes: number;
   readonly #maxKeyBytes: number;
@@ -217,6 +253,7 @@ export class SyncQueue<T> {
       backend: options.backend ?? new MemoryBackend(options.clock === undefined ? {} : { clock: options.clock }),
       retry: resolveRetry(options.retry),
       leaseMs,
+      keepCompleted: resolveKeepCompleted(options.keepCompleted),
       logger: options.logger ?? silentLogger,
       clock: options.clock ?? systemClock,
       random: options.random ?? Math.random,
@@ -245,6 +282,14 @@ export class SyncQueue<T> {
         return runId;
       },
       purge: () => backend.purgeDead(name),
+    };
+    this.completed = {
+      list: async ({ offset = 0, limit = 100 } = {}) => {
+        checkInteger('offset', offset, 0);
+        checkInteger('limit', limit, 1, 10_000);
+        const records = await backend.listCompleted(name, offset, limit);
+        return records.map((record) => ({ ...record, payload: parsePayload<T>(record.payload) }));
+      },
     };
   }
 
@@ -540,7 +585,7 @@ class QueueWorker<T> implements Worker {
   async #flushCompletions(): Promise<void> {
     this.#flushScheduled = false;
     const batch = this.#completions.splice(0);
-    const { backend, name, leaseMs, clock } = this.#internals;
+    const { backend, name, leaseMs, clock, keepCompleted } = this.#internals;
     const fetch = this.#closed ? 0 : batch.filter((pending) => pending.wantsNext).length;
     let reply: CompleteResult;
     try {
@@ -549,6 +594,7 @@ class QueueWorker<T> implements Worker {
         batch.map((pending) => ({ id: pending.leased.id, token: pending.leased.token })),
         fetch,
         leaseMs,
+        keepCompleted,
       );
     } catch (error) {
       for (const pending of batch) pending.reject(error);

@@ -78,10 +78,10 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(leased.attempt, 1);
       assert.equal(leased.payload, '{"n":1}');
       assert.notEqual(leased.token, '');
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 1, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 1, dead: 0, completed: 0 });
       assert.equal((await completeOne(backend, queue, leased, 0)).result, 'ok');
       assert.equal((await completeOne(backend, queue, leased, 0)).result, 'stale');
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
     });
 
     it('gives distinct ids to unkeyed jobs and leases them in order', async () => {
@@ -115,7 +115,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(c?.id, b?.id);
       assert.equal(c?.coalesced, true);
       assert.equal((await backend.claim(queue, 10, 1_000)).jobs.length, 0);
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 1, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 1, dead: 0, completed: 0 });
       const done = await completeOne(backend, queue, running, 5);
       assert.equal(done.result, 'ok');
       assert.deepEqual(done.next?.jobs.map((leased) => leased.payload), ['"c"']);
@@ -127,7 +127,7 @@ export function backendContract(options: BackendContractOptions): void {
       const early = await backend.claim(queue, 1, 1_000);
       assert.equal(early.jobs.length, 0);
       assert.equal(early.nextDueInMs, 5_000);
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 1, active: 0, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 1, active: 0, dead: 0, completed: 0 });
       clock.advance(5_000);
       assert.equal((await backend.claim(queue, 1, 1_000)).jobs.length, 1);
     });
@@ -188,7 +188,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.ok(first);
       await backend.add(queue, [job('new', { key: 'k' })]);
       assert.equal(await backend.fail(queue, first.id, first.token, 'Error: boom', 2_000), 'retried');
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 1, active: 0, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 1, active: 0, dead: 0, completed: 0 });
       assert.equal((await backend.claim(queue, 5, 1_000)).jobs.length, 0);
       clock.advance(2_000);
       const retried = (await backend.claim(queue, 5, 1_000)).jobs;
@@ -206,7 +206,7 @@ export function backendContract(options: BackendContractOptions): void {
       assert.ok(leased);
       await backend.add(queue, [job('y', { key: 'k' })]);
       assert.equal(await backend.fail(queue, leased.id, leased.token, 'Error: final', null), 'dead');
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 0, dead: 1 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 0, dead: 1, completed: 0 });
       const [record] = await backend.listDead(queue, 0, 10);
       assert.deepEqual(
         record && { id: record.id, key: record.key, payload: record.payload, attempts: record.attempts, lastError: record.lastError },
@@ -277,7 +277,84 @@ export function backendContract(options: BackendContractOptions): void {
       );
       assert.deepEqual(reply.results, ['ok', 'stale']);
       assert.deepEqual(reply.next?.jobs.map((leased) => leased.payload), ['3', '4']);
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 3, dead: 0 });
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 3, dead: 0, completed: 0 });
+    });
+
+    it('deletes a completed job unless asked to keep it', async () => {
+      const { backend, queue } = await setup();
+      await backend.add(queue, [job('gone')]);
+      const [leased] = (await backend.claim(queue, 1, 1_000)).jobs;
+      assert.ok(leased);
+      assert.equal((await completeOne(backend, queue, leased, 0)).result, 'ok');
+      assert.deepEqual(await backend.listCompleted(queue, 0, 10), []);
+      assert.equal((await backend.stats(queue)).completed, 0);
+    });
+
+    it('keeps the latest completed jobs up to the count, trimmed in the step that completes', async () => {
+      const { backend, queue, clock } = await setup();
+      const keep = { count: 2, ageMs: null };
+      const start = clock.now();
+      const added = await backend.add(queue, [job('a', { key: 'k1' }), job('b'), job('c', { key: 'k3' })]);
+      for (const leased of (await backend.claim(queue, 3, 60_000)).jobs) {
+        clock.advance(10);
+        const reply = await backend.complete(queue, [{ id: leased.id, token: leased.token }], 0, 1_000, keep);
+        assert.deepEqual(reply.results, ['ok']);
+      }
+      assert.equal((await backend.stats(queue)).completed, 2);
+      const kept = await backend.listCompleted(queue, 0, 10);
+      assert.deepEqual(kept, [
+        { id: added[2]?.id, key: 'k3', payload: '"c"', attempts: 1, createdAt: start, completedAt: start + 30 },
+        { id: added[1]?.id, key: null, payload: '"b"', attempts: 1, createdAt: start, completedAt: start + 20 },
+      ]);
+      assert.deepEqual((await backend.listCompleted(queue, 1, 5)).map((record) => record.payload), ['"b"']);
+      const [last] = kept;
+      assert.ok(last);
+      assert.deepEqual((await backend.complete(queue, [{ id: last.id, token: 'forged' }], 0, 1_000, keep)).results, ['stale']);
+      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0, completed: 2 });
+    });
+
+    it('drops kept completed jobs once they are ageMs old, when a later job completes', async () => {
+      const { backend, queue, clock } = await setup();
+      const keep = { count: 100, ageMs: 1_000 };
+      await backend.add(queue, [job('a'), job('b'), job('c')]);
+      const [a, b, c] = (await backend.claim(queue, 3, 60_000)).jobs;
+      assert.ok(a && b && c);
+      await backend.complete(queue, [{ id: a.id, token: a.token }], 0, 1_000, keep);
+      clock.advance(600);
+      await backend.complete(queue, [{ id: b.id, token: b.token }], 0, 1_000, keep);
+      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"b"', '"a"']);
+      clock.advance(400);
+      await backend.complete(queue, [{ id: c.id, token: c.token }], 0, 1_000, keep);
+      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"c"', '"b"']);
+      assert.equal((await backend.stats(queue)).completed, 2);
+    });
+
+    it('never lets a kept completed job hold its key or absorb a later change', async () => {
+      const { backend, queue } = await setup();
+      const keep = { count: 10, ageMs: null };
+      await backend.add(queue, [job('first', { key: 'k' })]);
+      const [first] = (await backend.claim(queue, 1, 1_000)).jobs;
+      assert.ok(first);
+      await backend.complete(queue, [{ id: first.id, token: first.token }], 0, 1_000, keep);
+      const [second] = await backend.add(queue, [job('second', { key: 'k' })]);
+      assert.equal(second?.coalesced, false);
+      assert.notEqual(second?.id, first.id);
+      const reclaimed = await backend.claim(queue, 5, 1_000);
+      assert.deepEqual(reclaimed.jobs.map((leased) => [leased.payload, leased.attempt]), [['"second"', 1]]);
+      assert.equal(await backend.retryDead(queue, first.id), null);
+      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"first"']);
+    });
+
+    it('trims jobs kept earlier when a later completion keeps none', async () => {
+      const { backend, queue } = await setup();
+      await backend.add(queue, [job('a'), job('b')]);
+      const [a, b] = (await backend.claim(queue, 2, 1_000)).jobs;
+      assert.ok(a && b);
+      await backend.complete(queue, [{ id: a.id, token: a.token }], 0, 1_000, { count: 5, ageMs: null });
+      assert.equal((await backend.stats(queue)).completed, 1);
+      await backend.complete(queue, [{ id: b.id, token: b.token }], 0, 1_000);
+      assert.equal((await backend.stats(queue)).completed, 0);
+      assert.deepEqual(await backend.listCompleted(queue, 0, 10), []);
     });
 
     it('keeps queues apart', async () => {

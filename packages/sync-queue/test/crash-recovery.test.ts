@@ -76,6 +76,6 @@ describe('crash recovery with a real killed process', () => {
     expect([...completed.keys()].sort()).toEqual([...addedIds].sort());
     expect([...stalled].sort()).toEqual([...startedInChild].sort());
     for (const id of startedInChild) expect(completed.get(id)).toBe(2);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
   });
 });

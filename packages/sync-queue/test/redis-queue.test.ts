@@ -27,6 +27,26 @@ function seeded(seed: number): () => number {
 }
 
 describe('SyncQueue on Redis', () => {
+  it('trims kept completed jobs atomically and in bounded steps after the retention shrinks', async () => {
+    const queue = `trim-${randomUUID()}`;
+    const total = 1_200;
+    await backend.add(queue, Array.from({ length: total + 2 }, (_, n) => ({ key: null, payload: String(n), delayMs: 0, maxAttempts: 1 })));
+    const leased = (await backend.claim(queue, total + 2, 60_000)).jobs;
+    const runs = leased.map(({ id, token }) => ({ id, token }));
+    const first = await backend.complete(queue, runs.slice(0, total), 0, 60_000, { count: 5_000, ageMs: null });
+    expect(first.results.every((result) => result === 'ok')).toBe(true);
+    expect((await backend.stats(queue)).completed).toBe(total);
+    // One call keeps its own job and deletes at most 1,000 more, so Redis is never blocked for long.
+    await backend.complete(queue, runs.slice(total, total + 1), 0, 60_000, { count: 1, ageMs: null });
+    expect((await backend.stats(queue)).completed).toBe(total + 1 - 1_001);
+    await backend.complete(queue, runs.slice(total + 1), 0, 60_000, { count: 1, ageMs: null });
+    expect((await backend.stats(queue)).completed).toBe(1);
+    const [kept] = await backend.listCompleted(queue, 0, 10);
+    expect(kept?.payload).toBe(String(total + 1));
+    // Trimming deleted the job hashes too, not only the index.
+    expect(await redis.exists(...runs.map(({ id }) => `${prefix}{${queue}}:j:${id}`))).toBe(1);
+  });
+
   it('refuses the late completion of a run whose process was blocked past its lease', async () => {
     const queue = new SyncQueue<string>({ name: 'fencing', backend, leaseMs: 300 });
     const lost: number[] = [];
@@ -50,7 +70,7 @@ describe('SyncQueue on Redis', () => {
     await worker.close();
     expect(lost).toEqual([1]);
     expect(completed).toEqual([2]);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
   });
 
   it('20 workers, 5,000 jobs over 50 keys with random failures: latest payloads run, no key runs concurrently, nothing lost', async () => {

@@ -64,7 +64,7 @@ describe('a Redis restart mid-run', () => {
     expect(acknowledged.length).toBeGreaterThanOrEqual(400 - 10);
     for (const id of acknowledged) expect(ran.has(id)).toBe(true);
     expect(worker.lastClaimAt ?? 0).toBeGreaterThan(claimBeforeRestart);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0 });
+    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
     await redis.quit();
   }, 60_000);
 });

@@ -1,6 +1,6 @@
 --[[
   Shared prelude, prepended to every script of @postern/sync-queue (not a command by itself).
-  Every script takes the same 7 keys, all sharing one {hash tag} so a queue lives in one
+  Every script takes the same 8 keys, all sharing one {hash tag} so a queue lives in one
   Redis Cluster slot:
     KEYS[1] q    zset  waiting and delayed job ids, score = time the job may run (ms)
     KEYS[2] a    zset  leased job ids, score = lease deadline (ms)
@@ -9,15 +9,16 @@
     KEYS[5] p    hash  key -> id of the job in the key's single pending slot
     KEYS[6] o    hash  key -> id of the job that owns the key (running or backing off)
     KEYS[7] seq  str   counter for job ids and fencing tokens
+    KEYS[8] c    zset  completed job ids kept for inspection, score = time of completion (ms)
   and the same first two arguments:
     ARGV[1] prefix of job hashes (a job lives in hash ARGV[1] .. id, same hash tag)
     ARGV[2] current time in ms, or '' to use the Redis server's TIME (one clock for all workers)
   Job hash fields: p payload, k key (absent when none), at runs so far, ma runs allowed,
   ct created at, ra may run at, tk fencing token of the live lease ('' when none), e last error,
-  fa time of death.
+  fa time of death, ca time of completion (kept completed jobs only).
 ]]
 local rcall = redis.call
-local Q, A, D, B, P, O, SEQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local Q, A, D, B, P, O, SEQ, C = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local JP = ARGV[1]
 local NOW
 if ARGV[2] ~= '' then

@@ -1,5 +1,5 @@
 --[[
-  stats: returns { waiting now, delayed, blocked behind their key, active, dead }.
+  stats: returns { waiting now, delayed, blocked behind their key, active, dead, kept completed }.
 ]]
 return {
   rcall('ZCOUNT', Q, '-inf', NOW),
@@ -7,4 +7,5 @@ return {
   rcall('SCARD', B),
   rcall('ZCARD', A),
   rcall('ZCARD', D),
+  rcall('ZCARD', C),
 }
