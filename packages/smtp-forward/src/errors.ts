@@ -5,13 +5,11 @@ const PACKAGE_MARKER = Symbol.for('postern.smtp-forward.error');
 export type SmtpForwardErrorCode =
   | 'INVALID_OPTIONS'
   | 'BIND_FAILED'
-  | 'NOT_LISTENING'
   | 'ALREADY_LISTENING'
   | 'SRS_INVALID'
   | 'SRS_FORGED'
   | 'SRS_EXPIRED'
-  | 'DELIVERY_FAILED'
-  | 'SIGNING_FAILED';
+  | 'DELIVERY_FAILED';
 
 /** Fields that an {@link SmtpForwardError} may carry besides its message. */
 export interface SmtpForwardErrorFields {
