@@ -9,6 +9,8 @@ import type { Logger } from '@postern/logger';
 import { MemoryBackend, createRateLimiter } from '@postern/rate-limit';
 import type { RateLimitBackend } from '@postern/rate-limit';
 import { RedisBackend } from '@postern/rate-limit/redis';
+import { SyncQueue } from '@postern/sync-queue';
+import { RedisBackend as QueueRedisBackend } from '@postern/sync-queue/redis';
 import { Redis } from 'ioredis';
 import { container as rootContainer, instanceCachingFactory } from 'tsyringe';
 import type { DependencyContainer } from 'tsyringe';
@@ -20,13 +22,15 @@ import { createDatabase } from './db/connect.js';
 import type { DatabaseHandle } from './db/connect.js';
 import { DomainRepository } from './domains.js';
 import type { DnsResolver } from './domains.js';
-import { OutboxMailer, RelayMailer } from './mailer.js';
+import { OutboxMailer, QueueMailer, RelayMailer } from './mailer.js';
+import type { SystemMail } from './mailer.js';
 import type { Mailer } from './mailer.js';
 import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { PostgresAuthStore } from './postgres-auth-store.js';
 import type { AliasChangeNotifier, RateLimiter } from './ports.js';
+import { SYSTEM_MAIL_QUEUE } from './worker.js';
 
 /** The rate limiters of the service, all on one backend (Redis when configured). */
 export interface Limiters {
@@ -224,9 +228,12 @@ export function createContainer(
   register(container, 'mailer', (c) => {
     const from = `no-reply@${config.smtp.domain}`;
     const relays = config.smtp.relays ?? [];
-    return relays.length === 0
-      ? new OutboxMailer(get(c, 'outbox'), from)
-      : new RelayMailer(relays, from, config.smtp.relayTimeoutMs);
+    if (relays.length === 0) return new OutboxMailer(get(c, 'outbox'), from);
+    const redis = get(c, 'redis');
+    if (redis === null) return new RelayMailer(relays, from, config.smtp.relayTimeoutMs);
+    // With Redis, system mail goes through a queue the workers drain, retried on relay failures.
+    const backend = new QueueRedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` });
+    return new QueueMailer(new SyncQueue<SystemMail>({ name: SYSTEM_MAIL_QUEUE, backend }));
   });
   register(container, 'dns', () => dnsPromises);
 

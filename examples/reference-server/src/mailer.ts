@@ -89,3 +89,25 @@ export class RelayMailer implements Mailer {
     throw new Error('no relay accepted the system mail', { cause: lastError });
   }
 }
+
+/** Where `QueueMailer` puts system mail: any queue with `add` (a @postern/sync-queue `SyncQueue`). */
+export interface SystemMailQueue {
+  add(mail: SystemMail): Promise<unknown>;
+}
+
+/**
+ * Production mailer with Redis: system mail is queued (durable once `add` resolves) and a worker
+ * relays it with retries and backoff, so a relay outage delays a verification mail instead of
+ * failing the registration.
+ */
+export class QueueMailer implements Mailer {
+  readonly #queue: SystemMailQueue;
+
+  constructor(queue: SystemMailQueue) {
+    this.#queue = queue;
+  }
+
+  async send(mail: SystemMail): Promise<void> {
+    await this.#queue.add(mail);
+  }
+}

@@ -1,4 +1,4 @@
-// The worker process: `tsx src/worker-main.ts`: sync-queue consumers (queued SMTP deliveries).
+// The worker process: `tsx src/worker-main.ts`: sync-queue consumers (queued SMTP deliveries, system mail).
 import { SyncQueue } from '@postern/sync-queue';
 import type { Worker } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
@@ -7,28 +7,39 @@ import { loadServerConfigOrExit } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './metrics-server.js';
-import { DELIVERY_QUEUE, deliveryHandler, relaySender } from './worker.js';
+import { RelayMailer } from './mailer.js';
+import type { SystemMail } from './mailer.js';
+import { DELIVERY_QUEUE, SYSTEM_MAIL_QUEUE, deliveryHandler, relaySender } from './worker.js';
 
 const config = loadServerConfigOrExit();
 const container = createContainer(config, 'worker');
 const logger = get(container, 'logger');
 const metrics = get(container, 'metrics');
 const redis = get(container, 'redis');
-let worker: Worker | undefined;
+const workers: Worker[] = [];
 let depthTimer: NodeJS.Timeout | undefined;
 
 if (redis === null || (config.smtp.relays ?? []).length === 0) {
   // With no Redis or no relay, the SMTP process delivers to the outbox itself: nothing to consume.
   logger.warn('worker idle: queued delivery needs REDIS_URL and SMTP_RELAYS');
 } else {
-  const queue = new SyncQueue<QueuedDelivery>({
-    name: DELIVERY_QUEUE,
-    backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }),
-    logger,
-  });
-  worker = queue.process(
-    deliveryHandler(relaySender(config.smtp.relays ?? [], config.smtp.relayTimeoutMs)),
-    { concurrency: 8, timeoutMs: config.smtp.relayTimeoutMs * 2 },
+  const backend = new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` });
+  const relays = config.smtp.relays ?? [];
+  const timeoutMs = config.smtp.relayTimeoutMs;
+  const queue = new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend, logger });
+  workers.push(
+    queue.process(deliveryHandler(relaySender(relays, timeoutMs)), {
+      concurrency: 8,
+      timeoutMs: timeoutMs * 2,
+    }),
+  );
+  const systemMail = new SyncQueue<SystemMail>({ name: SYSTEM_MAIL_QUEUE, backend, logger });
+  const mailer = new RelayMailer(relays, `no-reply@${config.smtp.domain}`, timeoutMs);
+  workers.push(
+    systemMail.process((job) => mailer.send(job.payload), {
+      concurrency: 4,
+      timeoutMs: timeoutMs * 2,
+    }),
   );
   depthTimer = setInterval(() => {
     queue.stats().then(
@@ -51,6 +62,6 @@ logger.info({ metricsPort: metricsServer?.port }, 'worker ready');
 onShutdown(async () => {
   clearInterval(depthTimer);
   await metricsServer?.close();
-  await worker?.close({ timeoutMs: 10_000 });
+  await Promise.all(workers.map((worker) => worker.close({ timeoutMs: 10_000 })));
   await disposeContainer(container);
 });

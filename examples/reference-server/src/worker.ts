@@ -5,6 +5,9 @@ import type { Job } from '@postern/sync-queue';
 /** The sync-queue that carries spooled messages from the SMTP process to the workers. */
 export const DELIVERY_QUEUE = 'smtp-delivery';
 
+/** The sync-queue that carries system mail (verification, reset) from the API to the workers. */
+export const SYSTEM_MAIL_QUEUE = 'system-mail';
+
 /** Sends one raw message to the first relay that takes it. */
 export type RawSender = (
   envelope: { from: string; to: readonly string[] },

@@ -1,17 +1,25 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOKENS, createContainer, disposeContainer, get } from '../src/container.js';
 import type { Registry } from '../src/container.js';
-import { OutboxMailer, RelayMailer } from '../src/mailer.js';
+import { OutboxMailer, QueueMailer, RelayMailer } from '../src/mailer.js';
 import { createTestEnvironment } from './support/server.js';
 import type { TestEnvironment } from './support/server.js';
 
 let environment: TestEnvironment;
+const made: ReturnType<typeof createContainer>[] = [];
+
+function createContainerFor(config: typeof environment.config): ReturnType<typeof createContainer> {
+  const container = createContainer(config, 'api');
+  made.push(container);
+  return container;
+}
 
 beforeAll(async () => {
   environment = await createTestEnvironment('container');
 });
 
 afterAll(async () => {
+  for (const container of made) await disposeContainer(container);
   await environment.close();
 });
 
@@ -41,6 +49,16 @@ describe('container', () => {
     expect(limited.allowed).toBe(true);
     await get(container, 'notifier').changed('x@alias.test');
     await disposeContainer(container);
+  });
+
+  it('queues system mail for the workers when relays and Redis are both configured', () => {
+    const config = {
+      ...environment.config,
+      smtp: { ...environment.config.smtp, relays: ['smtp://127.0.0.1:2'] },
+    };
+    const container = environment.container('api');
+    expect(get(createContainerFor(config), 'mailer')).toBeInstanceOf(QueueMailer);
+    expect(get(container, 'mailer')).toBeInstanceOf(OutboxMailer);
   });
 
   it('fails loudly when no database URL reaches a process', () => {

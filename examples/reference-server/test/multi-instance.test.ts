@@ -75,6 +75,12 @@ beforeAll(async () => {
     output: () => undefined,
     log: () => undefined,
   });
+  // The worker relays system mail (verification) from the queue the APIs fill.
+  await supervisor.start({
+    name: 'worker',
+    module: join(root, 'src', 'worker-main.ts'),
+    env: { ...env },
+  });
   for (const name of ['smtp-1', 'smtp-2'])
     smtps.push(
       await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }),
