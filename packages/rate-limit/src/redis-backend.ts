@@ -116,6 +116,14 @@ export class RedisBackend implements RateLimitBackend {
   readonly #batch: boolean;
   #queue: PendingCall[] = [];
   #flushScheduled = false;
+  // Script runs in flight, oldest first from #head, watched by one shared timeout timer.
+  readonly #flights: Flight[] = [];
+  #head = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #textValueA = Number.NaN;
+  #textA = '';
+  #textValueB = Number.NaN;
+  #textB = '';
 
   constructor(options: RedisBackendOptions) {
     const settings = { ...DEFAULTS, ...options };
@@ -190,47 +198,69 @@ export class RedisBackend implements RateLimitBackend {
   };
 
   #send(calls: readonly PendingCall[]): void {
+    const first = calls[0]!;
+    if (calls.length === 1 && first.requests.length === 1) {
+      // One call on one key, the common case: no key or argument arrays on the ioredis path.
+      const request = first.requests[0]!;
+      const flight = new Flight(performance.now() + this.#timeoutMs, calls, undefined, undefined, undefined);
+      flight.key = redisKey(request.prefix, request.key);
+      flight.mode = MODE[first.mode];
+      flight.increment = this.#text(request.incrementUs);
+      flight.tolerance = this.#text(request.toleranceUs);
+      this.#launch(flight);
+      return;
+    }
     const keys: string[] = [];
     const args: string[] = [];
     for (const call of calls) {
       args.push(MODE[call.mode], String(call.requests.length));
       for (const request of call.requests) {
         keys.push(redisKey(request.prefix, request.key));
-        args.push(String(request.incrementUs), String(request.toleranceUs));
+        args.push(this.#text(request.incrementUs), this.#text(request.toleranceUs));
       }
     }
-    this.#execute(
-      keys,
-      args,
-      (reply) => {
-        if (!Array.isArray(reply)) {
-          this.#failAll(calls, new RateLimitError('BACKEND_ERROR', 'Redis returned an unexpected reply to the rate-limit script'));
-          return;
-        }
-        let offset = 0;
-        let healthy = false;
-        for (const call of calls) {
-          const count = call.requests.length;
-          const allowed: unknown = reply[offset];
-          if (allowed !== 0 && allowed !== 1) {
-            const message = allowed === -1 ? 'a rate-limit key in Redis holds another type' : 'Redis returned an unexpected reply to the rate-limit script';
-            // A bad key is that call's problem, not an outage: the policy answers it, Redis stays in use.
-            call.resolve(this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)));
-          } else {
-            const backlogUs = new Array<number>(count);
-            for (let index = 0; index < count; index += 1) backlogUs[index] = Number(reply[offset + 1 + index]);
-            healthy = true;
-            call.resolve({ allowed: allowed === 1, backlogUs });
-          }
-          offset += count + 1;
-        }
-        if (healthy) {
-          this.#probing = false;
-          if (this.#state === 'degraded') this.#enter('redis', undefined);
-        }
-      },
-      (error: unknown) => this.#failAll(calls, error),
-    );
+    this.#launch(new Flight(performance.now() + this.#timeoutMs, calls, keys, args, undefined));
+  }
+
+  /** The decimal text of a whole number, remembering the last two (a limiter's usual increment and tolerance). */
+  #text(value: number): string {
+    if (value === this.#textValueA) return this.#textA;
+    if (value === this.#textValueB) return this.#textB;
+    const text = String(value);
+    this.#textValueB = this.#textValueA;
+    this.#textB = this.#textA;
+    this.#textValueA = value;
+    this.#textA = text;
+    return text;
+  }
+
+  /** Handles the reply of a batch run: one decision per call. */
+  #decide(calls: readonly PendingCall[], reply: unknown): void {
+    if (!Array.isArray(reply)) {
+      this.#failAll(calls, new RateLimitError('BACKEND_ERROR', 'Redis returned an unexpected reply to the rate-limit script'));
+      return;
+    }
+    let offset = 0;
+    let healthy = false;
+    for (const call of calls) {
+      const count = call.requests.length;
+      const allowed: unknown = reply[offset];
+      if (allowed !== 0 && allowed !== 1) {
+        const message = allowed === -1 ? 'a rate-limit key in Redis holds another type' : 'Redis returned an unexpected reply to the rate-limit script';
+        // A bad key is that call's problem, not an outage: the policy answers it, Redis stays in use.
+        call.resolve(this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)));
+      } else {
+        const backlogUs = new Array<number>(count);
+        for (let index = 0; index < count; index += 1) backlogUs[index] = Number(reply[offset + 1 + index]);
+        healthy = true;
+        call.resolve({ allowed: allowed === 1, backlogUs });
+      }
+      offset += count + 1;
+    }
+    if (healthy) {
+      this.#probing = false;
+      if (this.#state === 'degraded') this.#enter('redis', undefined);
+    }
   }
 
   #failAll(calls: readonly PendingCall[], error: unknown): void {
@@ -299,52 +329,143 @@ export class RedisBackend implements RateLimitBackend {
   }
 
   #call(keys: string[], args: string[]): Promise<unknown> {
-    return new Promise((resolve, reject) => this.#execute(keys, args, resolve, (error) => reject(toError(error))));
+    return new Promise((resolve, reject) => {
+      this.#launch(new Flight(performance.now() + this.#timeoutMs, undefined, keys, args, { resolve, reject }));
+    });
   }
 
   /**
-   * Runs the script once (by SHA, by text after NOSCRIPT) and calls exactly one of the two
-   * callbacks: with the reply, or with the error or a `BACKEND_TIMEOUT` after `timeoutMs`.
-   * Callbacks rather than a promise chain: this is the per-call hot path.
+   * Runs the script of a flight once (by SHA, by text after NOSCRIPT) and settles it exactly
+   * once: with the reply, the error, or a `BACKEND_TIMEOUT` after `timeoutMs`. No timer per run:
+   * one shared timer watches the oldest unsettled flight (this is the per-call hot path).
    */
-  #execute(keys: string[], args: string[], onReply: (reply: unknown) => void, onError: (error: unknown) => void): void {
-    let settled = false;
-    let reloaded = false;
-    const timer = setTimeout(() => {
-      settled = true;
-      onError(new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, { timeoutMs: this.#timeoutMs }));
-    }, this.#timeoutMs);
-    const replied = (reply: unknown): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      onReply(reply);
-    };
-    const failed = (error: unknown): void => {
-      if (settled) return;
-      if (!reloaded && isNoScript(error)) {
-        reloaded = true;
-        this.#evaluate(false, keys, args).then(replied, failed);
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      onError(error);
-    };
-    this.#evaluate(true, keys, args).then(replied, failed);
+  #launch(flight: Flight): void {
+    this.#flights.push(flight);
+    if (this.#timer === undefined) this.#arm(this.#timeoutMs);
+    this.#evaluate(flight, true).then(
+      (reply) => this.#settle(flight, reply),
+      (error: unknown) => this.#reject(flight, error),
+    );
   }
 
-  #evaluate(bySha: boolean, keys: string[], args: string[]): Promise<unknown> {
+  #settle(flight: Flight, reply: unknown): void {
+    if (flight.settled) return;
+    flight.settled = true;
+    this.#release();
+    if (flight.calls !== undefined) this.#decide(flight.calls, reply);
+    else flight.reset!.resolve(reply);
+  }
+
+  #reject(flight: Flight, error: unknown): void {
+    if (flight.settled) return;
+    if (!flight.reloaded && isNoScript(error)) {
+      flight.reloaded = true;
+      this.#evaluate(flight, false).then(
+        (reply) => this.#settle(flight, reply),
+        (retryError: unknown) => this.#reject(flight, retryError),
+      );
+      return;
+    }
+    flight.settled = true;
+    this.#release();
+    this.#failFlight(flight, error);
+  }
+
+  #failFlight(flight: Flight, error: unknown): void {
+    if (flight.calls !== undefined) this.#failAll(flight.calls, error);
+    else flight.reset!.reject(toError(error));
+  }
+
+  /** Drops settled flights from the front of the queue, so it stays as short as what is in flight. */
+  #release(): void {
+    const flights = this.#flights;
+    let head = this.#head;
+    while (head < flights.length && flights[head]!.settled) head += 1;
+    if (head === flights.length) {
+      // pop() is cheaper than writing length when one or two runs are out (the usual case).
+      if (head <= 4) while (flights.length > 0) flights.pop();
+      else flights.length = 0;
+      head = 0;
+    } else if (head >= 1024) {
+      flights.splice(0, head);
+      head = 0;
+    }
+    this.#head = head;
+  }
+
+  #arm(delayMs: number): void {
+    // Unref'd: an idle backend never holds the process open; the client's socket does while a call is out.
+    this.#timer = setTimeout(this.#sweep, delayMs);
+    this.#timer.unref();
+  }
+
+  /** Fails every flight past its deadline, then waits for the oldest one still in flight. */
+  readonly #sweep = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    const flights = this.#flights;
+    const timedOut: Flight[] = [];
+    for (let index = this.#head; index < flights.length; index += 1) {
+      const flight = flights[index]!;
+      if (flight.settled) continue;
+      // Deadlines grow in send order, so the first one still ahead ends the sweep.
+      if (flight.deadline > now) break;
+      flight.settled = true;
+      timedOut.push(flight);
+    }
+    this.#release();
+    for (const flight of timedOut) {
+      this.#failFlight(
+        flight,
+        new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, { timeoutMs: this.#timeoutMs }),
+      );
+    }
+    const oldest = this.#flights[this.#head];
+    if (oldest !== undefined && this.#timer === undefined) this.#arm(Math.max(1, Math.ceil(oldest.deadline - performance.now())));
+  };
+
+  #evaluate(flight: Flight, bySha: boolean): Promise<unknown> {
+    const { key } = flight;
     if (this.#nodeRedis) {
       const client = this.#redis as NodeRedisScriptClient;
-      const options = { keys, arguments: args };
+      const options =
+        key === undefined
+          ? { keys: flight.keys!, arguments: flight.args! }
+          : { keys: [key], arguments: [flight.mode, '1', flight.increment, flight.tolerance] };
       return bySha ? client.evalSha(SCRIPT_SHA, options) : client.eval(script, options);
     }
     const client = this.#redis as IoredisScriptClient;
+    if (key !== undefined) {
+      return bySha
+        ? client.evalsha(SCRIPT_SHA, 1, key, flight.mode, '1', flight.increment, flight.tolerance)
+        : client.eval(script, 1, key, flight.mode, '1', flight.increment, flight.tolerance);
+    }
+    const keys = flight.keys!;
     return bySha
-      ? client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args)
-      : client.eval(script, keys.length, ...keys, ...args);
+      ? client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...flight.args!)
+      : client.eval(script, keys.length, ...keys, ...flight.args!);
   }
+}
+
+/** One script run in flight. */
+class Flight {
+  settled = false;
+  reloaded = false;
+  /** The single-key fast path: its key and arguments (then `keys` and `args` are unset). */
+  key: string | undefined = undefined;
+  mode = '';
+  increment = '';
+  tolerance = '';
+
+  constructor(
+    /** When it times out, on the `performance.now()` scale. */
+    readonly deadline: number,
+    /** The calls it answers, or undefined for a reset. */
+    readonly calls: readonly PendingCall[] | undefined,
+    readonly keys: string[] | undefined,
+    readonly args: string[] | undefined,
+    readonly reset: { resolve: (reply: unknown) => void; reject: (error: Error) => void } | undefined,
+  ) {}
 }
 
 function asBackendError(error: unknown): RateLimitError {

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRateLimiter, MemoryBackend, RateLimitError } from '../src/index.js';
 import { RedisBackend } from '../src/redis.js';
 import type { RedisBackendStateChange, RedisScriptClient } from '../src/redis.js';
@@ -209,6 +209,40 @@ describe('RedisBackend options and replies', () => {
     await expect(
       createRateLimiter({ limit: 1, periodMs: 1_000, backend: new RedisBackend({ redis: failing, onError: 'throw' }) }).consume('k'),
     ).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: 'Redis call failed: not an Error' });
+  });
+
+  it('times out every script run on its own deadline with one shared timer, and ignores late replies', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance', 'Date'] });
+    try {
+      const late: ((reply: unknown) => void)[] = [];
+      // A client on which keys named "slow" never answer in time and the others answer at once.
+      const client: RedisScriptClient = {
+        evalsha: (_sha: string, _count: number, key?: string) =>
+          key?.includes('slow') === true ? new Promise((resolve) => late.push(resolve)) : Promise.resolve([1, 0]),
+        eval: () => Promise.reject(new Error('eval is not expected here')),
+      };
+      const backend = new RedisBackend({ redis: client, timeoutMs: 100, onError: 'throw', batch: false });
+      const limiter = createRateLimiter({ limit: 10, periodMs: 1_000, prefix: 'shared-timer', backend });
+      const first = limiter.consume('slow-1').catch((error: unknown) => error);
+      await vi.advanceTimersByTimeAsync(60);
+      let secondSettled = false;
+      const second = limiter.consume('slow-2').catch((error: unknown) => error);
+      void second.then(() => (secondSettled = true));
+      // A run sent after a stuck one answers normally; the stuck one still times out on time.
+      expect((await limiter.consume('fast')).allowed).toBe(true);
+      await vi.advanceTimersByTimeAsync(40);
+      expect(await first).toMatchObject({ code: 'BACKEND_TIMEOUT', timeoutMs: 100 });
+      await vi.advanceTimersByTimeAsync(59);
+      expect(secondSettled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await second).toMatchObject({ code: 'BACKEND_TIMEOUT' });
+      // Replies arriving after the timeout change nothing.
+      for (const resolve of late) resolve([1, 0]);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(backend.state).toBe('degraded');
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('times out on node-redis too', async () => {
