@@ -3,7 +3,9 @@
  * redis://127.0.0.1:6379), 20,000 no-op jobs per phase, median of 3 rounds, contenders
  * interleaved round by round: jobs/s of `add` one by one (each awaited), `addBulk` (one call),
  * and draining a full queue with one worker at concurrency 1 and 50. Both keep no completed jobs
- * (BullMQ with removeOnComplete), and ours runs with its full guarantees on (fencing tokens,
+ * (BullMQ with removeOnComplete), except in the last phase, which drains at concurrency 50 keeping
+ * the latest 1,000 completed jobs (ours: keepCompleted { count: 1000 }; BullMQ:
+ * removeOnComplete { count: 1000 }). Ours runs with its full guarantees on (fencing tokens,
  * lease renewal, key bookkeeping). Build the package first (`cd packages/sync-queue && npx tsup`):
  * `@postern/sync-queue` resolves to its dist.
  */
@@ -23,8 +25,9 @@ const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const bullmqVersion = (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version;
 const runId = randomUUID().slice(0, 8);
 
-type Phase = 'add' | 'addBulk' | 'drain c1' | 'drain c50';
-const PHASES: Phase[] = ['add', 'addBulk', 'drain c1', 'drain c50'];
+type Phase = 'add' | 'addBulk' | 'drain c1' | 'drain c50' | 'drain c50 keep 1k';
+const PHASES: Phase[] = ['add', 'addBulk', 'drain c1', 'drain c50', 'drain c50 keep 1k'];
+const KEEP_COMPLETED = 1_000;
 
 interface Contender {
   name: string;
@@ -53,7 +56,11 @@ function ours(): Contender {
   const prefix = `bench:sq:${runId}:`;
   const backend = new RedisBackend({ redis, prefix });
   const queueFor = (phase: Phase, round: number): SyncQueue<{ i: number }> =>
-    new SyncQueue<{ i: number }>({ name: `${phase}-${round}`, backend });
+    new SyncQueue<{ i: number }>({
+      name: `${phase}-${round}`,
+      backend,
+      ...(phase === 'drain c50 keep 1k' ? { keepCompleted: { count: KEEP_COMPLETED } } : {}),
+    });
   return {
     name: '@postern/sync-queue',
     async phase(phase, round) {
@@ -100,8 +107,9 @@ function bullmq(): Contender {
   return {
     name: `bullmq ${bullmqVersion}`,
     async phase(phase, round) {
-      const name = `${phase.replace(' ', '-')}-${round}`;
-      const queue = new Queue(name, { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
+      const name = `${phase.replaceAll(' ', '-')}-${round}`;
+      const removeOnComplete = phase === 'drain c50 keep 1k' ? { count: KEEP_COMPLETED } : true;
+      const queue = new Queue(name, { connection, prefix, defaultJobOptions: { removeOnComplete, removeOnFail: true } });
       queues.push(queue);
       const items = Array.from({ length: JOBS }, (_, i) => ({ name: 'job', data: { i } }));
       if (phase === 'add') {

@@ -154,7 +154,7 @@ export class MemoryBackend implements QueueBackend {
     for (const job of jobs) {
       if (job.key !== null) {
         const pendingId = state.pending.get(job.key);
-        const pendingJob = pendingId === undefined ? undefined : state.jobs.get(pendingId);
+        const pendingJob = pendingId === undefined || !this.#unfinished(state, pendingId) ? undefined : state.jobs.get(pendingId);
         if (pendingJob !== undefined) {
           pendingJob.payload = job.payload;
           pendingJob.maxAttempts = job.maxAttempts;
@@ -184,6 +184,11 @@ export class MemoryBackend implements QueueBackend {
     return Promise.resolve(results);
   }
 
+  /** True when the job exists and has not completed (a kept completed job owns no key and absorbs no change). */
+  #unfinished(state: QueueState, id: string): boolean {
+    return state.jobs.has(id) && !state.completed.has(id);
+  }
+
   #setReady(state: QueueState, id: string, runAt: number): void {
     state.ready.set(id, runAt);
     state.heap.push({ runAt, order: Number(id), id });
@@ -206,7 +211,7 @@ export class MemoryBackend implements QueueBackend {
     }
     state.pending.set(job.key, job.id);
     const owner = state.owner.get(job.key);
-    if (owner !== undefined && owner !== job.id && state.jobs.has(owner)) {
+    if (owner !== undefined && owner !== job.id && this.#unfinished(state, owner)) {
       state.blocked.add(job.id);
     } else {
       if (owner !== undefined) state.owner.delete(job.key);
@@ -440,7 +445,7 @@ export class MemoryBackend implements QueueBackend {
     job.runAt = this.#clock.now();
     if (job.key !== null) {
       const pendingId = state.pending.get(job.key);
-      if (pendingId !== undefined && pendingId !== id && state.jobs.has(pendingId)) {
+      if (pendingId !== undefined && pendingId !== id && this.#unfinished(state, pendingId)) {
         // A newer change for the key is already waiting: it supersedes the dead one.
         state.jobs.delete(id);
         return Promise.resolve(pendingId);

@@ -176,6 +176,37 @@ describe('SyncQueue on Redis', () => {
     expect(await redis.hget(`${base}o`, 'owned-by-ghost')).toBeNull();
   });
 
+  it('never lets stray key state that points at a kept completed job block a key or swallow a change', async () => {
+    const name = 'stray-completed';
+    const base = `${prefix}{${name}}:`;
+    const queue = new SyncQueue<string>({ name, backend, keepCompleted: { count: 10 } });
+    const ran: string[] = [];
+    let wanted = 1;
+    let release: () => void = () => undefined;
+    queue.onCompleted(({ job }) => {
+      ran.push(job.payload);
+      if (ran.length === wanted) release();
+    });
+    const worker = queue.process(() => undefined, { concurrency: 2, pollIntervalMs: 10 });
+    let done = new Promise<void>((resolve) => (release = resolve));
+    const kept = await queue.add('kept', { key: 'k0' });
+    await done;
+    // Stray state pointing at the kept job, as a manual HSET or a buggy older script could leave.
+    await redis.hset(`${base}o`, 'k1', kept.id);
+    await redis.hset(`${base}p`, 'k2', kept.id);
+    wanted = 3;
+    done = new Promise<void>((resolve) => (release = resolve));
+    const owned = await queue.add('after-owner', { key: 'k1' });
+    const pending = await queue.add('after-pending', { key: 'k2' });
+    expect(pending.coalesced).toBe(false);
+    expect(pending.id).not.toBe(kept.id);
+    await done;
+    await worker.close();
+    expect(ran.sort()).toEqual(['after-owner', 'after-pending', 'kept']);
+    expect(owned.id).not.toBe(kept.id);
+    expect((await queue.completed.list()).map((job) => job.payload)).toEqual(expect.arrayContaining(['kept', 'after-owner', 'after-pending']));
+  });
+
   it('delays, dead-letters and retries through the Redis backend', async () => {
     const queue = new SyncQueue<string>({ name: 'dead', backend, retry: { maxAttempts: 2, initialDelayMs: 10 } });
     const deadIds: string[] = [];

@@ -28,6 +28,13 @@ else
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- True when job id exists and has not completed: a kept completed job owns no key and absorbs no
+-- change, even if stray key state points at it.
+local function unfinished(id)
+  local f = rcall('HMGET', JP .. id, 'ct', 'ca')
+  return f[1] ~= false and f[2] == false
+end
+
 -- Puts a job that is not running into its key's pending slot (blocked while the key is owned
 -- by another live job) or straight into the waiting set.
 local function enqueueKeyed(id, key, runAt)
@@ -37,10 +44,10 @@ local function enqueueKeyed(id, key, runAt)
   end
   rcall('HSET', P, key, id)
   local owner = rcall('HGET', O, key)
-  if owner and owner ~= id and rcall('EXISTS', JP .. owner) == 1 then
+  if owner and owner ~= id and unfinished(owner) then
     rcall('SADD', B, id)
   else
-    -- An owner whose job no longer exists can never release the key: drop it here.
+    -- An owner whose job no longer exists (or completed) can never release the key: drop it here.
     if owner then rcall('HDEL', O, key) end
     rcall('ZADD', Q, runAt, id)
   end

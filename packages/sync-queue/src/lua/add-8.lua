@@ -11,7 +11,7 @@ for i = 3, #ARGV, 4 do
   if key ~= '' then
     local pid = rcall('HGET', P, key)
     if pid then
-      if rcall('EXISTS', JP .. pid) == 1 then
+      if unfinished(pid) then
         rcall('HSET', JP .. pid, 'p', payload, 'ma', maxAttempts)
         out[#out + 1] = pid
         out[#out + 1] = 1

@@ -12,7 +12,7 @@ local key = rcall('HGET', jk, 'k')
 rcall('HSET', jk, 'at', 0, 'tk', '', 'e', '', 'ra', NOW)
 if key then
   local pid = rcall('HGET', P, key)
-  if pid and pid ~= id and rcall('EXISTS', JP .. pid) == 1 then
+  if pid and pid ~= id and unfinished(pid) then
     rcall('DEL', jk)
     return pid
   end
