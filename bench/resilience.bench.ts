@@ -21,6 +21,16 @@ import { progress, ratio, report, suite } from './harness.ts';
 const noop = async (): Promise<void> => {};
 const readsSignal = ({ signal }: { signal: AbortSignal }): Promise<boolean> =>
   Promise.resolve(signal.aborted);
+// The least any breaker can do: observe the work's promise with one reaction and return it.
+let observed = 0;
+const seen = (): void => {
+  observed++;
+};
+const observeOnly = (): Promise<void> => {
+  const promise = noop();
+  void promise.then(seen, seen);
+  return promise;
+};
 
 function cases(): BenchCase[] {
   const consecutive = circuitBreaker({ strategy: { kind: 'consecutive', threshold: 5 } });
@@ -54,6 +64,7 @@ function cases(): BenchCase[] {
 
   return [
     { name: 'bare call', fn: () => noop() },
+    { name: 'observer floor (promise.then)', fn: observeOnly },
     { name: 'postern breaker (consecutive)', fn: () => consecutive.execute(noop) },
     { name: 'postern breaker (count window)', fn: () => countWindow.execute(noop) },
     { name: 'postern breaker (time window)', fn: () => timeWindow.execute(noop) },
@@ -82,7 +93,7 @@ for (const concurrency of [1, 100]) {
   progress(`concurrency ${concurrency}`);
   const label = concurrency === 1 ? 'sequential' : `${concurrency} in flight`;
   const measured = (
-    await suite(cases(), { durationMs: 1_400, warmupMs: 150, rounds: 7, concurrency })
+    await suite(cases(), { durationMs: 1_400, warmupMs: 150, rounds: 15, concurrency })
   ).map((result) => ({
     ...result,
     name: `${result.name} [${label}]`,
@@ -101,6 +112,14 @@ for (const concurrency of [1, 100]) {
   ratios[`postern breaker/bare${tag}`] = ratio(
     get('postern breaker (consecutive)'),
     get('bare call'),
+  );
+  ratios[`postern breaker/observer floor${tag}`] = ratio(
+    get('postern breaker (consecutive)'),
+    get('observer floor (promise.then)'),
+  );
+  ratios[`cockatiel breaker/observer floor${tag}`] = ratio(
+    get('cockatiel breaker (consecutive)'),
+    get('observer floor (promise.then)'),
   );
   ratios[`postern timeout/cockatiel timeout (cooperative)${tag}`] = ratio(
     get('postern timeout (cooperative)'),
@@ -157,6 +176,10 @@ ratios['postern breaker/opossum breaker (CPU time)'] = cpuRatio(
   'postern breaker (consecutive)',
   'opossum breaker (no timeout)',
 );
+ratios['postern breaker/observer floor (CPU time)'] = cpuRatio(
+  'postern breaker (consecutive)',
+  'observer floor (promise.then)',
+);
 ratios['postern breaker/cockatiel breaker (CPU time added to a bare call)'] = addedRatio(
   'postern breaker (consecutive)',
   'cockatiel breaker (consecutive)',
@@ -178,6 +201,7 @@ ratios['postern wrap/cockatiel wrap (CPU time)'] = cpuRatio(
   'cockatiel wrap(retry, breaker, timeout)',
 );
 
+if (observed === 0) throw new Error('the observer floor never ran its reaction');
 report('@postern/resilience vs cockatiel 3.2.1 and opossum 9.0.0 (async no-op)', results, ratios);
 // opossum keeps interval timers for its rolling statistics; end the process once the report is out.
 process.exit(0);
