@@ -20,8 +20,8 @@ import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery,
 import type { AttemptInfo } from './queue.js';
 import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
 import type { ResolvedRecipient, Resolver } from './resolver.js';
-import { arcSeal, dkimSignature, relaxedBodyHash, verifyInbound } from './signing.js';
-import type { ArcOptions, AuthenticationOptions, DkimOptions, InboundVerdict } from './signing.js';
+import { arcSeal, chooseDkimKey, dkimSignature, isDkimSelection, relaxedBodyHash, verifyInbound } from './signing.js';
+import type { ArcOptions, AuthenticationOptions, DkimSigning, InboundVerdict } from './signing.js';
 import { Srs } from './srs.js';
 import type { SrsOptions } from './srs.js';
 import { Transport } from './transport.js';
@@ -84,8 +84,8 @@ export interface SmtpForwarderOptions {
   delivery?: DeliveryMode;
   /** SRS secrets; without them MAIL FROM is kept as is (SPF will usually fail downstream). */
   srs?: Omit<SrsOptions, 'domain' | 'clock'> & { domain?: string };
-  /** DKIM key of the forwarding domain. Default: no signature. */
-  dkim?: DkimOptions;
+  /** DKIM key of the forwarding domain, or a choice of key per alias domain. Default: no signature. */
+  dkim?: DkimSigning;
   /** ARC key; adds an ARC set to every forward. Needs `authentication`. Default: no ARC. */
   arc?: ArcOptions;
   /** Inbound SPF/DKIM/DMARC checks, recorded in Authentication-Results. Default: off. */
@@ -309,6 +309,9 @@ export class SmtpForwarder {
     }
     if (options.arc !== undefined && options.authentication === undefined) {
       throw new SmtpForwardError('INVALID_OPTIONS', 'arc needs authentication (the ARC set records its results)');
+    }
+    if (options.dkim !== undefined && isDkimSelection(options.dkim) && options.dkim.keys === undefined && options.dkim.select === undefined && options.dkim.fallback === undefined) {
+      throw new SmtpForwardError('INVALID_OPTIONS', 'dkim needs privateKey, or one of keys, select and fallback');
     }
     this.#options = { ...options };
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -739,11 +742,17 @@ export class SmtpForwarder {
       );
       header = Buffer.concat([seal, header]);
     }
-    if (this.#options.dkim !== undefined) {
+    const dkim = this.#options.dkim;
+    if (dkim !== undefined) {
       try {
-        bodyHash ??= await relaxedBodyHash(spool.read());
-        const signature = dkimSignature(header, bodyHash, { ...this.#options.dkim, domain: this.#options.dkim.domain ?? this.#domain }, new Date(now));
-        header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
+        const aliases = recipients.map((r) => r.alias.toLowerCase());
+        const first = aliases[0] ?? '';
+        const key = await chooseDkimKey(dkim, { domain: first.slice(first.lastIndexOf('@') + 1), aliases, messageId }, this.#domain);
+        if (key !== null) {
+          bodyHash ??= await relaxedBodyHash(spool.read());
+          const signature = dkimSignature(header, bodyHash, key, new Date(now));
+          header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
+        }
       } catch (error) {
         this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
         throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 451, reason: '4.3.0 Temporary signing problem' });

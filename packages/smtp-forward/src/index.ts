@@ -25,7 +25,7 @@ export { SmtpForwardError, isPosternError } from './errors.js';
 export type { SmtpForwardErrorCode, SmtpForwardErrorFields } from './errors.js';
 export { maskEmail } from './address.js';
 export type { Disposable, Event } from './events.js';
-export type { ArcOptions, AuthenticationOptions, DkimOptions } from './signing.js';
+export type { ArcOptions, AuthenticationOptions, DkimKey, DkimOptions, DkimSelectContext, DkimSelection, DkimSigning } from './signing.js';
 export type { MtaStsLookup, MtaStsPolicy, MxOptions, RelayOptions, TransportOptions } from './transport.js';
 export { mtaStsPolicy } from './mta-sts.js';
 export type { MtaStsPolicyOptions } from './mta-sts.js';

@@ -18,6 +18,60 @@ export interface DkimOptions {
   domain?: string;
 }
 
+/** A DKIM key bound to the domain it signs for (`d=`). */
+export interface DkimKey extends DkimOptions {
+  /** Signing domain, matched case-insensitively against the alias domain of each message. */
+  domain: string;
+}
+
+/** What a per-message key choice is told. */
+export interface DkimSelectContext {
+  /** The signing domain wanted: the domain of the message's first alias (the rewritten `From`'s domain). */
+  domain: string;
+  /** Every alias the message was accepted for, lower case. */
+  aliases: readonly string[];
+  /** The forwarder's id of the message. */
+  messageId: string;
+}
+
+/**
+ * Chooses the DKIM key per message, by the alias domain: first an entry of `keys` for that
+ * domain, then `select`, then `fallback`; with none of them the message is sent unsigned.
+ */
+export interface DkimSelection {
+  /** Keys known up front, one per signing domain. */
+  keys?: readonly DkimKey[];
+  /** Looks a key up (e.g. in a database); null when the domain has none. A rejection answers 451. */
+  select?: (context: DkimSelectContext) => Promise<DkimOptions | null> | DkimOptions | null;
+  /** Used when neither `keys` nor `select` has a key; its `domain` defaults to the forwarder's. */
+  fallback?: DkimOptions;
+}
+
+/** The `dkim` option: one key for every message, or a choice per message. */
+export type DkimSigning = DkimOptions | DkimSelection;
+
+/** True when `dkim` chooses its key per message rather than being one key. */
+export function isDkimSelection(dkim: DkimSigning): dkim is DkimSelection {
+  return !('privateKey' in dkim);
+}
+
+/**
+ * Returns the key (with its signing domain) for one message, or null to leave it unsigned.
+ * A key returned by `select` without a `domain` signs for `context.domain`.
+ */
+export async function chooseDkimKey(dkim: DkimSigning, context: DkimSelectContext, forwarderDomain: string): Promise<DkimKey | null> {
+  if (!isDkimSelection(dkim)) return { ...dkim, domain: dkim.domain ?? forwarderDomain };
+  const wanted = context.domain.toLowerCase();
+  const listed = dkim.keys?.find((key) => key.domain.toLowerCase() === wanted);
+  if (listed !== undefined) return listed;
+  if (dkim.select !== undefined) {
+    const selected = await dkim.select(context);
+    if (selected !== null) return { ...selected, domain: selected.domain ?? wanted };
+  }
+  if (dkim.fallback !== undefined) return { ...dkim.fallback, domain: dkim.fallback.domain ?? forwarderDomain };
+  return null;
+}
+
 /** The key used to add an ARC set. Same shape as {@link DkimOptions}. */
 export type ArcOptions = DkimOptions;
 
