@@ -120,6 +120,8 @@ export class RedisBackend implements RateLimitBackend {
   readonly #flights: Flight[] = [];
   #head = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  // Whether the timer holds the process open: only while some run is in flight, as a timer per call would.
+  #timerHeld = false;
   #textValueA = Number.NaN;
   #textA = '';
   #textValueB = Number.NaN;
@@ -342,6 +344,7 @@ export class RedisBackend implements RateLimitBackend {
   #launch(flight: Flight): void {
     this.#flights.push(flight);
     if (this.#timer === undefined) this.#arm(this.#timeoutMs);
+    else if (!this.#timerHeld) this.#hold(true);
     this.#evaluate(flight, true).then(
       (reply) => this.#settle(flight, reply),
       (error: unknown) => this.#reject(flight, error),
@@ -386,6 +389,8 @@ export class RedisBackend implements RateLimitBackend {
       if (head <= 4) while (flights.length > 0) flights.pop();
       else flights.length = 0;
       head = 0;
+      // Nothing in flight: the armed timer stays (re-arming per call costs more) but lets the process exit.
+      if (this.#timerHeld) this.#hold(false);
     } else if (head >= 1024) {
       flights.splice(0, head);
       head = 0;
@@ -394,14 +399,24 @@ export class RedisBackend implements RateLimitBackend {
   }
 
   #arm(delayMs: number): void {
-    // Unref'd: an idle backend never holds the process open; the client's socket does while a call is out.
     this.#timer = setTimeout(this.#sweep, delayMs);
-    this.#timer.unref();
+    this.#timerHeld = true;
+  }
+
+  #hold(held: boolean): void {
+    this.#timerHeld = held;
+    const timer = this.#timer as { ref?: () => void; unref?: () => void } | undefined;
+    // Node timers can be (un)referenced; other runtimes' numeric timer ids cannot, nor need to be.
+    if (typeof timer === 'object') {
+      if (held) timer.ref?.();
+      else timer.unref?.();
+    }
   }
 
   /** Fails every flight past its deadline, then waits for the oldest one still in flight. */
   readonly #sweep = (): void => {
     this.#timer = undefined;
+    this.#timerHeld = false;
     const now = performance.now();
     const flights = this.#flights;
     const timedOut: Flight[] = [];

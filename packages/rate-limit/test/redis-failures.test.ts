@@ -245,6 +245,27 @@ describe('RedisBackend options and replies', () => {
     }
   });
 
+  it('holds the process open only while a script run is in flight', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const sent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    let answer: ((reply: unknown) => void) | undefined;
+    const client: RedisScriptClient = {
+      evalsha: () => new Promise((resolve) => (answer = resolve)),
+      eval: () => Promise.reject(new Error('eval is not expected here')),
+    };
+    const backend = new RedisBackend({ redis: client, timeoutMs: 60_000, onError: 'throw' });
+    const limiter = createRateLimiter({ limit: 5, periodMs: 1_000, prefix: 'hold', backend });
+    const idle = timers();
+    for (const backlogUs of [0, 200_000]) {
+      const pending = limiter.consume('k');
+      await sent();
+      expect(timers()).toBe(idle + 1);
+      answer!([1, backlogUs]);
+      expect((await pending).allowed).toBe(true);
+      expect(timers()).toBe(idle);
+    }
+  });
+
   it('times out on node-redis too', async () => {
     const client = createClient({ socket: { port: own.port, host: '127.0.0.1' } });
     await client.connect();
