@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis';
 import type { DependencyContainer } from 'tsyringe';
 import { createAliasResolver, subscribeToAliasChanges, toRecipient } from '../alias-resolver.js';
 import { get } from '../container.js';
+import { createDkimKeySelector } from '../dkim-keys.js';
 import { OutboxDeliveryQueue } from './outbox-queue.js';
 
 /** Options of `startSmtp`. */
@@ -50,7 +51,7 @@ const BREAKER_LEVEL: Record<string, number> = { closed: 0, 'half-open': 0.5, ope
 
 /**
  * Starts the forwarder with everything the container holds: aliases from PostgreSQL through a
- * cache invalidated over Redis pub/sub, the shared domain's DKIM key, SRS, per-IP and per-sender
+ * cache invalidated over Redis pub/sub, each alias domain's DKIM key (cached), SRS, per-IP and per-sender
  * limits on Redis, and a timeout inside a circuit breaker around every relay attempt.
  */
 export async function startSmtp(
@@ -64,7 +65,18 @@ export async function startSmtp(
   const redis = get(container, 'redis');
 
   const shared = await get(container, 'domains').ensureShared(config.smtp.domain);
-  const signing = await get(container, 'domains').signingKey(shared.name);
+  const domains = get(container, 'domains');
+  const signing = await domains.signingKey(shared.name);
+  // Custom domains sign with their own key (d= their domain, aligned with a rewritten From), read
+  // from PostgreSQL per alias domain through a short-lived cache; the shared key is the fallback.
+  const dkimKeys = createDkimKeySelector({
+    lookup: (name) => domains.signingKey(name),
+    ttlMs: config.smtp.aliasCacheTtlMs,
+  });
+  const sharedKey =
+    signing === null
+      ? undefined
+      : { selector: signing.selector, privateKey: signing.privateKeyPem, domain: shared.name };
   // With no Redis there is no invalidation channel: run without the cache so a disabled alias
   // is refused at once.
   const resolver = createAliasResolver({
@@ -127,9 +139,10 @@ export async function startSmtp(
     delivery,
     fromRewrite: config.smtp.fromRewrite,
     srs: { secrets: [config.srsSecret.reveal()] },
-    ...(signing === null
-      ? {}
-      : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
+    dkim: {
+      ...(sharedKey === undefined ? {} : { keys: [sharedKey], fallback: sharedKey }),
+      select: (context) => dkimKeys.select(context),
+    },
     rateLimiter: get(container, 'limiters').smtp,
     policy: wrap(breaker, timeout(config.smtp.relayTimeoutMs)),
     logger,
