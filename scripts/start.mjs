@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// `pnpm start`: launches the reference server (examples/reference-server) once it exists; until
-// then it says what the workspace holds and how to try each package.
-import { spawn, spawnSync } from 'node:child_process';
+// `pnpm start`: launches the reference server (examples/reference-server), which runs the packages
+// from source through tsx, so a fresh clone needs no build first. Without the example it lists the packages.
+import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,16 +9,6 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const server = join(root, 'examples', 'reference-server');
 if (existsSync(join(server, 'package.json'))) {
-  // The server runs the packages through their public entries, which point at dist/: build any
-  // package that has not been built yet (a fresh clone), so the start command works as pasted.
-  const unbuilt = readdirSync(join(root, 'packages')).filter(
-    (name) => existsSync(join(root, 'packages', name, 'package.json')) && !existsSync(join(root, 'packages', name, 'dist')),
-  );
-  if (unbuilt.length > 0) {
-    console.log(`building ${unbuilt.join(', ')} first`);
-    const build = spawnSync('npx', ['-y', 'pnpm@10.34.9', 'run', 'build'], { cwd: root, stdio: 'inherit' });
-    if (build.status !== 0) process.exit(build.status ?? 1);
-  }
   const child = spawn('npx', ['-y', 'pnpm@10.34.9', '--filter', '@postern/reference-server', 'start'], {
     cwd: root,
     stdio: 'inherit',
