@@ -44,7 +44,8 @@ export interface AliasRoute {
 }
 
 /** Outcome of one message for an alias, counted and logged. */
-export type ForwardOutcome = 'forwarded' | 'rejected';
+/** `bounced`: a queued delivery failed for good and the sender got a DSN (counters unchanged). */
+export type ForwardOutcome = 'forwarded' | 'rejected' | 'bounced';
 
 /** Options of `AliasRepository`. */
 export interface AliasRepositoryOptions {
@@ -274,7 +275,9 @@ export class AliasRepository {
         .set((eb) =>
           outcome === 'forwarded'
             ? { forwarded_count: eb('forwarded_count', '+', 1), last_seen_at: now }
-            : { rejected_count: eb('rejected_count', '+', 1), last_seen_at: now },
+            : outcome === 'rejected'
+              ? { rejected_count: eb('rejected_count', '+', 1), last_seen_at: now }
+              : { last_seen_at: now },
         )
         .where('id', '=', aliasId)
         .returning('user_id')

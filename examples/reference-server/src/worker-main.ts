@@ -1,4 +1,5 @@
 // The worker process: `tsx src/worker-main.ts`: sync-queue consumers (queued SMTP deliveries, system mail).
+import { timeout } from '@postern/resilience';
 import { SyncQueue } from '@postern/sync-queue';
 import type { Worker } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
@@ -9,7 +10,10 @@ import { announceReady, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './metrics-server.js';
 import { RelayMailer } from './mailer.js';
 import type { SystemMail } from './mailer.js';
-import { DELIVERY_QUEUE, SYSTEM_MAIL_QUEUE, deliveryHandler, relaySender } from './worker.js';
+import { createAliasResolver } from './alias-resolver.js';
+import { parseRelay } from './smtp/process.js';
+import { DELIVERY_QUEUE, SYSTEM_MAIL_QUEUE, createDeliveryHandler } from './worker.js';
+import type { DeliveryHandler } from './worker.js';
 
 const config = loadServerConfigOrExit();
 const container = createContainer(config, 'worker');
@@ -18,6 +22,7 @@ const metrics = get(container, 'metrics');
 const redis = get(container, 'redis');
 const workers: Worker[] = [];
 let depthTimer: NodeJS.Timeout | undefined;
+let delivery: DeliveryHandler | undefined;
 
 if (redis === null || (config.smtp.relays ?? []).length === 0) {
   // With no Redis or no relay, the SMTP process delivers to the outbox itself: nothing to consume.
@@ -27,8 +32,26 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   const relays = config.smtp.relays ?? [];
   const timeoutMs = config.smtp.relayTimeoutMs;
   const queue = new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend, logger });
+  // Alias addresses in a job may carry a sub-address tag: resolve them as the SMTP process does.
+  const routes = createAliasResolver({
+    findRoute: (address) => get(container, 'aliases').findRoute(address),
+    ttlMs: 0,
+  });
+  const handler = createDeliveryHandler({
+    domain: config.smtp.domain,
+    relays: relays.map(parseRelay),
+    policy: timeout(timeoutMs),
+    metrics,
+    logger,
+    async recordBounce(alias, details) {
+      const route = await routes.route(alias);
+      if (route !== null)
+        await get(container, 'aliases').recordOutcome(route.id, 'bounced', details);
+    },
+  });
+  delivery = handler;
   workers.push(
-    queue.process(deliveryHandler(relaySender(relays, timeoutMs)), {
+    queue.process((job) => handler.handle(job), {
       concurrency: 8,
       timeoutMs: timeoutMs * 2,
     }),
@@ -63,5 +86,6 @@ onShutdown(async () => {
   clearInterval(depthTimer);
   await metricsServer?.close();
   await Promise.all(workers.map((worker) => worker.close({ timeoutMs: 10_000 })));
+  await delivery?.close();
   await disposeContainer(container);
 });

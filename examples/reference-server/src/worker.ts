@@ -1,6 +1,7 @@
-import { readFile, unlink } from 'node:fs/promises';
-import type { QueuedDelivery } from '@postern/smtp-forward';
+import { SmtpForwarder } from '@postern/smtp-forward';
+import type { DeliveryEvent, Policy, QueuedDelivery, RelayOptions } from '@postern/smtp-forward';
 import type { Job } from '@postern/sync-queue';
+import type { Metrics } from './metrics.js';
 
 /** The sync-queue that carries spooled messages from the SMTP process to the workers. */
 export const DELIVERY_QUEUE = 'smtp-delivery';
@@ -8,46 +9,78 @@ export const DELIVERY_QUEUE = 'smtp-delivery';
 /** The sync-queue that carries system mail (verification, reset) from the API to the workers. */
 export const SYSTEM_MAIL_QUEUE = 'system-mail';
 
-/** Sends one raw message to the first relay that takes it. */
-export type RawSender = (
-  envelope: { from: string; to: readonly string[] },
-  raw: Buffer,
-) => Promise<void>;
+/** Options of `createDeliveryHandler`. */
+export interface DeliveryHandlerOptions {
+  /** The forwarding domain: the DSN comes from MAILER-DAEMON at it. */
+  domain: string;
+  /** Relays tried in order for each message and for each bounce. */
+  relays: readonly RelayOptions[];
+  /** Wraps each relay attempt (timeout, circuit breaker). Default: run once. */
+  policy?: Policy;
+  /** Records a bounce in the forwarding log, by alias address (sub-address tags included). */
+  recordBounce: (alias: string, details: { reason: string; messageId: string }) => Promise<void>;
+  metrics?: Pick<Metrics, 'smtpMessages'>;
+  logger?: ConstructorParameters<typeof SmtpForwarder>[0]['logger'];
+}
 
-/** A nodemailer-based sender over the configured relays, tried in order. */
-export function relaySender(relays: readonly string[], timeoutMs: number): RawSender {
-  return async (envelope, raw) => {
-    const { createTransport } = await import('nodemailer');
-    let lastError: unknown = new Error('no relay configured');
-    for (const relay of relays) {
-      const transport = createTransport({
-        url: relay,
-        connectionTimeout: timeoutMs,
-        greetingTimeout: timeoutMs,
-        socketTimeout: timeoutMs,
-      } as never);
-      try {
-        await transport.sendMail({ envelope: { from: envelope.from, to: [...envelope.to] }, raw });
-        return;
-      } catch (error) {
-        lastError = error;
-      } finally {
-        transport.close();
-      }
-    }
-    throw lastError;
-  };
+/** The handler of the delivery queue, and the forwarder it delivers with (close it on shutdown). */
+export interface DeliveryHandler {
+  handle(job: Job<QueuedDelivery>): Promise<void>;
+  close(): Promise<void>;
+}
+
+// The relay's answer names the private destination (`550 <me@dest>: no such user`); the log keeps
+// the reason without it, as the DSN does.
+function redact(text: string): string {
+  return text.replace(/[^\s<>"]+@[^\s<>"]+/g, '<redacted>').slice(0, 300);
 }
 
 /**
- * The handler of a queued delivery: read the spooled file, relay it, then delete it. A failure
- * throws, so sync-queue retries with backoff and finally dead-letters the job; the job id is the
- * message id, so a retry after a crash re-sends the same message (at least once, never lost).
+ * Delivers spooled messages with @postern/smtp-forward's own `deliverQueued` (the forwarder is
+ * never listening here). A temporary failure throws, so sync-queue retries with backoff; a
+ * permanent one (5xx), or a temporary one on the last attempt, completes the job with a DSN to
+ * the original (SRS-reversed) sender naming the alias, never the destination, and a `bounced`
+ * row in the forwarding log and the `smtp_messages_total{outcome="bounced"}` metric.
  */
-export function deliveryHandler(send: RawSender): (job: Job<QueuedDelivery>) => Promise<void> {
-  return async (job) => {
-    const raw = await readFile(job.payload.path);
-    await send({ from: job.payload.mailFrom, to: job.payload.recipients }, raw);
-    await unlink(job.payload.path).catch(() => undefined);
+export function createDeliveryHandler(options: DeliveryHandlerOptions): DeliveryHandler {
+  const forwarder = new SmtpForwarder({
+    domain: options.domain,
+    // Never asked: this forwarder does not listen; it only delivers what the SMTP process spooled.
+    resolver: () => Promise.resolve(null),
+    transport: { relays: [...options.relays] },
+    ...(options.policy === undefined ? {} : { policy: options.policy }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+  });
+  const bounces = new Map<string, DeliveryEvent[]>();
+  const count = (outcome: string, reason: string): void =>
+    options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
+  forwarder.onForwarded((event) => count('forwarded', event.reason));
+  forwarder.onDeferred((event) => count('deferred', redact(event.reason)));
+  forwarder.onBounced((event) => {
+    count('bounced', redact(event.reason));
+    bounces.get(event.messageId)?.push(event);
+  });
+
+  return {
+    async handle(job) {
+      const { payload } = job;
+      const seen: DeliveryEvent[] = [];
+      bounces.set(payload.messageId, seen);
+      try {
+        await forwarder.deliverQueued(payload, {
+          attempt: job.attempt,
+          finalAttempt: job.attempt >= job.maxAttempts,
+        });
+      } finally {
+        bounces.delete(payload.messageId);
+        for (const event of seen)
+          for (const alias of payload.aliases)
+            await options.recordBounce(alias, {
+              reason: redact(event.reason),
+              messageId: payload.messageId,
+            });
+      }
+    },
+    close: () => forwarder.close({ timeoutMs: 1_000 }),
   };
 }

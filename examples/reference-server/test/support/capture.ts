@@ -8,7 +8,12 @@ export interface Captured {
 }
 
 /** A local MX standing in for the destination's mail server: keeps every message it receives. */
-export async function startCaptureServer(): Promise<{
+export async function startCaptureServer(
+  options: {
+    /** Refuses RCPT TO for these addresses with this code (550: permanent, 450: temporary). */
+    refuse?: { addresses: readonly string[]; code: number };
+  } = {},
+): Promise<{
   port: number;
   messages: Captured[];
   close(): Promise<void>;
@@ -18,6 +23,19 @@ export async function startCaptureServer(): Promise<{
     authOptional: true,
     disabledCommands: ['STARTTLS'],
     logger: false,
+    onRcptTo(address, _session, callback) {
+      const refuse = options.refuse;
+      if (refuse !== undefined && refuse.addresses.includes(address.address)) {
+        const status = refuse.code >= 500 ? '5.1.1' : '4.2.1';
+        callback(
+          Object.assign(new Error(`${status} <${address.address}>: mailbox unavailable`), {
+            responseCode: refuse.code,
+          }),
+        );
+        return;
+      }
+      callback();
+    },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -1,0 +1,191 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AliasRepository } from '../src/aliases.js';
+import { DomainRepository } from '../src/domains.js';
+import { Supervisor } from '../src/supervisor.js';
+import { createDeliveryHandler } from '../src/worker.js';
+import { eventually, startCaptureServer } from './support/capture.js';
+import { createTestDatabase } from './support/database.js';
+import type { TestDatabase } from './support/database.js';
+import { REDIS_URL, deleteKeys } from './support/redis.js';
+import { databaseUrlFor } from './support/server.js';
+import { swaks } from './support/swaks.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const prefix = `test:rs:bounce:${randomBytes(4).toString('hex')}:`;
+const redis = new Redis(REDIS_URL);
+let database: TestDatabase;
+let capture: Awaited<ReturnType<typeof startCaptureServer>>;
+let supervisor: Supervisor;
+let dataDir: string;
+let smtpPort = 0;
+let aliasId = '';
+
+beforeAll(async () => {
+  database = await createTestDatabase('rs_bounce');
+  // The relay refuses the alias's destination for good, and takes everything else (the DSN).
+  capture = await startCaptureServer({ refuse: { addresses: ['gone@dest.test'], code: 550 } });
+  dataDir = await mkdtemp(join(tmpdir(), 'postern-bounce-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'],
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrlFor(database.schema),
+    REDIS_URL,
+    REDIS_KEY_PREFIX: prefix,
+    DATA_DIR: dataDir,
+    SMTP_PORT: '0',
+    SMTP_DOMAIN: 'alias.test',
+    SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
+    SMTP_DELIVERY: 'queued',
+    SMTP_FROM_REWRITE: 'never',
+    WORKER_METRICS_PORT: '0',
+    SRS_SECRET: randomBytes(32).toString('base64url'),
+  };
+  const shared = await new DomainRepository(database.db, { mxHost: 'mx.alias.test' }).ensureShared(
+    'alias.test',
+  );
+  const userId = randomUUID();
+  await database.db
+    .insertInto('users')
+    .values({
+      id: userId,
+      email: 'b@example.org',
+      password_hash: 'x',
+      email_verified: true,
+      created_at: 1,
+    })
+    .execute();
+  aliasId = (
+    await new AliasRepository(database.db).create({
+      userId,
+      domainId: shared.id,
+      localPart: 'bouncy',
+      destinations: ['gone@dest.test'],
+    })
+  ).id;
+  supervisor = new Supervisor({
+    cwd: root,
+    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
+    output: () => undefined,
+    log: () => undefined,
+  });
+  smtpPort = await supervisor.start({
+    name: 'smtp',
+    module: join(root, 'src', 'smtp-main.ts'),
+    env: { ...env },
+  });
+  await supervisor.start({
+    name: 'worker',
+    module: join(root, 'src', 'worker-main.ts'),
+    env: { ...env, SMTP_PORT: String(smtpPort) },
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await supervisor.stop();
+  await capture.close();
+  await deleteKeys(redis, prefix);
+  await redis.quit();
+  await database.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('bounces: a queued delivery the relay refuses with 550', () => {
+  it('sends a DSN to the original sender naming the alias, never the destination, logs and counts it', async () => {
+    const sent = await swaks(smtpPort, 'sender@origin.test', 'bouncy+tag@alias.test');
+    expect(sent.code).toBe(0);
+    const dsn = await eventually(
+      () => capture.messages.find((message) => message.to.includes('sender@origin.test')),
+      20_000,
+    );
+    // A null reverse path (no bounce loops), to the SRS-reversed sender, as a multipart/report.
+    expect(dsn.from).toBe('');
+    const text = dsn.data.toString('utf8');
+    expect(text).toContain('From: Mail Delivery System <MAILER-DAEMON@alias.test>');
+    expect(text).toContain('report-type=delivery-status');
+    expect(text).toContain('Final-Recipient: rfc822; bouncy+tag@alias.test');
+    expect(text).toMatch(/Status: 5\.\d\.\d/);
+    expect(text).not.toContain('gone@dest.test');
+    expect(capture.messages.some((message) => message.to.includes('gone@dest.test'))).toBe(false);
+
+    const rows = await eventually(async () => {
+      const found = await database.db
+        .selectFrom('forwarding_log')
+        .select(['outcome', 'reason', 'message_id'])
+        .where('alias_id', '=', aliasId)
+        .where('outcome', '=', 'bounced')
+        .execute();
+      return found.length > 0 ? found : undefined;
+    });
+    expect(rows).toHaveLength(1);
+    expect(rows[0]?.reason).toMatch(/550/);
+    expect(rows[0]?.reason).not.toContain('gone@dest.test');
+    expect(rows[0]?.message_id).not.toBeNull();
+
+    const metricsPort = supervisor.metricsPort('worker');
+    expect(metricsPort).toBeGreaterThan(0);
+    const metrics = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
+    expect(metrics).toMatch(/smtp_messages_total\{[^}]*outcome="bounced"[^}]*\} 1/);
+    // The spooled copy is removed once the job is settled by the bounce.
+    await eventually(async () =>
+      (await readdir(join(dataDir, 'spool'))).some((name) => name.endsWith('.eml'))
+        ? undefined
+        : true,
+    );
+  }, 40_000);
+});
+
+describe('bounces: retries exhausted', () => {
+  it('defers a temporary refusal while attempts remain, and bounces with 4.4.7 on the last attempt', async () => {
+    const relay = await startCaptureServer({
+      refuse: { addresses: ['busy@dest.test'], code: 450 },
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-final-'));
+    const recorded: { alias: string; reason: string }[] = [];
+    const handler = createDeliveryHandler({
+      domain: 'alias.test',
+      relays: [{ host: '127.0.0.1', port: relay.port }],
+      recordBounce: (alias, details) => {
+        recorded.push({ alias, reason: details.reason });
+        return Promise.resolve();
+      },
+    });
+    try {
+      const path = join(dir, 'm1.eml');
+      await writeFile(path, 'From: a@origin.test\r\nSubject: later\r\n\r\nbody\r\n');
+      const payload = {
+        messageId: 'm1',
+        path,
+        mailFrom: 'SRS0=x=yy=origin.test=a@alias.test',
+        originalSender: 'a@origin.test',
+        recipients: ['busy@dest.test'],
+        aliases: ['later@alias.test'],
+      };
+      const job = { id: 'm1', key: null, payload, createdAt: 0, maxAttempts: 3 };
+      await expect(handler.handle({ ...job, attempt: 1 })).rejects.toMatchObject({
+        code: 'DELIVERY_FAILED',
+      });
+      expect(recorded).toHaveLength(0);
+      expect(relay.messages).toHaveLength(0);
+
+      await handler.handle({ ...job, attempt: 3 });
+      const dsn = relay.messages.find((message) => message.to.includes('a@origin.test'));
+      expect(dsn?.data.toString('utf8')).toContain('Status: 4.4.7');
+      expect(dsn?.data.toString('utf8')).not.toContain('busy@dest.test');
+      expect(recorded).toEqual([
+        { alias: 'later@alias.test', reason: expect.stringMatching(/450/) as string },
+      ]);
+      expect(recorded[0]?.reason).not.toContain('busy@dest.test');
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await handler.close();
+      await relay.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
