@@ -1,5 +1,4 @@
 // The worker process: `tsx src/worker-main.ts`: sync-queue consumers (queued SMTP deliveries, system mail).
-import { timeout } from '@postern/resilience';
 import { SyncQueue } from '@postern/sync-queue';
 import type { Worker } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
@@ -11,7 +10,7 @@ import { serveMetrics } from './metrics-server.js';
 import { RelayMailer } from './mailer.js';
 import type { SystemMail } from './mailer.js';
 import { createAliasResolver } from './alias-resolver.js';
-import { parseRelay } from './smtp/process.js';
+import { parseRelay, relayPolicy } from './smtp/process.js';
 import { DELIVERY_QUEUE, SYSTEM_MAIL_QUEUE, createDeliveryHandler } from './worker.js';
 import type { DeliveryHandler } from './worker.js';
 
@@ -40,7 +39,7 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   const handler = createDeliveryHandler({
     domain: config.smtp.domain,
     relays: relays.map(parseRelay),
-    policy: timeout(timeoutMs),
+    policy: relayPolicy(metrics, logger, 'worker-relay', timeoutMs),
     metrics,
     logger,
     async recordBounce(alias, details) {

@@ -5,14 +5,17 @@ import type {
   BoundAddress,
   DeliveryMode,
   DeliveryQueue,
+  Policy,
   RelayOptions,
   Resolver,
 } from '@postern/smtp-forward';
+import type { Logger } from '@postern/logger';
 import type { Redis } from 'ioredis';
 import type { DependencyContainer } from 'tsyringe';
 import { createAliasResolver, subscribeToAliasChanges, toRecipient } from '../alias-resolver.js';
 import { get } from '../container.js';
 import { createDkimKeySelector } from '../dkim-keys.js';
+import type { Metrics } from '../metrics.js';
 import { OutboxDeliveryQueue } from './outbox-queue.js';
 
 /** Options of `startSmtp`. */
@@ -48,6 +51,31 @@ export function parseRelay(url: string): RelayOptions {
 }
 
 const BREAKER_LEVEL: Record<string, number> = { closed: 0, 'half-open': 0.5, open: 1, isolated: 1 };
+
+/**
+ * A timeout inside a circuit breaker (opens after 5 consecutive failures, half-opens after 30 s)
+ * for each relay attempt; its state is the `postern_circuit_breaker_open{breaker=name}` gauge.
+ */
+export function relayPolicy(
+  metrics: Pick<Metrics, 'breakerState'>,
+  logger: Pick<Logger, 'warn'>,
+  name: string,
+  timeoutMs: number,
+): Policy {
+  const breaker = circuitBreaker({
+    strategy: { kind: 'consecutive', threshold: 5 },
+    halfOpenAfterMs: 30_000,
+  });
+  breaker.onStateChange((change) => {
+    metrics.breakerState.set({ breaker: name }, BREAKER_LEVEL[change.to] ?? 1);
+    logger.warn(
+      { breaker: name, from: change.from, to: change.to },
+      'relay circuit breaker changed state',
+    );
+  });
+  metrics.breakerState.set({ breaker: name }, 0);
+  return wrap(breaker, timeout(timeoutMs));
+}
 
 /**
  * Starts the forwarder with everything the container holds: aliases from PostgreSQL through a
@@ -111,15 +139,7 @@ export async function startSmtp(
   };
 
   const relays = (config.smtp.relays ?? []).map(parseRelay);
-  const breaker = circuitBreaker({
-    strategy: { kind: 'consecutive', threshold: 5 },
-    halfOpenAfterMs: 30_000,
-  });
-  breaker.onStateChange((change) => {
-    metrics.breakerState.set({ breaker: 'smtp-relay' }, BREAKER_LEVEL[change.to] ?? 1);
-    logger.warn({ from: change.from, to: change.to }, 'relay circuit breaker changed state');
-  });
-  metrics.breakerState.set({ breaker: 'smtp-relay' }, 0);
+  const policy = relayPolicy(metrics, logger, 'smtp-relay', config.smtp.relayTimeoutMs);
 
   let delivery: DeliveryMode = 'sync';
   const spoolDir = join(resolvePath(config.dataDir), 'spool');
@@ -144,7 +164,7 @@ export async function startSmtp(
       select: (context) => dkimKeys.select(context),
     },
     rateLimiter: get(container, 'limiters').smtp,
-    policy: wrap(breaker, timeout(config.smtp.relayTimeoutMs)),
+    policy,
     logger,
     limits: { maxMessageBytes: 25 * 1024 * 1024 },
   });
