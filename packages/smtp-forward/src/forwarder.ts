@@ -901,8 +901,25 @@ export class SmtpForwarder {
       originalHeaders: headers,
       now: new Date(this.#clock.now()),
     });
-    const result = await this.#transport.deliver('', [job.originalSender], () => Readable.from([dsn]));
+    const signed = await this.#signDsn(dsn, job).catch((error: unknown) => {
+      // An unsigned bounce is better than none.
+      this.#logger.warn({ messageId: job.messageId, error: (error as Error).message }, 'DSN could not be DKIM-signed');
+      return dsn;
+    });
+    const result = await this.#transport.deliver('', [job.originalSender], () => Readable.from([signed]));
     if (result.results.some((r) => !r.ok)) this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
+  }
+
+  /** Signs a DSN (From: MAILER-DAEMON@domain) with the forwarding domain's key, so DMARC aligns. */
+  async #signDsn(dsn: Buffer, job: QueuedDelivery): Promise<Buffer> {
+    const dkim = this.#options.dkim;
+    if (dkim === undefined) return dsn;
+    const key = await chooseDkimKey(dkim, { domain: this.#domain, aliases: job.aliases, messageId: job.messageId }, this.#domain);
+    if (key === null) return dsn;
+    const end = dsn.indexOf('\r\n\r\n');
+    const header = dsn.subarray(0, end + 2);
+    const bodyHash = await relaxedBodyHash(Readable.from([dsn.subarray(end + 4)]));
+    return Buffer.concat([Buffer.from(dkimSignature(header, bodyHash, key, new Date(this.#clock.now())), 'latin1'), dsn]);
   }
 }
 

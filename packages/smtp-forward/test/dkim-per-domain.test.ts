@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SmtpForwarder, SmtpForwardError, staticResolver } from '../src/index.js';
+import { LocalDeliveryQueue, SmtpForwarder, SmtpForwardError, staticResolver } from '../src/index.js';
 import type { DkimSelectContext } from '../src/index.js';
 import { dkimKey, testDns } from './dns.js';
 import { RawClient, startRelay } from './helpers.js';
@@ -109,6 +112,44 @@ describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
     } finally {
       await broken.close({ timeoutMs: 200 });
       await failing.close();
+    }
+  });
+
+  it('signs the DSN of a bounce with the forwarding domain key, which mailauth verifies', async () => {
+    const refusing = await startRelay({ rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined) });
+    const dir = mkdtempSync(join(tmpdir(), 'postern-dsn-dkim-'));
+    const queue = new LocalDeliveryQueue();
+    const bouncing = new SmtpForwarder({
+      domain: 'fwd.test',
+      resolver: staticResolver({ 'alice@one.test': 'alice@dest.test' }),
+      transport: { relays: [{ host: '127.0.0.1', port: refusing.port }] },
+      delivery: { mode: 'queued', queue, spoolDir: dir },
+      srs: { secrets: ['per-domain-secret-0123456789'] },
+      dkim: {
+        keys: [{ domain: 'one.test', selector: 'k1', privateKey: one.privateKey }],
+        fallback: { selector: 'shared', privateKey: shared.privateKey },
+      },
+    });
+    queue.process((job, info) => bouncing.deliverQueued(job, info));
+    const { port: bouncingPort } = await bouncing.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const client = await RawClient.open(bouncingPort);
+      await client.send('EHLO mx.origin.test\r\n');
+      await client.send('MAIL FROM:<sender@origin.test>\r\n');
+      await client.send('RCPT TO:<alice@one.test>\r\n');
+      await client.send('DATA\r\n');
+      expect(await client.send('Subject: doomed\r\n\r\nbody\r\n.\r\n')).toMatch(/^250/);
+      client.close();
+      await queue.onIdle();
+      const dsn = refusing.messages.find((m) => m.to.includes('sender@origin.test'));
+      expect(dsn?.from).toBe('');
+      const verdict = await authenticate(dsn!.data, { ip: '127.0.0.1', helo: 'fwd.test', sender: '', mta: 'receiver.test', resolver: dns, disableBimi: true });
+      expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([['fwd.test', 'pass']]);
+    } finally {
+      queue.close();
+      await bouncing.close({ timeoutMs: 200 });
+      await refusing.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
