@@ -36,8 +36,15 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
     findRoute: (address) => get(container, 'aliases').findRoute(address),
     ttlMs: 0,
   });
+  // The shared domain's key signs the DSNs (From: MAILER-DAEMON@SMTP_DOMAIN), so they pass DMARC.
+  const domains = get(container, 'domains');
+  const shared = await domains.ensureShared(config.smtp.domain);
+  const signing = await domains.signingKey(shared.name);
   const handler = createDeliveryHandler({
-    domain: config.smtp.domain,
+    domain: shared.name,
+    ...(signing === null
+      ? {}
+      : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
     relays: relays.map(parseRelay),
     policy: relayPolicy(metrics, logger, 'worker-relay', timeoutMs),
     metrics,

@@ -1,5 +1,11 @@
 import { SmtpForwarder } from '@postern/smtp-forward';
-import type { DeliveryEvent, Policy, QueuedDelivery, RelayOptions } from '@postern/smtp-forward';
+import type {
+  DeliveryEvent,
+  DkimOptions,
+  Policy,
+  QueuedDelivery,
+  RelayOptions,
+} from '@postern/smtp-forward';
 import type { Job } from '@postern/sync-queue';
 import type { Metrics } from './metrics.js';
 
@@ -15,6 +21,8 @@ export interface DeliveryHandlerOptions {
   domain: string;
   /** Relays tried in order for each message and for each bounce. */
   relays: readonly RelayOptions[];
+  /** The forwarding domain's key: DSNs are DKIM-signed with it. Default: unsigned DSNs. */
+  dkim?: DkimOptions;
   /** Wraps each relay attempt (timeout, circuit breaker). Default: run once. */
   policy?: Policy;
   /** Records a bounce in the forwarding log, by alias address (sub-address tags included). */
@@ -39,7 +47,8 @@ function redact(text: string): string {
  * Delivers spooled messages with @postern/smtp-forward's own `deliverQueued` (the forwarder is
  * never listening here). A temporary failure throws, so sync-queue retries with backoff; a
  * permanent one (5xx), or a temporary one on the last attempt, completes the job with a DSN to
- * the original (SRS-reversed) sender naming the alias, never the destination, and a `bounced`
+ * the original (SRS-reversed) sender naming the alias, never the destination (DKIM-signed with
+ * `dkim`), and a `bounced`
  * row in the forwarding log and the `smtp_messages_total{outcome="bounced"}` metric.
  */
 export function createDeliveryHandler(options: DeliveryHandlerOptions): DeliveryHandler {
@@ -48,6 +57,7 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
     // Never asked: this forwarder does not listen; it only delivers what the SMTP process spooled.
     resolver: () => Promise.resolve(null),
     transport: { relays: [...options.relays] },
+    ...(options.dkim === undefined ? {} : { dkim: options.dkim }),
     ...(options.policy === undefined ? {} : { policy: options.policy }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });

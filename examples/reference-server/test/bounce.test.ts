@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
+import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AliasRepository } from '../src/aliases.js';
 import { DomainRepository } from '../src/domains.js';
@@ -112,6 +113,30 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
     expect(text).toMatch(/Status: 5\.\d\.\d/);
     expect(text).not.toContain('gone@dest.test');
     expect(capture.messages.some((message) => message.to.includes('gone@dest.test'))).toBe(false);
+    // Signed with the shared domain's key, so the DSN passes DMARC for alias.test.
+    const key = await database.db
+      .selectFrom('domains')
+      .select(['dkim_selector', 'dkim_public_key'])
+      .where('name', '=', 'alias.test')
+      .executeTakeFirstOrThrow();
+    const verdict = await authenticate(dsn.data, {
+      ip: '127.0.0.1',
+      helo: 'alias.test',
+      sender: '',
+      mta: 'origin.test',
+      resolver: (name: string, type: string) =>
+        type === 'TXT' && name === `${key.dkim_selector}._domainkey.alias.test`
+          ? Promise.resolve([[`v=DKIM1; k=rsa; p=${key.dkim_public_key}`]])
+          : Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })),
+      disableBimi: true,
+      disableArc: true,
+    });
+    expect(
+      verdict.dkim.results.map((entry: { signingDomain?: string; status: { result: string } }) => [
+        entry.signingDomain,
+        entry.status.result,
+      ]),
+    ).toEqual([['alias.test', 'pass']]);
 
     const rows = await eventually(async () => {
       const found = await database.db
