@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { ConfigError } from './errors.js';
+import { type DirectIssue, directOf, registerDirect } from './direct.js';
 
 /** A schema that reads one environment string and gives a typed value. */
 export type EnvSchema<T> = z.ZodPipe<z.ZodString, z.ZodTransform<T, string>>;
@@ -7,15 +8,32 @@ export type EnvSchema<T> = z.ZodPipe<z.ZodString, z.ZodTransform<T, string>>;
 /** A schema whose input is a string, as every environment variable is. */
 export type StringInputSchema = z.ZodType<unknown, string>;
 
-function fromString<T>(parse: (value: string) => { value: T } | { error: string }): EnvSchema<T> {
-  return z.string().transform((input, context) => {
+/** A parse failure; its message never contains the input. */
+class Failure {
+  constructor(readonly message: string) {}
+}
+
+const fail = (message: string): Failure => new Failure(message);
+const NO_PATH: readonly (string | number)[] = Object.freeze([]);
+
+function fromString<T>(parse: (value: string) => T | Failure): EnvSchema<T> {
+  const schema = z.string().transform((input, context) => {
     const result = parse(input);
-    if ('error' in result) {
+    if (result instanceof Failure) {
       // The input is deliberately left out of the issue: it may be a secret typed in the wrong place.
-      context.issues.push({ code: 'custom', message: result.error, input: undefined });
+      context.issues.push({ code: 'custom', message: result.message, input: undefined });
       return z.NEVER;
     }
-    return result.value;
+    return result;
+  });
+  // loadConfig calls `parse` directly: same checks and messages, without zod's pipe per variable.
+  return registerDirect(schema, (raw, issues) => {
+    const result = parse(raw);
+    if (result instanceof Failure) {
+      issues.push({ message: result.message, path: NO_PATH });
+      return undefined;
+    }
+    return result;
   });
 }
 
@@ -29,9 +47,9 @@ const FALSE_WORDS = new Set(['false', '0', 'no']);
 export function bool(): EnvSchema<boolean> {
   return fromString((raw) => {
     const word = raw.trim().toLowerCase();
-    if (TRUE_WORDS.has(word)) return { value: true };
-    if (FALSE_WORDS.has(word)) return { value: false };
-    return { error: 'must be one of true, false, 1, 0, yes, no' };
+    if (TRUE_WORDS.has(word)) return true;
+    if (FALSE_WORDS.has(word)) return false;
+    return fail('must be one of true, false, 1, 0, yes, no');
   });
 }
 
@@ -43,10 +61,10 @@ export interface RangeOptions {
   max?: number;
 }
 
-function checkRange(value: number, options: RangeOptions): { value: number } | { error: string } {
-  if (options.min !== undefined && value < options.min) return { error: `must be at least ${String(options.min)}` };
-  if (options.max !== undefined && value > options.max) return { error: `must be at most ${String(options.max)}` };
-  return { value };
+function checkRange(value: number, options: RangeOptions): number | Failure {
+  if (options.min !== undefined && value < options.min) return fail(`must be at least ${String(options.min)}`);
+  if (options.max !== undefined && value > options.max) return fail(`must be at most ${String(options.max)}`);
+  return value;
 }
 
 const INTEGER = /^[+-]?\d+$/;
@@ -59,9 +77,9 @@ const DECIMAL = /^[+-]?(?:\d+(?:\.\d+)?|\.\d+)$/;
 export function integer(options: RangeOptions = {}): EnvSchema<number> {
   return fromString((raw) => {
     const text = raw.trim();
-    if (!INTEGER.test(text)) return { error: 'must be an integer written in decimal digits' };
+    if (!INTEGER.test(text)) return fail('must be an integer written in decimal digits');
     const value = Number(text);
-    if (!Number.isSafeInteger(value)) return { error: 'is outside the safe integer range' };
+    if (!Number.isSafeInteger(value)) return fail('is outside the safe integer range');
     return checkRange(value, options);
   });
 }
@@ -70,9 +88,9 @@ export function integer(options: RangeOptions = {}): EnvSchema<number> {
 export function number(options: RangeOptions = {}): EnvSchema<number> {
   return fromString((raw) => {
     const text = raw.trim();
-    if (!DECIMAL.test(text)) return { error: 'must be a decimal number' };
+    if (!DECIMAL.test(text)) return fail('must be a decimal number');
     const value = Number(text);
-    if (!Number.isFinite(value)) return { error: 'is outside the number range' };
+    if (!Number.isFinite(value)) return fail('is outside the number range');
     return checkRange(value, options);
   });
 }
@@ -88,10 +106,10 @@ export function port(options: PortOptions = {}): EnvSchema<number> {
   const min = options.allowZero === true ? 0 : 1;
   return fromString((raw) => {
     const text = raw.trim();
-    if (!/^\d+$/.test(text)) return { error: `must be a port number between ${String(min)} and 65535` };
+    if (!/^\d+$/.test(text)) return fail(`must be a port number between ${String(min)} and 65535`);
     const value = Number(text);
-    if (value < min || value > 65_535) return { error: `must be a port number between ${String(min)} and 65535` };
-    return { value };
+    if (value < min || value > 65_535) return fail(`must be a port number between ${String(min)} and 65535`);
+    return value;
   });
 }
 
@@ -126,10 +144,10 @@ export function parseDuration(text: string): number | undefined {
 export function duration(options: DurationOptions = {}): EnvSchema<number> {
   return fromString((raw) => {
     const value = parseDuration(raw);
-    if (value === undefined) return { error: 'must be a duration such as 250ms, 30s, 15m, 12h or 7d' };
-    if (options.minMs !== undefined && value < options.minMs) return { error: `must be at least ${String(options.minMs)}ms` };
-    if (options.maxMs !== undefined && value > options.maxMs) return { error: `must be at most ${String(options.maxMs)}ms` };
-    return { value };
+    if (value === undefined) return fail('must be a duration such as 250ms, 30s, 15m, 12h or 7d');
+    if (options.minMs !== undefined && value < options.minMs) return fail(`must be at least ${String(options.minMs)}ms`);
+    if (options.maxMs !== undefined && value > options.maxMs) return fail(`must be at most ${String(options.maxMs)}ms`);
+    return value;
   });
 }
 
@@ -153,29 +171,50 @@ export function list<Item extends StringInputSchema = z.ZodString>(
   const separator = options.separator ?? ',';
   if (separator === '') throw new ConfigError('SHAPE_INVALID', 'list() separator must not be empty');
   const minItems = options.minItems ?? 0;
-  return z.string().transform((raw, context) => {
+  // The default item, z.string(), accepts every string as it is.
+  const itemDirect = item === undefined ? (part: string): unknown => part : directOf(item);
+  // Issues carry their path inside the value (`[index, ...]`); the caller adds the variable's.
+  const parse = (raw: string, issues: DirectIssue[]): z.output<Item>[] => {
     const trimmed = raw.trim();
-    const parts = trimmed === '' ? [] : trimmed.split(separator).map((part) => part.trim());
+    const parts = trimmed === '' ? [] : trimmed.split(separator);
     const values: z.output<Item>[] = [];
-    parts.forEach((part, index) => {
+    for (let index = 0; index < parts.length; index += 1) {
+      const part = parts[index]!.trim();
       if (part === '') {
-        context.issues.push({ code: 'custom', message: 'is empty', path: [index], input: undefined });
-        return;
+        issues.push({ message: 'is empty', path: [index] });
+        continue;
+      }
+      if (itemDirect !== undefined) {
+        const before = issues.length;
+        const value = itemDirect(part, issues);
+        if (issues.length === before) {
+          values.push(value as z.output<Item>);
+        } else {
+          for (let at = before; at < issues.length; at += 1) issues[at] = { message: issues[at]!.message, path: [index, ...issues[at]!.path] };
+        }
+        continue;
       }
       const result = z.safeParse(itemSchema, part);
       if (result.success) {
         values.push(result.data as z.output<Item>);
-        return;
+        continue;
       }
       for (const issue of result.error.issues) {
-        context.issues.push({ code: 'custom', message: issue.message, path: [index, ...issue.path], input: undefined });
+        issues.push({ message: issue.message, path: [index, ...(issue.path as (string | number)[])] });
       }
-    });
+    }
     if (parts.length < minItems) {
-      context.issues.push({ code: 'custom', message: `must have at least ${String(minItems)} items`, input: undefined });
+      issues.push({ message: `must have at least ${String(minItems)} items`, path: NO_PATH });
     }
     return values;
+  };
+  const schema = z.string().transform((raw, context) => {
+    const issues: DirectIssue[] = [];
+    const values = parse(raw, issues);
+    for (const issue of issues) context.issues.push({ code: 'custom', message: issue.message, path: [...issue.path], input: undefined });
+    return values;
   });
+  return registerDirect(schema, parse);
 }
 
 /** Options of {@link url}. */
@@ -186,6 +225,7 @@ export interface UrlOptions {
 
 // Schemes with no `//authority` part; every other scheme must be written `scheme://`.
 const OPAQUE_SCHEMES = new Set(['mailto', 'urn', 'data', 'tel']);
+const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 
 /**
  * A URL (returned as the trimmed string) whose scheme is in `protocols`. Unlike `new URL()` alone,
@@ -196,18 +236,16 @@ export function url(options: UrlOptions = {}): EnvSchema<string> {
   const expected = [...protocols].join(', ');
   return fromString((raw) => {
     const text = raw.trim();
-    let parsed: URL;
-    try {
-      parsed = new URL(text);
-    } catch {
-      return { error: 'must be an absolute URL' };
+    // The scheme as the URL parser reads it (letters, digits, `+-.` before the first colon); text
+    // that does not literally start with an allowed one fails the checks below either way.
+    const colon = text.indexOf(':');
+    if (colon <= 0 || !URL_SCHEME.test(text.slice(0, colon)) || !URL.canParse(text)) return fail('must be an absolute URL');
+    const scheme = text.slice(0, colon).toLowerCase();
+    if (!protocols.has(scheme)) return fail(`must use one of these protocols: ${expected}`);
+    if (!OPAQUE_SCHEMES.has(scheme) && !text.startsWith('//', colon + 1)) {
+      return fail(`must be written as ${scheme}://…`);
     }
-    const scheme = parsed.protocol.slice(0, -1).toLowerCase();
-    if (!protocols.has(scheme)) return { error: `must use one of these protocols: ${expected}` };
-    if (!OPAQUE_SCHEMES.has(scheme) && !text.toLowerCase().startsWith(`${scheme}://`)) {
-      return { error: `must be written as ${scheme}://…` };
-    }
-    return { value: text };
+    return text;
   });
 }
 
@@ -217,6 +255,6 @@ const emailSchema = z.email();
 export function email(): EnvSchema<string> {
   return fromString((raw) => {
     const text = raw.trim();
-    return emailSchema.safeParse(text).success ? { value: text } : { error: 'must be an email address' };
+    return emailSchema.safeParse(text).success ? text : fail('must be an email address');
   });
 }

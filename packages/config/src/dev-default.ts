@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { directOf, registerDirect } from './direct.js';
 
 const devDefaults = new WeakMap<object, string>();
 
@@ -10,6 +11,9 @@ const devDefaults = new WeakMap<object, string>();
 export function devDefault<S extends z.core.$ZodType>(schema: S, value: string): S {
   const copy = z.core.clone(schema);
   devDefaults.set(copy, value);
+  // The copy parses exactly as the original: keep its direct parser, if it has one.
+  const direct = directOf(schema);
+  if (direct !== undefined) registerDirect(copy, direct);
   return copy;
 }
 

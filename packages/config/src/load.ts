@@ -3,6 +3,7 @@ import { parseEnv } from 'node:util';
 import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
 import { devDefaultOf, isDevOptional } from './dev-default.js';
+import { type DirectIssue, type DirectParse, directFor, USE_SCHEMA } from './direct.js';
 import { toEnvName } from './env-name.js';
 import { assessSecret, Secret, secretState } from './secret.js';
 
@@ -57,6 +58,8 @@ interface Field {
   readonly env: string;
   readonly fileEnv: string;
   readonly schema: z.core.$ZodType;
+  /** The schema's own parser when this package built it: called instead of zod's pipe for a set variable. */
+  readonly direct: DirectParse | undefined;
   /** Input used outside production when the variable is not set (`devDefault`). */
   readonly devDefault: string | undefined;
   /** Optional outside production only (`devOptional`). */
@@ -66,6 +69,8 @@ interface Field {
   /** Index of the object (among the plan's objects) the value goes into, and its key there. */
   readonly group: number;
   readonly key: string;
+  /** Position among the plan's fields (and in the values handed to `assemble`). */
+  readonly index: number;
 }
 
 interface Group {
@@ -75,11 +80,51 @@ interface Group {
   readonly key: string;
 }
 
+/** One object of the shape as it was compiled: its own keys in order and their values. */
+interface Snapshot {
+  readonly node: Shape;
+  readonly keys: readonly string[];
+  readonly values: readonly unknown[];
+}
+
 /** A shape compiled once: steps in shape order, so the result keeps the shape's key order. */
 interface Plan {
+  /** Every object of the shape, to tell a cached plan from a shape changed since. */
+  readonly snapshots: readonly Snapshot[];
   readonly steps: readonly (Field | Group)[];
   readonly fields: readonly Field[];
   readonly groups: number;
+  /**
+   * Builds the result from the fields' values in one object literal per group (nested groups
+   * frozen, the top level not yet): generated once per plan, it gives each result a fixed layout
+   * instead of 30 computed-key stores. `undefined` where code generation is disallowed (CSP,
+   * `--disallow-code-generation-from-strings`): loadConfig then adds the keys one by one.
+   */
+  readonly assemble: Assemble | undefined;
+}
+
+type Assemble = (values: readonly unknown[], freeze: typeof Object.freeze) => Record<string, unknown>;
+
+/** The literal of `group`: its keys in shape order, nested groups inline and frozen. */
+function literalOf(steps: readonly (Field | Group)[], group: number): string {
+  const members: string[] = [];
+  for (const step of steps) {
+    if (step.kind === 'field' ? step.group !== group : step.parent !== group) continue;
+    // JSON text is a valid JS string literal; `__proto__` computed, so it is a key, not the prototype.
+    const name = step.key === '__proto__' ? `[${JSON.stringify(step.key)}]` : JSON.stringify(step.key);
+    members.push(step.kind === 'field' ? `${name}: v[${String(step.index)}]` : `${name}: f(${literalOf(steps, step.group)})`);
+  }
+  return `{${members.join(', ')}}`;
+}
+
+function generateAssemble(steps: readonly (Field | Group)[]): Assemble | undefined {
+  try {
+    // Only keys (as JSON string literals) and indexes reach the source; no value ever does.
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- generated from the shape's keys only, once per shape; falls back to plain stores where disallowed
+    return new Function('v', 'f', `"use strict"; return ${literalOf(steps, 0)};`) as Assemble;
+  } catch {
+    return undefined;
+  }
 }
 
 const RESERVED_KEYS = new Set(['warnings']);
@@ -95,16 +140,36 @@ function isPlainObject(value: unknown): value is Shape {
   return prototype === Object.prototype || prototype === null;
 }
 
+/**
+ * Whether `plan` still describes its shape: same keys in the same order, same schema or nested
+ * object under each. A shape changed after its first load (a key added, removed or replaced) is
+ * compiled again instead of being read with a stale plan. One pass over the keys, no allocation.
+ */
+function isCurrent(plan: Plan): boolean {
+  for (const { node, keys, values } of plan.snapshots) {
+    let index = 0;
+    for (const key in node) {
+      if (key !== keys[index] || node[key] !== values[index]) return false;
+      index += 1;
+    }
+    if (index !== keys.length) return false;
+  }
+  return true;
+}
+
 function compile(shape: Shape, prefix: string): Plan {
   let byPrefix = compiled.get(shape);
   const cached = byPrefix?.get(prefix);
-  if (cached !== undefined) return cached;
+  if (cached !== undefined && isCurrent(cached)) return cached;
+  const snapshots: Snapshot[] = [];
   const steps: (Field | Group)[] = [];
   const fields: Field[] = [];
   const owners = new Map<string, string>();
   let groups = 1;
   const walk = (node: Shape, path: readonly string[], envPrefix: string, group: number): void => {
-    for (const [key, value] of Object.entries(node)) {
+    const entries = Object.entries(node);
+    snapshots.push({ node, keys: entries.map(([key]) => key), values: entries.map(([, value]) => value) });
+    for (const [key, value] of entries) {
       const fieldPath = [...path, key];
       const dotted = fieldPath.join('.');
       if (path.length === 0 && RESERVED_KEYS.has(key)) {
@@ -124,11 +189,13 @@ function compile(shape: Shape, prefix: string): Plan {
           env,
           fileEnv: `${env}_FILE`,
           schema: value,
+          direct: directFor(value),
           devDefault: devDefaultOf(value),
           devOptional: isDevOptional(value),
           description: typeof description === 'string' ? description : undefined,
           group,
           key,
+          index: fields.length,
         };
         steps.push(field);
         fields.push(field);
@@ -143,7 +210,7 @@ function compile(shape: Shape, prefix: string): Plan {
     }
   };
   walk(shape, [], prefix, 0);
-  const plan: Plan = { steps, fields, groups };
+  const plan: Plan = { snapshots, steps, fields, groups, assemble: generateAssemble(steps) };
   if (byPrefix === undefined) {
     byPrefix = new Map();
     compiled.set(shape, byPrefix);
@@ -314,11 +381,15 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
   const env = files.length === 0 ? given : { ...readEnvFiles(files, issues), ...given };
   const mode = options.mode ?? modeFromNodeEnv(env['NODE_ENV']);
   const secrets: string[] = [];
-  const output: Record<string, unknown> = {};
+  const assemble = plan.assemble;
+  const values: unknown[] = assemble === undefined ? [] : new Array<unknown>(plan.fields.length);
+  let output: Record<string, unknown> = {};
   const objects: Record<string, unknown>[] = [output];
+  const leafIssues: DirectIssue[] = [];
 
   for (const step of plan.steps) {
     if (step.kind === 'group') {
+      if (assemble !== undefined) continue;
       const child: Record<string, unknown> = {};
       objects[step.group] = child;
       objects[step.parent]![step.key] = child;
@@ -335,23 +406,41 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     }
     const fromDevDefault = typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
     const input = typeof raw === 'string' ? raw : fromDevDefault ? step.devDefault : undefined;
-    const result = step.schema['~standard'].validate(input);
-    if (result instanceof Promise) {
-      throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
-    }
-    if (result.issues !== undefined) {
-      // Missing means the schema failed on the absence itself, not on a default it supplied.
-      const absent = input === undefined && result.issues.every(isAbsenceIssue);
-      if (absent) {
-        issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
-      } else {
-        for (const issue of result.issues) {
-          issues.push({ code: 'INVALID', path: pathOf(step, issue.path), env: step.env, message: issue.message });
-        }
+    let value: unknown = USE_SCHEMA;
+    if (input !== undefined && step.direct !== undefined) {
+      try {
+        value = step.direct(input, leafIssues);
+      } catch {
+        // What zod's validate does with a throw: an async item or format schema fails the same way.
+        throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
       }
-      continue;
+      if (leafIssues.length > 0) {
+        for (const issue of leafIssues) {
+          issues.push({ code: 'INVALID', path: issue.path.length === 0 ? step.path : [...step.path, ...issue.path], env: step.env, message: issue.message });
+        }
+        leafIssues.length = 0;
+        continue;
+      }
     }
-    const value: unknown = result.value;
+    if (value === USE_SCHEMA) {
+      const result = step.schema['~standard'].validate(input);
+      if (result instanceof Promise) {
+        throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
+      }
+      if (result.issues !== undefined) {
+        // Missing means the schema failed on the absence itself, not on a default it supplied.
+        const absent = input === undefined && result.issues.every(isAbsenceIssue);
+        if (absent) {
+          issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
+        } else {
+          for (const issue of result.issues) {
+            issues.push({ code: 'INVALID', path: pathOf(step, issue.path), env: step.env, message: issue.message });
+          }
+        }
+        continue;
+      }
+      value = result.value;
+    }
     if (typeof value === 'object' && value !== null) {
       const check = (secret: Secret, path: readonly (string | number)[]): void => {
         const state = secretState(secret);
@@ -376,7 +465,8 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
         deepFreeze(value);
       }
     }
-    objects[step.group]![step.key] = value;
+    if (assemble === undefined) objects[step.group]![step.key] = value;
+    else values[step.index] = value;
   }
 
   if (prefix !== '') {
@@ -392,7 +482,9 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     const clean = issues.map((issue) => ({ ...issue, message: redact(issue.message, secrets) }));
     throw ConfigError.fromIssues(clean, warnings);
   }
+  if (assemble !== undefined) output = assemble(values, Object.freeze);
   Object.defineProperty(output, 'warnings', { value: Object.freeze(warnings), enumerable: false });
-  for (const object of objects) Object.freeze(object);
+  if (assemble === undefined) for (const object of objects) Object.freeze(object);
+  else Object.freeze(output);
   return output as Config<S>;
 }

@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { type DirectIssue, directOf, registerDirect } from './direct.js';
 
 const REDACTED = '[redacted]';
 const SECRET_MARKER = Symbol.for('postern.config.secret');
@@ -150,26 +151,47 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
   });
   const fallback = options.default;
   const format = options.format;
-  const make = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret => {
-    if (format !== undefined) {
+  const formatDirect = format === undefined ? undefined : directOf(format);
+  const make = (value: string, fromDefault: boolean, issues: DirectIssue[]): Secret => {
+    if (formatDirect !== undefined) {
+      const before = issues.length;
+      formatDirect(value, issues);
+      for (let at = before; at < issues.length; at += 1) {
+        const issue = issues[at]!;
+        if (value.length > 0) issues[at] = { message: issue.message.split(value).join(REDACTED), path: issue.path };
+      }
+    } else if (format !== undefined) {
       const result = z.safeParse(format, value);
       if (!result.success) {
         for (const issue of result.error.issues) {
           // Format messages are the format's; the value is cut out in case one repeats it.
           const message = value.length > 0 ? issue.message.split(value).join(REDACTED) : issue.message;
-          context.issues.push({ code: 'custom', message, path: issue.path, input: undefined });
+          issues.push({ message, path: issue.path as (string | number)[] });
         }
       }
     }
     return createSecret(value, policy, fromDefault);
   };
+  const run = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret => {
+    const issues: DirectIssue[] = [];
+    const result = make(value, fromDefault, issues);
+    for (const issue of issues) context.issues.push({ code: 'custom', message: issue.message, path: [...issue.path], input: undefined });
+    return result;
+  };
+  // loadConfig calls `make` directly for a set variable: the same checks, without zod's pipe.
   if (fallback === undefined) {
-    return z.string().transform((value, context) => make(value, false, context));
+    return registerDirect(
+      z.string().transform((value, context) => run(value, false, context)),
+      (raw, issues) => make(raw, false, issues),
+    );
   }
-  return z
-    .string()
-    .optional()
-    .transform((value, context) => (value === undefined ? make(fallback, true, context) : make(value, value === fallback, context)));
+  return registerDirect(
+    z
+      .string()
+      .optional()
+      .transform((value, context) => (value === undefined ? run(fallback, true, context) : run(value, value === fallback, context))),
+    (raw, issues) => make(raw, raw === fallback, issues),
+  );
 }
 
 /**
@@ -187,50 +209,64 @@ export const KNOWN_DEFAULT_SECRETS: readonly string[] = Object.freeze([
 ]);
 
 // Letters and digits of any script are kept, so a non-ASCII passphrase never collapses onto a known default.
-const normalize = (value: string): string => value.toLowerCase().replace(/[^\p{L}\p{N}]/gu, '');
+const NOT_LETTER_OR_DIGIT = /[^\p{L}\p{N}]/gu;
+function normalize(value: string): string {
+  // ASCII (most secrets): keep [a-z0-9] in a loop, without the Unicode-aware regex.
+  let result = '';
+  for (let index = 0; index < value.length; index += 1) {
+    let code = value.charCodeAt(index);
+    if (code > 127) return value.toLowerCase().replace(NOT_LETTER_OR_DIGIT, '');
+    if (code >= 65 && code <= 90) code += 32;
+    if ((code >= 97 && code <= 122) || (code >= 48 && code <= 57)) result += String.fromCharCode(code);
+  }
+  return result;
+}
 const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
 // Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
 const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];
 
+function hasPlaceholderMarker(normalized: string): boolean {
+  for (const marker of placeholderMarkers) if (normalized.includes(marker)) return true;
+  return false;
+}
+
 const COUNT_LOG_TABLE = Float64Array.from({ length: 257 }, (_, count) => (count === 0 ? 0 : count * Math.log2(count)));
 // Reused counters for the common all-ASCII case: no allocation per call.
 const asciiCounts = new Uint32Array(128);
+const asciiSeen = new Uint8Array(128);
+const countLog = (count: number): number => (count < COUNT_LOG_TABLE.length ? COUNT_LOG_TABLE[count]! : count * Math.log2(count));
 
 /** Estimated entropy in bits: Shannon entropy of the character frequencies times the length. */
 export function entropyBits(value: string): number {
   const length = value.length;
   if (length === 0) return 0;
-  let ascii = true;
-  for (let index = 0; index < length; index += 1) {
-    if (value.charCodeAt(index) > 127) {
-      ascii = false;
-      break;
-    }
-  }
-  const counts: number[] = [];
-  let total = length;
-  if (ascii) {
-    for (let index = 0; index < length; index += 1) asciiCounts[value.charCodeAt(index)]! += 1;
-    for (let index = 0; index < length; index += 1) {
-      const code = value.charCodeAt(index);
-      const count = asciiCounts[code]!;
-      if (count > 0) {
-        counts.push(count);
-        asciiCounts[code] = 0;
-      }
-    }
-  } else {
-    const byCharacter = new Map<string, number>();
-    total = 0;
-    for (const character of value) {
-      byCharacter.set(character, (byCharacter.get(character) ?? 0) + 1);
-      total += 1;
-    }
-    counts.push(...byCharacter.values());
-  }
   // n·H = n·log2(n) − Σ c·log2(c), with c·log2(c) looked up for small counts.
   let sum = 0;
-  for (const count of counts) sum += count < COUNT_LOG_TABLE.length ? COUNT_LOG_TABLE[count]! : count * Math.log2(count);
+  // All-ASCII (the common case): one counting pass into reused counters, remembering which
+  // characters occur, then one pass over those; no allocation.
+  let distinct = 0;
+  let index = 0;
+  for (; index < length; index += 1) {
+    const code = value.charCodeAt(index);
+    if (code > 127) break;
+    const count = asciiCounts[code]!;
+    asciiCounts[code] = count + 1;
+    if (count === 0) asciiSeen[distinct++] = code;
+  }
+  for (let at = 0; at < distinct; at += 1) {
+    const code = asciiSeen[at]!;
+    sum += countLog(asciiCounts[code]!);
+    asciiCounts[code] = 0;
+  }
+  if (index === length) return Math.max(0, length * Math.log2(length) - sum);
+  const byCharacter = new Map<string, number>();
+  let total = 0;
+  for (const character of value) {
+    byCharacter.set(character, (byCharacter.get(character) ?? 0) + 1);
+    total += 1;
+  }
+  sum = 0;
+  for (const count of byCharacter.values()) sum += countLog(count);
   return Math.max(0, total * Math.log2(total) - sum);
 }
 
@@ -262,7 +298,7 @@ export function assessSecret(
 ): { code: 'SECRET_DEFAULT' | 'SECRET_KNOWN_DEFAULT' | 'SECRET_REPEATED' | 'SECRET_TOO_SHORT' | 'SECRET_LOW_ENTROPY'; message: string } | undefined {
   if (fromDefault) return { code: 'SECRET_DEFAULT', message: 'is not set, or set to its default value; a secret needs its own value' };
   const normalized = normalize(value);
-  if (knownDefaults.has(normalized) || placeholderMarkers.some((marker) => normalized.includes(marker))) {
+  if (knownDefaults.has(normalized) || hasPlaceholderMarker(normalized)) {
     return { code: 'SECRET_KNOWN_DEFAULT', message: 'is a well-known default or placeholder value' };
   }
   if (repeatsOneCharacter(value)) {
