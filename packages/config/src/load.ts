@@ -117,6 +117,12 @@ function literalOf(steps: readonly (Field | Group)[], group: number): string {
   return `{${members.join(', ')}}`;
 }
 
+/** `object[key] = value`, except that `__proto__` becomes an own key instead of setting the prototype. */
+function setKey(object: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+  else object[key] = value;
+}
+
 function generateAssemble(steps: readonly (Field | Group)[]): Assemble | undefined {
   try {
     // Only keys (as JSON string literals) and indexes reach the source; no value ever does.
@@ -392,7 +398,7 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
       if (assemble !== undefined) continue;
       const child: Record<string, unknown> = {};
       objects[step.group] = child;
-      objects[step.parent]![step.key] = child;
+      setKey(objects[step.parent]!, step.key, child);
       continue;
     }
     const raw = readRaw(env, step, emptyIsMissing);
@@ -465,7 +471,7 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
         deepFreeze(value);
       }
     }
-    if (assemble === undefined) objects[step.group]![step.key] = value;
+    if (assemble === undefined) setKey(objects[step.group]!, step.key, value);
     else values[step.index] = value;
   }
 
