@@ -1,0 +1,131 @@
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import nodemailer from 'nodemailer';
+import { SMTPServer } from 'smtp-server';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SmtpForwarder, staticResolver } from '../src/index.js';
+
+// A full collection on demand, so the samples below count bytes that are held, not garbage waiting for the GC.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const MESSAGE_BYTES = 40 * 2 ** 20;
+const closers: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  for (const close of closers.reverse()) await close();
+});
+
+/** A relay that keeps only a running SHA-256 of each body it receives (everything after the header block). */
+async function hashingRelay(): Promise<{ port: number; bodies: { sha256: string; bytes: number }[] }> {
+  const bodies: { sha256: string; bytes: number }[] = [];
+  const server = new SMTPServer({
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    logger: false,
+    disableReverseLookup: true,
+    size: 64 * 2 ** 20,
+    onData(stream, _session, callback) {
+      const hash = createHash('sha256');
+      let head: Buffer | undefined = Buffer.alloc(0);
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        if (head === undefined) {
+          hash.update(chunk);
+          bytes += chunk.length;
+          return;
+        }
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end >= 0) {
+          const body = head.subarray(end + 4);
+          hash.update(body);
+          bytes += body.length;
+          head = undefined;
+        }
+      });
+      stream.on('end', () => {
+        bodies.push({ sha256: hash.digest('hex'), bytes });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.server.address() as AddressInfo).port, bodies };
+}
+
+/** Distinct 78-byte lines (no leading dot), generated on demand and hashed as they are produced. */
+function generatedBody(bytes: number, hash: ReturnType<typeof createHash>): Readable {
+  let line = 0;
+  let produced = 0;
+  return new Readable({
+    read() {
+      if (produced >= bytes) {
+        this.push(null);
+        return;
+      }
+      const lines: string[] = [];
+      for (let i = 0; i < 800; i += 1) lines.push(`${(line++).toString(36).padStart(8, '0')} ${'y'.repeat(67)}\r\n`);
+      const chunk = Buffer.from(lines.join(''), 'latin1');
+      produced += chunk.length;
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+}
+
+describe('a large message', () => {
+  it('streams 40 MB through to the relay intact while holding a small, bounded amount of memory', async () => {
+    const relay = await hashingRelay();
+    const forwarder = new SmtpForwarder({
+      domain: 'fwd.test',
+      resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+      transport: { relays: [{ host: '127.0.0.1', port: relay.port }] },
+      srs: { secrets: ['test-secret-0123456789abcdef'] },
+      limits: { maxMessageBytes: 64 * 2 ** 20 },
+      fromRewrite: 'never',
+    });
+    closers.push(() => forwarder.close({ timeoutMs: 100 }));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+
+    const live = (): number => {
+      gc();
+      const usage = process.memoryUsage();
+      return usage.heapUsed + usage.arrayBuffers;
+    };
+    const baseline = live();
+    let peak = 0;
+    // Sampling only looks for the largest live set; the assertion is on bytes, never on time.
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, live() - baseline);
+    }, 100);
+    const sent = createHash('sha256');
+    const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 60_000 });
+    try {
+      const body = generatedBody(MESSAGE_BYTES, sent);
+      const info = (await client.sendMail({
+        envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
+        raw: Readable.from(
+          (async function* () {
+            yield Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: large\r\n\r\n');
+            yield* body;
+          })(),
+        ),
+      })) as { response: string };
+      expect(info.response).toMatch(/^250 /);
+    } finally {
+      clearInterval(sampler);
+      client.close();
+    }
+    expect(relay.bodies).toHaveLength(1);
+    expect(relay.bodies[0]!.bytes).toBeGreaterThanOrEqual(MESSAGE_BYTES);
+    expect(relay.bodies[0]!.sha256).toBe(sent.digest('hex'));
+    // The whole message is 40 MiB; sender, forwarder and relay together stay far below it.
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(12 * 2 ** 20);
+  }, 60_000);
+});
