@@ -1,107 +1,41 @@
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AliasRepository } from '../src/aliases.js';
-import { DomainRepository } from '../src/domains.js';
-import { Supervisor } from '../src/supervisor.js';
 import { createDeliveryHandler } from '../src/worker.js';
 import { eventually, startCaptureServer } from './support/capture.js';
-import { createTestDatabase } from './support/database.js';
-import type { TestDatabase } from './support/database.js';
-import { REDIS_URL, deleteKeys } from './support/redis.js';
-import { databaseUrlFor } from './support/server.js';
+import { seedAlias, startProcessHarness } from './support/processes.js';
+import type { ProcessHarness } from './support/processes.js';
 import { swaks } from './support/swaks.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const prefix = `test:rs:bounce:${randomBytes(4).toString('hex')}:`;
-const redis = new Redis(REDIS_URL);
-let database: TestDatabase;
-let capture: Awaited<ReturnType<typeof startCaptureServer>>;
-let supervisor: Supervisor;
-let dataDir: string;
+let harness: ProcessHarness;
 let smtpPort = 0;
 let aliasId = '';
 
 beforeAll(async () => {
-  database = await createTestDatabase('rs_bounce');
   // The relay refuses the alias's destination for good, and takes everything else (the DSN).
-  capture = await startCaptureServer({ refuse: { addresses: ['gone@dest.test'], code: 550 } });
-  dataDir = await mkdtemp(join(tmpdir(), 'postern-bounce-'));
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env['PATH'],
-    NODE_ENV: 'test',
-    DATABASE_URL: databaseUrlFor(database.schema),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    DATA_DIR: dataDir,
-    SMTP_PORT: '0',
-    SMTP_DOMAIN: 'alias.test',
-    SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
-    SMTP_DELIVERY: 'queued',
-    SMTP_FROM_REWRITE: 'never',
-    WORKER_METRICS_PORT: '0',
-    SRS_SECRET: randomBytes(32).toString('base64url'),
-  };
-  const shared = await new DomainRepository(database.db, { mxHost: 'mx.alias.test' }).ensureShared(
-    'alias.test',
-  );
-  const userId = randomUUID();
-  await database.db
-    .insertInto('users')
-    .values({
-      id: userId,
-      email: 'b@example.org',
-      password_hash: 'x',
-      email_verified: true,
-      created_at: 1,
-    })
-    .execute();
-  aliasId = (
-    await new AliasRepository(database.db).create({
-      userId,
-      domainId: shared.id,
-      localPart: 'bouncy',
-      destinations: ['gone@dest.test'],
-    })
-  ).id;
-  supervisor = new Supervisor({
-    cwd: root,
-    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
-    output: () => undefined,
-    log: () => undefined,
+  harness = await startProcessHarness('bounce', {
+    capture: { refuse: { addresses: ['gone@dest.test'], code: 550 } },
+    env: { SMTP_DELIVERY: 'queued', WORKER_METRICS_PORT: '0' },
   });
-  smtpPort = await supervisor.start({
-    name: 'smtp',
-    module: join(root, 'src', 'smtp-main.ts'),
-    env: { ...env },
-  });
-  await supervisor.start({
-    name: 'worker',
-    module: join(root, 'src', 'worker-main.ts'),
-    env: { ...env, SMTP_PORT: String(smtpPort) },
-  });
+  ({ aliasId } = await seedAlias(harness.database, {
+    email: 'b@example.org',
+    localPart: 'bouncy',
+    destinations: ['gone@dest.test'],
+  }));
+  smtpPort = await harness.start('smtp');
+  await harness.start('worker', { SMTP_PORT: String(smtpPort) });
 }, 60_000);
 
-afterAll(async () => {
-  await supervisor.stop();
-  await capture.close();
-  await deleteKeys(redis, prefix);
-  await redis.quit();
-  await database.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => harness.close());
 
 describe('bounces: a queued delivery the relay refuses with 550', () => {
   it('sends a DSN to the original sender naming the alias, never the destination, logs and counts it', async () => {
     const sent = await swaks(smtpPort, 'sender@origin.test', 'bouncy+tag@alias.test');
     expect(sent.code).toBe(0);
     const dsn = await eventually(
-      () => capture.messages.find((message) => message.to.includes('sender@origin.test')),
+      () => harness.capture.messages.find((message) => message.to.includes('sender@origin.test')),
       20_000,
     );
     // A null reverse path (no bounce loops), to the SRS-reversed sender, as a multipart/report.
@@ -112,9 +46,11 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
     expect(text).toContain('Final-Recipient: rfc822; bouncy+tag@alias.test');
     expect(text).toMatch(/Status: 5\.\d\.\d/);
     expect(text).not.toContain('gone@dest.test');
-    expect(capture.messages.some((message) => message.to.includes('gone@dest.test'))).toBe(false);
+    expect(harness.capture.messages.some((message) => message.to.includes('gone@dest.test'))).toBe(
+      false,
+    );
     // Signed with the shared domain's key, so the DSN passes DMARC for alias.test.
-    const key = await database.db
+    const key = await harness.database.db
       .selectFrom('domains')
       .select(['dkim_selector', 'dkim_public_key'])
       .where('name', '=', 'alias.test')
@@ -139,7 +75,7 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
     ).toEqual([['alias.test', 'pass']]);
 
     const rows = await eventually(async () => {
-      const found = await database.db
+      const found = await harness.database.db
         .selectFrom('forwarding_log')
         .select(['outcome', 'reason', 'message_id'])
         .where('alias_id', '=', aliasId)
@@ -152,13 +88,13 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
     expect(rows[0]?.reason).not.toContain('gone@dest.test');
     expect(rows[0]?.message_id).not.toBeNull();
 
-    const metricsPort = supervisor.metricsPort('worker');
+    const metricsPort = harness.supervisor.metricsPort('worker');
     expect(metricsPort).toBeGreaterThan(0);
     const metrics = await (await fetch(`http://127.0.0.1:${String(metricsPort)}/metrics`)).text();
     expect(metrics).toMatch(/smtp_messages_total\{[^}]*outcome="bounced"[^}]*\} 1/);
     // The spooled copy is removed once the job is settled by the bounce.
     await eventually(async () =>
-      (await readdir(join(dataDir, 'spool'))).some((name) => name.endsWith('.eml'))
+      (await readdir(join(harness.dataDir, 'spool'))).some((name) => name.endsWith('.eml'))
         ? undefined
         : true,
     );

@@ -1,51 +1,31 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Supervisor } from '../src/supervisor.js';
-import { eventually, startCaptureServer } from './support/capture.js';
+import type { Supervisor } from '../src/supervisor.js';
+import { eventually } from './support/capture.js';
 import type { Captured } from './support/capture.js';
-import { createTestDatabase } from './support/database.js';
 import type { TestDatabase } from './support/database.js';
-import { REDIS_URL, deleteKeys } from './support/redis.js';
-import { databaseUrlFor } from './support/server.js';
+import { callJson, root, startProcessHarness } from './support/processes.js';
+import type { ProcessHarness } from './support/processes.js';
 import { swaks } from './support/swaks.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const PASSWORD = 'an end-to-end passphrase 93';
-const prefix = `test:rs:e2e:${randomBytes(4).toString('hex')}:`;
 const output: string[] = [];
+let harness: ProcessHarness;
 let database: TestDatabase;
-let capture: Awaited<ReturnType<typeof startCaptureServer>>;
+let capture: ProcessHarness['capture'];
 let supervisor: Supervisor;
-let dataDir: string;
 let api = '';
 let smtpPort = 0;
-const redis = new Redis(REDIS_URL);
 
-async function call(
+function call(
   method: string,
   path: string,
   body?: unknown,
   token?: string,
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-  const response = await fetch(`${api}${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-  };
+  return callJson(api, method, path, body, token);
 }
 
 function mailTo(address: string, subject: string): Captured | undefined {
@@ -56,59 +36,32 @@ function mailTo(address: string, subject: string): Captured | undefined {
 }
 
 beforeAll(async () => {
-  database = await createTestDatabase('rs_e2e');
-  capture = await startCaptureServer();
-  dataDir = await mkdtemp(join(tmpdir(), 'postern-e2e-'));
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env['PATH'],
-    NODE_ENV: 'test',
-    DATABASE_URL: databaseUrlFor(database.schema),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    DATA_DIR: dataDir,
-    API_PORT: '0',
-    SMTP_PORT: '0',
-    SMTP_DOMAIN: 'alias.test',
-    SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
-    SMTP_FROM_REWRITE: 'never',
-    SMTP_ALIAS_CACHE_TTL_MS: '10m',
-    SMTP_METRICS_PORT: '0',
-    WORKER_METRICS_PORT: '0',
-    API_READINESS_TIMEOUT_MS: '1s',
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    SRS_SECRET: randomBytes(32).toString('base64url'),
-  };
-  supervisor = new Supervisor({
-    cwd: root,
-    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
-    restartDelayMs: 200,
-    output: (name, line) => output.push(`${name}: ${line}`),
-    log: (line) => output.push(`launcher: ${line}`),
+  harness = await startProcessHarness('e2e', {
+    env: {
+      API_PORT: '0',
+      SMTP_ALIAS_CACHE_TTL_MS: '10m',
+      SMTP_METRICS_PORT: '0',
+      WORKER_METRICS_PORT: '0',
+      API_READINESS_TIMEOUT_MS: '1s',
+      JWT_SECRET: randomBytes(32).toString('base64url'),
+    },
+    supervisor: {
+      restartDelayMs: 200,
+      output: (name, line) => output.push(`${name}: ${line}`),
+      log: (line) => output.push(`launcher: ${line}`),
+    },
   });
-  const smtp = { name: 'smtp', module: join(root, 'src', 'smtp-main.ts'), env: { ...env } };
+  ({ database, capture, supervisor } = harness);
+  // The restart test kills smtp: the relaunched child must come back on the same port.
+  const smtp = { name: 'smtp', module: join(root, 'src', 'smtp-main.ts'), env: { ...harness.env } };
   smtpPort = await supervisor.start(smtp);
   smtp.env['SMTP_PORT'] = String(smtpPort);
-  await supervisor.start({
-    name: 'worker',
-    module: join(root, 'src', 'worker-main.ts'),
-    env: { ...env, SMTP_PORT: String(smtpPort) },
-  });
-  const apiPort = await supervisor.start({
-    name: 'api',
-    module: join(root, 'src', 'api-main.ts'),
-    env: { ...env, SMTP_PORT: String(smtpPort) },
-  });
+  await harness.start('worker', { SMTP_PORT: String(smtpPort) });
+  const apiPort = await harness.start('api', { SMTP_PORT: String(smtpPort) });
   api = `http://127.0.0.1:${apiPort}`;
 }, 60_000);
 
-afterAll(async () => {
-  await supervisor.stop();
-  await capture.close();
-  await deleteKeys(redis, prefix);
-  await redis.quit();
-  await database.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => harness.close());
 
 describe('the three processes end to end', () => {
   let accessToken = '';

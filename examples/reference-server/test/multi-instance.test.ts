@@ -1,110 +1,40 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Supervisor } from '../src/supervisor.js';
-import { eventually, startCaptureServer } from './support/capture.js';
-import { createTestDatabase } from './support/database.js';
-import type { TestDatabase } from './support/database.js';
-import { REDIS_URL, deleteKeys } from './support/redis.js';
-import { databaseUrlFor } from './support/server.js';
+import { eventually } from './support/capture.js';
+import { callJson as call, startProcessHarness } from './support/processes.js';
+import type { ProcessHarness } from './support/processes.js';
 import { swaks } from './support/swaks.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const PASSWORD = 'two of everything passphrase 5';
-const prefix = `test:rs:multi:${randomBytes(4).toString('hex')}:`;
-const redis = new Redis(REDIS_URL);
-let database: TestDatabase;
-let capture: Awaited<ReturnType<typeof startCaptureServer>>;
-let supervisor: Supervisor;
-let dataDir: string;
+let harness: ProcessHarness;
+let capture: ProcessHarness['capture'];
 const apis: string[] = [];
 const smtps: number[] = [];
-
-async function call(
-  api: string,
-  method: string,
-  path: string,
-  body?: unknown,
-  token?: string,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-  const response = await fetch(`${api}${path}`, {
-    method,
-    headers,
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    json: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-  };
-}
 
 const [a, b] = [() => apis[0]!, () => apis[1]!];
 
 beforeAll(async () => {
-  database = await createTestDatabase('rs_multi');
-  capture = await startCaptureServer();
-  dataDir = await mkdtemp(join(tmpdir(), 'postern-multi-'));
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env['PATH'],
-    NODE_ENV: 'test',
-    DATABASE_URL: databaseUrlFor(database.schema),
-    REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    DATA_DIR: dataDir,
-    API_PORT: '0',
-    SMTP_PORT: '0',
-    SMTP_DOMAIN: 'alias.test',
-    SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
-    SMTP_FROM_REWRITE: 'never',
-    SMTP_ALIAS_CACHE_TTL_MS: '10m',
-    LIMITS_ALIAS_CREATE_PER_HOUR: '3',
-    JWT_SECRET: randomBytes(32).toString('base64url'),
-    SRS_SECRET: randomBytes(32).toString('base64url'),
-  };
-  supervisor = new Supervisor({
-    cwd: root,
-    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
-    output: () => undefined,
-    log: () => undefined,
+  harness = await startProcessHarness('multi', {
+    env: {
+      API_PORT: '0',
+      SMTP_ALIAS_CACHE_TTL_MS: '10m',
+      LIMITS_ALIAS_CREATE_PER_HOUR: '3',
+      JWT_SECRET: randomBytes(32).toString('base64url'),
+    },
   });
+  ({ capture } = harness);
   // The worker relays system mail (verification) from the queue the APIs fill.
-  await supervisor.start({
-    name: 'worker',
-    module: join(root, 'src', 'worker-main.ts'),
-    env: { ...env },
-  });
-  for (const name of ['smtp-1', 'smtp-2'])
-    smtps.push(
-      await supervisor.start({ name, module: join(root, 'src', 'smtp-main.ts'), env: { ...env } }),
-    );
+  await harness.start('worker');
+  for (const name of ['smtp-1', 'smtp-2']) smtps.push(await harness.start('smtp', {}, name));
   const ports = await Promise.all(
     ['api-1', 'api-2'].map((name, index) =>
-      supervisor.start({
-        name,
-        module: join(root, 'src', 'api-main.ts'),
-        env: { ...env, SMTP_PORT: String(smtps[index]) },
-      }),
+      harness.start('api', { SMTP_PORT: String(smtps[index]) }, name),
     ),
   );
   for (const port of ports) apis.push(`http://127.0.0.1:${port}`);
 }, 60_000);
 
-afterAll(async () => {
-  await supervisor.stop();
-  await capture.close();
-  await deleteKeys(redis, prefix);
-  await redis.quit();
-  await database.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => harness.close());
 
 describe('two API and two SMTP processes on one Redis and one PostgreSQL', () => {
   let token = '';

@@ -3,6 +3,7 @@ import type { AliasRepository } from '../aliases.js';
 import type { AuditLog } from '../audit.js';
 import type { AliasChangeNotifier, RateLimiter } from '../ports.js';
 import { errorSchema } from './app.js';
+import { audited, idOf, idParams, resourceErrors, security } from './route-kit.js';
 
 /** What the alias routes need. */
 export interface AliasRouteDependencies {
@@ -35,19 +36,7 @@ const aliasSchema = {
     createdAt: { type: 'integer' },
   },
 } as const;
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
-} as const;
-const errors = {
-  400: errorSchema,
-  401: errorSchema,
-  404: errorSchema,
-  409: errorSchema,
-  429: errorSchema,
-} as const;
-const security = [{ bearer: [] }];
+const errors = { ...resourceErrors, 429: errorSchema } as const;
 
 /** Adds `/aliases` routes: create, list (cursor), get, update (enable/disable, destinations), delete. */
 export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDependencies): void {
@@ -76,12 +65,7 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
       await app.rateLimit(deps.createLimiter, `alias-create:${principal.userId}`);
       const body = request.body as { domainId: string; localPart?: string; destinations: string[] };
       const alias = await deps.aliases.create({ userId: principal.userId, ...body });
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'alias.create',
-        requestId: request.id,
-        detail: { aliasId: alias.id },
-      });
+      await audited(deps.audit, request, principal.userId, 'alias.create', { aliasId: alias.id });
       return reply.status(201).send(alias);
     },
   );
@@ -133,7 +117,7 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
     },
     async (request) => {
       const principal = await app.requireUser(request);
-      return deps.aliases.get(principal.userId, (request.params as { id: string }).id);
+      return deps.aliases.get(principal.userId, idOf(request));
     },
   );
 
@@ -158,15 +142,13 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
       const principal = await app.requireUser(request);
       const alias = await deps.aliases.update(
         principal.userId,
-        (request.params as { id: string }).id,
+        idOf(request),
         request.body as { enabled?: boolean; destinations?: string[] },
       );
       await deps.notifier.changed(alias.address);
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'alias.update',
-        requestId: request.id,
-        detail: { aliasId: alias.id, enabled: alias.enabled },
+      await audited(deps.audit, request, principal.userId, 'alias.update', {
+        aliasId: alias.id,
+        enabled: alias.enabled,
       });
       return alias;
     },
@@ -185,15 +167,10 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
     },
     async (request, reply) => {
       const principal = await app.requireUser(request);
-      const id = (request.params as { id: string }).id;
+      const id = idOf(request);
       const address = await deps.aliases.delete(principal.userId, id);
       await deps.notifier.changed(address);
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'alias.delete',
-        requestId: request.id,
-        detail: { aliasId: id },
-      });
+      await audited(deps.audit, request, principal.userId, 'alias.delete', { aliasId: id });
       return reply.status(204).send();
     },
   );
