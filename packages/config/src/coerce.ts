@@ -214,7 +214,13 @@ export function list<Item extends StringInputSchema = z.ZodString>(
     for (const issue of issues) context.issues.push({ code: 'custom', message: issue.message, path: [...issue.path], input: undefined });
     return values;
   });
-  return registerDirect(schema, parse);
+  // For loadConfig, which deep-freezes every value: an array of primitives and frozen items
+  // (Secrets) is frozen here, where that is already known, so it needs no walk there.
+  return registerDirect(schema, (raw, issues) => {
+    const values = parse(raw, issues);
+    for (const value of values) if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) return values;
+    return Object.freeze(values);
+  });
 }
 
 /** Options of {@link url}. */
@@ -225,22 +231,26 @@ export interface UrlOptions {
 
 // Schemes with no `//authority` part; every other scheme must be written `scheme://`.
 const OPAQUE_SCHEMES = new Set(['mailto', 'urn', 'data', 'tel']);
-const URL_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/;
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*$/;
 
 /**
  * A URL (returned as the trimmed string) whose scheme is in `protocols`. Unlike `new URL()` alone,
  * `http:example.com` and `http:/example.com` are errors, and `javascript:` is refused by default.
  */
 export function url(options: UrlOptions = {}): EnvSchema<string> {
-  const protocols = new Set((options.protocols ?? ['http', 'https']).map((protocol) => protocol.toLowerCase().replace(/:$/, '')));
+  // Only valid scheme names: no URL could match another, and a match needs no further scheme check.
+  const protocols = new Set(
+    (options.protocols ?? ['http', 'https']).map((protocol) => protocol.toLowerCase().replace(/:$/, '')).filter((protocol) => URL_SCHEME.test(protocol)),
+  );
   const expected = [...protocols].join(', ');
   return fromString((raw) => {
     const text = raw.trim();
     // The scheme as the URL parser reads it (letters, digits, `+-.` before the first colon); text
     // that does not literally start with an allowed one fails the checks below either way.
     const colon = text.indexOf(':');
-    if (colon <= 0 || !URL_SCHEME.test(text.slice(0, colon)) || !URL.canParse(text)) return fail('must be an absolute URL');
-    const scheme = text.slice(0, colon).toLowerCase();
+    const scheme = colon > 0 ? text.slice(0, colon).toLowerCase() : '';
+    // An allowed scheme is a valid one, so its check is left for the failure path.
+    if (!(protocols.has(scheme) || URL_SCHEME.test(scheme)) || !URL.canParse(text)) return fail('must be an absolute URL');
     if (!protocols.has(scheme)) return fail(`must use one of these protocols: ${expected}`);
     if (!OPAQUE_SCHEMES.has(scheme) && !text.startsWith('//', colon + 1)) {
       return fail(`must be written as ${scheme}://…`);

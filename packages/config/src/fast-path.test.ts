@@ -1,4 +1,7 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import * as z from 'zod';
 import { integer, list, port, url } from './coerce.js';
 import { devDefault } from './dev-default.js';
@@ -201,5 +204,56 @@ describe('entropyBits counters', () => {
     expect(entropyBits('abcé')).toBeCloseTo(8, 5);
     expect(entropyBits('abcabc')).toBe(before);
     expect(entropyBits('a'.repeat(300) + 'b'.repeat(300))).toBeCloseTo(600, 5);
+  });
+});
+
+describe('NAME_FILE lookups', () => {
+  const directory = mkdtempSync(join(tmpdir(), 'postern-config-fast-'));
+  const path = join(directory, 'token');
+  writeFileSync(path, `${STRONG}\n`);
+  afterAll(() => {
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  it('reads NAME_FILE from a plain object, an object without prototype and a proxy that only answers get', () => {
+    const shape = { token: secret(), name: z.string() };
+    const bare = Object.assign(Object.create(null) as Record<string, string>, { NAME: 'a', TOKEN_FILE: path });
+    const proxy = new Proxy({}, {
+      get: (_target, key) => ({ NAME: 'a', TOKEN_FILE: path } as Record<string | symbol, string | undefined>)[key],
+    });
+    for (const env of [{ NAME: 'a', TOKEN_FILE: path }, bare, proxy]) {
+      const config = loadConfig(shape, { env, mode: 'production' });
+      expect(config.token.reveal()).toBe(STRONG);
+    }
+  });
+
+  it('still reports a variable set twice when the file variable comes first', () => {
+    const error = failure(() => loadConfig({ token: secret() }, { env: { TOKEN_FILE: path, TOKEN: STRONG } }));
+    expect(error.issues.map((issue) => issue.code)).toEqual(['FILE_CONFLICT']);
+  });
+});
+
+describe('freezing list values', () => {
+  it('deep-freezes object items that a list item schema makes', () => {
+    const shape = { pairs: list(z.string().transform((text) => ({ text }))) };
+    const config = loadConfig(shape, { env: { PAIRS: 'a,b' } });
+    expect(config.pairs).toEqual([{ text: 'a' }, { text: 'b' }]);
+    expect(Object.isFrozen(config.pairs)).toBe(true);
+    expect(Object.isFrozen(config.pairs[0])).toBe(true);
+  });
+
+  it('leaves a list parsed by zod directly unfrozen', () => {
+    const result = z.safeParse(list(), 'a,b');
+    expect(Object.isFrozen(result.data)).toBe(false);
+  });
+});
+
+describe('url schemes', () => {
+  it('ignores protocols that are not valid scheme names and refuses control characters before the scheme', () => {
+    const schema = url({ protocols: ['https', 'not a scheme'] });
+    expect(z.safeParse(schema, 'not a scheme://x').error?.issues[0]?.message).toBe('must be an absolute URL');
+    expect(z.safeParse(schema, '\u0001https://example.com').error?.issues[0]?.message).toBe('must be an absolute URL');
+    expect(z.safeParse(schema, 'HTTPS://example.com').data).toBe('HTTPS://example.com');
+    expect(z.safeParse(schema, 'ftp://example.com').error?.issues[0]?.message).toBe('must use one of these protocols: https');
   });
 });

@@ -1,5 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { parseEnv } from 'node:util';
+import { parseEnv, types } from 'node:util';
 import type * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
 import { devDefaultOf, isDevOptional } from './dev-default.js';
@@ -318,10 +318,24 @@ function readFromFile(field: Field, filePath: string, emptyIsMissing: boolean): 
   return isBlank(value, emptyIsMissing) ? EMPTY : value;
 }
 
-function readRaw(env: Readonly<Record<string, string | undefined>>, field: Field, emptyIsMissing: boolean): Raw {
+/**
+ * Whether `env` may hold a `NAME_FILE` variable. For an ordinary object, one pass over its
+ * enumerable keys (cheaper than one failed lookup per variable); `process.env` and proxies, whose
+ * keys may be costly to list or incomplete, are always looked up name by name.
+ */
+function mayHaveFiles(env: Readonly<Record<string, string | undefined>>): boolean {
+  if (env === process.env || types.isProxy(env)) return true;
+  for (const name in env) {
+    // `E` first: most names do not end in it, so endsWith rarely runs.
+    if (name.charCodeAt(name.length - 1) === 69 && name.endsWith('_FILE')) return true;
+  }
+  return false;
+}
+
+function readRaw(env: Readonly<Record<string, string | undefined>>, field: Field, emptyIsMissing: boolean, files: boolean): Raw {
   const direct = env[field.env];
   const directSet = direct !== undefined && (direct === '' ? !emptyIsMissing : !isBlank(direct, emptyIsMissing));
-  const filePath = env[field.fileEnv];
+  const filePath = files ? env[field.fileEnv] : undefined;
   if (filePath !== undefined && !isBlank(filePath, true)) {
     if (directSet) {
       return { code: 'FILE_CONFLICT', path: field.path, env: field.env, message: `is set and so is ${field.fileEnv}; set only one` };
@@ -385,6 +399,7 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
   const given = options.env ?? process.env;
   const files = options.envFile === undefined ? [] : typeof options.envFile === 'string' ? [options.envFile] : options.envFile;
   const env = files.length === 0 ? given : { ...readEnvFiles(files, issues), ...given };
+  const fileLookups = mayHaveFiles(env);
   const mode = options.mode ?? modeFromNodeEnv(env['NODE_ENV']);
   const secrets: string[] = [];
   const assemble = plan.assemble;
@@ -401,7 +416,7 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
       setKey(objects[step.parent]!, step.key, child);
       continue;
     }
-    const raw = readRaw(env, step, emptyIsMissing);
+    const raw = readRaw(env, step, emptyIsMissing, fileLookups);
     if (typeof raw === 'object') {
       issues.push(raw);
       continue;
