@@ -45,6 +45,22 @@ describe('createAliasResolver', () => {
     expect(resolver.size()).toBe(2);
   });
 
+  it('drops every cached address of a domain on invalidateDomain, and only those', async () => {
+    const lookups: string[] = [];
+    const resolver = createAliasResolver({
+      findRoute: (address) => (lookups.push(address), Promise.resolve(null)),
+      ttlMs: 1_000,
+      now: () => 0,
+    });
+    for (const address of ['a@custom.test', 'b@custom.test', 'a@other.test', 'a@sub.custom.test'])
+      await resolver.route(address);
+    resolver.invalidateDomain('Custom.Test');
+    expect(resolver.size()).toBe(2);
+    for (const address of ['a@custom.test', 'a@other.test', 'a@sub.custom.test'])
+      await resolver.route(address);
+    expect(lookups.slice(4)).toEqual(['a@custom.test']);
+  });
+
   it('never caches with a TTL of 0, and keeps at most maxEntries', async () => {
     let calls = 0;
     const uncached = createAliasResolver({

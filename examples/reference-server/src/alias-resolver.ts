@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ResolvedRecipient, Resolver } from '@postern/smtp-forward';
 import type { AliasRoute } from './aliases.js';
-import type { AliasChangeNotifier } from './ports.js';
+import type { AliasChangeNotifier, DomainChangeNotifier } from './ports.js';
 
 /** Options of `createAliasResolver`. */
 export interface AliasResolverOptions {
@@ -23,6 +23,8 @@ export interface AliasResolver {
   /** The cached route of an address (sub-address tags removed), or null. */
   route(address: string): Promise<AliasRoute | null>;
   invalidate(address: string): void;
+  /** Drops every cached address of one domain (after the domain was deleted). */
+  invalidateDomain(domain: string): void;
   /** Entries in the cache now. */
   size(): number;
 }
@@ -81,12 +83,19 @@ export function createAliasResolver(options: AliasResolverOptions): AliasResolve
     invalidate: (address) => {
       cache.delete(address.toLowerCase());
     },
+    invalidateDomain: (domain) => {
+      const suffix = `@${domain.toLowerCase()}`;
+      for (const address of [...cache.keys()]) if (address.endsWith(suffix)) cache.delete(address);
+    },
     size: () => cache.size,
   };
 }
 
-/** Publishes alias changes on Redis, so every SMTP process drops its cached route at once. */
-export class RedisAliasNotifier implements AliasChangeNotifier {
+/**
+ * Publishes alias (or domain) changes on Redis, so every SMTP process drops its cached entry at once.
+ * The same class serves both channels: `alias-changed` carries addresses, `domain-changed` domain names.
+ */
+export class RedisAliasNotifier implements AliasChangeNotifier, DomainChangeNotifier {
   readonly #redis: Redis;
   readonly #channel: string;
 
@@ -108,13 +117,25 @@ export const noopAliasNotifier: AliasChangeNotifier = { changed: () => Promise.r
  * Subscribes `resolver` to alias changes on a dedicated connection (a subscribed ioredis client
  * cannot run other commands). Resolves once subscribed; returns the unsubscribe function.
  */
-export async function subscribeToAliasChanges(
+export function subscribeToAliasChanges(
   subscriber: Redis,
   channel: string,
   resolver: AliasResolver,
 ): Promise<() => Promise<void>> {
-  subscriber.on('message', (from: string, address: string) => {
-    if (from === channel) resolver.invalidate(address);
+  return subscribeToChanges(subscriber, channel, (address) => resolver.invalidate(address));
+}
+
+/**
+ * Calls `onChange` with each message published on `channel` (several channels may share one
+ * subscriber connection). Resolves once subscribed; returns the unsubscribe function.
+ */
+export async function subscribeToChanges(
+  subscriber: Redis,
+  channel: string,
+  onChange: (value: string) => void,
+): Promise<() => Promise<void>> {
+  subscriber.on('message', (from: string, value: string) => {
+    if (from === channel) onChange(value);
   });
   await subscriber.subscribe(channel);
   return async () => {

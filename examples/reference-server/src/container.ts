@@ -29,7 +29,7 @@ import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { Outbox } from './outbox.js';
 import { PostgresAuthStore } from './postgres-auth-store.js';
-import type { AliasChangeNotifier, RateLimiter } from './ports.js';
+import type { AliasChangeNotifier, DomainChangeNotifier, RateLimiter } from './ports.js';
 import { SYSTEM_MAIL_QUEUE } from './worker.js';
 
 /** The rate limiters of the service, all on one backend (Redis when configured). */
@@ -59,6 +59,7 @@ export const TOKENS = {
   auth: Symbol('auth'),
   limiters: Symbol('limiters'),
   notifier: Symbol('notifier'),
+  domainNotifier: Symbol('domainNotifier'),
   outbox: Symbol('outbox'),
   mailer: Symbol('mailer'),
   dns: Symbol('dns'),
@@ -79,6 +80,7 @@ export interface Registry {
   auth: AuthService;
   limiters: Limiters;
   notifier: AliasChangeNotifier;
+  domainNotifier: DomainChangeNotifier;
   outbox: Outbox;
   mailer: Mailer;
   dns: DnsResolver;
@@ -223,6 +225,12 @@ export function createContainer(
     return redis === null
       ? noopAliasNotifier
       : new RedisAliasNotifier(redis, `${config.redisKeyPrefix}alias-changed`);
+  });
+  register(container, 'domainNotifier', (c) => {
+    const redis = get(c, 'redis');
+    return redis === null
+      ? noopAliasNotifier
+      : new RedisAliasNotifier(redis, `${config.redisKeyPrefix}domain-changed`);
   });
   register(container, 'outbox', () => new Outbox(join(dataDir, 'outbox')));
   register(container, 'mailer', (c) => {

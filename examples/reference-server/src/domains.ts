@@ -219,15 +219,19 @@ export class DomainRepository {
     return { verified: verified || row.verified_at !== null, checks: { ownership, mx, dkim } };
   }
 
-  /** Deletes a custom domain; its aliases and their logs go with it (ON DELETE CASCADE). */
-  async delete(userId: string, domainId: string): Promise<void> {
-    const result = await this.#db
+  /**
+   * Deletes a custom domain; its aliases and their logs go with it (ON DELETE CASCADE).
+   * Returns the deleted domain's name.
+   */
+  async delete(userId: string, domainId: string): Promise<string> {
+    const row = await this.#db
       .deleteFrom('domains')
       .where('id', '=', domainId)
       .where('user_id', '=', userId)
+      .returning('name')
       .executeTakeFirst();
-    if (result.numDeletedRows === 0n)
-      throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
+    if (row === undefined) throw new ServerError('NOT_FOUND', 'no such domain', { status: 404 });
+    return row.name;
   }
 
   /** The DKIM signing key of a domain by name, for the SMTP process. */

@@ -16,3 +16,11 @@ export interface Principal {
 export interface AliasChangeNotifier {
   changed(address: string): Promise<void>;
 }
+
+/**
+ * Tells every SMTP process that a custom domain was added or deleted (a re-added name has a new key), so its cached
+ * DKIM key and the cached routes of its aliases are dropped.
+ */
+export interface DomainChangeNotifier {
+  changed(domain: string): Promise<void>;
+}

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subscribeToChanges } from '../src/alias-resolver.js';
 import { createApiServer } from '../src/api/server.js';
 import { get } from '../src/container.js';
 import type { DnsResolver } from '../src/domains.js';
+import { eventually } from './support/capture.js';
 import { createTestEnvironment } from './support/server.js';
 import type { TestEnvironment } from './support/server.js';
 
@@ -464,6 +466,14 @@ describe('aliases and domains', () => {
   it('adds a domain, shows its DNS records and verifies it through the injected resolver', async () => {
     const { accessToken } = await signUp('domains@example.org');
     const auth = { authorization: `Bearer ${accessToken}` };
+    // SMTP processes listen here to drop a domain's cached DKIM key and alias routes.
+    const published: string[] = [];
+    const subscriber = environment.redis.duplicate();
+    const unsubscribe = await subscribeToChanges(
+      subscriber,
+      `${environment.prefix}domain-changed`,
+      (name) => published.push(name),
+    );
     const domain = (
       await app.inject({
         method: 'POST',
@@ -502,6 +512,10 @@ describe('aliases and domains', () => {
       (await app.inject({ method: 'DELETE', url: `/domains/${domain.id}`, headers: auth }))
         .statusCode,
     ).toBe(204);
+    await eventually(() => (published.length === 2 ? true : undefined));
+    expect(published).toEqual(['mine.example', 'mine.example']);
+    await unsubscribe();
+    subscriber.disconnect();
   });
 
   it('deleting the account removes every alias, domain and log row', async () => {

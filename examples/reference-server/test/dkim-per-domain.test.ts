@@ -3,14 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AliasRepository } from '../src/aliases.js';
 import { DomainRepository } from '../src/domains.js';
 import { Supervisor } from '../src/supervisor.js';
 import { eventually, startCaptureServer } from './support/capture.js';
-import type { Captured } from './support/capture.js';
 import { createTestDatabase } from './support/database.js';
+import { dkimVerdicts } from './support/dkim.js';
 import type { TestDatabase } from './support/database.js';
 import { databaseUrlFor } from './support/server.js';
 import { swaks } from './support/swaks.js';
@@ -89,36 +88,6 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function dkimVerdicts(message: Captured): Promise<[string | undefined, string][]> {
-  const keys = await database.db
-    .selectFrom('domains')
-    .select(['name', 'dkim_selector', 'dkim_public_key'])
-    .execute();
-  const dns = (name: string, type: string): Promise<string[][]> => {
-    const key = keys.find(
-      (k) => type === 'TXT' && name === `${k.dkim_selector}._domainkey.${k.name}`,
-    );
-    return key === undefined
-      ? Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }))
-      : Promise.resolve([[`v=DKIM1; k=rsa; p=${key.dkim_public_key}`]]);
-  };
-  const result = await authenticate(message.data, {
-    ip: '127.0.0.1',
-    helo: 'alias.test',
-    sender: message.from,
-    mta: 'dest.test',
-    resolver: dns,
-    disableBimi: true,
-    disableArc: true,
-  });
-  return result.dkim.results.map(
-    (entry: { signingDomain?: string; status: { result: string } }) => [
-      entry.signingDomain,
-      entry.status.result,
-    ],
-  );
-}
-
 describe('DKIM per domain: the SMTP process signs with the alias domain key from PostgreSQL', () => {
   it('signs mail to a custom-domain alias with that domain key (d=custom.test), which mailauth verifies', async () => {
     expect((await swaks(smtpPort, 'sender@origin.test', 'shop@custom.test')).code).toBe(0);
@@ -126,7 +95,7 @@ describe('DKIM per domain: the SMTP process signs with the alias domain key from
       capture.messages.find((m) => m.to.includes('two@dest.test')),
     );
     expect(forwarded.data.toString('utf8')).toContain('<shop@custom.test>');
-    expect(await dkimVerdicts(forwarded)).toEqual([['custom.test', 'pass']]);
+    expect(await dkimVerdicts(database, forwarded)).toEqual([['custom.test', 'pass']]);
   }, 30_000);
 
   it('still signs mail to a shared-domain alias with the shared key (d=alias.test)', async () => {
@@ -134,6 +103,6 @@ describe('DKIM per domain: the SMTP process signs with the alias domain key from
     const forwarded = await eventually(() =>
       capture.messages.find((m) => m.to.includes('one@dest.test')),
     );
-    expect(await dkimVerdicts(forwarded)).toEqual([['alias.test', 'pass']]);
+    expect(await dkimVerdicts(database, forwarded)).toEqual([['alias.test', 'pass']]);
   }, 30_000);
 });

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuditLog } from '../audit.js';
 import type { DnsResolver, DomainRepository } from '../domains.js';
-import { errorSchema } from './app.js';
+import type { DomainChangeNotifier } from '../ports.js';
+import { audited, idOf, idParams, resourceErrors, security } from './route-kit.js';
 
 /** What the domain routes need. */
 export interface DomainRouteDependencies {
@@ -9,6 +10,8 @@ export interface DomainRouteDependencies {
   audit: AuditLog;
   /** DNS used to verify a custom domain (node:dns/promises in production). */
   dns: DnsResolver;
+  /** Told of every added or deleted domain, so SMTP processes drop its cached DKIM key. */
+  notifier: DomainChangeNotifier;
 }
 
 const domainSchema = {
@@ -21,13 +24,7 @@ const domainSchema = {
     createdAt: { type: 'integer' },
   },
 } as const;
-const idParams = {
-  type: 'object',
-  required: ['id'],
-  properties: { id: { type: 'string', format: 'uuid' } },
-} as const;
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema } as const;
-const security = [{ bearer: [] }];
+const errors = resourceErrors;
 
 /** Adds `/domains` routes: add, list, DNS records to publish, verify, delete. */
 export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDependencies): void {
@@ -53,12 +50,9 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
         principal.userId,
         (request.body as { name: string }).name,
       );
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'domain.add',
-        requestId: request.id,
-        detail: { domainId: domain.id },
-      });
+      // An SMTP process may hold "no key" for this name from before it was added.
+      await deps.notifier.changed(domain.name);
+      await audited(deps.audit, request, principal.userId, 'domain.add', { domainId: domain.id });
       return reply.status(201).send(domain);
     },
   );
@@ -115,10 +109,7 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     async (request) => {
       const principal = await app.requireUser(request);
       return {
-        records: await deps.domains.dnsRecords(
-          principal.userId,
-          (request.params as { id: string }).id,
-        ),
+        records: await deps.domains.dnsRecords(principal.userId, idOf(request)),
       };
     },
   );
@@ -152,13 +143,11 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     },
     async (request) => {
       const principal = await app.requireUser(request);
-      const id = (request.params as { id: string }).id;
+      const id = idOf(request);
       const result = await deps.domains.verify(principal.userId, id, deps.dns);
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'domain.verify',
-        requestId: request.id,
-        detail: { domainId: id, verified: result.verified },
+      await audited(deps.audit, request, principal.userId, 'domain.verify', {
+        domainId: id,
+        verified: result.verified,
       });
       return result;
     },
@@ -177,14 +166,9 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     },
     async (request, reply) => {
       const principal = await app.requireUser(request);
-      const id = (request.params as { id: string }).id;
-      await deps.domains.delete(principal.userId, id);
-      await deps.audit.append({
-        userId: principal.userId,
-        action: 'domain.delete',
-        requestId: request.id,
-        detail: { domainId: id },
-      });
+      const id = idOf(request);
+      await deps.notifier.changed(await deps.domains.delete(principal.userId, id));
+      await audited(deps.audit, request, principal.userId, 'domain.delete', { domainId: id });
       return reply.status(204).send();
     },
   );

@@ -88,6 +88,7 @@ export async function createApiServer(
     domains: get(container, 'domains'),
     audit,
     dns: get(container, 'dns'),
+    notifier: get(container, 'domainNotifier'),
   });
   return app;
 }

@@ -12,7 +12,12 @@ import type {
 import type { Logger } from '@postern/logger';
 import type { Redis } from 'ioredis';
 import type { DependencyContainer } from 'tsyringe';
-import { createAliasResolver, subscribeToAliasChanges, toRecipient } from '../alias-resolver.js';
+import {
+  createAliasResolver,
+  subscribeToAliasChanges,
+  subscribeToChanges,
+  toRecipient,
+} from '../alias-resolver.js';
 import { get } from '../container.js';
 import { createDkimKeySelector } from '../dkim-keys.js';
 import type { Metrics } from '../metrics.js';
@@ -97,9 +102,10 @@ export async function startSmtp(
   const signing = await domains.signingKey(shared.name);
   // Custom domains sign with their own key (d= their domain, aligned with a rewritten From), read
   // from PostgreSQL per alias domain through a short-lived cache; the shared key is the fallback.
+  // Like the alias cache: off with no Redis, since nothing would tell this process of a change.
   const dkimKeys = createDkimKeySelector({
     lookup: (name) => domains.signingKey(name),
-    ttlMs: config.smtp.aliasCacheTtlMs,
+    ttlMs: redis === null ? 0 : config.smtp.aliasCacheTtlMs,
   });
   const sharedKey =
     signing === null
@@ -115,11 +121,24 @@ export async function startSmtp(
   let subscriber: Redis | undefined;
   if (redis !== null) {
     subscriber = redis.duplicate();
-    unsubscribe = await subscribeToAliasChanges(
+    const fromAliases = await subscribeToAliasChanges(
       subscriber,
       `${config.redisKeyPrefix}alias-changed`,
       resolver,
     );
+    // A deleted or re-added domain: its key, and the routes of the aliases deleted with it.
+    const fromDomains = await subscribeToChanges(
+      subscriber,
+      `${config.redisKeyPrefix}domain-changed`,
+      (domain) => {
+        dkimKeys.invalidate(domain);
+        resolver.invalidateDomain(domain);
+      },
+    );
+    unsubscribe = async () => {
+      await fromAliases();
+      await fromDomains();
+    };
   }
 
   // Aliases met in each session, so an accepted message is counted on the aliases it was for.
