@@ -43,8 +43,8 @@ const identity: DirectParse = (raw) => raw;
  * The direct parser of `schema` for a string input: this package's own schemas, and the plain zod
  * schemas whose result on a string is certain without zod: `z.string()` with no checks (the string
  * itself), `z.enum`/`z.literal` (the string when it is one of the values; anything else runs zod,
- * for zod's own message), and `.optional()`/`.nullable()` with no checks around one of these (a
- * string passes straight to the inner schema). Everything else runs zod. Not public.
+ * for zod's own message), and `.optional()`, `.nullable()`, `.default()` and `.prefault()` with
+ * no checks around one of these (a string passes straight to the inner schema). Everything else runs zod. Not public.
  */
 export function directFor(schema: object): DirectParse | undefined {
   const own = parsers.get(schema);
@@ -58,8 +58,17 @@ export function directFor(schema: object): DirectParse | undefined {
     if (values === undefined) return undefined;
     return (raw) => (values.has(raw) ? raw : USE_SCHEMA);
   }
-  if ((type === 'optional' || type === 'nullable') && typeof zod.def.innerType === 'object' && zod.def.innerType !== null) {
-    return directFor(zod.def.innerType);
+  const innerType = zod.def.innerType;
+  if (typeof innerType !== 'object' || innerType === null) return undefined;
+  if (type === 'optional' || type === 'nullable' || type === 'prefault') return directFor(innerType);
+  if (type === 'default') {
+    const inner = directFor(innerType);
+    if (inner === undefined) return undefined;
+    // `.default()` also replaces an `undefined` result of its inner schema: leave that to zod.
+    return (raw, issues) => {
+      const value = inner(raw, issues);
+      return value === undefined ? USE_SCHEMA : value;
+    };
   }
   return undefined;
 }

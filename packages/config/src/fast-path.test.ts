@@ -136,6 +136,12 @@ describe('direct parsing (without the zod pipe)', () => {
     expect(directFor(z.literal('on'))?.('on', [])).toBe('on');
     expect(directFor(url().optional())).toBeTypeOf('function');
     expect(directFor(z.string().nullable())?.('n', [])).toBe('n');
+    expect(directFor(port().default(25))?.('587', [])).toBe(587);
+    expect(directFor(z.string().prefault('x'))?.('y', [])).toBe('y');
+    expect(directFor(z.string().transform((): string | undefined => undefined).default('d'))).toBeUndefined();
+    const odd = directFor(z.string().default('d'));
+    expect(odd?.('s', [])).toBe('s');
+    expect(directFor(z.string().optional().default('d'))?.('s', [])).toBe('s');
     for (const schema of [z.string().min(3), z.email(), z.coerce.string(), port().refine(() => true), z.number(), z.string().optional().refine(() => true)]) {
       expect(directFor(schema)).toBeUndefined();
     }
@@ -171,6 +177,16 @@ describe('direct parsing (without the zod pipe)', () => {
       [[2], 'must be a port number between 1 and 65535'],
     ]);
     expect(z.safeParse(shape.tags, env.TAGS).error?.issues.map((issue) => issue.path)).toEqual([[1]]);
+  });
+
+  it('runs zod for an enum miss under a default, and parses set values of defaulted schemas directly', () => {
+    const empty = z.enum(['a']).optional().default('a');
+    expect(directFor(empty)?.('b', [])).toBe(USE_SCHEMA);
+    const config = loadConfig({ port: port().default(25), region: z.enum(['eu', 'us']).default('eu') }, { env: { PORT: '587' } });
+    expect(config).toEqual({ port: 587, region: 'eu' });
+    expect(summary(failure(() => loadConfig({ port: port().default(25) }, { env: { PORT: '0' } })).issues)).toEqual([
+      ['PORT', 'INVALID', ['port'], 'must be a port number between 1 and 65535'],
+    ]);
   });
 
   it('keeps the direct parser on a devDefault copy', () => {
