@@ -13,15 +13,17 @@
  *      against an in-process test DNS, From rewritten (the sender's domain has p=reject).
  * All relay to the same smtp-sink. Each figure is the median of 3 interleaved runs; the message count
  * per run is below the issue's 5,000 for the slower contenders so the whole bench stays under ~3 minutes
- * (see `contenders`). Also: peak heap+buffer growth while forwarding one 50 MB message, ours (spills to
- * disk) against the pass-through (buffers in memory).
+ * (see `contenders`). Also: peak memory growth while one 10 or 50 MB message goes through, with each
+ * server alone in a child process (the sending client stays here): heap + Buffer memory garbage included,
+ * and the live set (collected before every sample); ours (spills to disk) against the pass-through
+ * (buffers in memory) and a bare smtp-server that discards (the floor of anything built on smtp-server).
  * Build first (`cd packages/smtp-forward && npx tsup`): `@postern/smtp-forward` resolves to dist.
  * Sessions reuse their connection (`smtp-source -d`), for every contender alike: smtp-server pauses
  * 100 ms before every greeting to catch early talkers, which would otherwise cap every
  * smtp-server-based contender at ~9 msgs/s per session.
  * smtp-server, nodemailer and Haraka are loaded from the bench package's own dependencies.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,6 +34,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { SmtpForwarder, staticResolver } from '@postern/smtp-forward';
 import type { BenchResult } from './harness.ts';
 import { progress, ratio, report } from './harness.ts';
@@ -276,42 +279,107 @@ async function startHaraka(sinkPort: number, nodelay: boolean): Promise<Haraka> 
   };
 }
 
-// JS heap plus Buffer memory: unlike RSS, it falls again after a run, so two runs in one process compare fairly.
+// JS heap plus Buffer memory: unlike RSS, it falls again after a run, so runs compare fairly.
 function used(): number {
   const usage = process.memoryUsage();
   return usage.heapUsed + usage.arrayBuffers;
 }
 
-/** Peak growth of heap + Buffer memory while one message of `bytes` goes through the server on `port`, in MiB. */
-async function memoryGrowth(port: number, bytes: number): Promise<number> {
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const baseline = used();
-  let peak = baseline;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, used());
-  }, 5);
-  const line = Buffer.from(`${'x'.repeat(76)}\r\n`);
-  let sent = 0;
-  const body = new Readable({
-    read() {
-      if (sent >= bytes) {
-        this.push(null);
-        return;
-      }
-      const chunk = Buffer.concat(Array.from({ length: 800 }, () => line));
-      sent += chunk.length;
-      this.push(chunk);
+/** A bare smtp-server that reads and discards every message: the floor of anything built on smtp-server. */
+function bareServer(): { listen(): Promise<number> } {
+  const server = new SMTPServer({
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    logger: false,
+    disableReverseLookup: true,
+    maxClients: 1000,
+    onData(stream, _session, callback) {
+      stream.on('data', () => undefined);
+      stream.on('end', () => callback());
     },
   });
-  const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 120_000 });
-  await client.sendMail({ envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] }, raw: Readable.from((async function* () {
-    yield Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: big\r\n\r\n');
-    yield* body;
-  })()) });
-  client.close();
-  clearInterval(timer);
-  peak = Math.max(peak, used());
-  return Math.round(((peak - baseline) / 2 ** 20) * 10) / 10;
+  return { listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port))) };
+}
+
+type MemoryKind = 'ours' | 'naive' | 'bare';
+
+// Memory runs put the server alone in a child process (this file again, with SMTPF_MEMORY_CHILD set), so
+// the sending client's buffers are not counted. With SMTPF_LIVE=1 the child runs with --expose-gc and
+// collects before every sample: the peak is then the bytes the server holds, not garbage awaiting the GC.
+const memoryChild = process.env['SMTPF_MEMORY_CHILD'] as MemoryKind | undefined;
+if (memoryChild !== undefined) {
+  const sinkPort = Number(process.env['SMTPF_SINK']);
+  const gc = process.env['SMTPF_LIVE'] === '1' ? (globalThis as { gc?: () => void }).gc : undefined;
+  const port =
+    memoryChild === 'ours'
+      ? (await forwarder(sinkPort, false).listen({ port: 0, host: '127.0.0.1' })).port
+      : memoryChild === 'naive'
+        ? await passThrough(sinkPort).listen()
+        : await bareServer().listen();
+  const sample = (): number => {
+    gc?.();
+    return used();
+  };
+  let baseline = sample();
+  let peak = baseline;
+  setInterval(() => {
+    peak = Math.max(peak, sample());
+  }, gc === undefined ? 5 : 50);
+  process.on('message', (message) => {
+    if (message === 'reset') {
+      // After one small message: connections, pools and lazily compiled code are in place.
+      baseline = sample();
+      peak = baseline;
+      process.send!({ reset: true });
+      return;
+    }
+    peak = Math.max(peak, sample());
+    process.send!({ peak: peak - baseline });
+  });
+  process.send!({ port });
+  // Stays up until the parent kills it; nothing below runs in the child.
+  await new Promise(() => undefined);
+}
+
+/** Peak growth of the server's heap + Buffer memory while one message of `bytes` goes through it, in MiB. */
+async function memoryGrowth(kind: MemoryKind, sinkPort: number, bytes: number, live: boolean): Promise<number> {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, SMTPF_MEMORY_CHILD: kind, SMTPF_SINK: String(sinkPort), SMTPF_LIVE: live ? '1' : '0' },
+    execArgv: [...process.execArgv, ...(live ? ['--expose-gc'] : [])],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  try {
+    const { port } = await new Promise<{ port: number }>((resolve) => child.once('message', (message) => resolve(message as { port: number })));
+    const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 120_000 });
+    await client.sendMail({ envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] }, raw: Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: warm-up\r\n\r\nwarm-up\r\n') });
+    const reset = new Promise((resolve) => child.once('message', resolve));
+    child.send('reset');
+    await reset;
+    const line = Buffer.from(`${'x'.repeat(76)}\r\n`);
+    let sent = 0;
+    const body = new Readable({
+      read() {
+        if (sent >= bytes) {
+          this.push(null);
+          return;
+        }
+        const chunk = Buffer.concat(Array.from({ length: 800 }, () => line));
+        sent += chunk.length;
+        this.push(chunk);
+      },
+    });
+    await client.sendMail({ envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] }, raw: Readable.from((async function* () {
+      yield Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: big\r\n\r\n');
+      yield* body;
+    })()) });
+    client.close();
+    const answer = new Promise<{ peak: number }>((resolve) => child.once('message', (message) => resolve(message as { peak: number })));
+    child.send('peak');
+    const { peak } = await answer;
+    return Math.round((peak / 2 ** 20) * 10) / 10;
+  } finally {
+    child.kill();
+  }
 }
 
 const sink = await startSink();
@@ -374,16 +442,25 @@ const loadAfterThroughput = loadavg();
 await harakaStock.stop();
 await harakaNodelay.stop();
 
-progress('10 MB message: ours');
-const oursSmall = await memoryGrowth(ports.plain, 10 * 2 ** 20);
-progress('50 MB message: ours');
-const oursRss = await memoryGrowth(ports.plain, 50 * 2 ** 20);
-progress('50 MB message: pass-through');
-const naiveRss = await memoryGrowth(ports.naive, 50 * 2 ** 20);
-progress(`peak heap+buffer growth for one 50 MB message: ours ${oursRss} MiB, pass-through ${naiveRss} MiB (${Math.round((performance.now() - started) / 1000)} s total)`);
-results.push({ name: '@postern/smtp-forward, one 10 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: oursSmall });
-results.push({ name: '@postern/smtp-forward, one 50 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: oursRss });
-results.push({ name: 'smtp-server + nodemailer pass-through, one 50 MB message (peak heap+buffer growth, MiB)', msgsPerSec: 0, peakMemoryGrowthMiB: naiveRss });
+const memoryRuns: { kind: MemoryKind; label: string; mb: number; live: boolean }[] = [
+  { kind: 'ours', label: '@postern/smtp-forward', mb: 10, live: false },
+  { kind: 'ours', label: '@postern/smtp-forward', mb: 50, live: false },
+  { kind: 'ours', label: '@postern/smtp-forward', mb: 50, live: true },
+  { kind: 'bare', label: 'bare smtp-server that discards', mb: 50, live: false },
+  { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: false },
+  { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: true },
+];
+const memory = new Map<string, number>();
+for (const run of memoryRuns) {
+  const what = run.live ? 'peak live growth after GC' : 'peak heap+buffer growth, garbage included';
+  progress(`${run.mb} MB message: ${run.label}, ${what}`);
+  const growth = await memoryGrowth(run.kind, sink.port, run.mb * 2 ** 20, run.live);
+  progress(`  ${growth} MiB`);
+  memory.set(`${run.kind}/${run.mb}/${run.live}`, growth);
+  results.push({ name: `${run.label}, one ${run.mb} MB message, alone in a child process (${what}, MiB)`, msgsPerSec: 0, peakMemoryGrowthMiB: growth });
+}
+const oursRss = memory.get('ours/50/false')!;
+const naiveRss = memory.get('naive/50/false')!;
 const round2 = (values: number[]): number[] => values.map((value) => Math.round(value * 100) / 100);
 results.push({
   name: 'machine load average (1, 5, 15 min) before and after the throughput rounds',
@@ -411,5 +488,6 @@ for (const sessions of [10, 50]) {
   ratios[`plain/pass-through @${sessions}`] = ratio(byKey('plain', sessions), byKey('naive', sessions));
 }
 ratios['memory 50MB ours/pass-through'] = Number((oursRss / naiveRss).toFixed(2));
+ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!;
 report('@postern/smtp-forward: messages/s through smtp-source → forwarder → smtp-sink (4 KiB, median of 3)', results, ratios);
 process.exit(0);
