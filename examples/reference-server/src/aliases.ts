@@ -43,9 +43,12 @@ export interface AliasRoute {
   domain: string;
 }
 
-/** Outcome of one message for an alias, counted and logged. */
-/** `bounced`: a queued delivery failed for good and the sender got a DSN (counters unchanged). */
-export type ForwardOutcome = 'forwarded' | 'rejected' | 'bounced';
+/**
+ * Outcome of one message for an alias, counted and logged. `bounced`: a queued delivery failed for
+ * good and the sender got a DSN (counters unchanged). `lost`: a queued delivery was dead-lettered
+ * and no DSN could be sent (spool gone, null sender, relays refusing the DSN).
+ */
+export type ForwardOutcome = 'forwarded' | 'rejected' | 'bounced' | 'lost';
 
 /** Options of `AliasRepository`. */
 export interface AliasRepositoryOptions {

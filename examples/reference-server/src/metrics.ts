@@ -35,7 +35,7 @@ export function createMetrics(
     }),
     smtpMessages: new Counter({
       name: 'postern_smtp_messages_total',
-      help: 'SMTP messages by outcome (accepted, rejected, forwarded, deferred, bounced) and reason',
+      help: 'SMTP messages by outcome (accepted, rejected, forwarded, deferred, bounced, lost) and reason',
       labelNames: ['outcome', 'reason'],
       registers: [registry],
     }),

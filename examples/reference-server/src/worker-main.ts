@@ -11,7 +11,13 @@ import { RelayMailer } from './mailer.js';
 import type { SystemMail } from './mailer.js';
 import { createAliasResolver } from './alias-resolver.js';
 import { parseRelay, relayPolicy } from './smtp/process.js';
-import { DELIVERY_QUEUE, SYSTEM_MAIL_QUEUE, createDeliveryHandler } from './worker.js';
+import { createDeadDeliveryHandler } from './dead-deliveries.js';
+import {
+  DELIVERY_QUEUE,
+  SYSTEM_MAIL_QUEUE,
+  createDeliveryHandler,
+  findDeadLetter,
+} from './worker.js';
 import type { DeliveryHandler } from './worker.js';
 
 const config = loadServerConfigOrExit();
@@ -38,6 +44,14 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   });
   // The shared domain's key signs the DSNs (From: MAILER-DAEMON@SMTP_DOMAIN), so they pass DMARC.
   const domains = get(container, 'domains');
+  const record = async (
+    alias: string,
+    outcome: 'bounced' | 'lost',
+    details: { reason: string; messageId: string },
+  ): Promise<void> => {
+    const route = await routes.route(alias);
+    if (route !== null) await get(container, 'aliases').recordOutcome(route.id, outcome, details);
+  };
   const shared = await domains.ensureShared(config.smtp.domain);
   const signing = await domains.signingKey(shared.name);
   const handler = createDeliveryHandler({
@@ -49,13 +63,33 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
     policy: relayPolicy(metrics, logger, 'worker-relay', timeoutMs),
     metrics,
     logger,
-    async recordBounce(alias, details) {
-      const route = await routes.route(alias);
-      if (route !== null)
-        await get(container, 'aliases').recordOutcome(route.id, 'bounced', details);
-    },
+    recordBounce: (alias, details) => record(alias, 'bounced', details),
   });
   delivery = handler;
+  // Dead letters the handler did not bounce itself (spool gone, lease lost on the last attempt,
+  // any error on the last attempt): bounce from the spool, or log and count the loss.
+  const settleDead = createDeadDeliveryHandler({
+    domain: shared.name,
+    relays,
+    ...(signing === null
+      ? {}
+      : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
+    timeoutMs,
+    record,
+    metrics,
+    logger,
+  });
+  queue.onDead((event) => {
+    const settle = async (): Promise<void> => {
+      const letter = await findDeadLetter(queue, event.id);
+      if (letter === undefined)
+        logger.error({ jobId: event.id }, 'dead delivery not found in the dead letters');
+      else await settleDead(letter.payload, event.error.message);
+    };
+    settle().catch((error: unknown) =>
+      logger.error({ err: error, jobId: event.id }, 'could not settle a dead delivery'),
+    );
+  });
   workers.push(
     queue.process((job) => handler.handle(job), {
       concurrency: 8,

@@ -1,4 +1,4 @@
-import { SmtpForwarder } from '@postern/smtp-forward';
+import { SmtpForwardError, SmtpForwarder } from '@postern/smtp-forward';
 import type {
   DeliveryEvent,
   DkimOptions,
@@ -6,7 +6,7 @@ import type {
   QueuedDelivery,
   RelayOptions,
 } from '@postern/smtp-forward';
-import type { Job } from '@postern/sync-queue';
+import type { DeadLetter, Job, SyncQueue } from '@postern/sync-queue';
 import type { Metrics } from './metrics.js';
 
 /** The sync-queue that carries spooled messages from the SMTP process to the workers. */
@@ -35,6 +35,10 @@ export interface DeliveryHandlerOptions {
 export interface DeliveryHandler {
   handle(job: Job<QueuedDelivery>): Promise<void>;
   close(): Promise<void>;
+}
+
+function isDeferral(error: unknown): boolean {
+  return SmtpForwardError.isInstance(error) && error.code === 'DELIVERY_FAILED';
 }
 
 // The relay's answer names the private destination (`550 <me@dest>: no such user`); the log keeps
@@ -66,31 +70,50 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
     options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
   forwarder.onForwarded((event) => count('forwarded', event.reason));
   forwarder.onDeferred((event) => count('deferred', redact(event.reason)));
-  forwarder.onBounced((event) => {
-    count('bounced', redact(event.reason));
-    bounces.get(event.messageId)?.push(event);
-  });
+  // Counted and logged only once the DSN went out (see handle): a bounce whose DSN could not be
+  // built (spool gone) fails the job, which then reaches the dead letters and dead-deliveries.ts.
+  forwarder.onBounced((event) => bounces.get(event.messageId)?.push(event));
 
   return {
     async handle(job) {
       const { payload } = job;
       const seen: DeliveryEvent[] = [];
       bounces.set(payload.messageId, seen);
+      // A temporary DELIVERY_FAILED is thrown after the DSN of any bounced recipient was sent.
+      let dsnSent = true;
       try {
         await forwarder.deliverQueued(payload, {
           attempt: job.attempt,
           finalAttempt: job.attempt >= job.maxAttempts,
         });
+      } catch (error) {
+        dsnSent = isDeferral(error);
+        throw error;
       } finally {
         bounces.delete(payload.messageId);
-        for (const event of seen)
-          for (const alias of payload.aliases)
-            await options.recordBounce(alias, {
-              reason: redact(event.reason),
-              messageId: payload.messageId,
-            });
+        if (dsnSent)
+          for (const event of seen) {
+            count('bounced', redact(event.reason));
+            for (const alias of payload.aliases)
+              await options.recordBounce(alias, {
+                reason: redact(event.reason),
+                messageId: payload.messageId,
+              });
+          }
       }
     },
     close: () => forwarder.close({ timeoutMs: 1_000 }),
   };
+}
+
+/** The dead letter with this id (the `dead` event carries only the id), paging 100 at a time. */
+export async function findDeadLetter<T>(
+  queue: Pick<SyncQueue<T>, 'deadLetters'>,
+  id: string,
+): Promise<DeadLetter<T> | undefined> {
+  for (let offset = 0; ; offset += 100) {
+    const page = await queue.deadLetters.list({ offset, limit: 100 });
+    const found = page.find((letter) => letter.id === id);
+    if (found !== undefined || page.length < 100) return found;
+  }
 }
