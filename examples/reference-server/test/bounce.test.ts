@@ -1,10 +1,10 @@
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeliveryHandler } from '../src/worker.js';
 import { eventually, startCaptureServer } from './support/capture.js';
+import { dkimVerdictsFor } from './support/dkim.js';
 import { seedAlias, startProcessHarness } from './support/processes.js';
 import type { ProcessHarness } from './support/processes.js';
 import { swaks } from './support/swaks.js';
@@ -55,22 +55,9 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
       .select(['dkim_selector', 'dkim_public_key'])
       .where('name', '=', 'alias.test')
       .executeTakeFirstOrThrow();
-    const verdict = await authenticate(dsn.data, {
-      ip: '127.0.0.1',
-      helo: 'alias.test',
-      sender: '',
-      mta: 'origin.test',
-      resolver: (name: string, type: string) =>
-        type === 'TXT' && name === `${key.dkim_selector}._domainkey.alias.test`
-          ? Promise.resolve([[`v=DKIM1; k=rsa; p=${key.dkim_public_key}`]])
-          : Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })),
-      disableBimi: true,
-      disableArc: true,
-    });
     expect(
-      verdict.dkim.results.map((entry: { signingDomain?: string; status: { result: string } }) => [
-        entry.signingDomain,
-        entry.status.result,
+      await dkimVerdictsFor(dsn, [
+        { name: 'alias.test', selector: key.dkim_selector, publicKey: key.dkim_public_key },
       ]),
     ).toEqual([['alias.test', 'pass']]);
 

@@ -2,7 +2,6 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { authenticate } from 'mailauth';
 import type { QueuedDelivery } from '@postern/smtp-forward';
 import { SyncQueue } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
@@ -11,6 +10,7 @@ import { createDeadDeliveryHandler } from '../src/dead-deliveries.js';
 import { createMetrics } from '../src/metrics.js';
 import { DELIVERY_QUEUE } from '../src/worker.js';
 import { eventually, startCaptureServer } from './support/capture.js';
+import { dkimVerdictsFor } from './support/dkim.js';
 import { seedAlias, startProcessHarness } from './support/processes.js';
 import type { ProcessHarness } from './support/processes.js';
 
@@ -87,22 +87,9 @@ describe('createDeadDeliveryHandler', () => {
     expect(text).toContain('Subject: given up');
     expect(text).toContain('Lease expired on the last attempt');
     expect(text).not.toContain('private@dest.test');
-    const verdict = await authenticate(dsn!.data, {
-      ip: '127.0.0.1',
-      helo: 'alias.test',
-      sender: '',
-      mta: 'origin.test',
-      resolver: (name: string, type: string) =>
-        type === 'TXT' && name === 'sel._domainkey.alias.test'
-          ? Promise.resolve([[`v=DKIM1; k=rsa; p=${publicBase64}`]])
-          : Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' })),
-      disableBimi: true,
-      disableArc: true,
-    });
     expect(
-      verdict.dkim.results.map((entry: { signingDomain?: string; status: { result: string } }) => [
-        entry.signingDomain,
-        entry.status.result,
+      await dkimVerdictsFor(dsn!, [
+        { name: 'alias.test', selector: 'sel', publicKey: publicBase64 },
       ]),
     ).toEqual([['alias.test', 'pass']]);
     expect(recorded).toEqual([

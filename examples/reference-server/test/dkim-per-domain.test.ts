@@ -1,92 +1,48 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AliasRepository } from '../src/aliases.js';
 import { DomainRepository } from '../src/domains.js';
-import { Supervisor } from '../src/supervisor.js';
-import { eventually, startCaptureServer } from './support/capture.js';
-import { createTestDatabase } from './support/database.js';
-import { dkimVerdicts } from './support/dkim.js';
+import { eventually } from './support/capture.js';
 import type { TestDatabase } from './support/database.js';
-import { databaseUrlFor } from './support/server.js';
+import { dkimVerdicts } from './support/dkim.js';
+import { seedAlias, startProcessHarness } from './support/processes.js';
+import type { ProcessHarness } from './support/processes.js';
 import { swaks } from './support/swaks.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+let harness: ProcessHarness;
 let database: TestDatabase;
-let capture: Awaited<ReturnType<typeof startCaptureServer>>;
-let supervisor: Supervisor;
-let dataDir: string;
+let capture: ProcessHarness['capture'];
 let smtpPort = 0;
 
 beforeAll(async () => {
-  database = await createTestDatabase('rs_dkim');
-  capture = await startCaptureServer();
-  dataDir = await mkdtemp(join(tmpdir(), 'postern-dkim-'));
-  const domains = new DomainRepository(database.db, { mxHost: 'mx.alias.test' });
-  const shared = await domains.ensureShared('alias.test');
-  const userId = randomUUID();
-  await database.db
-    .insertInto('users')
-    .values({
-      id: userId,
-      email: 'd@example.org',
-      password_hash: 'x',
-      email_verified: true,
-      created_at: 1,
-    })
-    .execute();
-  const custom = await domains.add(userId, 'custom.test');
+  // No REDIS_URL: in-memory fallbacks, and the SMTP process relays synchronously.
+  harness = await startProcessHarness('dkim', {
+    env: { REDIS_URL: undefined, REDIS_KEY_PREFIX: undefined, SMTP_FROM_REWRITE: 'always' },
+  });
+  ({ database, capture } = harness);
+  const { userId } = await seedAlias(database, {
+    email: 'd@example.org',
+    localPart: 'shared',
+    destinations: ['one@dest.test'],
+  });
+  const custom = await new DomainRepository(database.db, { mxHost: 'mx.alias.test' }).add(
+    userId,
+    'custom.test',
+  );
   await database.db
     .updateTable('domains')
     .set({ verified_at: 2 })
     .where('id', '=', custom.id)
     .execute();
-  const aliases = new AliasRepository(database.db);
-  await aliases.create({
-    userId,
-    domainId: shared.id,
-    localPart: 'shared',
-    destinations: ['one@dest.test'],
-  });
-  await aliases.create({
+  await new AliasRepository(database.db).create({
     userId,
     domainId: custom.id,
     localPart: 'shop',
     destinations: ['two@dest.test'],
   });
-  supervisor = new Supervisor({
-    cwd: root,
-    execArgv: ['--import', 'tsx', '--import', join(root, 'runtime', 'register.mjs')],
-    output: () => undefined,
-    log: () => undefined,
-  });
-  // No REDIS_URL: in-memory fallbacks, and the SMTP process relays synchronously.
-  smtpPort = await supervisor.start({
-    name: 'smtp',
-    module: join(root, 'src', 'smtp-main.ts'),
-    env: {
-      PATH: process.env['PATH'],
-      NODE_ENV: 'test',
-      DATABASE_URL: databaseUrlFor(database.schema),
-      DATA_DIR: dataDir,
-      SMTP_PORT: '0',
-      SMTP_DOMAIN: 'alias.test',
-      SMTP_RELAYS: `smtp://127.0.0.1:${capture.port}`,
-      SMTP_FROM_REWRITE: 'always',
-      SRS_SECRET: randomBytes(32).toString('base64url'),
-    },
-  });
+  smtpPort = await harness.start('smtp');
 }, 60_000);
 
-afterAll(async () => {
-  await supervisor.stop();
-  await capture.close();
-  await database.drop();
-  await rm(dataDir, { recursive: true, force: true });
-});
+afterAll(() => harness.close());
 
 describe('DKIM per domain: the SMTP process signs with the alias domain key from PostgreSQL', () => {
   it('signs mail to a custom-domain alias with that domain key (d=custom.test), which mailauth verifies', async () => {
