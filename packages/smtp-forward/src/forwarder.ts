@@ -671,7 +671,8 @@ export class SmtpForwarder {
     const failed = result.results.filter((r) => !r.ok);
     if (failed.length === 0) {
       this.#stats.forwarded += 1;
-      this.#forwarded.emit({ messageId, recipients: result.results.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
+      // The payload (masked addresses) is built only when someone listens.
+      if (this.#forwarded.active) this.#forwarded.emit({ messageId, recipients: result.results.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
       this.#acceptedEvent(messageId, session, sender, recipients, bytes);
       return `2.0.0 Ok ${messageId}`;
     }
