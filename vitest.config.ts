@@ -5,7 +5,9 @@ export default defineConfig({
   test: {
     projects,
     // Under CI a JSON report is written too, so .ci/run can print a plain "N passed, N failed" line.
-    reporters: process.env['CI'] ? ['default', ['json', { outputFile: 'node_modules/.cache/vitest-report.json' }]] : ['default'],
+    reporters: process.env['CI']
+      ? ['default', ['json', { outputFile: 'node_modules/.cache/vitest-report.json' }]]
+      : ['default'],
     coverage: {
       provider: 'v8',
       include: ['packages/*/src/**/*.ts', 'examples/*/src/**/*.ts'],

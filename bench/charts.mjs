@@ -42,8 +42,19 @@ for (const file of files) {
     data: { values },
     mark: { type: 'bar', tooltip: true },
     encoding: {
-      y: { field: 'contender', type: 'nominal', sort: '-x', title: null, axis: { labelLimit: 440 } },
-      x: { field: 'rate', type: 'quantitative', scale: { type: 'log', domainMin: baseline }, title: unit },
+      y: {
+        field: 'contender',
+        type: 'nominal',
+        sort: '-x',
+        title: null,
+        axis: { labelLimit: 440 },
+      },
+      x: {
+        field: 'rate',
+        type: 'quantitative',
+        scale: { type: 'log', domainMin: baseline },
+        title: unit,
+      },
       x2: { datum: baseline },
       color: {
         field: 'ours',
@@ -85,7 +96,10 @@ for (const file of files) {
   };
   const spec = {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: saved.title, subtitle: `${saved.machine.cpu}, ${saved.machine.cores} cores, Node ${saved.machine.node}` },
+    title: {
+      text: saved.title,
+      subtitle: `${saved.machine.cpu}, ${saved.machine.cores} cores, Node ${saved.machine.node}`,
+    },
     vconcat: ratios.length > 0 ? [ratioChart, rates] : [rates],
     resolve: { scale: { color: 'independent' } },
     config: { font: 'sans-serif', view: { stroke: null } },

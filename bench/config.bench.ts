@@ -6,7 +6,15 @@
  * (known defaults, length, entropy) and deep-freezes the result.
  */
 import { createEnv } from '@t3-oss/env-core';
-import { bool as envBool, cleanEnv, email as envEmail, num, port as envPort, str, url as envUrl } from 'envalid';
+import {
+  bool as envBool,
+  cleanEnv,
+  email as envEmail,
+  num,
+  port as envPort,
+  str,
+  url as envUrl,
+} from 'envalid';
 import * as z from 'zod';
 import { bool, email, integer, list, loadConfig, number, port, secret, url } from '@postern/config';
 import { ratio, report, suite } from './harness.ts';
@@ -98,7 +106,10 @@ const t3Server = {
   JWT_TTL_SECONDS: z.coerce.number().int().min(1),
   SESSION_SECRET: z.string().min(16),
   COOKIE_SECURE: z.stringbool(),
-  CORS_ORIGINS: z.string().transform((value) => value.split(',').map((item) => item.trim())).pipe(z.array(z.url())),
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) => value.split(',').map((item) => item.trim()))
+    .pipe(z.array(z.url())),
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1),
   RATE_LIMIT_BURST: z.coerce.number().int().min(0),
   SENTRY_DSN: z.url().optional(),
@@ -154,19 +165,28 @@ const checks = [runOurs(), runT3(), runEnvalid()];
 for (const result of checks) {
   const port = (result as { SMTP_PORT: unknown }).SMTP_PORT;
   const debug = (result as { DEBUG: unknown }).DEBUG;
-  if (port !== 587 || debug !== false || Object.keys(result).length < 30) throw new Error('contenders disagree on the parsed values');
+  if (port !== 587 || debug !== false || Object.keys(result).length < 30)
+    throw new Error('contenders disagree on the parsed values');
 }
 
 const results = await suite(
   [
     { name: '@postern/config loadConfig', fn: runOurs, meta: { variables: 30 } },
-    { name: '@t3-oss/env-core createEnv (zod 4.6.7)', fn: runT3, meta: { variables: 30, version: '0.13.11' } },
+    {
+      name: '@t3-oss/env-core createEnv (zod 4.6.7)',
+      fn: runT3,
+      meta: { variables: 30, version: '0.13.11' },
+    },
     { name: 'envalid cleanEnv', fn: runEnvalid, meta: { variables: 30, version: '8.2.0' } },
   ],
   // 15 short interleaved rounds: the median resists the noise of a shared machine; about 30 s in all.
   { durationMs: 9_000, warmupMs: 1_000, rounds: 15 },
 );
-const [postern, t3, envalid] = results as [typeof results[number], typeof results[number], typeof results[number]];
+const [postern, t3, envalid] = results as [
+  (typeof results)[number],
+  (typeof results)[number],
+  (typeof results)[number],
+];
 report('Load and validate a 30-variable configuration (ops/s, higher is better)', results, {
   'postern/t3-env': ratio(postern, t3),
   'postern/envalid': ratio(postern, envalid),

@@ -38,7 +38,12 @@ export interface BenchCase {
   meta?: Record<string, unknown>;
 }
 
-const DEFAULTS: Required<MeasureOptions> = { durationMs: 3_000, warmupMs: 500, rounds: 5, concurrency: 1 };
+const DEFAULTS: Required<MeasureOptions> = {
+  durationMs: 3_000,
+  warmupMs: 500,
+  rounds: 5,
+  concurrency: 1,
+};
 
 /** True when the script was started with `--json`. */
 export const jsonOutput: boolean = process.argv.includes('--json');
@@ -48,7 +53,11 @@ export function progress(message: string): void {
   process.stderr.write(`${message}\n`);
 }
 
-async function runFor(fn: () => unknown, ms: number, concurrency: number): Promise<{ ops: number; elapsedMs: number }> {
+async function runFor(
+  fn: () => unknown,
+  ms: number,
+  concurrency: number,
+): Promise<{ ops: number; elapsedMs: number }> {
   let ops = 0;
   const start = performance.now();
   const deadline = start + ms;
@@ -78,7 +87,10 @@ function median(values: number[]): number {
 }
 
 /** Measures several contenders interleaved round by round; returns one result per case. */
-export async function suite(cases: BenchCase[], options: MeasureOptions = {}): Promise<BenchResult[]> {
+export async function suite(
+  cases: BenchCase[],
+  options: MeasureOptions = {},
+): Promise<BenchResult[]> {
   const settings = { ...DEFAULTS, ...options };
   const perRoundMs = settings.durationMs / settings.rounds;
   for (const entry of cases) {
@@ -99,7 +111,9 @@ export async function suite(cases: BenchCase[], options: MeasureOptions = {}): P
       name: entry.name,
       opsPerSec: Math.round(opsPerSec),
       meanUs: Number((1e6 / opsPerSec).toFixed(3)),
-      spreadPct: Number((((Math.max(...samples) - Math.min(...samples)) / opsPerSec) * 100).toFixed(1)),
+      spreadPct: Number(
+        (((Math.max(...samples) - Math.min(...samples)) / opsPerSec) * 100).toFixed(1),
+      ),
       rounds: settings.rounds,
       concurrency: settings.concurrency,
       ...entry.meta,
@@ -108,7 +122,11 @@ export async function suite(cases: BenchCase[], options: MeasureOptions = {}): P
 }
 
 /** Measures one contender; see `suite` to compare several fairly. */
-export async function measure(name: string, fn: () => unknown, options: MeasureOptions = {}): Promise<BenchResult> {
+export async function measure(
+  name: string,
+  fn: () => unknown,
+  options: MeasureOptions = {},
+): Promise<BenchResult> {
   const [result] = await suite([{ name, fn }], options);
   return result!;
 }
@@ -116,7 +134,8 @@ export async function measure(name: string, fn: () => unknown, options: MeasureO
 /** The rate a result is compared by: `opsPerSec`, else `msgsPerSec`. */
 export function rateOf(result: BenchResult): number {
   const rate = result.opsPerSec ?? result.msgsPerSec;
-  if (rate === undefined) throw new Error(`result ${result.name} has neither opsPerSec nor msgsPerSec`);
+  if (rate === undefined)
+    throw new Error(`result ${result.name} has neither opsPerSec nor msgsPerSec`);
   return rate;
 }
 
@@ -143,8 +162,19 @@ function benchName(): string {
 }
 
 /** Prints the results and ratios (a table, or JSON under `--json`) and saves them under `--save`. */
-export function report(title: string, results: BenchResult[], ratios: Record<string, number>): void {
-  const output = { bench: benchName(), title, date: new Date().toISOString(), machine: machine(), results, ratios };
+export function report(
+  title: string,
+  results: BenchResult[],
+  ratios: Record<string, number>,
+): void {
+  const output = {
+    bench: benchName(),
+    title,
+    date: new Date().toISOString(),
+    machine: machine(),
+    results,
+    ratios,
+  };
   if (process.argv.includes('--save')) {
     const directory = join(dirname(fileURLToPath(import.meta.url)), 'results');
     mkdirSync(directory, { recursive: true });
@@ -162,11 +192,20 @@ export function report(title: string, results: BenchResult[], ratios: Record<str
   }));
   const width = (key: keyof (typeof rows)[number], label: string): number =>
     Math.max(label.length, ...rows.map((row) => row[key].length));
-  const widths = { name: width('name', 'contender'), rate: width('rate', 'rate'), unit: 6, mean: width('mean', 'mean') };
+  const widths = {
+    name: width('name', 'contender'),
+    rate: width('rate', 'rate'),
+    unit: 6,
+    mean: width('mean', 'mean'),
+  };
   console.log(`\n${title}\n`);
-  console.log(`${'contender'.padEnd(widths.name)}  ${'rate'.padStart(widths.rate)}  ${'unit'.padEnd(widths.unit)}  mean`);
+  console.log(
+    `${'contender'.padEnd(widths.name)}  ${'rate'.padStart(widths.rate)}  ${'unit'.padEnd(widths.unit)}  mean`,
+  );
   for (const row of rows) {
-    console.log(`${row.name.padEnd(widths.name)}  ${row.rate.padStart(widths.rate)}  ${row.unit.padEnd(widths.unit)}  ${row.mean}`);
+    console.log(
+      `${row.name.padEnd(widths.name)}  ${row.rate.padStart(widths.rate)}  ${row.unit.padEnd(widths.unit)}  ${row.mean}`,
+    );
   }
   console.log('');
   for (const [key, value] of Object.entries(ratios)) console.log(`${key}: ${value.toFixed(2)}x`);

@@ -26,7 +26,8 @@ const pinoVersion = (requireFromLogger('pino/package.json') as { version: string
 const nullDestination: DestinationStream = { write: () => undefined };
 const censor = '[Redacted]';
 
-const segment = (key: string): string => (/^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `["${key}"]`);
+const segment = (key: string): string =>
+  /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `["${key}"]`;
 const wildcardPaths = DEFAULT_REDACT_KEYS.flatMap((key) => [
   segment(key).startsWith('.') ? key : segment(key),
   `*${segment(key)}`,
@@ -53,7 +54,11 @@ const requestLine = {
 };
 
 const loggers: Record<string, Logger> = {
-  ours: createLogger({ name: 'bench', destination: nullDestination, env: { NODE_ENV: 'production' } }),
+  ours: createLogger({
+    name: 'bench',
+    destination: nullDestination,
+    env: { NODE_ENV: 'production' },
+  }),
   samePaths: pino({ name: 'bench', redact: { paths: redactPaths(), censor } }, nullDestination),
   wildcard: pino({ name: 'bench', redact: { paths: wildcardPaths, censor } }, nullDestination),
   none: pino({ name: 'bench' }, nullDestination),
@@ -70,10 +75,26 @@ function cases(line: 'request' | 'plain'): BenchCase[] {
         };
   const meta = { line, pino: pinoVersion };
   return [
-    { name: `createLogger (${line})`, fn: call(loggers['ours']!), meta: { ...meta, paths: redactPaths().length, scrubber: true } },
-    { name: `pino, same paths (${line})`, fn: call(loggers['samePaths']!), meta: { ...meta, paths: redactPaths().length } },
-    { name: `pino, *.key paths (${line})`, fn: call(loggers['wildcard']!), meta: { ...meta, paths: wildcardPaths.length } },
-    { name: `pino, no redaction (${line})`, fn: call(loggers['none']!), meta: { ...meta, paths: 0 } },
+    {
+      name: `createLogger (${line})`,
+      fn: call(loggers['ours']!),
+      meta: { ...meta, paths: redactPaths().length, scrubber: true },
+    },
+    {
+      name: `pino, same paths (${line})`,
+      fn: call(loggers['samePaths']!),
+      meta: { ...meta, paths: redactPaths().length },
+    },
+    {
+      name: `pino, *.key paths (${line})`,
+      fn: call(loggers['wildcard']!),
+      meta: { ...meta, paths: wildcardPaths.length },
+    },
+    {
+      name: `pino, no redaction (${line})`,
+      fn: call(loggers['none']!),
+      meta: { ...meta, paths: 0 },
+    },
   ];
 }
 

@@ -45,7 +45,11 @@ const theirsRedis = new RateLimiterRedis({
   duration: PERIOD_SECONDS,
   keyPrefix: `bench-rl-theirs-${run}`,
 });
-const oursMemory = createRateLimiter({ limit: LIMIT, periodMs: PERIOD_SECONDS * 1000, prefix: 'bench' });
+const oursMemory = createRateLimiter({
+  limit: LIMIT,
+  periodMs: PERIOD_SECONDS * 1000,
+  prefix: 'bench',
+});
 const theirsMemory = new RateLimiterMemory({ points: LIMIT, duration: PERIOD_SECONDS });
 
 const results: BenchResult[] = [];
@@ -75,7 +79,11 @@ progress('memory, concurrency 1');
 results.push(
   ...(await suite(
     [
-      { name: '@postern/rate-limit memory', fn: cycler((key) => oursMemory.consume(key)), meta: { ...meta, backend: 'memory' } },
+      {
+        name: '@postern/rate-limit memory',
+        fn: cycler((key) => oursMemory.consume(key)),
+        meta: { ...meta, backend: 'memory' },
+      },
       {
         name: 'rate-limiter-flexible memory',
         fn: cycler((key) => theirsMemory.consume(key)),
@@ -90,7 +98,13 @@ results.push(
 for (const prefix of [`bench-rl-ours-${run}`, `bench-rl-theirs-${run}`]) {
   let cursor = '0';
   do {
-    const [nextCursor, found] = await ourRedisClient.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    const [nextCursor, found] = await ourRedisClient.scan(
+      cursor,
+      'MATCH',
+      `${prefix}*`,
+      'COUNT',
+      1000,
+    );
     if (found.length > 0) await ourRedisClient.del(...found);
     cursor = nextCursor;
   } while (cursor !== '0');
@@ -99,7 +113,16 @@ await Promise.all([ourRedisClient.quit(), theirRedisClient.quit()]);
 
 const byName = (name: string): BenchResult => results.find((result) => result.name === name)!;
 report('@postern/rate-limit vs rate-limiter-flexible 11.4.0: consume() on 1,000 keys', results, {
-  'postern/rlf redis c=1': ratio(byName('@postern/rate-limit redis c=1'), byName('rate-limiter-flexible redis c=1')),
-  'postern/rlf redis c=64': ratio(byName('@postern/rate-limit redis c=64'), byName('rate-limiter-flexible redis c=64')),
-  'postern/rlf memory': ratio(byName('@postern/rate-limit memory'), byName('rate-limiter-flexible memory')),
+  'postern/rlf redis c=1': ratio(
+    byName('@postern/rate-limit redis c=1'),
+    byName('rate-limiter-flexible redis c=1'),
+  ),
+  'postern/rlf redis c=64': ratio(
+    byName('@postern/rate-limit redis c=64'),
+    byName('rate-limiter-flexible redis c=64'),
+  ),
+  'postern/rlf memory': ratio(
+    byName('@postern/rate-limit memory'),
+    byName('rate-limiter-flexible memory'),
+  ),
 });

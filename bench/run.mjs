@@ -17,8 +17,12 @@ if (!name || !available.includes(name)) {
   stream.write(`usage: pnpm bench <name> [--json] [--save]\nbenchmarks: ${available.join(', ')}\n`);
   process.exit(name ? 1 : 0);
 }
-const child = spawn(process.execPath, ['--import', 'tsx', join(here, `${name}.bench.ts`), ...rest], {
-  cwd: here,
-  stdio: 'inherit',
-});
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', join(here, `${name}.bench.ts`), ...rest],
+  {
+    cwd: here,
+    stdio: 'inherit',
+  },
+);
 child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 1)));

@@ -50,7 +50,10 @@ interface SmtpServerInstance {
   close(callback: () => void): void;
 }
 interface Mailer {
-  sendMail(message: { envelope: { from: string; to: string[] }; raw: Buffer | Readable }): Promise<unknown>;
+  sendMail(message: {
+    envelope: { from: string; to: string[] };
+    raw: Buffer | Readable;
+  }): Promise<unknown>;
   close(): void;
 }
 const { SMTPServer } = fromBench('smtp-server') as {
@@ -63,7 +66,9 @@ const { SMTPServer } = fromBench('smtp-server') as {
     onData(stream: Readable, session: Session, callback: (error?: Error) => void): void;
   }) => SmtpServerInstance;
 };
-const nodemailer = fromBench('nodemailer') as { createTransport(options: Record<string, unknown>): Mailer };
+const nodemailer = fromBench('nodemailer') as {
+  createTransport(options: Record<string, unknown>): Mailer;
+};
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -89,10 +94,28 @@ function source(port: number, messages: number, sessions: number): Promise<numbe
     const start = performance.now();
     execFile(
       SMTP_SOURCE,
-      ['-d', '-m', String(messages), '-s', String(sessions), '-l', String(SIZE), '-f', 'sender@origin.test', '-t', 'alice@fwd.test', `127.0.0.1:${port}`],
+      [
+        '-d',
+        '-m',
+        String(messages),
+        '-s',
+        String(sessions),
+        '-l',
+        String(SIZE),
+        '-f',
+        'sender@origin.test',
+        '-t',
+        'alice@fwd.test',
+        `127.0.0.1:${port}`,
+      ],
       { timeout: 120_000 },
       (error, _stdout, stderr) => {
-        if (error !== null || stderr.trim() !== '') reject(new Error(`smtp-source failed: ${stderr.trim() || (error?.message ?? 'unknown error')}`));
+        if (error !== null || stderr.trim() !== '')
+          reject(
+            new Error(
+              `smtp-source failed: ${stderr.trim() || (error?.message ?? 'unknown error')}`,
+            ),
+          );
         else resolve((messages * 1000) / (performance.now() - start));
       },
     );
@@ -118,7 +141,8 @@ const records: Record<string, string> = {
 };
 const testDns = (name: string, rrtype: string): Promise<string[][]> => {
   const value = rrtype === 'TXT' ? records[name.toLowerCase()] : undefined;
-  if (value === undefined) return Promise.reject(Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
+  if (value === undefined)
+    return Promise.reject(Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
   const parts: string[] = [];
   for (let i = 0; i < value.length; i += 255) parts.push(value.slice(i, i + 255));
   return Promise.resolve([parts]);
@@ -148,7 +172,12 @@ function forwarder(sinkPort: number, full: boolean): SmtpForwarder {
     resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
     transport: { relays: [{ host: '127.0.0.1', port: sinkPort }], maxConnections: 10 },
     srs: { secrets: ['bench-secret-0123456789abcdef'] },
-    limits: { maxConnectionsPerIp: 1000, maxConnections: 1000, maxMessagesPerSession: 1_000_000, maxMessageBytes: 64 * 2 ** 20 },
+    limits: {
+      maxConnectionsPerIp: 1000,
+      maxConnections: 1000,
+      maxMessagesPerSession: 1_000_000,
+      maxMessageBytes: 64 * 2 ** 20,
+    },
     ...(full
       ? {
           dkim: { selector: 'sel', privateKey: dkim.privateKey },
@@ -162,7 +191,12 @@ function forwarder(sinkPort: number, full: boolean): SmtpForwarder {
 
 /** The naive peer: buffer the whole message, relay it with nodemailer, then answer. */
 function passThrough(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
-  const relay = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, pool: true, maxConnections: 10 });
+  const relay = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: sinkPort,
+    pool: true,
+    maxConnections: 10,
+  });
   const server = new SMTPServer({
     disabledCommands: ['AUTH', 'STARTTLS'],
     authOptional: true,
@@ -174,15 +208,23 @@ function passThrough(sinkPort: number): { listen(): Promise<number>; close(): Pr
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', () => {
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        relay.sendMail({ envelope: { from, to: session.envelope.rcptTo.map((r) => r.address) }, raw: Buffer.concat(chunks) }).then(
-          () => callback(),
-          (error: Error) => callback(error),
-        );
+        relay
+          .sendMail({
+            envelope: { from, to: session.envelope.rcptTo.map((r) => r.address) },
+            raw: Buffer.concat(chunks),
+          })
+          .then(
+            () => callback(),
+            (error: Error) => callback(error),
+          );
       });
     },
   });
   return {
-    listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port))),
+    listen: () =>
+      new Promise((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
+      ),
     close: () =>
       new Promise((resolve) => {
         relay.close();
@@ -247,7 +289,8 @@ async function startHaraka(sinkPort: number, nodelay: boolean): Promise<Haraka> 
     // Haraka's stock connection.ini (greeting, limits); it reads no defaults without one.
     'config/connection.ini':
       '[main]\n[haproxy]\nhosts[] =\n[headers]\nmax_lines=1000\nmax_received=100\n[max]\nbytes=26214400\nmime_parts=1000\nline_length=512\ndata_line_length=992\n[message]\nhelo=Haraka is at your service.\nclose=closing connection. Have a jolly good day.\n[uuid]\nbanner_chars=6\ndeny_chars=0\n',
-    'plugins/skip_rdns.js': "exports.hook_lookup_rdns = function (next) { next(OK, 'localhost') }\n",
+    'plugins/skip_rdns.js':
+      "exports.hook_lookup_rdns = function (next) { next(OK, 'localhost') }\n",
     'preload.cjs': NODELAY_PRELOAD,
   };
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
@@ -298,7 +341,12 @@ function bareServer(): { listen(): Promise<number> } {
       stream.on('end', () => callback());
     },
   });
-  return { listen: () => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port))) };
+  return {
+    listen: () =>
+      new Promise((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
+      ),
+  };
 }
 
 type MemoryKind = 'ours' | 'naive' | 'bare';
@@ -328,14 +376,17 @@ if (memoryChild !== undefined) {
   let baseline = await sample();
   let peak = baseline;
   let sampling = false;
-  setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    void sample().then((value) => {
-      peak = Math.max(peak, value);
-      sampling = false;
-    });
-  }, gc === undefined ? 5 : 50);
+  setInterval(
+    () => {
+      if (sampling) return;
+      sampling = true;
+      void sample().then((value) => {
+        peak = Math.max(peak, value);
+        sampling = false;
+      });
+    },
+    gc === undefined ? 5 : 50,
+  );
   process.on('message', (message) => {
     void sample().then((value) => {
       if (message === 'reset') {
@@ -355,16 +406,33 @@ if (memoryChild !== undefined) {
 }
 
 /** Peak growth of the server's heap + Buffer memory while one message of `bytes` goes through it, in MiB. */
-async function memoryGrowth(kind: MemoryKind, sinkPort: number, bytes: number, live: boolean): Promise<number> {
+async function memoryGrowth(
+  kind: MemoryKind,
+  sinkPort: number,
+  bytes: number,
+  live: boolean,
+): Promise<number> {
   const child = fork(fileURLToPath(import.meta.url), [], {
-    env: { ...process.env, SMTPF_MEMORY_CHILD: kind, SMTPF_SINK: String(sinkPort), SMTPF_LIVE: live ? '1' : '0' },
+    env: {
+      ...process.env,
+      SMTPF_MEMORY_CHILD: kind,
+      SMTPF_SINK: String(sinkPort),
+      SMTPF_LIVE: live ? '1' : '0',
+    },
     execArgv: [...process.execArgv, ...(live ? ['--expose-gc'] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {
-    const { port } = await new Promise<{ port: number }>((resolve) => child.once('message', (message) => resolve(message as { port: number })));
+    const { port } = await new Promise<{ port: number }>((resolve) =>
+      child.once('message', (message) => resolve(message as { port: number })),
+    );
     const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 120_000 });
-    await client.sendMail({ envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] }, raw: Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: warm-up\r\n\r\nwarm-up\r\n') });
+    await client.sendMail({
+      envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
+      raw: Buffer.from(
+        'From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: warm-up\r\n\r\nwarm-up\r\n',
+      ),
+    });
     const reset = new Promise((resolve) => child.once('message', resolve));
     child.send('reset');
     await reset;
@@ -381,12 +449,21 @@ async function memoryGrowth(kind: MemoryKind, sinkPort: number, bytes: number, l
         this.push(chunk);
       },
     });
-    await client.sendMail({ envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] }, raw: Readable.from((async function* () {
-      yield Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: big\r\n\r\n');
-      yield* body;
-    })()) });
+    await client.sendMail({
+      envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
+      raw: Readable.from(
+        (async function* () {
+          yield Buffer.from(
+            'From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: big\r\n\r\n',
+          );
+          yield* body;
+        })(),
+      ),
+    });
     client.close();
-    const answer = new Promise<{ peak: number }>((resolve) => child.once('message', (message) => resolve(message as { peak: number })));
+    const answer = new Promise<{ peak: number }>((resolve) =>
+      child.once('message', (message) => resolve(message as { peak: number })),
+    );
     child.send('peak');
     const { peak } = await answer;
     return Math.round((peak / 2 ** 20) * 10) / 10;
@@ -417,11 +494,27 @@ const ports = {
 const scale = Number(process.env['BENCH_SCALE'] ?? 1);
 const contenders: { key: keyof typeof ports; name: string; messages: number }[] = [
   { key: 'direct', name: 'smtp-sink direct (ceiling)', messages: Math.round(5000 * scale) },
-  { key: 'naive', name: 'smtp-server + nodemailer pass-through', messages: Math.round(5000 * scale) },
-  { key: 'harakaStock', name: `Haraka ${HARAKA_VERSION} stock`, messages: Math.round(1000 * scale) },
-  { key: 'harakaNodelay', name: `Haraka ${HARAKA_VERSION} with TCP_NODELAY`, messages: Math.round(3000 * scale) },
+  {
+    key: 'naive',
+    name: 'smtp-server + nodemailer pass-through',
+    messages: Math.round(5000 * scale),
+  },
+  {
+    key: 'harakaStock',
+    name: `Haraka ${HARAKA_VERSION} stock`,
+    messages: Math.round(1000 * scale),
+  },
+  {
+    key: 'harakaNodelay',
+    name: `Haraka ${HARAKA_VERSION} with TCP_NODELAY`,
+    messages: Math.round(3000 * scale),
+  },
   { key: 'plain', name: '@postern/smtp-forward plain (SRS)', messages: Math.round(5000 * scale) },
-  { key: 'full', name: '@postern/smtp-forward full (SRS+DKIM+ARC+SPF/DKIM/DMARC)', messages: Math.round(1000 * scale) },
+  {
+    key: 'full',
+    name: '@postern/smtp-forward full (SRS+DKIM+ARC+SPF/DKIM/DMARC)',
+    messages: Math.round(1000 * scale),
+  },
 ];
 
 const loadBefore = loadavg();
@@ -470,7 +563,11 @@ for (const run of memoryRuns) {
   const growth = await memoryGrowth(run.kind, sink.port, run.mb * 2 ** 20, run.live);
   progress(`  ${growth} MiB`);
   memory.set(`${run.kind}/${run.mb}/${run.live}`, growth);
-  results.push({ name: `${run.label}, one ${run.mb} MB message, alone in a child process (${what}, MiB)`, msgsPerSec: 0, peakMemoryGrowthMiB: growth });
+  results.push({
+    name: `${run.label}, one ${run.mb} MB message, alone in a child process (${what}, MiB)`,
+    msgsPerSec: 0,
+    peakMemoryGrowthMiB: growth,
+  });
 }
 const oursRss = memory.get('ours/50/false')!;
 const naiveRss = memory.get('naive/50/false')!;
@@ -494,13 +591,32 @@ const byKey = (key: keyof typeof ports, sessions: number): BenchResult => {
 };
 const ratios: Record<string, number> = {};
 for (const sessions of [10, 50]) {
-  ratios[`plain/haraka-nodelay @${sessions} (target >= 2)`] = ratio(byKey('plain', sessions), byKey('harakaNodelay', sessions));
-  ratios[`plain/direct @${sessions} (target >= 0.25)`] = ratio(byKey('plain', sessions), byKey('direct', sessions));
-  ratios[`full/haraka-nodelay @${sessions} (target >= 1)`] = ratio(byKey('full', sessions), byKey('harakaNodelay', sessions));
-  ratios[`plain/haraka-stock @${sessions}`] = ratio(byKey('plain', sessions), byKey('harakaStock', sessions));
-  ratios[`plain/pass-through @${sessions}`] = ratio(byKey('plain', sessions), byKey('naive', sessions));
+  ratios[`plain/haraka-nodelay @${sessions} (target >= 2)`] = ratio(
+    byKey('plain', sessions),
+    byKey('harakaNodelay', sessions),
+  );
+  ratios[`plain/direct @${sessions} (target >= 0.25)`] = ratio(
+    byKey('plain', sessions),
+    byKey('direct', sessions),
+  );
+  ratios[`full/haraka-nodelay @${sessions} (target >= 1)`] = ratio(
+    byKey('full', sessions),
+    byKey('harakaNodelay', sessions),
+  );
+  ratios[`plain/haraka-stock @${sessions}`] = ratio(
+    byKey('plain', sessions),
+    byKey('harakaStock', sessions),
+  );
+  ratios[`plain/pass-through @${sessions}`] = ratio(
+    byKey('plain', sessions),
+    byKey('naive', sessions),
+  );
 }
 ratios['memory 50MB ours/pass-through'] = Number((oursRss / naiveRss).toFixed(2));
 ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!;
-report('@postern/smtp-forward: messages/s through smtp-source → forwarder → smtp-sink (4 KiB, median of 3)', results, ratios);
+report(
+  '@postern/smtp-forward: messages/s through smtp-source → forwarder → smtp-sink (4 KiB, median of 3)',
+  results,
+  ratios,
+);
 process.exit(0);

@@ -22,7 +22,8 @@ import { progress, ratio, report } from './harness.ts';
 const JOBS = 20_000;
 const ROUNDS = 3;
 const redisUrl = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
-const bullmqVersion = (createRequire(import.meta.url)('bullmq/package.json') as { version: string }).version;
+const bullmqVersion = (createRequire(import.meta.url)('bullmq/package.json') as { version: string })
+  .version;
 const runId = randomUUID().slice(0, 8);
 
 type Phase = 'add' | 'addBulk' | 'drain c1' | 'drain c50' | 'drain c50 keep 1k';
@@ -109,7 +110,11 @@ function bullmq(): Contender {
     async phase(phase, round) {
       const name = `${phase.replaceAll(' ', '-')}-${round}`;
       const removeOnComplete = phase === 'drain c50 keep 1k' ? { count: KEEP_COMPLETED } : true;
-      const queue = new Queue(name, { connection, prefix, defaultJobOptions: { removeOnComplete, removeOnFail: true } });
+      const queue = new Queue(name, {
+        connection,
+        prefix,
+        defaultJobOptions: { removeOnComplete, removeOnFail: true },
+      });
       queues.push(queue);
       const items = Array.from({ length: JOBS }, (_, i) => ({ name: 'job', data: { i } }));
       if (phase === 'add') {
@@ -181,11 +186,17 @@ for (const phase of PHASES) {
       unit: 'jobs/s',
       jobs: JOBS,
       rounds: ROUNDS,
-      spreadPct: Number((((Math.max(...rates) - Math.min(...rates)) / median(rates)) * 100).toFixed(1)),
+      spreadPct: Number(
+        (((Math.max(...rates) - Math.min(...rates)) / median(rates)) * 100).toFixed(1),
+      ),
     };
   });
   if (mine === undefined || peer === undefined) throw new Error('missing results');
   results.push(mine, peer);
   ratios[`sync-queue/bullmq ${phase}`] = ratio(mine, peer);
 }
-report(`@postern/sync-queue vs BullMQ ${bullmqVersion}: ${JOBS.toLocaleString('en-US')} no-op jobs, jobs/s (median of ${ROUNDS})`, results, ratios);
+report(
+  `@postern/sync-queue vs BullMQ ${bullmqVersion}: ${JOBS.toLocaleString('en-US')} no-op jobs, jobs/s (median of ${ROUNDS})`,
+  results,
+  ratios,
+);

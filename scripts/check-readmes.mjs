@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const requested = process.argv.slice(2);
-const names = (requested.length > 0 ? requested : readdirSync(join(root, 'packages'))).filter((name) =>
-  existsSync(join(root, 'packages', name, 'package.json')),
+const names = (requested.length > 0 ? requested : readdirSync(join(root, 'packages'))).filter(
+  (name) => existsSync(join(root, 'packages', name, 'package.json')),
 );
 
 const files = [];
@@ -39,7 +39,10 @@ for (const name of names) {
     index += 1;
     const line = text.slice(0, match.index).split('\n').length;
     const file = join(outDirectory, `readme-line-${line}.ts`);
-    writeFileSync(file, `// From packages/${name}/README.md line ${line}.\n${match[1]}\nexport {};\n`);
+    writeFileSync(
+      file,
+      `// From packages/${name}/README.md line ${line}.\n${match[1]}\nexport {};\n`,
+    );
     files.push(file);
   }
   blockCount += index;
@@ -77,5 +80,6 @@ writeFileSync(
 );
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const result = spawnSync(process.execPath, [tsc, '-p', configFile], { stdio: 'inherit' });
-if (result.status === 0) console.log(`README examples type-check: ${blockCount} blocks in ${names.length} packages`);
+if (result.status === 0)
+  console.log(`README examples type-check: ${blockCount} blocks in ${names.length} packages`);
 process.exit(result.status ?? 1);

@@ -23,56 +23,67 @@ if (exists) {
 
 const fence = '`'.repeat(3);
 const files = {
-  'package.json': JSON.stringify(
-    {
-      name: `@postern/${name}`,
-      version: '0.0.0',
-      description,
-      license: 'MIT',
-      type: 'module',
-      sideEffects: false,
-      engines: { node: '^20.19.0 || ^22.12.0 || >=24' },
-      files: ['dist'],
-      main: './dist/index.cjs',
-      module: './dist/index.js',
-      types: './dist/index.d.cts',
-      exports: {
-        '.': {
-          import: { types: './dist/index.d.ts', default: './dist/index.js' },
-          require: { types: './dist/index.d.cts', default: './dist/index.cjs' },
+  'package.json':
+    JSON.stringify(
+      {
+        name: `@postern/${name}`,
+        version: '0.0.0',
+        description,
+        license: 'MIT',
+        type: 'module',
+        sideEffects: false,
+        engines: { node: '^20.19.0 || ^22.12.0 || >=24' },
+        files: ['dist'],
+        main: './dist/index.cjs',
+        module: './dist/index.js',
+        types: './dist/index.d.cts',
+        exports: {
+          '.': {
+            import: { types: './dist/index.d.ts', default: './dist/index.js' },
+            require: { types: './dist/index.d.cts', default: './dist/index.cjs' },
+          },
+          './package.json': './package.json',
         },
-        './package.json': './package.json',
+        scripts: {
+          build: 'tsup',
+          'check:package': 'publint --strict && attw --pack . --profile node16',
+        },
+        repository: {
+          type: 'git',
+          url: 'git+https://github.com/postern/postern.git',
+          directory: `packages/${name}`,
+        },
+        publishConfig: { access: 'public' },
+        keywords: ['postern'],
       },
-      scripts: {
-        build: 'tsup',
-        'check:package': 'publint --strict && attw --pack . --profile node16',
+      null,
+      2,
+    ) + '\n',
+  'tsconfig.json':
+    JSON.stringify(
+      {
+        extends: '../../tsconfig.base.json',
+        compilerOptions: {
+          rootDir: '.',
+          outDir: '.tsbuild',
+          tsBuildInfoFile: '.tsbuild/tsconfig.tsbuildinfo',
+        },
+        include: ['src', 'test'],
       },
-      repository: { type: 'git', url: 'git+https://github.com/postern/postern.git', directory: `packages/${name}` },
-      publishConfig: { access: 'public' },
-      keywords: ['postern'],
-    },
-    null,
-    2,
-  ) + '\n',
-  'tsconfig.json': JSON.stringify(
-    {
-      extends: '../../tsconfig.base.json',
-      compilerOptions: { rootDir: '.', outDir: '.tsbuild', tsBuildInfoFile: '.tsbuild/tsconfig.tsbuildinfo' },
-      include: ['src', 'test'],
-    },
-    null,
-    2,
-  ) + '\n',
-  'tsconfig.build.json': JSON.stringify(
-    {
-      extends: './tsconfig.json',
-      compilerOptions: { composite: false, incremental: false, declarationMap: false },
-      include: ['src'],
-      exclude: ['src/**/*.test.ts'],
-    },
-    null,
-    2,
-  ) + '\n',
+      null,
+      2,
+    ) + '\n',
+  'tsconfig.build.json':
+    JSON.stringify(
+      {
+        extends: './tsconfig.json',
+        compilerOptions: { composite: false, incremental: false, declarationMap: false },
+        include: ['src'],
+        exclude: ['src/**/*.test.ts'],
+      },
+      null,
+      2,
+    ) + '\n',
   'tsup.config.ts': `import { defineConfig } from 'tsup';
 
 export default defineConfig({

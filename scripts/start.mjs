@@ -9,14 +9,20 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const server = join(root, 'examples', 'reference-server');
 if (existsSync(join(server, 'package.json'))) {
-  const child = spawn('npx', ['-y', 'pnpm@10.34.9', '--filter', '@postern/reference-server', 'start'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
+  const child = spawn(
+    'npx',
+    ['-y', 'pnpm@10.34.9', '--filter', '@postern/reference-server', 'start'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
   for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code) => process.exit(code ?? 1));
 } else {
-  console.log('Postern workspace: the reference server (examples/reference-server) is not built yet.\n');
+  console.log(
+    'Postern workspace: the reference server (examples/reference-server) is not built yet.\n',
+  );
   console.log('Packages here:');
   for (const name of readdirSync(join(root, 'packages')).sort()) {
     const manifestPath = join(root, 'packages', name, 'package.json');
@@ -24,5 +30,7 @@ if (existsSync(join(server, 'package.json'))) {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
     console.log(`  ${manifest.name.padEnd(24)} ${manifest.description}`);
   }
-  console.log('\nEach package README has a quick start; `npx -y pnpm@10.34.9 test` runs every test.');
+  console.log(
+    '\nEach package README has a quick start; `npx -y pnpm@10.34.9 test` runs every test.',
+  );
 }

@@ -62,8 +62,10 @@ export interface RangeOptions {
 }
 
 function checkRange(value: number, options: RangeOptions): number | Failure {
-  if (options.min !== undefined && value < options.min) return fail(`must be at least ${String(options.min)}`);
-  if (options.max !== undefined && value > options.max) return fail(`must be at most ${String(options.max)}`);
+  if (options.min !== undefined && value < options.min)
+    return fail(`must be at least ${String(options.min)}`);
+  if (options.max !== undefined && value > options.max)
+    return fail(`must be at most ${String(options.max)}`);
   return value;
 }
 
@@ -108,7 +110,8 @@ export function port(options: PortOptions = {}): EnvSchema<number> {
     const text = raw.trim();
     if (!/^\d+$/.test(text)) return fail(`must be a port number between ${String(min)} and 65535`);
     const value = Number(text);
-    if (value < min || value > 65_535) return fail(`must be a port number between ${String(min)} and 65535`);
+    if (value < min || value > 65_535)
+      return fail(`must be a port number between ${String(min)} and 65535`);
     return value;
   });
 }
@@ -145,8 +148,10 @@ export function duration(options: DurationOptions = {}): EnvSchema<number> {
   return fromString((raw) => {
     const value = parseDuration(raw);
     if (value === undefined) return fail('must be a duration such as 250ms, 30s, 15m, 12h or 7d');
-    if (options.minMs !== undefined && value < options.minMs) return fail(`must be at least ${String(options.minMs)}ms`);
-    if (options.maxMs !== undefined && value > options.maxMs) return fail(`must be at most ${String(options.maxMs)}ms`);
+    if (options.minMs !== undefined && value < options.minMs)
+      return fail(`must be at least ${String(options.minMs)}ms`);
+    if (options.maxMs !== undefined && value > options.maxMs)
+      return fail(`must be at most ${String(options.maxMs)}ms`);
     return value;
   });
 }
@@ -169,7 +174,8 @@ export function list<Item extends StringInputSchema = z.ZodString>(
 ): EnvSchema<z.output<Item>[]> {
   const itemSchema = item ?? z.string();
   const separator = options.separator ?? ',';
-  if (separator === '') throw new ConfigError('SHAPE_INVALID', 'list() separator must not be empty');
+  if (separator === '')
+    throw new ConfigError('SHAPE_INVALID', 'list() separator must not be empty');
   const minItems = options.minItems ?? 0;
   // The default item, z.string(), accepts every string as it is.
   const itemDirect = item === undefined ? (part: string): unknown => part : directOf(item);
@@ -190,7 +196,8 @@ export function list<Item extends StringInputSchema = z.ZodString>(
         if (issues.length === before) {
           values.push(value as z.output<Item>);
         } else {
-          for (let at = before; at < issues.length; at += 1) issues[at] = { message: issues[at]!.message, path: [index, ...issues[at]!.path] };
+          for (let at = before; at < issues.length; at += 1)
+            issues[at] = { message: issues[at]!.message, path: [index, ...issues[at]!.path] };
         }
         continue;
       }
@@ -200,7 +207,10 @@ export function list<Item extends StringInputSchema = z.ZodString>(
         continue;
       }
       for (const issue of result.error.issues) {
-        issues.push({ message: issue.message, path: [index, ...(issue.path as (string | number)[])] });
+        issues.push({
+          message: issue.message,
+          path: [index, ...(issue.path as (string | number)[])],
+        });
       }
     }
     if (parts.length < minItems) {
@@ -211,14 +221,21 @@ export function list<Item extends StringInputSchema = z.ZodString>(
   const schema = z.string().transform((raw, context) => {
     const issues: DirectIssue[] = [];
     const values = parse(raw, issues);
-    for (const issue of issues) context.issues.push({ code: 'custom', message: issue.message, path: [...issue.path], input: undefined });
+    for (const issue of issues)
+      context.issues.push({
+        code: 'custom',
+        message: issue.message,
+        path: [...issue.path],
+        input: undefined,
+      });
     return values;
   });
   // For loadConfig, which deep-freezes every value: an array of primitives and frozen items
   // (Secrets) is frozen here, where that is already known, so it needs no walk there.
   return registerDirect(schema, (raw, issues) => {
     const values = parse(raw, issues);
-    for (const value of values) if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) return values;
+    for (const value of values)
+      if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) return values;
     return Object.freeze(values);
   });
 }
@@ -240,7 +257,9 @@ const URL_SCHEME = /^[a-z][a-z0-9+.-]*$/;
 export function url(options: UrlOptions = {}): EnvSchema<string> {
   // Only valid scheme names: no URL could match another, and a match needs no further scheme check.
   const protocols = new Set(
-    (options.protocols ?? ['http', 'https']).map((protocol) => protocol.toLowerCase().replace(/:$/, '')).filter((protocol) => URL_SCHEME.test(protocol)),
+    (options.protocols ?? ['http', 'https'])
+      .map((protocol) => protocol.toLowerCase().replace(/:$/, ''))
+      .filter((protocol) => URL_SCHEME.test(protocol)),
   );
   const expected = [...protocols].join(', ');
   return fromString((raw) => {
@@ -250,7 +269,8 @@ export function url(options: UrlOptions = {}): EnvSchema<string> {
     const colon = text.indexOf(':');
     const scheme = colon > 0 ? text.slice(0, colon).toLowerCase() : '';
     // An allowed scheme is a valid one, so its check is left for the failure path.
-    if (!(protocols.has(scheme) || URL_SCHEME.test(scheme)) || !URL.canParse(text)) return fail('must be an absolute URL');
+    if (!(protocols.has(scheme) || URL_SCHEME.test(scheme)) || !URL.canParse(text))
+      return fail('must be an absolute URL');
     if (!protocols.has(scheme)) return fail(`must use one of these protocols: ${expected}`);
     if (!OPAQUE_SCHEMES.has(scheme) && !text.startsWith('//', colon + 1)) {
       return fail(`must be written as ${scheme}://…`);

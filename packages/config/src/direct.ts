@@ -32,7 +32,12 @@ export function directOf(schema: object): DirectParse | undefined {
 }
 
 interface ZodInternals {
-  readonly def: { readonly type?: unknown; readonly checks?: readonly unknown[]; readonly coerce?: unknown; readonly innerType?: unknown };
+  readonly def: {
+    readonly type?: unknown;
+    readonly checks?: readonly unknown[];
+    readonly coerce?: unknown;
+    readonly innerType?: unknown;
+  };
   readonly traits: ReadonlySet<string>;
   readonly values?: ReadonlySet<unknown> | undefined;
 }
@@ -50,7 +55,8 @@ export function directFor(schema: object): DirectParse | undefined {
   const own = parsers.get(schema);
   if (own !== undefined) return own;
   const zod = (schema as { _zod?: ZodInternals })._zod;
-  if (zod === undefined || zod.traits.has('$ZodCheck') || (zod.def.checks?.length ?? 0) > 0) return undefined;
+  if (zod === undefined || zod.traits.has('$ZodCheck') || (zod.def.checks?.length ?? 0) > 0)
+    return undefined;
   const type = zod.def.type;
   if (type === 'string') return zod.def.coerce === true ? undefined : identity;
   if (type === 'enum' || type === 'literal') {
@@ -60,7 +66,8 @@ export function directFor(schema: object): DirectParse | undefined {
   }
   const innerType = zod.def.innerType;
   if (typeof innerType !== 'object' || innerType === null) return undefined;
-  if (type === 'optional' || type === 'nullable' || type === 'prefault') return directFor(innerType);
+  if (type === 'optional' || type === 'nullable' || type === 'prefault')
+    return directFor(innerType);
   if (type === 'default') {
     const inner = directFor(innerType);
     if (inner === undefined) return undefined;

@@ -86,7 +86,10 @@ export class ConfigError extends Error {
   }
 
   /** Builds the `CONFIG_INVALID` error with a readable multi-line message listing every issue. */
-  static fromIssues(issues: readonly ConfigIssue[], warnings: readonly ConfigWarning[] = []): ConfigError {
+  static fromIssues(
+    issues: readonly ConfigIssue[],
+    warnings: readonly ConfigWarning[] = [],
+  ): ConfigError {
     const count = issues.length === 1 ? '1 problem' : `${String(issues.length)} problems`;
     const message = [`Invalid configuration (${count}):`, ...issues.map(describeIssue)].join('\n');
     return new ConfigError('CONFIG_INVALID', message, { issues, warnings });

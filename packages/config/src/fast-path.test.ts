@@ -22,15 +22,22 @@ function failure(run: () => unknown): ConfigError {
   throw new Error('expected a ConfigError');
 }
 
-const summary = (issues: readonly ConfigIssue[]): [string, string, readonly (string | number)[], string][] =>
+const summary = (
+  issues: readonly ConfigIssue[],
+): [string, string, readonly (string | number)[], string][] =>
   issues.map((issue) => [issue.env, issue.code, issue.path, issue.message]);
 
 describe('loadConfig: cached plans', () => {
   it('reads a changed environment with the same shape object', () => {
     const shape = { port: port(), name: z.string() };
     expect(loadConfig(shape, { env: { PORT: '25', NAME: 'a' } })).toEqual({ port: 25, name: 'a' });
-    expect(loadConfig(shape, { env: { PORT: '587', NAME: 'b' } })).toEqual({ port: 587, name: 'b' });
-    expect(failure(() => loadConfig(shape, { env: { NAME: 'c' } })).issues.map((issue) => issue.code)).toEqual(['MISSING']);
+    expect(loadConfig(shape, { env: { PORT: '587', NAME: 'b' } })).toEqual({
+      port: 587,
+      name: 'b',
+    });
+    expect(
+      failure(() => loadConfig(shape, { env: { NAME: 'c' } })).issues.map((issue) => issue.code),
+    ).toEqual(['MISSING']);
   });
 
   it('compiles a shape again after a key is replaced, added, removed or reordered', () => {
@@ -60,7 +67,9 @@ describe('loadConfig: cached plans', () => {
   it('keeps one plan per prefix', () => {
     const shape = { port: port() };
     expect(loadConfig(shape, { env: { PORT: '25', APP_PORT: '587' } }).port).toBe(25);
-    expect(loadConfig(shape, { env: { PORT: '25', APP_PORT: '587' }, prefix: 'APP_' }).port).toBe(587);
+    expect(loadConfig(shape, { env: { PORT: '25', APP_PORT: '587' }, prefix: 'APP_' }).port).toBe(
+      587,
+    );
     expect(loadConfig(shape, { env: { PORT: '26' } }).port).toBe(26);
   });
 });
@@ -76,15 +85,30 @@ describe('loadConfig: result assembly', () => {
     relays: list(url()),
     region: z.enum(['eu', 'us']),
   };
-  const env = { NAME: 'mx', SMTP_HOST: 'smtp.example.com', SMTP_TLS_PORT: '465', RELAYS: 'https://a.example', REGION: 'eu' };
-  const expected = { name: 'mx', smtp: { host: 'smtp.example.com', tls: { port: 465 } }, relays: ['https://a.example'], region: 'eu' };
+  const env = {
+    NAME: 'mx',
+    SMTP_HOST: 'smtp.example.com',
+    SMTP_TLS_PORT: '465',
+    RELAYS: 'https://a.example',
+    REGION: 'eu',
+  };
+  const expected = {
+    name: 'mx',
+    smtp: { host: 'smtp.example.com', tls: { port: 465 } },
+    relays: ['https://a.example'],
+    region: 'eu',
+  };
 
   function check(config: Record<string, unknown>): void {
     expect(config).toEqual(expected);
     expect(JSON.stringify(config)).toBe(JSON.stringify(expected));
     const smtp = config['smtp'] as { tls: unknown };
-    for (const object of [config, smtp, smtp.tls, config['relays']]) expect(Object.isFrozen(object)).toBe(true);
-    expect(Object.getOwnPropertyDescriptor(config, 'warnings')).toMatchObject({ enumerable: false, value: [] });
+    for (const object of [config, smtp, smtp.tls, config['relays']])
+      expect(Object.isFrozen(object)).toBe(true);
+    expect(Object.getOwnPropertyDescriptor(config, 'warnings')).toMatchObject({
+      enumerable: false,
+      value: [],
+    });
   }
 
   it('builds nested, frozen objects in shape order', () => {
@@ -115,14 +139,20 @@ describe('loadConfig: result assembly', () => {
     });
     const odd = JSON.parse('{"__proto__": {}}') as Record<string, unknown>;
     odd['__proto__'] = z.string();
-    const config = loadConfig(odd as Shape, { env: { PROTO: 'x' } }) as unknown as Record<string, unknown>;
+    const config = loadConfig(odd as Shape, { env: { PROTO: 'x' } }) as unknown as Record<
+      string,
+      unknown
+    >;
     vi.unstubAllGlobals();
     expect(Object.getPrototypeOf(config)).toBe(Object.prototype);
     expect(Object.getOwnPropertyDescriptor(config, '__proto__')?.value).toBe('x');
   });
 
   it('keeps a key that is not a JavaScript identifier', () => {
-    const config = loadConfig({ 'a"b\u2028c': z.string(), 'x-y': { '0': port() } }, { env: { A_B_C: 'q', X_Y_0: '25' } });
+    const config = loadConfig(
+      { 'a"b\u2028c': z.string(), 'x-y': { '0': port() } },
+      { env: { A_B_C: 'q', X_Y_0: '25' } },
+    );
     expect(config).toEqual({ 'a"b\u2028c': 'q', 'x-y': { '0': 25 } });
   });
 });
@@ -138,31 +168,67 @@ describe('direct parsing (without the zod pipe)', () => {
     expect(directFor(z.string().nullable())?.('n', [])).toBe('n');
     expect(directFor(port().default(25))?.('587', [])).toBe(587);
     expect(directFor(z.string().prefault('x'))?.('y', [])).toBe('y');
-    expect(directFor(z.string().transform((): string | undefined => undefined).default('d'))).toBeUndefined();
+    expect(
+      directFor(
+        z
+          .string()
+          .transform((): string | undefined => undefined)
+          .default('d'),
+      ),
+    ).toBeUndefined();
     const odd = directFor(z.string().default('d'));
     expect(odd?.('s', [])).toBe('s');
     expect(directFor(z.string().optional().default('d'))?.('s', [])).toBe('s');
-    for (const schema of [z.string().min(3), z.email(), z.coerce.string(), port().refine(() => true), z.number(), z.string().optional().refine(() => true)]) {
+    for (const schema of [
+      z.string().min(3),
+      z.email(),
+      z.coerce.string(),
+      port().refine(() => true),
+      z.number(),
+      z
+        .string()
+        .optional()
+        .refine(() => true),
+    ]) {
       expect(directFor(schema)).toBeUndefined();
     }
   });
 
   it('reports zod messages and checks for schemas parsed by zod', () => {
-    const shape = { short: z.string().min(3), mail: z.email(), region: z.enum(['eu', 'us']), refined: port().refine((value) => value !== 25, 'not 25') };
-    const error = failure(() => loadConfig(shape, { env: { SHORT: 'ab', MAIL: 'nope', REGION: 'mars', REFINED: '25' } }));
+    const shape = {
+      short: z.string().min(3),
+      mail: z.email(),
+      region: z.enum(['eu', 'us']),
+      refined: port().refine((value) => value !== 25, 'not 25'),
+    };
+    const error = failure(() =>
+      loadConfig(shape, { env: { SHORT: 'ab', MAIL: 'nope', REGION: 'mars', REFINED: '25' } }),
+    );
     expect(error.issues.map((issue) => [issue.env, issue.code])).toEqual([
       ['SHORT', 'INVALID'],
       ['MAIL', 'INVALID'],
       ['REGION', 'INVALID'],
       ['REFINED', 'INVALID'],
     ]);
-    expect(error.issues[2]?.message).toBe(z.safeParse(z.enum(['eu', 'us']), 'mars').error?.issues[0]?.message);
+    expect(error.issues[2]?.message).toBe(
+      z.safeParse(z.enum(['eu', 'us']), 'mars').error?.issues[0]?.message,
+    );
     expect(error.issues[3]?.message).toBe('not 25');
   });
 
   it('gives the same issues, paths and values as the zod pipe', () => {
-    const shape = { ports: list(port()), tags: list(), token: secret({ format: url({ protocols: ['postgres'] }), minEntropyBits: 0 }), count: integer({ min: 2 }) };
-    const env = { PORTS: '25, x,70000', TAGS: 'a,,b', TOKEN: 'http://u:pw@db.example.com/app', COUNT: '1' };
+    const shape = {
+      ports: list(port()),
+      tags: list(),
+      token: secret({ format: url({ protocols: ['postgres'] }), minEntropyBits: 0 }),
+      count: integer({ min: 2 }),
+    };
+    const env = {
+      PORTS: '25, x,70000',
+      TAGS: 'a,,b',
+      TOKEN: 'http://u:pw@db.example.com/app',
+      COUNT: '1',
+    };
     const error = failure(() => loadConfig(shape, { env }));
     expect(summary(error.issues)).toEqual([
       ['PORTS', 'INVALID', ['ports', 1], 'must be a port number between 1 and 65535'],
@@ -172,29 +238,38 @@ describe('direct parsing (without the zod pipe)', () => {
       ['COUNT', 'INVALID', ['count'], 'must be at least 2'],
     ]);
     // The same schemas through zod's own pipe.
-    expect(z.safeParse(shape.ports, env.PORTS).error?.issues.map((issue) => [issue.path, issue.message])).toEqual([
+    expect(
+      z.safeParse(shape.ports, env.PORTS).error?.issues.map((issue) => [issue.path, issue.message]),
+    ).toEqual([
       [[1], 'must be a port number between 1 and 65535'],
       [[2], 'must be a port number between 1 and 65535'],
     ]);
-    expect(z.safeParse(shape.tags, env.TAGS).error?.issues.map((issue) => issue.path)).toEqual([[1]]);
+    expect(z.safeParse(shape.tags, env.TAGS).error?.issues.map((issue) => issue.path)).toEqual([
+      [1],
+    ]);
   });
 
   it('runs zod for an enum miss under a default, and parses set values of defaulted schemas directly', () => {
     const empty = z.enum(['a']).optional().default('a');
     expect(directFor(empty)?.('b', [])).toBe(USE_SCHEMA);
-    const config = loadConfig({ port: port().default(25), region: z.enum(['eu', 'us']).default('eu') }, { env: { PORT: '587' } });
+    const config = loadConfig(
+      { port: port().default(25), region: z.enum(['eu', 'us']).default('eu') },
+      { env: { PORT: '587' } },
+    );
     expect(config).toEqual({ port: 587, region: 'eu' });
-    expect(summary(failure(() => loadConfig({ port: port().default(25) }, { env: { PORT: '0' } })).issues)).toEqual([
-      ['PORT', 'INVALID', ['port'], 'must be a port number between 1 and 65535'],
-    ]);
+    expect(
+      summary(
+        failure(() => loadConfig({ port: port().default(25) }, { env: { PORT: '0' } })).issues,
+      ),
+    ).toEqual([['PORT', 'INVALID', ['port'], 'must be a port number between 1 and 65535']]);
   });
 
   it('keeps the direct parser on a devDefault copy', () => {
     const shape = { port: devDefault(port(), '2525') };
     expect(loadConfig(shape, { env: {}, mode: 'development' }).port).toBe(2525);
-    expect(summary(failure(() => loadConfig(shape, { env: { PORT: 'x' }, mode: 'development' })).issues)).toEqual([
-      ['PORT', 'INVALID', ['port'], 'must be a port number between 1 and 65535'],
-    ]);
+    expect(
+      summary(failure(() => loadConfig(shape, { env: { PORT: 'x' }, mode: 'development' })).issues),
+    ).toEqual([['PORT', 'INVALID', ['port'], 'must be a port number between 1 and 65535']]);
   });
 
   it('refuses an asynchronous list item or secret format, as zod does', () => {
@@ -207,7 +282,9 @@ describe('direct parsing (without the zod pipe)', () => {
 
   it('redacts a secret from a direct format message that repeats it', () => {
     const echo = list(z.enum(['x']));
-    const error = failure(() => loadConfig({ token: secret({ format: echo }) }, { env: { TOKEN: STRONG } }));
+    const error = failure(() =>
+      loadConfig({ token: secret({ format: echo }) }, { env: { TOKEN: STRONG } }),
+    );
     expect(JSON.stringify(error.issues)).not.toContain(STRONG);
     const ok = loadConfig({ token: secret({ format: list() }) }, { env: { TOKEN: STRONG } });
     expect(Secret.isInstance(ok.token) && ok.token.reveal()).toBe(STRONG);
@@ -233,10 +310,17 @@ describe('NAME_FILE lookups', () => {
 
   it('reads NAME_FILE from a plain object, an object without prototype and a proxy that only answers get', () => {
     const shape = { token: secret(), name: z.string() };
-    const bare = Object.assign(Object.create(null) as Record<string, string>, { NAME: 'a', TOKEN_FILE: path });
-    const proxy = new Proxy({}, {
-      get: (_target, key) => ({ NAME: 'a', TOKEN_FILE: path } as Record<string | symbol, string | undefined>)[key],
+    const bare = Object.assign(Object.create(null) as Record<string, string>, {
+      NAME: 'a',
+      TOKEN_FILE: path,
     });
+    const proxy = new Proxy(
+      {},
+      {
+        get: (_target, key) =>
+          (({ NAME: 'a', TOKEN_FILE: path }) as Record<string | symbol, string | undefined>)[key],
+      },
+    );
     for (const env of [{ NAME: 'a', TOKEN_FILE: path }, bare, proxy]) {
       const config = loadConfig(shape, { env, mode: 'production' });
       expect(config.token.reveal()).toBe(STRONG);
@@ -244,7 +328,9 @@ describe('NAME_FILE lookups', () => {
   });
 
   it('still reports a variable set twice when the file variable comes first', () => {
-    const error = failure(() => loadConfig({ token: secret() }, { env: { TOKEN_FILE: path, TOKEN: STRONG } }));
+    const error = failure(() =>
+      loadConfig({ token: secret() }, { env: { TOKEN_FILE: path, TOKEN: STRONG } }),
+    );
     expect(error.issues.map((issue) => issue.code)).toEqual(['FILE_CONFLICT']);
   });
 });
@@ -267,9 +353,15 @@ describe('freezing list values', () => {
 describe('url schemes', () => {
   it('ignores protocols that are not valid scheme names and refuses control characters before the scheme', () => {
     const schema = url({ protocols: ['https', 'not a scheme'] });
-    expect(z.safeParse(schema, 'not a scheme://x').error?.issues[0]?.message).toBe('must be an absolute URL');
-    expect(z.safeParse(schema, '\u0001https://example.com').error?.issues[0]?.message).toBe('must be an absolute URL');
+    expect(z.safeParse(schema, 'not a scheme://x').error?.issues[0]?.message).toBe(
+      'must be an absolute URL',
+    );
+    expect(z.safeParse(schema, '\u0001https://example.com').error?.issues[0]?.message).toBe(
+      'must be an absolute URL',
+    );
     expect(z.safeParse(schema, 'HTTPS://example.com').data).toBe('HTTPS://example.com');
-    expect(z.safeParse(schema, 'ftp://example.com').error?.issues[0]?.message).toBe('must use one of these protocols: https');
+    expect(z.safeParse(schema, 'ftp://example.com').error?.issues[0]?.message).toBe(
+      'must use one of these protocols: https',
+    );
   });
 });

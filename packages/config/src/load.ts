@@ -17,7 +17,15 @@ export type Mode = 'production' | 'development';
 
 type Primitive = string | number | boolean | bigint | symbol | null | undefined;
 /** `T` made read-only all the way down (what `Object.freeze` on every level gives). */
-export type DeepReadonly<T> = T extends Primitive | Secret | Date | URL | RegExp | ArrayBufferView | ArrayBuffer | ((...parameters: never[]) => unknown)
+export type DeepReadonly<T> = T extends
+  | Primitive
+  | Secret
+  | Date
+  | URL
+  | RegExp
+  | ArrayBufferView
+  | ArrayBuffer
+  | ((...parameters: never[]) => unknown)
   ? T
   : T extends readonly (infer Item)[]
     ? readonly DeepReadonly<Item>[]
@@ -103,7 +111,10 @@ interface Plan {
   readonly assemble: Assemble | undefined;
 }
 
-type Assemble = (values: readonly unknown[], freeze: typeof Object.freeze) => Record<string, unknown>;
+type Assemble = (
+  values: readonly unknown[],
+  freeze: typeof Object.freeze,
+) => Record<string, unknown>;
 
 /** The literal of `group`: its keys in shape order, nested groups inline and frozen. */
 function literalOf(steps: readonly (Field | Group)[], group: number): string {
@@ -111,15 +122,26 @@ function literalOf(steps: readonly (Field | Group)[], group: number): string {
   for (const step of steps) {
     if (step.kind === 'field' ? step.group !== group : step.parent !== group) continue;
     // JSON text is a valid JS string literal; `__proto__` computed, so it is a key, not the prototype.
-    const name = step.key === '__proto__' ? `[${JSON.stringify(step.key)}]` : JSON.stringify(step.key);
-    members.push(step.kind === 'field' ? `${name}: v[${String(step.index)}]` : `${name}: f(${literalOf(steps, step.group)})`);
+    const name =
+      step.key === '__proto__' ? `[${JSON.stringify(step.key)}]` : JSON.stringify(step.key);
+    members.push(
+      step.kind === 'field'
+        ? `${name}: v[${String(step.index)}]`
+        : `${name}: f(${literalOf(steps, step.group)})`,
+    );
   }
   return `{${members.join(', ')}}`;
 }
 
 /** `object[key] = value`, except that `__proto__` becomes an own key instead of setting the prototype. */
 function setKey(object: Record<string, unknown>, key: string, value: unknown): void {
-  if (key === '__proto__') Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(object, key, {
+      value,
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   else object[key] = value;
 }
 
@@ -174,18 +196,28 @@ function compile(shape: Shape, prefix: string): Plan {
   let groups = 1;
   const walk = (node: Shape, path: readonly string[], envPrefix: string, group: number): void => {
     const entries = Object.entries(node);
-    snapshots.push({ node, keys: entries.map(([key]) => key), values: entries.map(([, value]) => value) });
+    snapshots.push({
+      node,
+      keys: entries.map(([key]) => key),
+      values: entries.map(([, value]) => value),
+    });
     for (const [key, value] of entries) {
       const fieldPath = [...path, key];
       const dotted = fieldPath.join('.');
       if (path.length === 0 && RESERVED_KEYS.has(key)) {
-        throw new ConfigError('SHAPE_INVALID', `Config shape key "${key}" is reserved (the result's ${key} property)`);
+        throw new ConfigError(
+          'SHAPE_INVALID',
+          `Config shape key "${key}" is reserved (the result's ${key} property)`,
+        );
       }
       const env = `${envPrefix}${toEnvName(key)}`;
       if (isSchema(value)) {
         const owner = owners.get(env);
         if (owner !== undefined) {
-          throw new ConfigError('SHAPE_INVALID', `Config shape keys "${owner}" and "${dotted}" both read ${env}`);
+          throw new ConfigError(
+            'SHAPE_INVALID',
+            `Config shape keys "${owner}" and "${dotted}" both read ${env}`,
+          );
         }
         owners.set(env, dotted);
         const description = (value as { description?: unknown }).description;
@@ -211,7 +243,10 @@ function compile(shape: Shape, prefix: string): Plan {
         steps.push({ kind: 'group', group: child, parent: group, key });
         walk(value, fieldPath, `${env}_`, child);
       } else {
-        throw new ConfigError('SHAPE_INVALID', `Config shape key "${dotted}" must be a zod schema or a nested shape object`);
+        throw new ConfigError(
+          'SHAPE_INVALID',
+          `Config shape key "${dotted}" must be a zod schema or a nested shape object`,
+        );
       }
     }
   };
@@ -228,7 +263,9 @@ function compile(shape: Shape, prefix: string): Plan {
 /** The mode `NODE_ENV` implies: unknown values (`staging`, `prod`) fail closed to production. */
 export function modeFromNodeEnv(nodeEnv: string | undefined): Mode {
   const value = (nodeEnv ?? '').trim().toLowerCase();
-  return value === '' || value === 'development' || value === 'dev' || value === 'test' ? 'development' : 'production';
+  return value === '' || value === 'development' || value === 'dev' || value === 'test'
+    ? 'development'
+    : 'production';
 }
 
 function errorCode(error: unknown): string {
@@ -255,7 +292,8 @@ function readSmallFile(path: string): { text: string } | { error: string } {
     const stats = fstatSync(descriptor);
     if (stats.isDirectory()) return { error: 'EISDIR' };
     if (!stats.isFile()) return { error: 'not a regular file' };
-    if (stats.size > MAX_FILE_BYTES) return { error: `larger than ${String(MAX_FILE_BYTES)} bytes` };
+    if (stats.size > MAX_FILE_BYTES)
+      return { error: `larger than ${String(MAX_FILE_BYTES)} bytes` };
     const buffer = Buffer.alloc(stats.size);
     let read = 0;
     while (read < stats.size) {
@@ -280,7 +318,12 @@ function readEnvFiles(
     const result = readSmallFile(file);
     if ('error' in result) {
       if (result.error !== 'ENOENT') {
-        issues.push({ code: 'ENV_FILE_UNREADABLE', path: [], env: file, message: `cannot be read (${result.error})` });
+        issues.push({
+          code: 'ENV_FILE_UNREADABLE',
+          path: [],
+          env: file,
+          message: `cannot be read (${result.error})`,
+        });
       }
       continue;
     }
@@ -310,8 +353,18 @@ function readFromFile(field: Field, filePath: string, emptyIsMissing: boolean): 
   const result = readSmallFile(filePath);
   if ('error' in result) {
     return result.error === 'ENOENT'
-      ? { code: 'FILE_MISSING', path: field.path, env: field.fileEnv, message: `names a file that does not exist (${filePath})` }
-      : { code: 'FILE_UNREADABLE', path: field.path, env: field.fileEnv, message: `names a file that cannot be read (${filePath}: ${result.error})` };
+      ? {
+          code: 'FILE_MISSING',
+          path: field.path,
+          env: field.fileEnv,
+          message: `names a file that does not exist (${filePath})`,
+        }
+      : {
+          code: 'FILE_UNREADABLE',
+          path: field.path,
+          env: field.fileEnv,
+          message: `names a file that cannot be read (${filePath}: ${result.error})`,
+        };
   }
   // Container secrets and editors end files with one newline that is not part of the value.
   const value = result.text.replace(/\r?\n$/, '');
@@ -332,13 +385,24 @@ function mayHaveFiles(env: Readonly<Record<string, string | undefined>>): boolea
   return false;
 }
 
-function readRaw(env: Readonly<Record<string, string | undefined>>, field: Field, emptyIsMissing: boolean, files: boolean): Raw {
+function readRaw(
+  env: Readonly<Record<string, string | undefined>>,
+  field: Field,
+  emptyIsMissing: boolean,
+  files: boolean,
+): Raw {
   const direct = env[field.env];
-  const directSet = direct !== undefined && (direct === '' ? !emptyIsMissing : !isBlank(direct, emptyIsMissing));
+  const directSet =
+    direct !== undefined && (direct === '' ? !emptyIsMissing : !isBlank(direct, emptyIsMissing));
   const filePath = files ? env[field.fileEnv] : undefined;
   if (filePath !== undefined && !isBlank(filePath, true)) {
     if (directSet) {
-      return { code: 'FILE_CONFLICT', path: field.path, env: field.env, message: `is set and so is ${field.fileEnv}; set only one` };
+      return {
+        code: 'FILE_CONFLICT',
+        path: field.path,
+        env: field.env,
+        message: `is set and so is ${field.fileEnv}; set only one`,
+      };
     }
     return readFromFile(field, filePath, emptyIsMissing);
   }
@@ -348,22 +412,30 @@ function readRaw(env: Readonly<Record<string, string | undefined>>, field: Field
 
 function redact(message: string, secrets: readonly string[]): string {
   let result = message;
-  for (const value of secrets) if (value.length >= 3) result = result.split(value).join('[redacted]');
+  for (const value of secrets)
+    if (value.length >= 3) result = result.split(value).join('[redacted]');
   return result;
 }
 
 function deepFreeze(value: unknown): void {
   // Typed arrays (a Buffer decoded from base64) cannot be frozen: Object.freeze throws on them.
-  if (typeof value === 'object' && value !== null && !Object.isFrozen(value) && !ArrayBuffer.isView(value)) {
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    !Object.isFrozen(value) &&
+    !ArrayBuffer.isView(value)
+  ) {
     Object.freeze(value);
-    for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<PropertyKey, unknown>)[key]);
+    for (const key of Reflect.ownKeys(value))
+      deepFreeze((value as Record<PropertyKey, unknown>)[key]);
   }
 }
 
 function pathOf(field: Field, issuePath: readonly unknown[] | undefined): (string | number)[] {
   const path: (string | number)[] = [...field.path];
   for (const segment of issuePath ?? []) {
-    const key = typeof segment === 'object' && segment !== null ? (segment as { key: unknown }).key : segment;
+    const key =
+      typeof segment === 'object' && segment !== null ? (segment as { key: unknown }).key : segment;
     if (typeof key === 'string' || typeof key === 'number') path.push(key);
   }
   return path;
@@ -374,12 +446,17 @@ const ABSENCE_CODES = new Set(['invalid_type', 'invalid_value', 'invalid_union']
 
 function isAbsenceIssue(issue: { readonly path?: readonly unknown[] | undefined }): boolean {
   const code = (issue as { code?: unknown }).code;
-  return typeof code === 'string' && ABSENCE_CODES.has(code) && (issue.path === undefined || issue.path.length === 0);
+  return (
+    typeof code === 'string' &&
+    ABSENCE_CODES.has(code) &&
+    (issue.path === undefined || issue.path.length === 0)
+  );
 }
 
 function missingMessage(field: Field, empty: boolean): string {
   let message = empty ? 'is set but empty' : 'is not set';
-  if (field.devDefault !== undefined) message += ' (its development default does not apply in production)';
+  if (field.devDefault !== undefined)
+    message += ' (its development default does not apply in production)';
   if (field.devOptional) message += ' (it is optional in development only)';
   if (field.description !== undefined) message += `: ${field.description}`;
   return message;
@@ -390,14 +467,22 @@ function missingMessage(field: Field, empty: boolean): string {
  * (with non-enumerable `warnings`), or throws a `ConfigError` whose `issues` list every problem.
  * No value of any variable appears in errors or warnings.
  */
-export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigOptions = {}): Config<S> {
+export function loadConfig<const S extends Shape>(
+  shape: S,
+  options: LoadConfigOptions = {},
+): Config<S> {
   const prefix = options.prefix ?? '';
   const emptyIsMissing = options.emptyIsMissing ?? true;
   const plan = compile(shape, prefix);
   const issues: ConfigIssue[] = [];
   const warnings: ConfigWarning[] = [];
   const given = options.env ?? process.env;
-  const files = options.envFile === undefined ? [] : typeof options.envFile === 'string' ? [options.envFile] : options.envFile;
+  const files =
+    options.envFile === undefined
+      ? []
+      : typeof options.envFile === 'string'
+        ? [options.envFile]
+        : options.envFile;
   const env = files.length === 0 ? given : { ...readEnvFiles(files, issues), ...given };
   const fileLookups = mayHaveFiles(env);
   const mode = options.mode ?? modeFromNodeEnv(env['NODE_ENV']);
@@ -422,10 +507,16 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
       continue;
     }
     if (typeof raw !== 'string' && step.devOptional && mode === 'production') {
-      issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
+      issues.push({
+        code: 'MISSING',
+        path: step.path,
+        env: step.env,
+        message: missingMessage(step, raw === EMPTY),
+      });
       continue;
     }
-    const fromDevDefault = typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
+    const fromDevDefault =
+      typeof raw !== 'string' && step.devDefault !== undefined && mode !== 'production';
     const input = typeof raw === 'string' ? raw : fromDevDefault ? step.devDefault : undefined;
     let value: unknown = USE_SCHEMA;
     if (input !== undefined && step.direct !== undefined) {
@@ -433,11 +524,19 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
         value = step.direct(input, leafIssues);
       } catch {
         // What zod's validate does with a throw: an async item or format schema fails the same way.
-        throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
+        throw new ConfigError(
+          'SHAPE_INVALID',
+          `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`,
+        );
       }
       if (leafIssues.length > 0) {
         for (const issue of leafIssues) {
-          issues.push({ code: 'INVALID', path: issue.path.length === 0 ? step.path : [...step.path, ...issue.path], env: step.env, message: issue.message });
+          issues.push({
+            code: 'INVALID',
+            path: issue.path.length === 0 ? step.path : [...step.path, ...issue.path],
+            env: step.env,
+            message: issue.message,
+          });
         }
         leafIssues.length = 0;
         continue;
@@ -446,16 +545,29 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     if (value === USE_SCHEMA) {
       const result = step.schema['~standard'].validate(input);
       if (result instanceof Promise) {
-        throw new ConfigError('SHAPE_INVALID', `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`);
+        throw new ConfigError(
+          'SHAPE_INVALID',
+          `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`,
+        );
       }
       if (result.issues !== undefined) {
         // Missing means the schema failed on the absence itself, not on a default it supplied.
         const absent = input === undefined && result.issues.every(isAbsenceIssue);
         if (absent) {
-          issues.push({ code: 'MISSING', path: step.path, env: step.env, message: missingMessage(step, raw === EMPTY) });
+          issues.push({
+            code: 'MISSING',
+            path: step.path,
+            env: step.env,
+            message: missingMessage(step, raw === EMPTY),
+          });
         } else {
           for (const issue of result.issues) {
-            issues.push({ code: 'INVALID', path: pathOf(step, issue.path), env: step.env, message: issue.message });
+            issues.push({
+              code: 'INVALID',
+              path: pathOf(step, issue.path),
+              env: step.env,
+              message: issue.message,
+            });
           }
         }
         continue;
@@ -467,7 +579,11 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
         const state = secretState(secret);
         secrets.push(state.value);
         if (input !== undefined && input !== state.value) secrets.push(input);
-        const weakness = assessSecret(state.value, state.policy, input === undefined || fromDevDefault || state.fromDefault);
+        const weakness = assessSecret(
+          state.value,
+          state.policy,
+          input === undefined || fromDevDefault || state.fromDefault,
+        );
         if (weakness !== undefined) {
           const entry = { code: weakness.code, path, env: step.env, message: weakness.message };
           if (mode === 'production') issues.push(entry);
@@ -494,7 +610,12 @@ export function loadConfig<const S extends Shape>(shape: S, options: LoadConfigO
     const known = new Set(plan.fields.flatMap((field) => [field.env, field.fileEnv]));
     for (const name of Object.keys(env)) {
       if (name.startsWith(prefix) && !known.has(name)) {
-        warnings.push({ code: 'UNKNOWN_VARIABLE', path: [], env: name, message: 'is set but not read by the config shape (a typo?)' });
+        warnings.push({
+          code: 'UNKNOWN_VARIABLE',
+          path: [],
+          env: name,
+          message: 'is set but not read by the config shape (a typo?)',
+        });
       }
     }
   }

@@ -3,7 +3,14 @@ import { Writable } from 'node:stream';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import * as z from 'zod';
-import { assessSecret, DEFAULT_POLICY, entropyBits, KNOWN_DEFAULT_SECRETS, Secret, secret } from './secret.js';
+import {
+  assessSecret,
+  DEFAULT_POLICY,
+  entropyBits,
+  KNOWN_DEFAULT_SECRETS,
+  Secret,
+  secret,
+} from './secret.js';
 
 const VALUE = 'k9$Tq2!vLr8#Wm4@Zx7&';
 
@@ -38,7 +45,7 @@ describe('Secret', () => {
       },
     });
     new Console(sink).log('token', hidden, { hidden });
-    expect(written).toBe("token [redacted] { hidden: [redacted] }\n");
+    expect(written).toBe('token [redacted] { hidden: [redacted] }\n');
   });
 
   it('is frozen', () => {
@@ -94,9 +101,25 @@ describe('assessSecret', () => {
   });
 
   it.each([
-    ['changeme'], ['CHANGEME'], ['Change-Me'], ['change_me'], ['minioadmin'], ['MinioAdmin'], ['password'], ['admin'],
-    ['secret'], ['test'], ['default'], ['your-secret-key'], ['YOUR_SECRET_KEY'], ['supersecret'], ['123456'], ['keyboard cat'],
-    ['please-change-me-before-deploying'], ['<your-secret-here>'], ['replace-me-with-a-real-key'],
+    ['changeme'],
+    ['CHANGEME'],
+    ['Change-Me'],
+    ['change_me'],
+    ['minioadmin'],
+    ['MinioAdmin'],
+    ['password'],
+    ['admin'],
+    ['secret'],
+    ['test'],
+    ['default'],
+    ['your-secret-key'],
+    ['YOUR_SECRET_KEY'],
+    ['supersecret'],
+    ['123456'],
+    ['keyboard cat'],
+    ['please-change-me-before-deploying'],
+    ['<your-secret-here>'],
+    ['replace-me-with-a-real-key'],
   ])('refuses the known default %j', (value) => {
     expect(assessSecret(value, DEFAULT_POLICY, false)?.code).toBe('SECRET_KNOWN_DEFAULT');
   });
@@ -111,11 +134,16 @@ describe('assessSecret', () => {
 
   it('refuses short values and names the floor, not the value', () => {
     const weakness = assessSecret('Ab3$efGh', DEFAULT_POLICY, false);
-    expect(weakness).toEqual({ code: 'SECRET_TOO_SHORT', message: 'is shorter than 16 characters' });
+    expect(weakness).toEqual({
+      code: 'SECRET_TOO_SHORT',
+      message: 'is shorter than 16 characters',
+    });
   });
 
   it('refuses long values with little entropy', () => {
-    expect(assessSecret('abababababababababab', DEFAULT_POLICY, false)?.code).toBe('SECRET_LOW_ENTROPY');
+    expect(assessSecret('abababababababababab', DEFAULT_POLICY, false)?.code).toBe(
+      'SECRET_LOW_ENTROPY',
+    );
   });
 
   it('honours a custom policy', () => {
@@ -141,13 +169,17 @@ describe('secrets outside ASCII', () => {
     expect(entropyBits('😀😁')).toBeCloseTo(2);
     expect(assessSecret('😀'.repeat(20), DEFAULT_POLICY, false)?.code).toBe('SECRET_REPEATED');
     // 15 emoji are 30 UTF-16 units but only 15 characters: too short.
-    expect(assessSecret('😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰', DEFAULT_POLICY, false)?.code).toBe('SECRET_TOO_SHORT');
+    expect(assessSecret('😀😁😂🤣😃😄😅😆😉😊😋😎😍😘🥰', DEFAULT_POLICY, false)?.code).toBe(
+      'SECRET_TOO_SHORT',
+    );
     expect(assessSecret('ä1ö2ü3ß4é5è6ê7ë8ï9î0', DEFAULT_POLICY, false)).toBeUndefined();
   });
 
   it('exposes policy and origin, never the value, to other copies of the package', () => {
     const made = secret({ minLength: 20, default: 'fallback-value-0000' }).parse(undefined);
-    const check = (made as unknown as Record<symbol, () => unknown>)[Symbol.for('postern.config.secret.check')]!;
+    const check = (made as unknown as Record<symbol, () => unknown>)[
+      Symbol.for('postern.config.secret.check')
+    ]!;
     const details = check.call(made);
     expect(details).toEqual({ policy: { minLength: 20, minEntropyBits: 48 }, fromDefault: true });
     expect(JSON.stringify(details)).not.toContain('fallback-value-0000');

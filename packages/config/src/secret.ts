@@ -40,7 +40,8 @@ export class Secret {
 
   /** The secret value. Call it where the value is used, never where it is logged. */
   reveal(): string {
-    if (!(#state in this)) throw new TypeError('Secret.reveal() called on an object that is not a Secret');
+    if (!(#state in this))
+      throw new TypeError('Secret.reveal() called on an object that is not a Secret');
     return this.#state.value;
   }
 
@@ -82,7 +83,11 @@ export class Secret {
 
   /** True for a Secret from any copy of this package. */
   static isInstance(value: unknown): value is Secret {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[SECRET_MARKER] === true;
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[SECRET_MARKER] === true
+    );
   }
 
   /** This copy's state of `secret`, or undefined for a Secret made by another copy. Not public. */
@@ -109,8 +114,16 @@ function createSecret(value: string, policy: SecretPolicy, fromDefault: boolean)
 export function secretState(secret: Secret): SecretState {
   const own = Secret.stateOf(secret);
   if (own !== undefined) return own;
-  const check = (secret as unknown as Record<symbol, (() => { policy: SecretPolicy; fromDefault: boolean }) | undefined>)[SECRET_CHECK];
-  const details = typeof check === 'function' ? check.call(secret) : { policy: DEFAULT_POLICY, fromDefault: false };
+  const check = (
+    secret as unknown as Record<
+      symbol,
+      (() => { policy: SecretPolicy; fromDefault: boolean }) | undefined
+    >
+  )[SECRET_CHECK];
+  const details =
+    typeof check === 'function'
+      ? check.call(secret)
+      : { policy: DEFAULT_POLICY, fromDefault: false };
   return { value: secret.reveal(), policy: details.policy, fromDefault: details.fromDefault };
 }
 
@@ -135,7 +148,10 @@ export interface SecretOptions {
 /** The schema `secret()` returns: a string in, a {@link Secret} out. */
 export type SecretSchema = z.ZodPipe<z.ZodString, z.ZodTransform<Secret, string>>;
 /** The schema `secret({ default })` returns: the variable may be missing. */
-export type SecretWithDefaultSchema = z.ZodPipe<z.ZodOptional<z.ZodString>, z.ZodTransform<Secret, string | undefined>>;
+export type SecretWithDefaultSchema = z.ZodPipe<
+  z.ZodOptional<z.ZodString>,
+  z.ZodTransform<Secret, string | undefined>
+>;
 
 /**
  * A secret variable: parsed into a {@link Secret}. `loadConfig` refuses in production (and warns
@@ -158,14 +174,16 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
       formatDirect(value, issues);
       for (let at = before; at < issues.length; at += 1) {
         const issue = issues[at]!;
-        if (value.length > 0) issues[at] = { message: issue.message.split(value).join(REDACTED), path: issue.path };
+        if (value.length > 0)
+          issues[at] = { message: issue.message.split(value).join(REDACTED), path: issue.path };
       }
     } else if (format !== undefined) {
       const result = z.safeParse(format, value);
       if (!result.success) {
         for (const issue of result.error.issues) {
           // Format messages are the format's; the value is cut out in case one repeats it.
-          const message = value.length > 0 ? issue.message.split(value).join(REDACTED) : issue.message;
+          const message =
+            value.length > 0 ? issue.message.split(value).join(REDACTED) : issue.message;
           issues.push({ message, path: issue.path as (string | number)[] });
         }
       }
@@ -175,7 +193,13 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
   const run = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret => {
     const issues: DirectIssue[] = [];
     const result = make(value, fromDefault, issues);
-    for (const issue of issues) context.issues.push({ code: 'custom', message: issue.message, path: [...issue.path], input: undefined });
+    for (const issue of issues)
+      context.issues.push({
+        code: 'custom',
+        message: issue.message,
+        path: [...issue.path],
+        input: undefined,
+      });
     return result;
   };
   // loadConfig calls `make` directly for a set variable: the same checks, without zod's pipe.
@@ -189,7 +213,11 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
     z
       .string()
       .optional()
-      .transform((value, context) => (value === undefined ? run(fallback, true, context) : run(value, value === fallback, context))),
+      .transform((value, context) =>
+        value === undefined
+          ? run(fallback, true, context)
+          : run(value, value === fallback, context),
+      ),
     (raw, issues) => make(raw, raw === fallback, issues),
   );
 }
@@ -199,13 +227,62 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
  * case-insensitively with everything but letters and digits removed (`Change-Me` is `changeme`).
  */
 export const KNOWN_DEFAULT_SECRETS: readonly string[] = Object.freeze([
-  'changeme', 'change-me', 'changeit', 'replaceme', 'secret', 'secretkey', 'secret-key', 'mysecret',
-  'supersecret', 'super-secret', 'topsecret', 'your-secret-key', 'your-secret', 'yoursecretkeyhere',
-  'jwt-secret', 'jwtsecret', 'session-secret', 'keyboard cat', 'password', 'passw0rd', 'p@ssw0rd',
-  'password1', 'password123', 'pass', 'admin', 'admin123', 'administrator', 'root', 'toor', 'minioadmin',
-  'minio123', 'test', 'testing', 'default', 'example', 'sample', 'guest', 'letmein', 'qwerty', 'abc123',
-  '123456', '12345678', '123456789', '1234567890', 'postgres', 'mysql', 'redis', 'dev', 'development',
-  'insecure', 'notasecret', 'foobar', 'xxx', 'todo', 's3cr3t', 'hunter2',
+  'changeme',
+  'change-me',
+  'changeit',
+  'replaceme',
+  'secret',
+  'secretkey',
+  'secret-key',
+  'mysecret',
+  'supersecret',
+  'super-secret',
+  'topsecret',
+  'your-secret-key',
+  'your-secret',
+  'yoursecretkeyhere',
+  'jwt-secret',
+  'jwtsecret',
+  'session-secret',
+  'keyboard cat',
+  'password',
+  'passw0rd',
+  'p@ssw0rd',
+  'password1',
+  'password123',
+  'pass',
+  'admin',
+  'admin123',
+  'administrator',
+  'root',
+  'toor',
+  'minioadmin',
+  'minio123',
+  'test',
+  'testing',
+  'default',
+  'example',
+  'sample',
+  'guest',
+  'letmein',
+  'qwerty',
+  'abc123',
+  '123456',
+  '12345678',
+  '123456789',
+  '1234567890',
+  'postgres',
+  'mysql',
+  'redis',
+  'dev',
+  'development',
+  'insecure',
+  'notasecret',
+  'foobar',
+  'xxx',
+  'todo',
+  's3cr3t',
+  'hunter2',
 ]);
 
 // Letters and digits of any script are kept, so a non-ASCII passphrase never collapses onto a known default.
@@ -217,7 +294,8 @@ function normalize(value: string): string {
     let code = value.charCodeAt(index);
     if (code > 127) return value.toLowerCase().replace(NOT_LETTER_OR_DIGIT, '');
     if (code >= 65 && code <= 90) code += 32;
-    if ((code >= 97 && code <= 122) || (code >= 48 && code <= 57)) result += String.fromCharCode(code);
+    if ((code >= 97 && code <= 122) || (code >= 48 && code <= 57))
+      result += String.fromCharCode(code);
   }
   return result;
 }
@@ -230,11 +308,14 @@ function hasPlaceholderMarker(normalized: string): boolean {
   return false;
 }
 
-const COUNT_LOG_TABLE = Float64Array.from({ length: 257 }, (_, count) => (count === 0 ? 0 : count * Math.log2(count)));
+const COUNT_LOG_TABLE = Float64Array.from({ length: 257 }, (_, count) =>
+  count === 0 ? 0 : count * Math.log2(count),
+);
 // Reused counters for the common all-ASCII case: no allocation per call.
 const asciiCounts = new Uint32Array(128);
 const asciiSeen = new Uint8Array(128);
-const countLog = (count: number): number => (count < COUNT_LOG_TABLE.length ? COUNT_LOG_TABLE[count]! : count * Math.log2(count));
+const countLog = (count: number): number =>
+  count < COUNT_LOG_TABLE.length ? COUNT_LOG_TABLE[count]! : count * Math.log2(count);
 
 /** Estimated entropy in bits: Shannon entropy of the character frequencies times the length. */
 export function entropyBits(value: string): number {
@@ -295,20 +376,43 @@ export function assessSecret(
   value: string,
   policy: SecretPolicy,
   fromDefault: boolean,
-): { code: 'SECRET_DEFAULT' | 'SECRET_KNOWN_DEFAULT' | 'SECRET_REPEATED' | 'SECRET_TOO_SHORT' | 'SECRET_LOW_ENTROPY'; message: string } | undefined {
-  if (fromDefault) return { code: 'SECRET_DEFAULT', message: 'is not set, or set to its default value; a secret needs its own value' };
+):
+  | {
+      code:
+        | 'SECRET_DEFAULT'
+        | 'SECRET_KNOWN_DEFAULT'
+        | 'SECRET_REPEATED'
+        | 'SECRET_TOO_SHORT'
+        | 'SECRET_LOW_ENTROPY';
+      message: string;
+    }
+  | undefined {
+  if (fromDefault)
+    return {
+      code: 'SECRET_DEFAULT',
+      message: 'is not set, or set to its default value; a secret needs its own value',
+    };
   const normalized = normalize(value);
   if (knownDefaults.has(normalized) || hasPlaceholderMarker(normalized)) {
-    return { code: 'SECRET_KNOWN_DEFAULT', message: 'is a well-known default or placeholder value' };
+    return {
+      code: 'SECRET_KNOWN_DEFAULT',
+      message: 'is a well-known default or placeholder value',
+    };
   }
   if (repeatsOneCharacter(value)) {
     return { code: 'SECRET_REPEATED', message: 'repeats a single character' };
   }
   if (characterCount(value) < policy.minLength) {
-    return { code: 'SECRET_TOO_SHORT', message: `is shorter than ${String(policy.minLength)} characters` };
+    return {
+      code: 'SECRET_TOO_SHORT',
+      message: `is shorter than ${String(policy.minLength)} characters`,
+    };
   }
   if (entropyBits(value) < policy.minEntropyBits) {
-    return { code: 'SECRET_LOW_ENTROPY', message: `has an estimated entropy below ${String(policy.minEntropyBits)} bits` };
+    return {
+      code: 'SECRET_LOW_ENTROPY',
+      message: `has an estimated entropy below ${String(policy.minEntropyBits)} bits`,
+    };
   }
   return undefined;
 }

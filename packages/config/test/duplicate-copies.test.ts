@@ -14,7 +14,7 @@ describe('two copies of @postern/config', () => {
     expect(new second.Secret('x')).not.toBeInstanceOf(first.Secret);
   });
 
-  it('recognise each other\'s ConfigError and Secret', () => {
+  it("recognise each other's ConfigError and Secret", () => {
     let thrown: unknown;
     try {
       second.loadConfig({ port: second.port() }, { env: {} });
@@ -27,7 +27,10 @@ describe('two copies of @postern/config', () => {
   });
 
   it('still refuse a weak or defaulted secret made by the other copy', () => {
-    const shape = { key: second.secret({ default: 'dev-default-value-0001' }), pin: second.secret({ minLength: 4, minEntropyBits: 8 }) };
+    const shape = {
+      key: second.secret({ default: 'dev-default-value-0001' }),
+      pin: second.secret({ minLength: 4, minEntropyBits: 8 }),
+    };
     let thrown: unknown;
     try {
       first.loadConfig(shape, { mode: 'production', env: { PIN: '7391' } });
@@ -35,11 +38,16 @@ describe('two copies of @postern/config', () => {
       thrown = error;
     }
     expect(first.ConfigError.isInstance(thrown)).toBe(true);
-    expect((thrown as ConfigError).issues.map((issue) => [issue.env, issue.code])).toEqual([['KEY', 'SECRET_DEFAULT']]);
+    expect((thrown as ConfigError).issues.map((issue) => [issue.env, issue.code])).toEqual([
+      ['KEY', 'SECRET_DEFAULT'],
+    ]);
   });
 
-  it('redact and reveal the other copy\'s secrets', () => {
-    const config = first.loadConfig({ token: second.secret() }, { mode: 'production', env: { TOKEN: 'vQ8#nL2$wZ5!rT9@kM4&xB7' } });
+  it("redact and reveal the other copy's secrets", () => {
+    const config = first.loadConfig(
+      { token: second.secret() },
+      { mode: 'production', env: { TOKEN: 'vQ8#nL2$wZ5!rT9@kM4&xB7' } },
+    );
     expect(config.token.reveal()).toBe('vQ8#nL2$wZ5!rT9@kM4&xB7');
     expect(JSON.stringify(config)).toBe('{"token":"[redacted]"}');
   });

@@ -6,13 +6,21 @@ import { createLogger } from './create-logger.js';
 describe('withCorrelation', () => {
   it('adds correlationId to every line of a real pino child, parent untouched', () => {
     const lines: string[] = [];
-    const logger = createLogger({ name: 'api', env: {}, destination: { write: (line: string) => void lines.push(line) } });
+    const logger = createLogger({
+      name: 'api',
+      env: {},
+      destination: { write: (line: string) => void lines.push(line) },
+    });
     const child = withCorrelation(logger, 'req-7f3a');
     child.info('one');
     child.child({ step: 2 }).warn('two');
     logger.info('parent');
     const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(parsed.map((line) => line['correlationId'])).toEqual(['req-7f3a', 'req-7f3a', undefined]);
+    expect(parsed.map((line) => line['correlationId'])).toEqual([
+      'req-7f3a',
+      'req-7f3a',
+      undefined,
+    ]);
     expect(parsed[1]).toMatchObject({ step: 2 });
   });
 

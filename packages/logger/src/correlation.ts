@@ -21,7 +21,9 @@ const DEFAULT_MAX_LENGTH = 128;
  */
 export function sanitizeCorrelationId(id: string, maxLength: number = DEFAULT_MAX_LENGTH): string {
   const text = typeof id === 'string' ? id : String(id);
-  const cleaned = text.replace(/[^\x21-\x7e]|["'\\`]/g, '').slice(0, Math.max(1, Math.floor(maxLength)));
+  const cleaned = text
+    .replace(/[^\x21-\x7e]|["'\\`]/g, '')
+    .slice(0, Math.max(1, Math.floor(maxLength)));
   return cleaned.length > 0 ? cleaned : '-';
 }
 
@@ -29,7 +31,13 @@ export function sanitizeCorrelationId(id: string, maxLength: number = DEFAULT_MA
  * Returns a child of `logger` whose every line carries `correlationId: id`. The id is sanitized
  * (see {@link sanitizeCorrelationId}), so an attacker-supplied `X-Request-Id` can be passed as is.
  */
-export function withCorrelation<L>(logger: ChildLogger<L>, id: string, options: CorrelationOptions = {}): L {
+export function withCorrelation<L>(
+  logger: ChildLogger<L>,
+  id: string,
+  options: CorrelationOptions = {},
+): L {
   const key = options.key ?? DEFAULT_KEY;
-  return logger.child({ [key]: sanitizeCorrelationId(id, options.maxLength ?? DEFAULT_MAX_LENGTH) });
+  return logger.child({
+    [key]: sanitizeCorrelationId(id, options.maxLength ?? DEFAULT_MAX_LENGTH),
+  });
 }

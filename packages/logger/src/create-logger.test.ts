@@ -36,13 +36,32 @@ function caught(fn: () => unknown): LoggerError {
   throw new Error('expected a LoggerError');
 }
 
-const LISTED = ['password', 'passwordHash', 'token', 'accessToken', 'refreshToken', 'secret', 'apiKey', 'authorization', 'cookie', 'set-cookie'];
+const LISTED = [
+  'password',
+  'passwordHash',
+  'token',
+  'accessToken',
+  'refreshToken',
+  'secret',
+  'apiKey',
+  'authorization',
+  'cookie',
+  'set-cookie',
+];
 
 describe('createLogger redaction', () => {
   it.each(LISTED)('redacts %s at the top level, in req.headers, res.headers and user', (key) => {
     const { logger, raw, lines } = capture();
     const value = `value-of-${key}-0123456789`;
-    logger.info({ [key]: value, req: { headers: { [key]: value, host: 'h' } }, res: { headers: { [key]: [value] } }, user: { id: 1, [key]: value } }, 'm');
+    logger.info(
+      {
+        [key]: value,
+        req: { headers: { [key]: value, host: 'h' } },
+        res: { headers: { [key]: [value] } },
+        user: { id: 1, [key]: value },
+      },
+      'm',
+    );
     expect(raw()).not.toContain(value);
     expect(lines()[0]).toMatchObject({
       [key]: '[Redacted]',
@@ -78,9 +97,16 @@ describe('createLogger redaction', () => {
   ])('redacts the case and separator variant %s at every depth', (key) => {
     const { logger, raw, lines } = capture();
     const value = 'hunter2-correct-horse';
-    logger.info({ [key]: value, req: { headers: { [key]: value } }, a: { b: { c: { d: { e: { [key]: value } } } } } });
+    logger.info({
+      [key]: value,
+      req: { headers: { [key]: value } },
+      a: { b: { c: { d: { e: { [key]: value } } } } },
+    });
     expect(raw()).not.toContain(value);
-    expect(lines()[0]).toMatchObject({ [key]: '[Redacted]', req: { headers: { [key]: '[Redacted]' } } });
+    expect(lines()[0]).toMatchObject({
+      [key]: '[Redacted]',
+      req: { headers: { [key]: '[Redacted]' } },
+    });
   });
 
   it('never writes a secret placed at a random depth under a random spelling (seeded)', () => {
@@ -90,15 +116,36 @@ describe('createLogger redaction', () => {
       return seed / 0x7fffffff;
     };
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-    const spellings = ['password', 'PASSWORD', 'Password', 'password_hash', 'AccessToken', 'refresh-token', 'Authorization', 'COOKIE', 'Set-Cookie', 'api_key', 'X-API-KEY', 'dbPassword', 'webhook_secret'];
+    const spellings = [
+      'password',
+      'PASSWORD',
+      'Password',
+      'password_hash',
+      'AccessToken',
+      'refresh-token',
+      'Authorization',
+      'COOKIE',
+      'Set-Cookie',
+      'api_key',
+      'X-API-KEY',
+      'dbPassword',
+      'webhook_secret',
+    ];
     const { logger, raw, lines } = capture();
     const secrets: string[] = [];
     for (let run = 0; run < 200; run += 1) {
       const secret = `s3cr3t-${String(run)}-value`;
       secrets.push(secret);
-      let leaf: Record<string, unknown> = { [pick(spellings)]: random() < 0.7 ? secret : { nested: secret, list: [secret] }, note: 'kept' };
+      let leaf: Record<string, unknown> = {
+        [pick(spellings)]: random() < 0.7 ? secret : { nested: secret, list: [secret] },
+        note: 'kept',
+      };
       const depth = Math.floor(random() * 8);
-      for (let level = 0; level < depth; level += 1) leaf = random() < 0.3 ? { items: [leaf, { id: level }] } : { [`k${String(level)}`]: leaf, id: level };
+      for (let level = 0; level < depth; level += 1)
+        leaf =
+          random() < 0.3
+            ? { items: [leaf, { id: level }] }
+            : { [`k${String(level)}`]: leaf, id: level };
       if (random() < 0.3) logger.child({ ctx: leaf }).info('from child');
       else if (random() < 0.5) logger.warn(leaf, 'object');
       else logger.error({ err: Object.assign(new Error('wrapped'), { details: leaf }) }, 'error');
@@ -110,35 +157,66 @@ describe('createLogger redaction', () => {
 
   it('keeps keys that are merely similar, as the README states', () => {
     const { logger, lines } = capture();
-    const similar = { tokens: 3, passwordPolicy: 'strong', secretName: 'db', tokenType: 'bearer', passwd: 'kept', pwd: 'kept', credentials: 'kept', auth: 'kept', session: 'kept', rawHeaders: ['Cookie', 'a=b'] };
+    const similar = {
+      tokens: 3,
+      passwordPolicy: 'strong',
+      secretName: 'db',
+      tokenType: 'bearer',
+      passwd: 'kept',
+      pwd: 'kept',
+      credentials: 'kept',
+      auth: 'kept',
+      session: 'kept',
+      rawHeaders: ['Cookie', 'a=b'],
+    };
     logger.info(similar);
     expect(lines()[0]).toMatchObject(similar);
   });
 
   it('redacts child bindings and correlation children', () => {
     const { logger, raw, lines } = capture();
-    const child = logger.child({ password: 'bound-secret', session: { refreshToken: 'bound-refresh' } });
+    const child = logger.child({
+      password: 'bound-secret',
+      session: { refreshToken: 'bound-refresh' },
+    });
     withCorrelation(child, 'req-42').info({ user: { apiKey: 'k-123' } }, 'hello');
     expect(raw()).not.toMatch(/bound-secret|bound-refresh|k-123/);
-    expect(lines()[0]).toMatchObject({ correlationId: 'req-42', password: '[Redacted]', session: { refreshToken: '[Redacted]' }, msg: 'hello' });
+    expect(lines()[0]).toMatchObject({
+      correlationId: 'req-42',
+      password: '[Redacted]',
+      session: { refreshToken: '[Redacted]' },
+      msg: 'hello',
+    });
   });
 
   it('redacts inside serialized errors under err and error', () => {
     const { logger, raw, lines } = capture();
-    const error = Object.assign(new Error('upstream failed'), { config: { headers: { Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz' } } });
+    const error = Object.assign(new Error('upstream failed'), {
+      config: { headers: { Authorization: 'Bearer abcdefghijklmnopqrstuvwxyz' } },
+    });
     logger.error({ err: error }, 'first');
     logger.error({ error }, 'second');
     logger.error(error);
     expect(raw()).not.toContain('abcdefghijklmnopqrstuvwxyz');
     const [first, second, third] = lines();
-    expect(first).toMatchObject({ err: { type: 'Error', message: 'upstream failed', config: { headers: { Authorization: '[Redacted]' } } } });
+    expect(first).toMatchObject({
+      err: {
+        type: 'Error',
+        message: 'upstream failed',
+        config: { headers: { Authorization: '[Redacted]' } },
+      },
+    });
     expect(second).toMatchObject({ error: { type: 'Error', message: 'upstream failed' } });
     expect(third).toMatchObject({ msg: 'upstream failed', err: { type: 'Error' } });
   });
 
   it('never changes the object that was logged', () => {
     const { logger } = capture();
-    const payload = { user: { password: 'p', profile: { token: 't' } }, list: [{ secret: 's' }], headers: { cookie: 'c' } };
+    const payload = {
+      user: { password: 'p', profile: { token: 't' } },
+      list: [{ secret: 's' }],
+      headers: { cookie: 'c' },
+    };
     const before = structuredClone(payload);
     logger.info(payload);
     logger.info({ nested: payload });
@@ -155,24 +233,56 @@ describe('createLogger redaction', () => {
 
   it('masks bearer tokens and URL passwords in the message', () => {
     const { logger, lines } = capture();
-    logger.info('connecting to redis://default:s3cr3t-pass@cache:6379 with Bearer abcdefghijklmnopqrstuvwxyz');
-    expect(lines()[0]?.['msg']).toBe('connecting to redis://default:[Redacted]@cache:6379 with Bearer [Redacted]');
+    logger.info(
+      'connecting to redis://default:s3cr3t-pass@cache:6379 with Bearer abcdefghijklmnopqrstuvwxyz',
+    );
+    expect(lines()[0]?.['msg']).toBe(
+      'connecting to redis://default:[Redacted]@cache:6379 with Bearer [Redacted]',
+    );
   });
 
   it('masks secrets in request URLs and connection errors the way frameworks log them', () => {
     const { logger, raw, lines } = capture();
-    logger.info({ req: { method: 'GET', url: '/v1/auth/reset?token=reset-abc123&lang=en', remoteAddress: '10.0.0.1' } }, 'incoming request');
-    logger.error({ err: new Error('connect ECONNREFUSED redis://:redis-pass@cache:6379') }, 'redis down');
+    logger.info(
+      {
+        req: {
+          method: 'GET',
+          url: '/v1/auth/reset?token=reset-abc123&lang=en',
+          remoteAddress: '10.0.0.1',
+        },
+      },
+      'incoming request',
+    );
+    logger.error(
+      { err: new Error('connect ECONNREFUSED redis://:redis-pass@cache:6379') },
+      'redis down',
+    );
     expect(raw()).not.toMatch(/reset-abc123|redis-pass/);
     expect(lines()[0]).toMatchObject({ req: { url: '/v1/auth/reset?token=[Redacted]&lang=en' } });
-    expect(lines()[1]).toMatchObject({ err: { message: 'connect ECONNREFUSED redis://:[Redacted]@cache:6379' } });
+    expect(lines()[1]).toMatchObject({
+      err: { message: 'connect ECONNREFUSED redis://:[Redacted]@cache:6379' },
+    });
   });
 
   it('adds keys and paths, uses a custom censor, and can turn suffix and text matching off', () => {
     const { logger, raw, lines } = capture({
-      redact: { keys: ['ssn'], paths: ['order.card.number', 'headers["x-custom"]'], censor: '<hidden>', matchSuffixes: false, scrubText: false },
+      redact: {
+        keys: ['ssn'],
+        paths: ['order.card.number', 'headers["x-custom"]'],
+        censor: '<hidden>',
+        matchSuffixes: false,
+        scrubText: false,
+      },
     });
-    logger.info({ ssn: '123-45-6789', deep: { SSN: '987' }, order: { card: { number: '4111', brand: 'visa' } }, headers: { 'x-custom': 'c' }, newPassword: 'kept-np', password: 'p', msgUrl: 'redis://u:kept@h' });
+    logger.info({
+      ssn: '123-45-6789',
+      deep: { SSN: '987' },
+      order: { card: { number: '4111', brand: 'visa' } },
+      headers: { 'x-custom': 'c' },
+      newPassword: 'kept-np',
+      password: 'p',
+      msgUrl: 'redis://u:kept@h',
+    });
     expect(raw()).not.toMatch(/123-45-6789|987|4111/);
     expect(lines()[0]).toMatchObject({
       ssn: '<hidden>',
@@ -196,7 +306,14 @@ describe('createLogger fields and levels', () => {
   it('writes name, time from the clock, pid, hostname and base fields', () => {
     const { logger, lines } = capture({ base: { service: 'api', region: 'eu' } });
     logger.info('hi');
-    expect(lines()[0]).toMatchObject({ level: 30, time: NOW, name: 'test', service: 'api', region: 'eu', msg: 'hi' });
+    expect(lines()[0]).toMatchObject({
+      level: 30,
+      time: NOW,
+      name: 'test',
+      service: 'api',
+      region: 'eu',
+      msg: 'hi',
+    });
     expect(typeof lines()[0]?.['pid']).toBe('number');
     expect(typeof lines()[0]?.['hostname']).toBe('string');
   });
@@ -221,7 +338,11 @@ describe('createLogger fields and levels', () => {
 
   it('defaults to info and to the real clock', () => {
     const chunks: string[] = [];
-    const logger = createLogger({ name: 'x', env: {}, destination: { write: (line: string) => void chunks.push(line) } });
+    const logger = createLogger({
+      name: 'x',
+      env: {},
+      destination: { write: (line: string) => void chunks.push(line) },
+    });
     logger.debug('hidden');
     logger.info('shown');
     expect(chunks).toHaveLength(1);
@@ -232,22 +353,38 @@ describe('createLogger fields and levels', () => {
 describe('createLogger validation', () => {
   it('refuses a missing name, an unknown level and bad redact options with typed errors', () => {
     expect(caught(() => createLogger({ name: '' })).code).toBe('INVALID_OPTION');
-    expect(caught(() => createLogger(null as unknown as CreateLoggerOptions)).option).toBe('options');
+    expect(caught(() => createLogger(null as unknown as CreateLoggerOptions)).option).toBe(
+      'options',
+    );
     const level = caught(() => createLogger({ name: 'x', level: 'verbose' as 'info' }));
     expect([level.code, level.option]).toEqual(['INVALID_LEVEL', 'level']);
-    expect(caught(() => createLogger({ name: 'x', redact: { keys: ['a.b'] } })).code).toBe('INVALID_REDACT_KEY');
-    expect(caught(() => createLogger({ name: 'x', redact: { keys: 'password' as unknown as string[] } })).option).toBe('redact.keys');
-    expect(caught(() => createLogger({ name: 'x', redact: { paths: 'a' as unknown as string[] } })).option).toBe('redact.paths');
-    expect(caught(() => createLogger({ name: 'x', redact: { censor: 1 as unknown as string } })).option).toBe('redact.censor');
-    expect(caught(() => createLogger({ name: 'x', clock: 5 as unknown as () => number })).option).toBe('clock');
+    expect(caught(() => createLogger({ name: 'x', redact: { keys: ['a.b'] } })).code).toBe(
+      'INVALID_REDACT_KEY',
+    );
+    expect(
+      caught(() => createLogger({ name: 'x', redact: { keys: 'password' as unknown as string[] } }))
+        .option,
+    ).toBe('redact.keys');
+    expect(
+      caught(() => createLogger({ name: 'x', redact: { paths: 'a' as unknown as string[] } }))
+        .option,
+    ).toBe('redact.paths');
+    expect(
+      caught(() => createLogger({ name: 'x', redact: { censor: 1 as unknown as string } })).option,
+    ).toBe('redact.censor');
+    expect(
+      caught(() => createLogger({ name: 'x', clock: 5 as unknown as () => number })).option,
+    ).toBe('clock');
   });
 
-  it('refuses an invalid path with INVALID_REDACT_PATH, keeping pino\'s error as the cause', () => {
+  it("refuses an invalid path with INVALID_REDACT_PATH, keeping pino's error as the cause", () => {
     for (const path of ['a..b', 'a[', '', '   ']) {
       const error = caught(() => createLogger({ name: 'x', redact: { paths: [path] } }));
       expect(error.code, path).toBe('INVALID_REDACT_PATH');
     }
-    expect(caught(() => createLogger({ name: 'x', redact: { paths: ['a..b'] } })).cause).toBeInstanceOf(Error);
+    expect(
+      caught(() => createLogger({ name: 'x', redact: { paths: ['a..b'] } })).cause,
+    ).toBeInstanceOf(Error);
   });
 
   it('accepts paths whose first segment is an Object.prototype member', () => {
@@ -277,7 +414,10 @@ describe('createLogger pretty output', () => {
   it('writes JSON and one warning when pretty is asked for in production', () => {
     const { logger, lines } = capture({ env: { NODE_ENV: 'production' }, pretty: true });
     logger.info('after');
-    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_DISABLED_IN_PRODUCTION' }, { msg: 'after' }]);
+    expect(lines()).toMatchObject([
+      { level: 40, loggerWarning: 'PRETTY_DISABLED_IN_PRODUCTION' },
+      { msg: 'after' },
+    ]);
   });
 
   it('writes JSON and one warning when pino-pretty is not installed', () => {
@@ -286,16 +426,34 @@ describe('createLogger pretty output', () => {
     };
     const { logger, lines } = capture({ env: { NODE_ENV: 'development' }, requirePretty });
     logger.info({ token: 't' }, 'after');
-    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_NOT_INSTALLED' }, { msg: 'after', token: '[Redacted]' }]);
+    expect(lines()).toMatchObject([
+      { level: 40, loggerWarning: 'PRETTY_NOT_INSTALLED' },
+      { msg: 'after', token: '[Redacted]' },
+    ]);
   });
 
   it.each([
-    ['a module that throws while loading', (): never => { throw new SyntaxError('bad'); }],
+    [
+      'a module that throws while loading',
+      (): never => {
+        throw new SyntaxError('bad');
+      },
+    ],
     ['a module without prettyFactory', (): unknown => ({})],
-    ['a prettyFactory that throws', (): unknown => ({ prettyFactory: () => { throw new TypeError('nope'); } })],
+    [
+      'a prettyFactory that throws',
+      (): unknown => ({
+        prettyFactory: () => {
+          throw new TypeError('nope');
+        },
+      }),
+    ],
   ])('writes JSON and one warning for %s', (_label, requirePretty) => {
     const { logger, lines } = capture({ pretty: true, requirePretty });
     logger.info('after');
-    expect(lines()).toMatchObject([{ level: 40, loggerWarning: 'PRETTY_LOAD_FAILED' }, { msg: 'after' }]);
+    expect(lines()).toMatchObject([
+      { level: 40, loggerWarning: 'PRETTY_LOAD_FAILED' },
+      { msg: 'after' },
+    ]);
   });
 });

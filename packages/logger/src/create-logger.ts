@@ -56,10 +56,18 @@ const DEFAULT_CENSOR = '[Redacted]';
 
 function validate(options: CreateLoggerOptions): void {
   if (typeof options !== 'object' || options === null) {
-    throw new LoggerError('INVALID_OPTION', 'options', 'createLogger: options must be an object with a name');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'options',
+      'createLogger: options must be an object with a name',
+    );
   }
   if (typeof options.name !== 'string' || options.name.trim().length === 0) {
-    throw new LoggerError('INVALID_OPTION', 'name', 'createLogger: name must be a non-empty string');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'name',
+      'createLogger: name must be a non-empty string',
+    );
   }
   const level = options.level;
   if (level !== undefined && level !== 'silent' && !Object.hasOwn(pino.levels.values, level)) {
@@ -71,18 +79,34 @@ function validate(options: CreateLoggerOptions): void {
   }
   const redact = options.redact ?? {};
   if (redact.censor !== undefined && typeof redact.censor !== 'string') {
-    throw new LoggerError('INVALID_OPTION', 'redact.censor', 'createLogger: redact.censor must be a string');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'redact.censor',
+      'createLogger: redact.censor must be a string',
+    );
   }
   if (redact.keys !== undefined && !Array.isArray(redact.keys)) {
-    throw new LoggerError('INVALID_OPTION', 'redact.keys', 'createLogger: redact.keys must be an array of key names');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'redact.keys',
+      'createLogger: redact.keys must be an array of key names',
+    );
   }
   for (const key of redact.keys ?? []) assertRedactKey(key);
   if (redact.paths !== undefined && !Array.isArray(redact.paths)) {
-    throw new LoggerError('INVALID_OPTION', 'redact.paths', 'createLogger: redact.paths must be an array of paths');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'redact.paths',
+      'createLogger: redact.paths must be an array of paths',
+    );
   }
   for (const path of redact.paths ?? []) assertRedactPath(path);
   if (options.clock !== undefined && typeof options.clock !== 'function') {
-    throw new LoggerError('INVALID_OPTION', 'clock', 'createLogger: clock must be a function returning milliseconds');
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'clock',
+      'createLogger: clock must be a function returning milliseconds',
+    );
   }
 }
 
@@ -133,7 +157,10 @@ export function createLogger(options: CreateLoggerOptions): Logger {
   const warnings: { code: string; detail: string }[] = [];
   let destination = options.destination;
   if (wantsPretty && production) {
-    warnings.push({ code: 'PRETTY_DISABLED_IN_PRODUCTION', detail: 'pretty output is off when NODE_ENV=production' });
+    warnings.push({
+      code: 'PRETTY_DISABLED_IN_PRODUCTION',
+      detail: 'pretty output is off when NODE_ENV=production',
+    });
   } else if (wantsPretty) {
     const target = destination ?? process.stdout;
     const colorize = options.destination === undefined && process.stdout.isTTY;

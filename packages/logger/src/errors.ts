@@ -27,7 +27,12 @@ export class LoggerError extends Error {
   /** The option that was refused, e.g. `'level'` or `'redact.paths'`. */
   readonly option: string;
 
-  constructor(code: LoggerErrorCode, option: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: LoggerErrorCode,
+    option: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.option = option;

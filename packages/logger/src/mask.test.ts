@@ -18,9 +18,12 @@ describe('maskEmail', () => {
     expect(maskEmail('ab@x.io')).toBe('a***@x.io');
   });
 
-  it.each(['', 'no-at-sign', '@example.com', 'alice@', 'alice@exa mple.com', '   '])('never returns %j unmasked', (input) => {
-    expect(maskEmail(input)).toBe('***');
-  });
+  it.each(['', 'no-at-sign', '@example.com', 'alice@', 'alice@exa mple.com', '   '])(
+    'never returns %j unmasked',
+    (input) => {
+      expect(maskEmail(input)).toBe('***');
+    },
+  );
 
   it('returns *** for values that are not strings', () => {
     expect(maskEmail(undefined as unknown as string)).toBe('***');

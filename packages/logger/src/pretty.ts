@@ -6,7 +6,11 @@ export type Prettifier = (line: string) => string;
 /** What {@link loadPretty} found: a prettifier, or why there is none. */
 export type PrettyLoadResult =
   | { readonly ok: true; readonly prettify: Prettifier }
-  | { readonly ok: false; readonly reason: 'PRETTY_NOT_INSTALLED' | 'PRETTY_LOAD_FAILED'; readonly detail: string };
+  | {
+      readonly ok: false;
+      readonly reason: 'PRETTY_NOT_INSTALLED' | 'PRETTY_LOAD_FAILED';
+      readonly detail: string;
+    };
 
 /** A `require` function; tests pass one that fails to prove the fallback. */
 export type RequireFunction = (id: string) => unknown;
@@ -34,7 +38,10 @@ export function defaultRequire(): RequireFunction {
  * prettifier runs in-process, so there is no worker-thread transport target to resolve (the
  * "unable to determine transport target" failure of `transport: { target: 'pino-pretty' }`).
  */
-export function loadPretty(requireFunction: RequireFunction, options: { colorize: boolean }): PrettyLoadResult {
+export function loadPretty(
+  requireFunction: RequireFunction,
+  options: { colorize: boolean },
+): PrettyLoadResult {
   let loaded: unknown;
   try {
     loaded = requireFunction('pino-pretty');
@@ -43,15 +50,27 @@ export function loadPretty(requireFunction: RequireFunction, options: { colorize
     if (code === 'MODULE_NOT_FOUND' || code === 'ERR_MODULE_NOT_FOUND') {
       return { ok: false, reason: 'PRETTY_NOT_INSTALLED', detail: 'pino-pretty is not installed' };
     }
-    return { ok: false, reason: 'PRETTY_LOAD_FAILED', detail: `pino-pretty failed to load: ${typeof code === 'string' ? code : 'unknown error'}` };
+    return {
+      ok: false,
+      reason: 'PRETTY_LOAD_FAILED',
+      detail: `pino-pretty failed to load: ${typeof code === 'string' ? code : 'unknown error'}`,
+    };
   }
   if (!isPrettyModule(loaded)) {
-    return { ok: false, reason: 'PRETTY_LOAD_FAILED', detail: 'pino-pretty has no prettyFactory export' };
+    return {
+      ok: false,
+      reason: 'PRETTY_LOAD_FAILED',
+      detail: 'pino-pretty has no prettyFactory export',
+    };
   }
   try {
     const prettify = loaded.prettyFactory({ colorize: options.colorize, sync: true });
     return { ok: true, prettify };
   } catch (error) {
-    return { ok: false, reason: 'PRETTY_LOAD_FAILED', detail: `pino-pretty failed to start: ${(error as Error).name}` };
+    return {
+      ok: false,
+      reason: 'PRETTY_LOAD_FAILED',
+      detail: `pino-pretty failed to start: ${(error as Error).name}`,
+    };
   }
 }

@@ -45,14 +45,32 @@ describe('jsonValueEnd', () => {
 describe('sensitive key matching', () => {
   const redacts = (keys: readonly string[], suffixes: readonly string[], key: string): boolean => {
     const scrubber = createLineScrubber({ keys, suffixes, censor: 'X', scrubText: false });
-    return (JSON.parse(scrubber(JSON.stringify({ a: 1, [key]: 'v' }))) as Record<string, unknown>)[key] === 'X';
+    return (
+      (JSON.parse(scrubber(JSON.stringify({ a: 1, [key]: 'v' }))) as Record<string, unknown>)[
+        key
+      ] === 'X'
+    );
   };
 
   it('matches whole keys in any case and separator spelling', () => {
-    for (const key of ['passwordHash', 'password_hash', 'PASSWORD-HASH', 'passwordhash', 'Set-Cookie', 'SET_COOKIE', 'setCookie']) {
+    for (const key of [
+      'passwordHash',
+      'password_hash',
+      'PASSWORD-HASH',
+      'passwordhash',
+      'Set-Cookie',
+      'SET_COOKIE',
+      'setCookie',
+    ]) {
       expect(redacts(['passwordHash', 'set-cookie'], [], key), key).toBe(true);
     }
-    for (const key of ['passwordHashes', 'xpasswordHash', 'cookie', 'my-set-cookie', 'a"set-cookie']) {
+    for (const key of [
+      'passwordHashes',
+      'xpasswordHash',
+      'cookie',
+      'my-set-cookie',
+      'a"set-cookie',
+    ]) {
       expect(redacts(['passwordHash', 'set-cookie'], [], key), key).toBe(false);
     }
   });
@@ -69,7 +87,12 @@ describe('sensitive key matching', () => {
   it('never matches a key-like text inside a string value', () => {
     const pattern = sensitiveKeyPattern(DEFAULT_REDACT_KEYS, DEFAULT_REDACT_SUFFIXES);
     expect(pattern.test(JSON.stringify({ msg: '"password":"x"' }))).toBe(false);
-    const scrubber = createLineScrubber({ keys: DEFAULT_REDACT_KEYS, suffixes: DEFAULT_REDACT_SUFFIXES, censor: 'X', scrubText: false });
+    const scrubber = createLineScrubber({
+      keys: DEFAULT_REDACT_KEYS,
+      suffixes: DEFAULT_REDACT_SUFFIXES,
+      censor: 'X',
+      scrubText: false,
+    });
     const line = JSON.stringify({ note: 'a', 'x\\"password': 'kept' });
     expect(scrubber(line)).toBe(line);
   });
@@ -88,7 +111,9 @@ describe('createLineScrubber', () => {
       authorization: 'z0',
       cookie: 'c0',
       'set-cookie': ['sc0', 'sc1'],
-      req: { headers: { authorization: 'z1', cookie: 'c1', 'set-cookie': ['sc2'], host: 'example.com' } },
+      req: {
+        headers: { authorization: 'z1', cookie: 'c1', 'set-cookie': ['sc2'], host: 'example.com' },
+      },
       user: { id: 7, password: 'p1', passwordHash: 'h1', token: 't1', apiKey: 'k1', secret: 's1' },
     };
     const out = scrubObject(input) as Record<string, unknown>;
@@ -103,8 +128,22 @@ describe('createLineScrubber', () => {
       authorization: '[Redacted]',
       cookie: '[Redacted]',
       'set-cookie': '[Redacted]',
-      req: { headers: { authorization: '[Redacted]', cookie: '[Redacted]', 'set-cookie': '[Redacted]', host: 'example.com' } },
-      user: { id: 7, password: '[Redacted]', passwordHash: '[Redacted]', token: '[Redacted]', apiKey: '[Redacted]', secret: '[Redacted]' },
+      req: {
+        headers: {
+          authorization: '[Redacted]',
+          cookie: '[Redacted]',
+          'set-cookie': '[Redacted]',
+          host: 'example.com',
+        },
+      },
+      user: {
+        id: 7,
+        password: '[Redacted]',
+        passwordHash: '[Redacted]',
+        token: '[Redacted]',
+        apiKey: '[Redacted]',
+        secret: '[Redacted]',
+      },
     });
   });
 
@@ -132,11 +171,14 @@ describe('createLineScrubber', () => {
     for (let depth = 0; depth < 10; depth += 1) deep = { [`level${String(depth)}`]: deep };
     const line = scrub(JSON.stringify({ deep, list: [{ token: 'a' }, { token: 'b' }] }));
     expect(line).not.toContain('deep-secret');
-    expect(JSON.parse(line)).toMatchObject({ list: [{ token: '[Redacted]' }, { token: '[Redacted]' }] });
+    expect(JSON.parse(line)).toMatchObject({
+      list: [{ token: '[Redacted]' }, { token: '[Redacted]' }],
+    });
   });
 
   it('leaves lines with nothing sensitive byte-for-byte unchanged', () => {
-    const line = '{"level":30,"msg":"hello \\"world\\"","tokens":3,"passwords":[],"user":{"email":"a@b.c"}}\n';
+    const line =
+      '{"level":30,"msg":"hello \\"world\\"","tokens":3,"passwords":[],"user":{"email":"a@b.c"}}\n';
     expect(scrub(line)).toBe(line);
   });
 
@@ -149,22 +191,35 @@ describe('createLineScrubber', () => {
       upper: 'BEARER abcdefghijklmnopqrstuvwx',
     });
     const out = JSON.parse(scrub(line)) as Record<string, string>;
-    expect(out['msg']).toBe('calling with Bearer [Redacted] and redis://user:[Redacted]@cache:6379/0');
+    expect(out['msg']).toBe(
+      'calling with Bearer [Redacted] and redis://user:[Redacted]@cache:6379/0',
+    );
     expect(out['url']).toBe('postgres://app:[Redacted]@db/app');
     expect(out['short']).toBe('Bearer token');
     expect([out['lower'], out['upper']]).toEqual(['bearer [Redacted]', 'BEARER [Redacted]']);
   });
 
   it('masks sensitive query parameters in URLs, keeping the others', () => {
-    const line = JSON.stringify({ url: '/reset?token=abc123&next=%2Fhome&Access_Token=zz#frag', other: 'GET /cb?code=1&client_secret=s3&state=x' });
+    const line = JSON.stringify({
+      url: '/reset?token=abc123&next=%2Fhome&Access_Token=zz#frag',
+      other: 'GET /cb?code=1&client_secret=s3&state=x',
+    });
     const out = JSON.parse(scrub(line)) as Record<string, string>;
     expect(out['url']).toBe('/reset?token=[Redacted]&next=%2Fhome&Access_Token=[Redacted]#frag');
     expect(out['other']).toBe('GET /cb?code=1&client_secret=[Redacted]&state=x');
   });
 
   it('leaves text alone when scrubText is off, and escapes a censor that needs it', () => {
-    const custom = createLineScrubber({ keys: ['password'], suffixes: [], censor: 'x"\\y', scrubText: false });
-    const out = JSON.parse(custom('{"password":"p","m":"Bearer abcdefghijklmnopqrstu"}')) as Record<string, string>;
+    const custom = createLineScrubber({
+      keys: ['password'],
+      suffixes: [],
+      censor: 'x"\\y',
+      scrubText: false,
+    });
+    const out = JSON.parse(custom('{"password":"p","m":"Bearer abcdefghijklmnopqrstu"}')) as Record<
+      string,
+      string
+    >;
     expect(out).toEqual({ password: 'x"\\y', m: 'Bearer abcdefghijklmnopqrstu' });
   });
 
@@ -175,23 +230,36 @@ describe('createLineScrubber', () => {
       return seed / 0x7fffffff;
     };
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-    const sensitive = ['password', 'Authorization', 'SET_COOKIE', 'x-api-key', 'newPassword', 'client_secret', 'refreshToken'];
+    const sensitive = [
+      'password',
+      'Authorization',
+      'SET_COOKIE',
+      'x-api-key',
+      'newPassword',
+      'client_secret',
+      'refreshToken',
+    ];
     const plain = ['id', 'name', 'headers', 'items', 'tokens', 'note', 'a-b', 'passwordPolicy'];
     const nasty = ['"', '\\', '}', ']', '{"password":"', '\n', 'é', '\u2028'];
     const plainValue = (depth: number): unknown => {
       const roll = random();
-      if (depth > 4 || roll < 0.3) return `${pick(nasty)}v${String(Math.floor(random() * 100))}${pick(nasty)}`;
+      if (depth > 4 || roll < 0.3)
+        return `${pick(nasty)}v${String(Math.floor(random() * 100))}${pick(nasty)}`;
       if (roll < 0.4) return Math.floor(random() * 1000);
       if (roll < 0.5) return [plainValue(depth + 1), plainValue(depth + 1)];
       const object: Record<string, unknown> = {};
       const size = 1 + Math.floor(random() * 3);
-      for (let index = 0; index < size; index += 1) object[`${pick(plain)}${String(index)}`] = plainValue(depth + 1);
+      for (let index = 0; index < size; index += 1)
+        object[`${pick(plain)}${String(index)}`] = plainValue(depth + 1);
       return object;
     };
     for (let run = 0; run < 300; run += 1) {
       const secret = `SECRET${String(run)}x`;
       const root = plainValue(0);
-      const holder: Record<string, unknown> = typeof root === 'object' && root !== null && !Array.isArray(root) ? (root as Record<string, unknown>) : { wrap: root };
+      const holder: Record<string, unknown> =
+        typeof root === 'object' && root !== null && !Array.isArray(root)
+          ? (root as Record<string, unknown>)
+          : { wrap: root };
       let target = holder;
       const depth = Math.floor(random() * 6);
       for (let level = 0; level < depth; level += 1) {
@@ -211,13 +279,26 @@ describe('createLineScrubber', () => {
 
 describe('key spellings and paths', () => {
   it('lists the usual spellings of a key', () => {
-    expect(keySpellings('set-cookie')).toEqual(expect.arrayContaining(['set-cookie', 'Set-Cookie', 'SET-COOKIE', 'set_cookie', 'setCookie']));
-    expect(keySpellings('passwordHash')).toEqual(expect.arrayContaining(['passwordHash', 'password_hash', 'PASSWORD_HASH', 'passwordhash']));
+    expect(keySpellings('set-cookie')).toEqual(
+      expect.arrayContaining(['set-cookie', 'Set-Cookie', 'SET-COOKIE', 'set_cookie', 'setCookie']),
+    );
+    expect(keySpellings('passwordHash')).toEqual(
+      expect.arrayContaining(['passwordHash', 'password_hash', 'PASSWORD_HASH', 'passwordhash']),
+    );
   });
 
   it('gives the top-level pino paths of the defaults plus extra keys', () => {
     const paths = redactPaths(['ssn']);
-    expect(paths).toEqual(expect.arrayContaining(['password', 'Authorization', '["set-cookie"]', '["Set-Cookie"]', 'ssn', 'SSN']));
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        'password',
+        'Authorization',
+        '["set-cookie"]',
+        '["Set-Cookie"]',
+        'ssn',
+        'SSN',
+      ]),
+    );
     expect(paths.every((path) => !path.includes('*'))).toBe(true);
     expect(() => redactPaths(['a.b'])).toThrow(LoggerError);
   });

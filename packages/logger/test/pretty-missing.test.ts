@@ -2,7 +2,16 @@
 // child process from a directory where pino resolves and pino-pretty does not, with
 // NODE_ENV=development, through the default `createRequire` lookup (no injected require).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,7 +23,10 @@ const packageRoot = join(here, '..');
 const requireHere = createRequire(import.meta.url);
 let directory = '';
 
-function run(script: string, env: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
+function run(
+  script: string,
+  env: Record<string, string>,
+): { status: number | null; stdout: string; stderr: string } {
   writeFileSync(join(directory, 'run.ts'), script);
   const tsx = pathToFileURL(requireHere.resolve('tsx')).href;
   const result = spawnSync(process.execPath, ['--import', tsx, 'run.ts'], {
@@ -30,10 +42,15 @@ beforeAll(() => {
   directory = mkdtempSync(join(tmpdir(), 'postern-logger-nopretty-'));
   mkdirSync(join(directory, 'src'));
   for (const file of readdirSync(join(packageRoot, 'src'))) {
-    if (file.endsWith('.ts') && !file.endsWith('.test.ts')) copyFileSync(join(packageRoot, 'src', file), join(directory, 'src', file));
+    if (file.endsWith('.ts') && !file.endsWith('.test.ts'))
+      copyFileSync(join(packageRoot, 'src', file), join(directory, 'src', file));
   }
   mkdirSync(join(directory, 'node_modules'));
-  symlinkSync(realpathSync(join(packageRoot, 'node_modules', 'pino')), join(directory, 'node_modules', 'pino'), 'dir');
+  symlinkSync(
+    realpathSync(join(packageRoot, 'node_modules', 'pino')),
+    join(directory, 'node_modules', 'pino'),
+    'dir',
+  );
   writeFileSync(join(directory, 'package.json'), '{ "type": "module" }\n');
 });
 
@@ -43,7 +60,10 @@ afterAll(() => {
 
 describe('pino-pretty missing at run time', () => {
   it('cannot resolve pino-pretty from the copy (the precondition of this test)', () => {
-    const result = run("import { createRequire } from 'node:module';\ntry { createRequire(import.meta.url).resolve('pino-pretty'); console.log('found'); } catch { console.log('missing'); }\n", {});
+    const result = run(
+      "import { createRequire } from 'node:module';\ntry { createRequire(import.meta.url).resolve('pino-pretty'); console.log('found'); } catch { console.log('missing'); }\n",
+      {},
+    );
     expect(result.stdout.trim()).toBe('missing');
   });
 

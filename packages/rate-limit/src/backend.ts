@@ -30,7 +30,10 @@ export interface BackendDecision {
  */
 export interface RateLimitBackend {
   /** Checks, and in `consume` mode charges, every request at once. */
-  apply(requests: readonly BackendRequest[], mode: BackendMode): BackendDecision | Promise<BackendDecision>;
+  apply(
+    requests: readonly BackendRequest[],
+    mode: BackendMode,
+  ): BackendDecision | Promise<BackendDecision>;
   /** Forgets the state of every given key. */
   reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): void | Promise<void>;
 }

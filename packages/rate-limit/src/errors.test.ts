@@ -4,9 +4,17 @@ import { RateLimitError, rejectWith, toError } from './errors.js';
 describe('RateLimitError', () => {
   it('carries a stable code, structured fields and its cause', () => {
     const cause = new Error('socket closed');
-    const error = new RateLimitError('BACKEND_ERROR', 'Redis call failed', { cause, retryAfterMs: 5 });
+    const error = new RateLimitError('BACKEND_ERROR', 'Redis call failed', {
+      cause,
+      retryAfterMs: 5,
+    });
     expect(error).toBeInstanceOf(Error);
-    expect(error).toMatchObject({ name: 'RateLimitError', code: 'BACKEND_ERROR', retryAfterMs: 5, cause });
+    expect(error).toMatchObject({
+      name: 'RateLimitError',
+      code: 'BACKEND_ERROR',
+      retryAfterMs: 5,
+      cause,
+    });
     expect(error.option).toBeUndefined();
     expect(error.timeoutMs).toBeUndefined();
   });
@@ -17,7 +25,14 @@ describe('RateLimitError', () => {
       code: 'BACKEND_TIMEOUT',
     });
     expect(RateLimitError.isInstance(foreign)).toBe(true);
-    expect(RateLimitError.isInstance(Object.assign(new Error('x'), { [Symbol.for('postern.error')]: '@postern/auth', code: 'X' }))).toBe(false);
+    expect(
+      RateLimitError.isInstance(
+        Object.assign(new Error('x'), {
+          [Symbol.for('postern.error')]: '@postern/auth',
+          code: 'X',
+        }),
+      ),
+    ).toBe(false);
     expect(RateLimitError.isInstance(new Error('plain'))).toBe(false);
     expect(RateLimitError.isInstance(null)).toBe(false);
     expect(RateLimitError.isInstance('BACKEND_TIMEOUT')).toBe(false);

@@ -67,9 +67,13 @@ export class RateLimitError extends Error {
 /** Throws `INVALID_OPTION` unless `value` is a finite number > 0. */
 export function assertPositive(value: unknown, option: string): asserts value is number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new RateLimitError('INVALID_OPTION', `${option} must be a positive finite number, got ${String(value)}`, {
-      option,
-    });
+    throw new RateLimitError(
+      'INVALID_OPTION',
+      `${option} must be a positive finite number, got ${String(value)}`,
+      {
+        option,
+      },
+    );
   }
 }
 

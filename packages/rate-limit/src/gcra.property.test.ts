@@ -4,7 +4,10 @@ import { createRateLimiter } from './limiter.js';
 import { MemoryBackend } from './memory-backend.js';
 import { ManualClock } from './testing.js';
 
-type Step = { kind: 'consume'; cost: number } | { kind: 'peek'; cost: number } | { kind: 'advance'; ms: number };
+type Step =
+  | { kind: 'consume'; cost: number }
+  | { kind: 'peek'; cost: number }
+  | { kind: 'advance'; ms: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({ kind: fc.constant('consume' as const), cost: fc.integer({ min: 1, max: 4 }) }),
@@ -22,7 +25,12 @@ describe('GCRA properties (memory backend, manual clock)', () => {
         fc.array(step, { maxLength: 80 }),
         async (limit, periodMs, burst, steps) => {
           const clock = new ManualClock();
-          const limiter = createRateLimiter({ limit, periodMs, burst, backend: new MemoryBackend({ clock }) });
+          const limiter = createRateLimiter({
+            limit,
+            periodMs,
+            burst,
+            backend: new MemoryBackend({ clock }),
+          });
           let elapsedMs = 0;
           let charged = 0;
           for (const entry of steps) {
@@ -32,7 +40,10 @@ describe('GCRA properties (memory backend, manual clock)', () => {
               continue;
             }
             const before = await limiter.peek('k');
-            const result = entry.kind === 'consume' ? await limiter.consume('k', { cost: entry.cost }) : await limiter.peek('k', { cost: entry.cost });
+            const result =
+              entry.kind === 'consume'
+                ? await limiter.consume('k', { cost: entry.cost })
+                : await limiter.peek('k', { cost: entry.cost });
             expect(result.remaining).toBeGreaterThanOrEqual(0);
             expect(result.retryAfterMs).toBeGreaterThanOrEqual(0);
             expect(result.resetAfterMs).toBeGreaterThanOrEqual(0);
@@ -40,9 +51,12 @@ describe('GCRA properties (memory backend, manual clock)', () => {
             // Whether a call passes is exactly whether its (whole) cost fits in what was remaining.
             expect(result.allowed).toBe(entry.cost <= before.remaining);
             if (entry.kind === 'consume' && result.allowed) charged += entry.cost;
-            if (!result.allowed || entry.kind === 'peek') expect(await limiter.peek('k')).toEqual(before);
+            if (!result.allowed || entry.kind === 'peek')
+              expect(await limiter.peek('k')).toEqual(before);
             // One emission interval of slack for the µs rounding of the interval.
-            expect(charged).toBeLessThanOrEqual(burst + (elapsedMs * limit) / periodMs + 1e-6 * charged);
+            expect(charged).toBeLessThanOrEqual(
+              burst + (elapsedMs * limit) / periodMs + 1e-6 * charged,
+            );
           }
         },
       ),
@@ -54,9 +68,18 @@ describe('GCRA properties (memory backend, manual clock)', () => {
 describe('long periods', () => {
   it('handles a 30-day period with no timer and no overflow', async () => {
     const clock = new ManualClock();
-    const limiter = createRateLimiter({ limit: 6, periodMs: 2_592_000_000, backend: new MemoryBackend({ clock }) });
+    const limiter = createRateLimiter({
+      limit: 6,
+      periodMs: 2_592_000_000,
+      backend: new MemoryBackend({ clock }),
+    });
     for (let call = 0; call < 6; call += 1) expect((await limiter.consume('k')).allowed).toBe(true);
     const denied = await limiter.consume('k');
-    expect(denied).toEqual({ allowed: false, remaining: 0, retryAfterMs: 432_000_000, resetAfterMs: 2_592_000_000 });
+    expect(denied).toEqual({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 432_000_000,
+      resetAfterMs: 2_592_000_000,
+    });
   });
 });

@@ -6,18 +6,32 @@ import { ManualClock } from './testing.js';
 
 describe('retryAfterSeconds', () => {
   it('rounds up to whole seconds, at least one when denied', () => {
-    expect(retryAfterSeconds({ allowed: true, remaining: 1, retryAfterMs: 0, resetAfterMs: 10 })).toBe(0);
-    expect(retryAfterSeconds({ allowed: false, remaining: 0, retryAfterMs: 1, resetAfterMs: 10 })).toBe(1);
-    expect(retryAfterSeconds({ allowed: false, remaining: 0, retryAfterMs: 1_001, resetAfterMs: 10 })).toBe(2);
+    expect(
+      retryAfterSeconds({ allowed: true, remaining: 1, retryAfterMs: 0, resetAfterMs: 10 }),
+    ).toBe(0);
+    expect(
+      retryAfterSeconds({ allowed: false, remaining: 0, retryAfterMs: 1, resetAfterMs: 10 }),
+    ).toBe(1);
+    expect(
+      retryAfterSeconds({ allowed: false, remaining: 0, retryAfterMs: 1_001, resetAfterMs: 10 }),
+    ).toBe(2);
   });
 });
 
 describe('rateLimitHeaders', () => {
   it('describes one limiter from the values consume returned', async () => {
     const clock = new ManualClock();
-    const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: 'login', backend: new MemoryBackend({ clock }) });
+    const limiter = createRateLimiter({
+      limit: 2,
+      periodMs: 60_000,
+      prefix: 'login',
+      backend: new MemoryBackend({ clock }),
+    });
     const first = await limiter.consume('alice');
-    expect(rateLimitHeaders(limiter, first)).toEqual({ 'RateLimit-Policy': '"login";q=2;w=60', RateLimit: '"login";r=1;t=30' });
+    expect(rateLimitHeaders(limiter, first)).toEqual({
+      'RateLimit-Policy': '"login";q=2;w=60',
+      RateLimit: '"login";r=1;t=30',
+    });
     await limiter.consume('alice');
     const denied = await limiter.consume('alice');
     expect(rateLimitHeaders(limiter, denied)).toEqual({
@@ -42,6 +56,8 @@ describe('rateLimitHeaders', () => {
 
   it('reports a window of at least one second', async () => {
     const limiter = createRateLimiter({ limit: 5, periodMs: 100, prefix: 'fast' });
-    expect(rateLimitHeaders(limiter, await limiter.consume('k'))['RateLimit-Policy']).toBe('"fast";q=5;w=1');
+    expect(rateLimitHeaders(limiter, await limiter.consume('k'))['RateLimit-Policy']).toBe(
+      '"fast";q=5;w=1',
+    );
   });
 });

@@ -1,4 +1,9 @@
-import type { CombinedRateLimitResult, CombinedRateLimiter, RateLimitResult, RateLimiter } from './limiter.js';
+import type {
+  CombinedRateLimitResult,
+  CombinedRateLimiter,
+  RateLimitResult,
+  RateLimiter,
+} from './limiter.js';
 
 /** Seconds a client should wait before retrying, for a `Retry-After` header: whole, rounded up, ≥ 1 when denied. */
 export function retryAfterSeconds(result: RateLimitResult): number {
@@ -10,7 +15,7 @@ export interface RateLimitHeaders {
   /** Quota policies, e.g. `"login";q=10;w=60` (draft-ietf-httpapi-ratelimit-headers). */
   'RateLimit-Policy': string;
   /** Current state per policy, e.g. `"login";r=3;t=42`. */
-  'RateLimit': string;
+  RateLimit: string;
   /** Seconds to wait; present only when the call was denied. */
   'Retry-After'?: string;
 }
@@ -33,10 +38,20 @@ export function rateLimitHeaders(
   const states: string[] = [];
   limiters.forEach((part, index) => {
     const partResult = results[index] ?? result;
-    policies.push(item(part.prefix, `q=${Math.floor(part.limit)};w=${Math.max(1, Math.ceil(part.periodMs / 1000))}`));
-    states.push(item(part.prefix, `r=${partResult.remaining};t=${Math.ceil(partResult.resetAfterMs / 1000)}`));
+    policies.push(
+      item(
+        part.prefix,
+        `q=${Math.floor(part.limit)};w=${Math.max(1, Math.ceil(part.periodMs / 1000))}`,
+      ),
+    );
+    states.push(
+      item(part.prefix, `r=${partResult.remaining};t=${Math.ceil(partResult.resetAfterMs / 1000)}`),
+    );
   });
-  const headers: RateLimitHeaders = { 'RateLimit-Policy': policies.join(', '), RateLimit: states.join(', ') };
+  const headers: RateLimitHeaders = {
+    'RateLimit-Policy': policies.join(', '),
+    RateLimit: states.join(', '),
+  };
   if (!result.allowed) headers['Retry-After'] = String(retryAfterSeconds(result));
   return headers;
 }

@@ -16,7 +16,11 @@ function expectCode(action: () => unknown, code: string, option: string): void {
   expect(caught).toMatchObject({ code, option });
 }
 
-async function expectRejection(promise: Promise<unknown>, code: string, option: string): Promise<void> {
+async function expectRejection(
+  promise: Promise<unknown>,
+  code: string,
+  option: string,
+): Promise<void> {
   const error: unknown = await promise.then(
     () => undefined,
     (reason: unknown) => reason,
@@ -26,36 +30,67 @@ async function expectRejection(promise: Promise<unknown>, code: string, option: 
 }
 
 describe('createRateLimiter options', () => {
-  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number])('rejects limit %s', (limit) => {
-    expectCode(() => createRateLimiter({ limit, periodMs: 1_000 }), 'INVALID_OPTION', 'limit');
-  });
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '5' as unknown as number])(
+    'rejects limit %s',
+    (limit) => {
+      expectCode(() => createRateLimiter({ limit, periodMs: 1_000 }), 'INVALID_OPTION', 'limit');
+    },
+  );
 
   it.each([0, -5, Number.NaN, Number.POSITIVE_INFINITY])('rejects periodMs %s', (periodMs) => {
     expectCode(() => createRateLimiter({ limit: 1, periodMs }), 'INVALID_OPTION', 'periodMs');
   });
 
   it('rejects a burst below one call, or so long the numbers would lose precision', () => {
-    expectCode(() => createRateLimiter({ limit: 10, periodMs: 1_000, burst: 0.5 }), 'INVALID_OPTION', 'burst');
-    expectCode(() => createRateLimiter({ limit: 10, periodMs: 1_000, burst: -1 }), 'INVALID_OPTION', 'burst');
-    expectCode(() => createRateLimiter({ limit: 1, periodMs: 1e12, burst: 10 }), 'INVALID_OPTION', 'burst');
+    expectCode(
+      () => createRateLimiter({ limit: 10, periodMs: 1_000, burst: 0.5 }),
+      'INVALID_OPTION',
+      'burst',
+    );
+    expectCode(
+      () => createRateLimiter({ limit: 10, periodMs: 1_000, burst: -1 }),
+      'INVALID_OPTION',
+      'burst',
+    );
+    expectCode(
+      () => createRateLimiter({ limit: 1, periodMs: 1e12, burst: 10 }),
+      'INVALID_OPTION',
+      'burst',
+    );
   });
 
   it('rejects a rate finer than one call per microsecond', () => {
     expectCode(() => createRateLimiter({ limit: 10_000, periodMs: 1 }), 'INVALID_OPTION', 'limit');
   });
 
-  it.each(['', 'has space', 'a{b', 'a}b', 'quote"', 'back\\slash', 'x'.repeat(101), 'é'])('rejects prefix %j', (prefix) => {
-    expectCode(() => createRateLimiter({ limit: 1, periodMs: 1_000, prefix }), 'INVALID_OPTION', 'prefix');
-  });
+  it.each(['', 'has space', 'a{b', 'a}b', 'quote"', 'back\\slash', 'x'.repeat(101), 'é'])(
+    'rejects prefix %j',
+    (prefix) => {
+      expectCode(
+        () => createRateLimiter({ limit: 1, periodMs: 1_000, prefix }),
+        'INVALID_OPTION',
+        'prefix',
+      );
+    },
+  );
 
   it('rejects a bad maxKeyLength and a missing options object', () => {
-    expectCode(() => createRateLimiter({ limit: 1, periodMs: 1_000, maxKeyLength: 0 }), 'INVALID_OPTION', 'maxKeyLength');
+    expectCode(
+      () => createRateLimiter({ limit: 1, periodMs: 1_000, maxKeyLength: 0 }),
+      'INVALID_OPTION',
+      'maxKeyLength',
+    );
     expectCode(() => createRateLimiter(undefined as never), 'INVALID_OPTION', 'options');
   });
 
   it('names its defaults', () => {
     const limiter = createRateLimiter({ limit: 10, periodMs: 60_000 });
-    expect(limiter).toMatchObject({ limit: 10, periodMs: 60_000, burst: 10, prefix: 'rl:10:60000:10' });
+    expect(limiter).toMatchObject({
+      limit: 10,
+      periodMs: 60_000,
+      burst: 10,
+      prefix: 'rl:10:60000:10',
+    });
     expect(limiter.backend).toBeInstanceOf(MemoryBackend);
   });
 });
@@ -71,9 +106,12 @@ describe('consume, peek and reset input', () => {
     expect((await limiter.consume('12345678')).allowed).toBe(true);
   });
 
-  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '2' as unknown as number])('rejects cost %s', async (cost) => {
-    await expectRejection(limiter.consume('k', { cost }), 'INVALID_COST', 'cost');
-  });
+  it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '2' as unknown as number])(
+    'rejects cost %s',
+    async (cost) => {
+      await expectRejection(limiter.consume('k', { cost }), 'INVALID_COST', 'cost');
+    },
+  );
 
   it('rejects a cost above the burst, which could never pass', async () => {
     await expectRejection(limiter.consume('k', { cost: 5.5 }), 'INVALID_COST', 'cost');
@@ -82,20 +120,34 @@ describe('consume, peek and reset input', () => {
 
   it('charges fractional costs exactly', async () => {
     const clock = new ManualClock();
-    const precise = createRateLimiter({ limit: 3, periodMs: 1_000, backend: new MemoryBackend({ clock }) });
+    const precise = createRateLimiter({
+      limit: 3,
+      periodMs: 1_000,
+      backend: new MemoryBackend({ clock }),
+    });
     // 1000/3 ms per call: three calls of cost 1 fill the bucket with no rounding leftovers.
     for (let call = 0; call < 3; call += 1) expect((await precise.consume('k')).allowed).toBe(true);
     expect((await precise.consume('k', { cost: 0.01 })).allowed).toBe(false);
     clock.advance(500);
-    expect(await precise.consume('k', { cost: 1.5 })).toEqual({ allowed: true, remaining: 0, retryAfterMs: 0, resetAfterMs: 1_000 });
+    expect(await precise.consume('k', { cost: 1.5 })).toEqual({
+      allowed: true,
+      remaining: 0,
+      retryAfterMs: 0,
+      resetAfterMs: 1_000,
+    });
   });
 
   it('is smooth: after the burst, calls pass one per periodMs / limit, never a second burst', async () => {
     const clock = new ManualClock();
-    const limiter10 = createRateLimiter({ limit: 10, periodMs: 10_000, backend: new MemoryBackend({ clock }) });
+    const limiter10 = createRateLimiter({
+      limit: 10,
+      periodMs: 10_000,
+      backend: new MemoryBackend({ clock }),
+    });
     let allowed = 0;
     for (let second = 0; second < 30; second += 1) {
-      for (let call = 0; call < 20; call += 1) if ((await limiter10.consume('k')).allowed) allowed += 1;
+      for (let call = 0; call < 20; call += 1)
+        if ((await limiter10.consume('k')).allowed) allowed += 1;
       clock.advance(1_000);
     }
     // The burst of 10, then one per second for the 29 seconds that followed.
@@ -104,18 +156,36 @@ describe('consume, peek and reset input', () => {
 
   it('honours a burst smaller than the limit', async () => {
     const clock = new ManualClock();
-    const limiter = createRateLimiter({ limit: 60, periodMs: 60_000, burst: 2, backend: new MemoryBackend({ clock }) });
+    const limiter = createRateLimiter({
+      limit: 60,
+      periodMs: 60_000,
+      burst: 2,
+      backend: new MemoryBackend({ clock }),
+    });
     expect((await limiter.consume('k')).remaining).toBe(1);
     expect((await limiter.consume('k')).remaining).toBe(0);
     const denied = await limiter.consume('k');
-    expect(denied).toEqual({ allowed: false, remaining: 0, retryAfterMs: 1_000, resetAfterMs: 2_000 });
+    expect(denied).toEqual({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 1_000,
+      resetAfterMs: 2_000,
+    });
   });
 });
 
 /** A backend that answers what the test says, to reach the limiter's handling of odd answers. */
 class ScriptedBackend implements RateLimitBackend {
-  constructor(private readonly answer: (requests: readonly BackendRequest[], mode: BackendMode) => BackendDecision | Promise<BackendDecision>) {}
-  apply(requests: readonly BackendRequest[], mode: BackendMode): BackendDecision | Promise<BackendDecision> {
+  constructor(
+    private readonly answer: (
+      requests: readonly BackendRequest[],
+      mode: BackendMode,
+    ) => BackendDecision | Promise<BackendDecision>,
+  ) {}
+  apply(
+    requests: readonly BackendRequest[],
+    mode: BackendMode,
+  ): BackendDecision | Promise<BackendDecision> {
     return this.answer(requests, mode);
   }
   reset(): void {}
@@ -128,14 +198,22 @@ describe('third-party backends', () => {
       periodMs: 1_000,
       backend: new ScriptedBackend(async () => Promise.resolve({ allowed: true, backlogUs: [0] })),
     });
-    expect(await limiter.consume('k')).toEqual({ allowed: true, remaining: 1, retryAfterMs: 0, resetAfterMs: 500 });
+    expect(await limiter.consume('k')).toEqual({
+      allowed: true,
+      remaining: 1,
+      retryAfterMs: 0,
+      resetAfterMs: 500,
+    });
   });
 
   it('rejects an answer with the wrong number of backlogs as BACKEND_ERROR', async () => {
     const backend = new ScriptedBackend(() => ({ allowed: true, backlogUs: [] }));
     const limiter = createRateLimiter({ limit: 2, periodMs: 1_000, backend });
     await expect(limiter.consume('k')).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
-    const both = combine(limiter, createRateLimiter({ limit: 1, periodMs: 1_000, backend, prefix: 'other' }));
+    const both = combine(
+      limiter,
+      createRateLimiter({ limit: 1, periodMs: 1_000, backend, prefix: 'other' }),
+    );
     await expect(both.consume('k')).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
   });
 
@@ -143,7 +221,9 @@ describe('third-party backends', () => {
     const backend = new ScriptedBackend(() => {
       throw new Error('boom');
     });
-    await expect(createRateLimiter({ limit: 2, periodMs: 1_000, backend }).consume('k')).rejects.toThrow('boom');
+    await expect(
+      createRateLimiter({ limit: 2, periodMs: 1_000, backend }).consume('k'),
+    ).rejects.toThrow('boom');
   });
 });
 
@@ -152,8 +232,16 @@ describe('combine', () => {
     const backend = new MemoryBackend();
     const a = createRateLimiter({ limit: 1, periodMs: 1_000, backend, prefix: 'a' });
     expectCode(() => combine(), 'INVALID_OPTION', 'limiters');
-    expectCode(() => combine(a, createRateLimiter({ limit: 1, periodMs: 1_000, prefix: 'b' })), 'INVALID_OPTION', 'limiters');
-    expectCode(() => combine(a, createRateLimiter({ limit: 2, periodMs: 1_000, backend, prefix: 'a' })), 'INVALID_OPTION', 'limiters');
+    expectCode(
+      () => combine(a, createRateLimiter({ limit: 1, periodMs: 1_000, prefix: 'b' })),
+      'INVALID_OPTION',
+      'limiters',
+    );
+    expectCode(
+      () => combine(a, createRateLimiter({ limit: 2, periodMs: 1_000, backend, prefix: 'a' })),
+      'INVALID_OPTION',
+      'limiters',
+    );
     expectCode(() => combine(a, { ...a }), 'INVALID_OPTION', 'limiters');
   });
 
@@ -164,7 +252,12 @@ describe('combine', () => {
     const long = createRateLimiter({ limit: 3, periodMs: 60_000, backend, prefix: 'long' });
     const both = combine(short, long);
     const first = await both.consume('k');
-    expect(first).toMatchObject({ allowed: true, remaining: 1, retryAfterMs: 0, resetAfterMs: 20_000 });
+    expect(first).toMatchObject({
+      allowed: true,
+      remaining: 1,
+      retryAfterMs: 0,
+      resetAfterMs: 20_000,
+    });
     expect(first.results.map((result) => result.remaining)).toEqual([1, 2]);
     const peeked = await both.peek('k', { cost: 2 });
     expect(peeked.allowed).toBe(false);
@@ -187,7 +280,9 @@ describe('abort signals', () => {
 
   it('stops waiting for a slow backend when the signal aborts', async () => {
     let answer: (decision: BackendDecision) => void = () => undefined;
-    const backend = new ScriptedBackend(() => new Promise<BackendDecision>((resolve) => (answer = resolve)));
+    const backend = new ScriptedBackend(
+      () => new Promise<BackendDecision>((resolve) => (answer = resolve)),
+    );
     const limiter = createRateLimiter({ limit: 2, periodMs: 1_000, backend });
     const controller = new AbortController();
     const pending = limiter.consume('k', { signal: controller.signal });

@@ -99,9 +99,13 @@ interface Settings {
 function validateKey(key: unknown, maxKeyLength: number): asserts key is string {
   if (typeof key !== 'string' || key.length === 0 || key.length > maxKeyLength) {
     const shown = typeof key === 'string' ? `a string of length ${key.length}` : typeof key;
-    throw new RateLimitError('INVALID_KEY', `key must be a non-empty string of at most ${maxKeyLength} characters, got ${shown}`, {
-      option: 'key',
-    });
+    throw new RateLimitError(
+      'INVALID_KEY',
+      `key must be a non-empty string of at most ${maxKeyLength} characters, got ${shown}`,
+      {
+        option: 'key',
+      },
+    );
   }
 }
 
@@ -109,9 +113,13 @@ function incrementOf(settings: Settings, options: ConsumeOptions | undefined): n
   const cost = options?.cost;
   if (cost === undefined) return settings.intervalUs;
   if (typeof cost !== 'number' || !Number.isFinite(cost) || cost <= 0) {
-    throw new RateLimitError('INVALID_COST', `cost must be a positive finite number, got ${String(cost)}`, {
-      option: 'cost',
-    });
+    throw new RateLimitError(
+      'INVALID_COST',
+      `cost must be a positive finite number, got ${String(cost)}`,
+      {
+        option: 'cost',
+      },
+    );
   }
   const incrementUs = Math.max(1, Math.round(cost * settings.intervalUs));
   if (incrementUs > settings.toleranceUs) {
@@ -124,7 +132,14 @@ function incrementOf(settings: Settings, options: ConsumeOptions | undefined): n
   return incrementUs;
 }
 
-function toResult(settings: Settings, incrementUs: number, backlogUs: number, allowed: boolean, charged: boolean, retryOverrideUs: number | undefined): RateLimitResult {
+function toResult(
+  settings: Settings,
+  incrementUs: number,
+  backlogUs: number,
+  allowed: boolean,
+  charged: boolean,
+  retryOverrideUs: number | undefined,
+): RateLimitResult {
   const { intervalUs, toleranceUs } = settings;
   if (allowed) {
     const after = charged ? backlogUs + incrementUs : backlogUs;
@@ -170,7 +185,10 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 
 function checkDecision(decision: BackendDecision, count: number): BackendDecision {
   if (decision.backlogUs.length !== count) {
-    throw new RateLimitError('BACKEND_ERROR', `backend answered ${decision.backlogUs.length} backlogs for ${count} keys`);
+    throw new RateLimitError(
+      'BACKEND_ERROR',
+      `backend answered ${decision.backlogUs.length} backlogs for ${count} keys`,
+    );
   }
   return decision;
 }
@@ -189,7 +207,9 @@ class GcraLimiter implements RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     if (typeof options !== 'object' || options === null) {
-      throw new RateLimitError('INVALID_OPTION', 'createRateLimiter needs an options object', { option: 'options' });
+      throw new RateLimitError('INVALID_OPTION', 'createRateLimiter needs an options object', {
+        option: 'options',
+      });
     }
     const { limit, periodMs } = options;
     assertPositive(limit, 'limit');
@@ -198,25 +218,43 @@ class GcraLimiter implements RateLimiter {
     assertPositive(burst, 'burst');
     const maxKeyLength = options.maxKeyLength ?? DEFAULT_MAX_KEY_LENGTH;
     if (!Number.isSafeInteger(maxKeyLength) || maxKeyLength < 1) {
-      throw new RateLimitError('INVALID_OPTION', `maxKeyLength must be a positive integer, got ${String(maxKeyLength)}`, {
-        option: 'maxKeyLength',
-      });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        `maxKeyLength must be a positive integer, got ${String(maxKeyLength)}`,
+        {
+          option: 'maxKeyLength',
+        },
+      );
     }
     const intervalUs = Math.round((periodMs * 1000) / limit);
     if (intervalUs < 1) {
-      throw new RateLimitError('INVALID_OPTION', `limit ${limit} per ${periodMs} ms is finer than one call per microsecond`, {
-        option: 'limit',
-      });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        `limit ${limit} per ${periodMs} ms is finer than one call per microsecond`,
+        {
+          option: 'limit',
+        },
+      );
     }
     if (burst < 1) {
-      throw new RateLimitError('INVALID_OPTION', `burst must be at least 1, got ${burst}`, { option: 'burst' });
+      throw new RateLimitError('INVALID_OPTION', `burst must be at least 1, got ${burst}`, {
+        option: 'burst',
+      });
     }
     const toleranceUs = Math.round(burst * intervalUs);
     if (toleranceUs > MAX_TOLERANCE_US) {
-      throw new RateLimitError('INVALID_OPTION', `burst × periodMs / limit must stay under ~31 years`, { option: 'burst' });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        `burst × periodMs / limit must stay under ~31 years`,
+        { option: 'burst' },
+      );
     }
     const prefix = options.prefix ?? `rl:${limit}:${periodMs}:${burst}`;
-    if (typeof prefix !== 'string' || prefix.length > MAX_PREFIX_LENGTH || !PREFIX_PATTERN.test(prefix)) {
+    if (
+      typeof prefix !== 'string' ||
+      prefix.length > MAX_PREFIX_LENGTH ||
+      !PREFIX_PATTERN.test(prefix)
+    ) {
       throw new RateLimitError(
         'INVALID_OPTION',
         `prefix must be 1 to ${MAX_PREFIX_LENGTH} printable ASCII characters without spaces, braces, quotes or backslashes`,
@@ -237,7 +275,12 @@ class GcraLimiter implements RateLimiter {
   request(key: string, options: ConsumeOptions | undefined): BackendRequest {
     const settings = this.settings;
     validateKey(key, settings.maxKeyLength);
-    return { prefix: settings.prefix, key, incrementUs: incrementOf(settings, options), toleranceUs: settings.toleranceUs };
+    return {
+      prefix: settings.prefix,
+      key,
+      incrementUs: incrementOf(settings, options),
+      toleranceUs: settings.toleranceUs,
+    };
   }
 
   consume(key: string, options?: ConsumeOptions): Promise<RateLimitResult> {
@@ -257,15 +300,26 @@ class GcraLimiter implements RateLimiter {
     }
   }
 
-  #run(key: string, options: ConsumeOptions | undefined, mode: BackendMode): Promise<RateLimitResult> {
+  #run(
+    key: string,
+    options: ConsumeOptions | undefined,
+    mode: BackendMode,
+  ): Promise<RateLimitResult> {
     if (options?.signal?.aborted === true) return rejectWith(options.signal.reason);
     const memory = this.#memory;
     if (memory !== undefined) {
       const settings = this.settings;
       try {
         validateKey(key, settings.maxKeyLength);
-        const incrementUs = options === undefined ? settings.intervalUs : incrementOf(settings, options);
-        const answer = memory.applyOne(this.#table!, key, incrementUs, settings.toleranceUs, mode === 'consume');
+        const incrementUs =
+          options === undefined ? settings.intervalUs : incrementOf(settings, options);
+        const answer = memory.applyOne(
+          this.#table!,
+          key,
+          incrementUs,
+          settings.toleranceUs,
+          mode === 'consume',
+        );
         return Promise.resolve(
           answer >= 0
             ? toResult(settings, incrementUs, answer, true, mode === 'consume', undefined)
@@ -286,7 +340,14 @@ class GcraLimiter implements RateLimiter {
     const settings = this.settings;
     const finish = (answer: BackendDecision): RateLimitResult => {
       checkDecision(answer, 1);
-      return toResult(settings, request.incrementUs, answer.backlogUs[0]!, answer.allowed, mode === 'consume', answer.retryAfterUs);
+      return toResult(
+        settings,
+        request.incrementUs,
+        answer.backlogUs[0]!,
+        answer.allowed,
+        mode === 'consume',
+        answer.retryAfterUs,
+      );
     };
     if (isPromise(decision)) return abortable(decision.then(finish), options?.signal);
     try {
@@ -311,25 +372,41 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
  */
 export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
   if (limiters.length === 0) {
-    throw new RateLimitError('INVALID_OPTION', 'combine needs at least one limiter', { option: 'limiters' });
+    throw new RateLimitError('INVALID_OPTION', 'combine needs at least one limiter', {
+      option: 'limiters',
+    });
   }
   const parts = limiters.map((limiter) => {
     if (!(limiter instanceof GcraLimiter)) {
-      throw new RateLimitError('INVALID_OPTION', 'combine takes limiters made by createRateLimiter', { option: 'limiters' });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        'combine takes limiters made by createRateLimiter',
+        { option: 'limiters' },
+      );
     }
     return limiter;
   });
   const backend = parts[0]!.backend;
   if (parts.some((part) => part.backend !== backend)) {
-    throw new RateLimitError('INVALID_OPTION', 'combined limiters must share one backend, so the charge is one atomic step', {
+    throw new RateLimitError(
+      'INVALID_OPTION',
+      'combined limiters must share one backend, so the charge is one atomic step',
+      {
+        option: 'limiters',
+      },
+    );
+  }
+  if (new Set(parts.map((part) => part.prefix)).size !== parts.length) {
+    throw new RateLimitError('INVALID_OPTION', 'combined limiters need distinct prefixes', {
       option: 'limiters',
     });
   }
-  if (new Set(parts.map((part) => part.prefix)).size !== parts.length) {
-    throw new RateLimitError('INVALID_OPTION', 'combined limiters need distinct prefixes', { option: 'limiters' });
-  }
 
-  const run = (key: string, options: ConsumeOptions | undefined, mode: BackendMode): Promise<CombinedRateLimitResult> => {
+  const run = (
+    key: string,
+    options: ConsumeOptions | undefined,
+    mode: BackendMode,
+  ): Promise<CombinedRateLimitResult> => {
     if (options?.signal?.aborted === true) return rejectWith(options.signal.reason);
     let requests: BackendRequest[];
     let decision: BackendDecision | Promise<BackendDecision>;
@@ -346,7 +423,14 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
         const backlog = answer.backlogUs[index]!;
         // In a denied combined call each part reports whether it alone would have passed.
         const partAllowed = answer.allowed || backlog + request.incrementUs <= request.toleranceUs;
-        return toResult(part.settings, request.incrementUs, backlog, partAllowed, answer.allowed && mode === 'consume', answer.retryAfterUs);
+        return toResult(
+          part.settings,
+          request.incrementUs,
+          backlog,
+          partAllowed,
+          answer.allowed && mode === 'consume',
+          answer.retryAfterUs,
+        );
       });
       return {
         allowed: answer.allowed,

@@ -58,9 +58,19 @@ describe('MemoryBackend', () => {
     clock.advance(499);
     await limiter.consume('b');
     expect(backend.has('keep', 'a')).toBe(true);
-    expect(await limiter.peek('a')).toEqual({ allowed: true, remaining: 9, retryAfterMs: 0, resetAfterMs: 1 });
+    expect(await limiter.peek('a')).toEqual({
+      allowed: true,
+      remaining: 9,
+      retryAfterMs: 0,
+      resetAfterMs: 1,
+    });
     clock.advance(1);
-    expect(await limiter.peek('a')).toEqual({ allowed: true, remaining: 10, retryAfterMs: 0, resetAfterMs: 0 });
+    expect(await limiter.peek('a')).toEqual({
+      allowed: true,
+      remaining: 10,
+      retryAfterMs: 0,
+      resetAfterMs: 0,
+    });
     // Reading a drained key does not write; the next new key sweeps it.
     expect(backend.has('keep', 'a')).toBe(true);
     await limiter.consume('c');

@@ -42,9 +42,13 @@ export class MemoryBackend implements RateLimitBackend {
   constructor(options: MemoryBackendOptions = {}) {
     const settings = { ...DEFAULTS, ...options };
     if (!Number.isSafeInteger(settings.maxKeys) || settings.maxKeys < 1) {
-      throw new RateLimitError('INVALID_OPTION', `maxKeys must be a positive integer, got ${String(settings.maxKeys)}`, {
-        option: 'maxKeys',
-      });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        `maxKeys must be a positive integer, got ${String(settings.maxKeys)}`,
+        {
+          option: 'maxKeys',
+        },
+      );
     }
     this.#clock = settings.clock;
     this.#maxKeys = settings.maxKeys;
@@ -91,7 +95,13 @@ export class MemoryBackend implements RateLimitBackend {
    * @internal One key, without the arrays of `apply`: the limiter's fast path. Returns the
    * backlog before the call in µs when allowed, or `-(backlog + 1)` when denied.
    */
-  applyOne(table: MemoryTable, key: string, incrementUs: number, toleranceUs: number, charge: boolean): number {
+  applyOne(
+    table: MemoryTable,
+    key: string,
+    incrementUs: number,
+    toleranceUs: number,
+    charge: boolean,
+  ): number {
     const nowUs = Math.round(this.#clock.now() * 1000);
     const entry = table.get(key);
     const backlog = entry !== undefined && entry.tat > nowUs ? entry.tat - nowUs : 0;

@@ -2,7 +2,12 @@
 /// <reference path="./lua.d.ts" />
 import { createHash } from 'node:crypto';
 import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
-import type { Clock, IoredisScriptClient, NodeRedisScriptClient, RedisScriptClient } from './ports.js';
+import type {
+  Clock,
+  IoredisScriptClient,
+  NodeRedisScriptClient,
+  RedisScriptClient,
+} from './ports.js';
 import { RateLimitError, assertPositive, toError } from './errors.js';
 import { MemoryBackend } from './memory-backend.js';
 import script from './lua/gcra.lua';
@@ -84,7 +89,10 @@ interface PendingCall {
  * so the tag always spans the whole subject and two subjects never share a key.
  */
 export function redisKey(prefix: string, key: string): string {
-  const tag = key.includes('}') || key.includes('%') ? key.replace(ESCAPED, (char) => (char === '%' ? '%25' : '%7D')) : key;
+  const tag =
+    key.includes('}') || key.includes('%')
+      ? key.replace(ESCAPED, (char) => (char === '%' ? '%25' : '%7D'))
+      : key;
   return `${prefix}:{${tag}}`;
 }
 
@@ -129,21 +137,28 @@ export class RedisBackend implements RateLimitBackend {
 
   constructor(options: RedisBackendOptions) {
     const settings = { ...DEFAULTS, ...options };
-    const client = settings.redis as Partial<IoredisScriptClient & NodeRedisScriptClient> | undefined;
+    const client = settings.redis as
+      Partial<IoredisScriptClient & NodeRedisScriptClient> | undefined;
     if (
       typeof client !== 'object' ||
       client === null ||
       typeof client.eval !== 'function' ||
       (typeof client.evalsha !== 'function' && typeof client.evalSha !== 'function')
     ) {
-      throw new RateLimitError('INVALID_OPTION', 'redis must be an ioredis client or Cluster, or a node-redis client', {
-        option: 'redis',
-      });
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        'redis must be an ioredis client or Cluster, or a node-redis client',
+        {
+          option: 'redis',
+        },
+      );
     }
     assertPositive(settings.timeoutMs, 'timeoutMs');
     assertPositive(settings.probeIntervalMs, 'probeIntervalMs');
     if (!POLICIES.includes(settings.onError)) {
-      throw new RateLimitError('INVALID_OPTION', `onError must be one of ${POLICIES.join(', ')}`, { option: 'onError' });
+      throw new RateLimitError('INVALID_OPTION', `onError must be one of ${POLICIES.join(', ')}`, {
+        option: 'onError',
+      });
     }
     this.#redis = settings.redis;
     this.#nodeRedis = isNodeRedis(settings.redis);
@@ -153,7 +168,10 @@ export class RedisBackend implements RateLimitBackend {
     this.#probeIntervalMs = settings.probeIntervalMs;
     this.#clock = settings.clock;
     const cluster = client as { isCluster?: unknown; getSlotRandomNode?: unknown };
-    this.#batch = settings.batch && cluster.isCluster !== true && typeof cluster.getSlotRandomNode !== 'function';
+    this.#batch =
+      settings.batch &&
+      cluster.isCluster !== true &&
+      typeof cluster.getSlotRandomNode !== 'function';
   }
 
   /** `'redis'` while Redis answers, `'degraded'` while the error policy applies. */
@@ -170,7 +188,8 @@ export class RedisBackend implements RateLimitBackend {
   /** Runs the GCRA script for every request at once (atomic on Redis). */
   apply(requests: readonly BackendRequest[], mode: BackendMode): Promise<BackendDecision> {
     if (this.#state === 'degraded') {
-      if (this.#probing || this.#clock.now() < this.#probeAtMs) return this.#degraded(requests, mode, undefined);
+      if (this.#probing || this.#clock.now() < this.#probeAtMs)
+        return this.#degraded(requests, mode, undefined);
       this.#probing = true;
       return new Promise((resolve) => this.#send([{ requests, mode, resolve }]));
     }
@@ -195,7 +214,9 @@ export class RedisBackend implements RateLimitBackend {
     const queue = this.#queue;
     this.#queue = [];
     for (let start = 0; start < queue.length; start += MAX_BATCH_CALLS) {
-      this.#send(queue.length <= MAX_BATCH_CALLS ? queue : queue.slice(start, start + MAX_BATCH_CALLS));
+      this.#send(
+        queue.length <= MAX_BATCH_CALLS ? queue : queue.slice(start, start + MAX_BATCH_CALLS),
+      );
     }
   };
 
@@ -204,7 +225,13 @@ export class RedisBackend implements RateLimitBackend {
     if (calls.length === 1 && first.requests.length === 1) {
       // One call on one key, the common case: no key or argument arrays on the ioredis path.
       const request = first.requests[0]!;
-      const flight = new Flight(performance.now() + this.#timeoutMs, calls, undefined, undefined, undefined);
+      const flight = new Flight(
+        performance.now() + this.#timeoutMs,
+        calls,
+        undefined,
+        undefined,
+        undefined,
+      );
       flight.key = redisKey(request.prefix, request.key);
       flight.mode = MODE[first.mode];
       flight.increment = this.#text(request.incrementUs);
@@ -239,7 +266,13 @@ export class RedisBackend implements RateLimitBackend {
   /** Handles the reply of a batch run: one decision per call. */
   #decide(calls: readonly PendingCall[], reply: unknown): void {
     if (!Array.isArray(reply)) {
-      this.#failAll(calls, new RateLimitError('BACKEND_ERROR', 'Redis returned an unexpected reply to the rate-limit script'));
+      this.#failAll(
+        calls,
+        new RateLimitError(
+          'BACKEND_ERROR',
+          'Redis returned an unexpected reply to the rate-limit script',
+        ),
+      );
       return;
     }
     let offset = 0;
@@ -248,12 +281,18 @@ export class RedisBackend implements RateLimitBackend {
       const count = call.requests.length;
       const allowed: unknown = reply[offset];
       if (allowed !== 0 && allowed !== 1) {
-        const message = allowed === -1 ? 'a rate-limit key in Redis holds another type' : 'Redis returned an unexpected reply to the rate-limit script';
+        const message =
+          allowed === -1
+            ? 'a rate-limit key in Redis holds another type'
+            : 'Redis returned an unexpected reply to the rate-limit script';
         // A bad key is that call's problem, not an outage: the policy answers it, Redis stays in use.
-        call.resolve(this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)));
+        call.resolve(
+          this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)),
+        );
       } else {
         const backlogUs = new Array<number>(count);
-        for (let index = 0; index < count; index += 1) backlogUs[index] = Number(reply[offset + 1 + index]);
+        for (let index = 0; index < count; index += 1)
+          backlogUs[index] = Number(reply[offset + 1 + index]);
         healthy = true;
         call.resolve({ allowed: allowed === 1, backlogUs });
       }
@@ -269,7 +308,11 @@ export class RedisBackend implements RateLimitBackend {
     for (const call of calls) call.resolve(this.#fail(error, call.requests, call.mode));
   }
 
-  #fail(error: unknown, requests: readonly BackendRequest[], mode: BackendMode): Promise<BackendDecision> {
+  #fail(
+    error: unknown,
+    requests: readonly BackendRequest[],
+    mode: BackendMode,
+  ): Promise<BackendDecision> {
     this.#probing = false;
     const failure = asBackendError(error);
     this.#probeAtMs = this.#clock.now() + this.#probeIntervalMs;
@@ -306,7 +349,11 @@ export class RedisBackend implements RateLimitBackend {
     }
   }
 
-  async #degraded(requests: readonly BackendRequest[], mode: BackendMode, failure: RateLimitError | undefined): Promise<BackendDecision> {
+  async #degraded(
+    requests: readonly BackendRequest[],
+    mode: BackendMode,
+    failure: RateLimitError | undefined,
+  ): Promise<BackendDecision> {
     const waitMs = Math.max(0, this.#probeAtMs - this.#clock.now());
     switch (this.#onError) {
       case 'fallback':
@@ -322,17 +369,23 @@ export class RedisBackend implements RateLimitBackend {
       case 'throw':
         throw (
           failure ??
-          new RateLimitError('BACKEND_UNAVAILABLE', 'Redis failed recently; it is probed again after probeIntervalMs', {
-            retryAfterMs: Math.ceil(waitMs),
-            cause: this.#lastError,
-          })
+          new RateLimitError(
+            'BACKEND_UNAVAILABLE',
+            'Redis failed recently; it is probed again after probeIntervalMs',
+            {
+              retryAfterMs: Math.ceil(waitMs),
+              cause: this.#lastError,
+            },
+          )
         );
     }
   }
 
   #call(keys: string[], args: string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      this.#launch(new Flight(performance.now() + this.#timeoutMs, undefined, keys, args, { resolve, reject }));
+      this.#launch(
+        new Flight(performance.now() + this.#timeoutMs, undefined, keys, args, { resolve, reject }),
+      );
     });
   }
 
@@ -432,11 +485,14 @@ export class RedisBackend implements RateLimitBackend {
     for (const flight of timedOut) {
       this.#failFlight(
         flight,
-        new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, { timeoutMs: this.#timeoutMs }),
+        new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, {
+          timeoutMs: this.#timeoutMs,
+        }),
       );
     }
     const oldest = this.#flights[this.#head];
-    if (oldest !== undefined && this.#timer === undefined) this.#arm(Math.max(1, Math.ceil(oldest.deadline - performance.now())));
+    if (oldest !== undefined && this.#timer === undefined)
+      this.#arm(Math.max(1, Math.ceil(oldest.deadline - performance.now())));
   };
 
   #evaluate(flight: Flight, bySha: boolean): Promise<unknown> {
@@ -479,7 +535,8 @@ class Flight {
     readonly calls: readonly PendingCall[] | undefined,
     readonly keys: string[] | undefined,
     readonly args: string[] | undefined,
-    readonly reset: { resolve: (reply: unknown) => void; reject: (error: Error) => void } | undefined,
+    readonly reset:
+      { resolve: (reply: unknown) => void; reject: (error: Error) => void } | undefined,
   ) {}
 }
 

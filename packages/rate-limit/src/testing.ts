@@ -69,22 +69,38 @@ export function backendContract(options: BackendContractOptions): void {
   const { describe, it } = options;
   const concurrentCalls = options.concurrentCalls ?? 200;
 
-  const test = (name: string, body: (fixture: BackendContractFixture, prefix: string, used: Array<[RateLimiter, string]>) => Promise<void>): void => {
-    it(name, async () => {
-      const fixture = await options.createFixture();
-      const used: Array<[RateLimiter, string]> = [];
-      try {
-        await body(fixture, `contract-${randomUUID().slice(0, 12)}`, used);
-      } finally {
-        for (const [limiter, key] of used) await limiter.reset(key);
-        await fixture.close?.();
-      }
-    }, 30_000);
+  const test = (
+    name: string,
+    body: (
+      fixture: BackendContractFixture,
+      prefix: string,
+      used: Array<[RateLimiter, string]>,
+    ) => Promise<void>,
+  ): void => {
+    it(
+      name,
+      async () => {
+        const fixture = await options.createFixture();
+        const used: Array<[RateLimiter, string]> = [];
+        try {
+          await body(fixture, `contract-${randomUUID().slice(0, 12)}`, used);
+        } finally {
+          for (const [limiter, key] of used) await limiter.reset(key);
+          await fixture.close?.();
+        }
+      },
+      30_000,
+    );
   };
 
   describe(`rate-limit backend contract: ${options.name}`, () => {
     test('allows exactly the burst at once, then denies with a retry time', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({ limit: 5, periodMs: LONG_PERIOD_MS, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 5,
+        periodMs: LONG_PERIOD_MS,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'subject']);
       const remaining: number[] = [];
       for (let call = 0; call < 5; call += 1) {
@@ -96,12 +112,20 @@ export function backendContract(options: BackendContractOptions): void {
       const denied = await limiter.consume('subject');
       strictEqual(denied.allowed, false);
       strictEqual(denied.remaining, 0);
-      ok(denied.retryAfterMs > 0 && denied.retryAfterMs <= LONG_PERIOD_MS / 5, `retryAfterMs ${denied.retryAfterMs}`);
+      ok(
+        denied.retryAfterMs > 0 && denied.retryAfterMs <= LONG_PERIOD_MS / 5,
+        `retryAfterMs ${denied.retryAfterMs}`,
+      );
       ok(denied.resetAfterMs > LONG_PERIOD_MS - 60_000 && denied.resetAfterMs <= LONG_PERIOD_MS);
     });
 
     test('a denied call charges nothing, whatever its cost', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({ limit: 10, periodMs: LONG_PERIOD_MS, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 10,
+        periodMs: LONG_PERIOD_MS,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'subject']);
       strictEqual((await limiter.consume('subject', { cost: 6 })).remaining, 4);
       const greedy = await limiter.consume('subject', { cost: 5 });
@@ -118,10 +142,14 @@ export function backendContract(options: BackendContractOptions): void {
       );
       used.push([limiters[0]!, 'hot']);
       const results = await Promise.all(
-        Array.from({ length: concurrentCalls }, (_, index) => limiters[index % limiters.length]!.consume('hot')),
+        Array.from({ length: concurrentCalls }, (_, index) =>
+          limiters[index % limiters.length]!.consume('hot'),
+        ),
       );
       strictEqual(results.filter((result) => result.allowed).length, 50);
-      const remainders = results.filter((result) => result.allowed).map((result) => result.remaining);
+      const remainders = results
+        .filter((result) => result.allowed)
+        .map((result) => result.remaining);
       deepStrictEqual(
         [...remainders].sort((a, b) => a - b),
         Array.from({ length: 50 }, (_, index) => index),
@@ -129,7 +157,12 @@ export function backendContract(options: BackendContractOptions): void {
     });
 
     test('peek reports without charging', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({ limit: 3, periodMs: LONG_PERIOD_MS, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 3,
+        periodMs: LONG_PERIOD_MS,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'subject']);
       const fresh = await limiter.peek('subject');
       deepStrictEqual(fresh, { allowed: true, remaining: 3, retryAfterMs: 0, resetAfterMs: 0 });
@@ -143,7 +176,12 @@ export function backendContract(options: BackendContractOptions): void {
     });
 
     test('reset gives the key its full burst back', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({ limit: 2, periodMs: LONG_PERIOD_MS, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 2,
+        periodMs: LONG_PERIOD_MS,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'subject']);
       await limiter.consume('subject', { cost: 2 });
       strictEqual((await limiter.consume('subject')).allowed, false);
@@ -154,8 +192,18 @@ export function backendContract(options: BackendContractOptions): void {
 
     test('combine charges every limiter or none', async (fixture, prefix, used) => {
       const backend = fixture.backends[0]!;
-      const perMinute = createRateLimiter({ limit: 5, periodMs: LONG_PERIOD_MS, backend, prefix: `${prefix}-a` });
-      const perDay = createRateLimiter({ limit: 2, periodMs: LONG_PERIOD_MS * 24, backend, prefix: `${prefix}-b` });
+      const perMinute = createRateLimiter({
+        limit: 5,
+        periodMs: LONG_PERIOD_MS,
+        backend,
+        prefix: `${prefix}-a`,
+      });
+      const perDay = createRateLimiter({
+        limit: 2,
+        periodMs: LONG_PERIOD_MS * 24,
+        backend,
+        prefix: `${prefix}-b`,
+      });
       used.push([perMinute, 'subject'], [perDay, 'subject']);
       const both = combine(perMinute, perDay);
       strictEqual((await both.consume('subject')).allowed, true);
@@ -173,13 +221,21 @@ export function backendContract(options: BackendContractOptions): void {
 
     test('refills one call per periodMs / limit', async (fixture, prefix, used) => {
       const period = fixture.periodMs;
-      const limiter = createRateLimiter({ limit: 2, periodMs: period, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 2,
+        periodMs: period,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'subject']);
       strictEqual((await limiter.consume('subject')).allowed, true);
       strictEqual((await limiter.consume('subject')).allowed, true);
       const denied = await limiter.consume('subject');
       strictEqual(denied.allowed, false);
-      ok(denied.retryAfterMs > 0 && denied.retryAfterMs <= period / 2, `retryAfterMs ${denied.retryAfterMs}`);
+      ok(
+        denied.retryAfterMs > 0 && denied.retryAfterMs <= period / 2,
+        `retryAfterMs ${denied.retryAfterMs}`,
+      );
       // 0.6 of a period frees one call (one per 0.5) and leaves a margin for real clocks.
       await fixture.advance(period * 0.6);
       strictEqual((await limiter.consume('subject')).allowed, true);
@@ -188,17 +244,30 @@ export function backendContract(options: BackendContractOptions): void {
 
     test('a key disappears once it has fully rested', async (fixture, prefix, used) => {
       const period = fixture.periodMs;
-      const limiter = createRateLimiter({ limit: 4, periodMs: period, backend: fixture.backends[0]!, prefix });
+      const limiter = createRateLimiter({
+        limit: 4,
+        periodMs: period,
+        backend: fixture.backends[0]!,
+        prefix,
+      });
       used.push([limiter, 'idle'], [limiter, 'other-1'], [limiter, 'other-2']);
       const first = await limiter.consume('idle', { cost: 4 });
-      ok(first.resetAfterMs > period * 0.9 && first.resetAfterMs <= period, `resetAfterMs ${first.resetAfterMs}`);
+      ok(
+        first.resetAfterMs > period * 0.9 && first.resetAfterMs <= period,
+        `resetAfterMs ${first.resetAfterMs}`,
+      );
       strictEqual(await fixture.stored(prefix, 'idle'), true);
       await fixture.advance(period * 1.3);
       // New keys let a lazy store sweep; a store with TTLs has dropped the key already.
       await limiter.consume('other-1');
       await limiter.consume('other-2');
       strictEqual(await fixture.stored(prefix, 'idle'), false);
-      deepStrictEqual(await limiter.peek('idle'), { allowed: true, remaining: 4, retryAfterMs: 0, resetAfterMs: 0 });
+      deepStrictEqual(await limiter.peek('idle'), {
+        allowed: true,
+        remaining: 4,
+        retryAfterMs: 0,
+        resetAfterMs: 0,
+      });
     });
   });
 }

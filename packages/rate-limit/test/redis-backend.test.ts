@@ -22,7 +22,8 @@ afterAll(async () => {
   nodeRedis.destroy();
 });
 
-const exists = async (prefix: string, key: string): Promise<boolean> => (await clients[0]!.exists(redisKey(prefix, key))) === 1;
+const exists = async (prefix: string, key: string): Promise<boolean> =>
+  (await clients[0]!.exists(redisKey(prefix, key))) === 1;
 
 backendContract({
   name: 'RedisBackend on 4 ioredis clients',
@@ -58,8 +59,18 @@ describe('RedisBackend on a single Redis', () => {
 
   it('shares one limit between ioredis and node-redis processes', async () => {
     const prefix = `share-${run}`;
-    const viaIoredis = createRateLimiter({ limit: 3, periodMs: 60_000, prefix, backend: new RedisBackend({ redis: clients[0]! }) });
-    const viaNodeRedis = createRateLimiter({ limit: 3, periodMs: 60_000, prefix, backend: new RedisBackend({ redis: nodeRedis }) });
+    const viaIoredis = createRateLimiter({
+      limit: 3,
+      periodMs: 60_000,
+      prefix,
+      backend: new RedisBackend({ redis: clients[0]! }),
+    });
+    const viaNodeRedis = createRateLimiter({
+      limit: 3,
+      periodMs: 60_000,
+      prefix,
+      backend: new RedisBackend({ redis: nodeRedis }),
+    });
     expect((await viaIoredis.consume('k')).remaining).toBe(2);
     expect((await viaNodeRedis.consume('k')).remaining).toBe(1);
     expect((await viaIoredis.consume('k')).remaining).toBe(0);
@@ -69,7 +80,12 @@ describe('RedisBackend on a single Redis', () => {
 
   it('stores the TAT in Redis server time with a TTL equal to the backlog', async () => {
     const prefix = `ttl-${run}`;
-    const limiter = createRateLimiter({ limit: 10, periodMs: 10_000, prefix, backend: new RedisBackend({ redis: clients[1]! }) });
+    const limiter = createRateLimiter({
+      limit: 10,
+      periodMs: 10_000,
+      prefix,
+      backend: new RedisBackend({ redis: clients[1]! }),
+    });
     await limiter.consume('k', { cost: 4 });
     const [seconds, micros] = await clients[1]!.time();
     const nowUs = Number(seconds) * 1e6 + Number(micros);
@@ -97,7 +113,12 @@ describe('RedisBackend on a single Redis', () => {
     await nr.connect();
     try {
       for (const redis of [io, nr] as RedisScriptClient[]) {
-        const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: 'noscript', backend: new RedisBackend({ redis, onError: 'throw' }) });
+        const limiter = createRateLimiter({
+          limit: 2,
+          periodMs: 60_000,
+          prefix: 'noscript',
+          backend: new RedisBackend({ redis, onError: 'throw' }),
+        });
         await io.script('FLUSH');
         expect((await limiter.consume('k')).remaining).toBe(1);
         await io.script('FLUSH');
@@ -120,7 +141,9 @@ describe('RedisBackend on a single Redis', () => {
         createRateLimiter({ limit: 10, periodMs: 3_600_000, prefix: `${prefix}-b`, backend }),
       ),
     );
-    const results = await Promise.all(Array.from({ length: 100 }, (_, index) => combos[index % 4]!.consume('k')));
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, index) => combos[index % 4]!.consume('k')),
+    );
     expect(results.filter((result) => result.allowed)).toHaveLength(10);
     // The wider limit was charged exactly for the 10 allowed calls, never for denied ones.
     expect((await combos[0]!.limiters[0]!.peek('k')).remaining).toBe(20);
@@ -132,10 +155,17 @@ describe('RedisBackend on a single Redis', () => {
     await clients[0]!.hset(redisKey(prefix, 'bad'), 'field', 'value');
     const backend = new RedisBackend({ redis: clients[0]!, onError: 'throw' });
     const limiter = createRateLimiter({ limit: 5, periodMs: 60_000, prefix, backend });
-    const [good, bad, again] = await Promise.allSettled([limiter.consume('good'), limiter.consume('bad'), limiter.consume('good')]);
+    const [good, bad, again] = await Promise.allSettled([
+      limiter.consume('good'),
+      limiter.consume('bad'),
+      limiter.consume('good'),
+    ]);
     expect(good).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 4 } });
     expect(again).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 3 } });
-    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'BACKEND_ERROR', message: expect.stringContaining('another type') as string } });
+    expect(bad).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'BACKEND_ERROR', message: expect.stringContaining('another type') as string },
+    });
     expect(backend.state).toBe('redis');
     expect(await clients[0]!.type(redisKey(prefix, 'bad'))).toBe('hash');
     await clients[0]!.del(redisKey(prefix, 'bad'));
@@ -144,7 +174,12 @@ describe('RedisBackend on a single Redis', () => {
 
   it('stays exact when more calls arrive at once than one script run takes', async () => {
     const prefix = `bigbatch-${run}`;
-    const limiter = createRateLimiter({ limit: 300, periodMs: 3_600_000, prefix, backend: new RedisBackend({ redis: clients[2]! }) });
+    const limiter = createRateLimiter({
+      limit: 300,
+      periodMs: 3_600_000,
+      prefix,
+      backend: new RedisBackend({ redis: clients[2]! }),
+    });
     const results = await Promise.all(Array.from({ length: 700 }, () => limiter.consume('k')));
     expect(results.filter((result) => result.allowed)).toHaveLength(300);
     await limiter.reset('k');
@@ -152,7 +187,12 @@ describe('RedisBackend on a single Redis', () => {
 
   it('sends each call alone with batch: false, with the same answers', async () => {
     const prefix = `nobatch-${run}`;
-    const limiter = createRateLimiter({ limit: 20, periodMs: 3_600_000, prefix, backend: new RedisBackend({ redis: nodeRedis, batch: false }) });
+    const limiter = createRateLimiter({
+      limit: 20,
+      periodMs: 3_600_000,
+      prefix,
+      backend: new RedisBackend({ redis: nodeRedis, batch: false }),
+    });
     const results = await Promise.all(Array.from({ length: 50 }, () => limiter.consume('k')));
     expect(results.filter((result) => result.allowed)).toHaveLength(20);
     await limiter.reset('k');
@@ -161,10 +201,19 @@ describe('RedisBackend on a single Redis', () => {
   it('lets processes with skewed clocks agree, since only Redis time counts', async () => {
     const prefix = `skew-${run}`;
     const behind = new RedisBackend({ redis: clients[0]!, clock: new ManualClock(0) });
-    const ahead = new RedisBackend({ redis: clients[1]!, clock: new ManualClock(4_102_444_800_000) });
+    const ahead = new RedisBackend({
+      redis: clients[1]!,
+      clock: new ManualClock(4_102_444_800_000),
+    });
     const a = createRateLimiter({ limit: 4, periodMs: 60_000, prefix, backend: behind });
     const b = createRateLimiter({ limit: 4, periodMs: 60_000, prefix, backend: ahead });
-    const results = [await a.consume('k'), await b.consume('k'), await a.consume('k'), await b.consume('k'), await b.consume('k')];
+    const results = [
+      await a.consume('k'),
+      await b.consume('k'),
+      await a.consume('k'),
+      await b.consume('k'),
+      await b.consume('k'),
+    ];
     expect(results.map((result) => result.remaining)).toEqual([3, 2, 1, 0, 0]);
     expect(results[4]!.allowed).toBe(false);
     expect(results[4]!.retryAfterMs).toBeGreaterThan(14_000);

@@ -30,15 +30,28 @@ async function waitForClusterOk(ports: number[]): Promise<void> {
 
 beforeAll(async () => {
   nodes = await Promise.all(
-    [0, 1, 2].map(() => startRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'], CLUSTER_BUS_OFFSET)),
+    [0, 1, 2].map(() =>
+      startRedis(
+        ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'],
+        CLUSTER_BUS_OFFSET,
+      ),
+    ),
   );
   const ports = nodes.map((node) => node.port);
   const created = spawnSync(
     'redis-cli',
-    ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes'],
+    [
+      '--cluster',
+      'create',
+      ...ports.map((port) => `127.0.0.1:${port}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ],
     { encoding: 'utf8' },
   );
-  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
+  if (created.status !== 0)
+    throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`);
   await waitForClusterOk(ports);
   for (let index = 0; index < 4; index += 1) {
     const cluster = new Cluster([{ host: '127.0.0.1', port: ports[index % 3]! }]);
@@ -77,7 +90,9 @@ describe('RedisBackend on a Redis Cluster', () => {
     expect(perNode.filter((count) => count > 0)).toHaveLength(3);
     expect(perNode.reduce((sum, count) => sum + count, 0)).toBe(60);
     const slots = await Promise.all(
-      ['cluster-a', 'cluster-b'].map((prefix) => clients[0]!.cluster('KEYSLOT', redisKey(prefix, 'subject-7'))),
+      ['cluster-a', 'cluster-b'].map((prefix) =>
+        clients[0]!.cluster('KEYSLOT', redisKey(prefix, 'subject-7')),
+      ),
     );
     expect(slots[0]).toBe(slots[1]);
     for (const subject of subjects) await both.reset(subject);

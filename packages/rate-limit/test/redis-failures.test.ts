@@ -29,12 +29,26 @@ function resume(): void {
   own.process.kill('SIGCONT');
 }
 
-function setup(options: { onError: 'fallback' | 'fail-open' | 'fail-closed' | 'throw'; prefix: string }) {
+function setup(options: {
+  onError: 'fallback' | 'fail-open' | 'fail-closed' | 'throw';
+  prefix: string;
+}) {
   const clock = new ManualClock();
   const changes: RedisBackendStateChange[] = [];
-  const backend = new RedisBackend({ redis, timeoutMs: 100, probeIntervalMs: 5_000, clock, onError: options.onError });
+  const backend = new RedisBackend({
+    redis,
+    timeoutMs: 100,
+    probeIntervalMs: 5_000,
+    clock,
+    onError: options.onError,
+  });
   backend.onStateChange((change) => changes.push(change));
-  const limiter = createRateLimiter({ limit: 2, periodMs: 60_000, prefix: options.prefix, backend });
+  const limiter = createRateLimiter({
+    limit: 2,
+    periodMs: 60_000,
+    prefix: options.prefix,
+    backend,
+  });
   return { clock, changes, backend, limiter };
 }
 
@@ -49,7 +63,10 @@ describe('RedisBackend when Redis is slow or gone', () => {
       expect(backend.state).toBe('degraded');
       expect(changes).toEqual([{ state: 'degraded', error: timedOut }]);
       clock.advance(1_000);
-      await expect(limiter.consume('k')).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE', retryAfterMs: 4_000 });
+      await expect(limiter.consume('k')).rejects.toMatchObject({
+        code: 'BACKEND_UNAVAILABLE',
+        retryAfterMs: 4_000,
+      });
     } finally {
       resume();
     }
@@ -72,7 +89,11 @@ describe('RedisBackend when Redis is slow or gone', () => {
 
     pause();
     try {
-      const results = [await limiter.consume('k'), await limiter.consume('k'), await limiter.consume('k')];
+      const results = [
+        await limiter.consume('k'),
+        await limiter.consume('k'),
+        await limiter.consume('k'),
+      ];
       expect(results.map((result) => result.allowed)).toEqual([true, true, false]);
       expect(changes.map((change) => change.state)).toEqual(['degraded']);
       expect(changes[0]!.error?.code).toBe('BACKEND_TIMEOUT');
@@ -96,9 +117,22 @@ describe('RedisBackend when Redis is slow or gone', () => {
     expect((await open.limiter.consume('k')).allowed).toBe(false);
     pause();
     try {
-      const [opened, shut] = await Promise.all([open.limiter.consume('k', { cost: 2 }), closed.limiter.consume('k')]);
-      expect(opened).toEqual({ allowed: true, remaining: 0, retryAfterMs: 0, resetAfterMs: 60_000 });
-      expect(shut).toEqual({ allowed: false, remaining: 0, retryAfterMs: 5_000, resetAfterMs: 60_000 });
+      const [opened, shut] = await Promise.all([
+        open.limiter.consume('k', { cost: 2 }),
+        closed.limiter.consume('k'),
+      ]);
+      expect(opened).toEqual({
+        allowed: true,
+        remaining: 0,
+        retryAfterMs: 0,
+        resetAfterMs: 60_000,
+      });
+      expect(shut).toEqual({
+        allowed: false,
+        remaining: 0,
+        retryAfterMs: 5_000,
+        resetAfterMs: 60_000,
+      });
       closed.clock.advance(4_500);
       expect((await closed.limiter.consume('k')).retryAfterMs).toBe(500);
     } finally {
@@ -142,7 +176,13 @@ describe('RedisBackend when Redis is slow or gone', () => {
 
   it('reports a refused connection as BACKEND_ERROR with its cause', async () => {
     const port = await freePort();
-    const offline = new Redis({ port, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => null });
+    const offline = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
     offline.on('error', () => undefined);
     const backend = new RedisBackend({ redis: offline, onError: 'throw' });
     const error: unknown = await createRateLimiter({ limit: 1, periodMs: 1_000, backend })
@@ -177,11 +217,21 @@ describe('RedisBackend when Redis is slow or gone', () => {
 describe('RedisBackend options and replies', () => {
   it('rejects bad options with INVALID_OPTION naming the option', () => {
     const make = (options: object) => () => new RedisBackend({ redis, ...options });
-    expect(make({ redis: undefined })).toThrowError(expect.objectContaining({ code: 'INVALID_OPTION', option: 'redis' }) as Error);
-    expect(make({ redis: { eval: () => undefined } })).toThrowError(expect.objectContaining({ option: 'redis' }) as Error);
-    expect(make({ timeoutMs: 0 })).toThrowError(expect.objectContaining({ option: 'timeoutMs' }) as Error);
-    expect(make({ probeIntervalMs: Number.NaN })).toThrowError(expect.objectContaining({ option: 'probeIntervalMs' }) as Error);
-    expect(make({ onError: 'ignore' })).toThrowError(expect.objectContaining({ option: 'onError' }) as Error);
+    expect(make({ redis: undefined })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTION', option: 'redis' }) as Error,
+    );
+    expect(make({ redis: { eval: () => undefined } })).toThrowError(
+      expect.objectContaining({ option: 'redis' }) as Error,
+    );
+    expect(make({ timeoutMs: 0 })).toThrowError(
+      expect.objectContaining({ option: 'timeoutMs' }) as Error,
+    );
+    expect(make({ probeIntervalMs: Number.NaN })).toThrowError(
+      expect.objectContaining({ option: 'probeIntervalMs' }) as Error,
+    );
+    expect(make({ onError: 'ignore' })).toThrowError(
+      expect.objectContaining({ option: 'onError' }) as Error,
+    );
   });
 
   it('treats a reply of the wrong shape as a store error', async () => {
@@ -191,7 +241,9 @@ describe('RedisBackend options and replies', () => {
       eval: () => Promise.resolve('OK'),
     };
     const backend = new RedisBackend({ redis: odd, onError: 'throw' });
-    await expect(createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k')).rejects.toMatchObject({
+    await expect(
+      createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k'),
+    ).rejects.toMatchObject({
       code: 'BACKEND_ERROR',
     });
     const malformed: RedisScriptClient = {
@@ -199,15 +251,26 @@ describe('RedisBackend options and replies', () => {
       eval: () => Promise.resolve([7, 0]),
     };
     await expect(
-      createRateLimiter({ limit: 1, periodMs: 1_000, backend: new RedisBackend({ redis: malformed, onError: 'throw' }) }).consume('k'),
-    ).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: expect.stringContaining('unexpected reply') as string });
+      createRateLimiter({
+        limit: 1,
+        periodMs: 1_000,
+        backend: new RedisBackend({ redis: malformed, onError: 'throw' }),
+      }).consume('k'),
+    ).rejects.toMatchObject({
+      code: 'BACKEND_ERROR',
+      message: expect.stringContaining('unexpected reply') as string,
+    });
     const failing: RedisScriptClient = {
       evalsha: () => Promise.reject(new Error('NOSCRIPT No matching script')),
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- some clients reject with non-Errors
       eval: () => Promise.reject('not an Error'),
     };
     await expect(
-      createRateLimiter({ limit: 1, periodMs: 1_000, backend: new RedisBackend({ redis: failing, onError: 'throw' }) }).consume('k'),
+      createRateLimiter({
+        limit: 1,
+        periodMs: 1_000,
+        backend: new RedisBackend({ redis: failing, onError: 'throw' }),
+      }).consume('k'),
     ).rejects.toMatchObject({ code: 'BACKEND_ERROR', message: 'Redis call failed: not an Error' });
   });
 
@@ -218,11 +281,23 @@ describe('RedisBackend options and replies', () => {
       // A client on which keys named "slow" never answer in time and the others answer at once.
       const client: RedisScriptClient = {
         evalsha: (_sha: string, _count: number, key?: string) =>
-          key?.includes('slow') === true ? new Promise((resolve) => late.push(resolve)) : Promise.resolve([1, 0]),
+          key?.includes('slow') === true
+            ? new Promise((resolve) => late.push(resolve))
+            : Promise.resolve([1, 0]),
         eval: () => Promise.reject(new Error('eval is not expected here')),
       };
-      const backend = new RedisBackend({ redis: client, timeoutMs: 100, onError: 'throw', batch: false });
-      const limiter = createRateLimiter({ limit: 10, periodMs: 1_000, prefix: 'shared-timer', backend });
+      const backend = new RedisBackend({
+        redis: client,
+        timeoutMs: 100,
+        onError: 'throw',
+        batch: false,
+      });
+      const limiter = createRateLimiter({
+        limit: 10,
+        periodMs: 1_000,
+        prefix: 'shared-timer',
+        backend,
+      });
       const first = limiter.consume('slow-1').catch((error: unknown) => error);
       await vi.advanceTimersByTimeAsync(60);
       let secondSettled = false;
@@ -246,7 +321,8 @@ describe('RedisBackend options and replies', () => {
   });
 
   it('holds the process open only while a script run is in flight', async () => {
-    const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
+    const timers = (): number =>
+      process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length;
     const sent = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
     let answer: ((reply: unknown) => void) | undefined;
     const client: RedisScriptClient = {
@@ -272,7 +348,9 @@ describe('RedisBackend options and replies', () => {
     const backend = new RedisBackend({ redis: client, timeoutMs: 100, onError: 'throw' });
     pause();
     try {
-      await expect(createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k')).rejects.toMatchObject({
+      await expect(
+        createRateLimiter({ limit: 1, periodMs: 1_000, backend }).consume('k'),
+      ).rejects.toMatchObject({
         code: 'BACKEND_TIMEOUT',
       });
     } finally {

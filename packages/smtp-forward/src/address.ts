@@ -16,8 +16,14 @@ export function parseAddress(address: string): ParsedAddress | null {
   if (at <= 0 || at === address.length - 1) return null;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1).toLowerCase();
-  if (local.length > 256 || FORBIDDEN.test(local) || FORBIDDEN.test(domain) || domain.includes('@')) return null;
-  if (!/^[\p{L}\p{N}.-]+$/u.test(domain) || domain.startsWith('.') || domain.endsWith('.') || domain.includes('..')) {
+  if (local.length > 256 || FORBIDDEN.test(local) || FORBIDDEN.test(domain) || domain.includes('@'))
+    return null;
+  if (
+    !/^[\p{L}\p{N}.-]+$/u.test(domain) ||
+    domain.startsWith('.') ||
+    domain.endsWith('.') ||
+    domain.includes('..')
+  ) {
     return null;
   }
   return { local, domain };

@@ -14,31 +14,48 @@ const records: Record<string, string> = {
 };
 const resolver = (name: string): Promise<string[][]> => {
   const value = records[name];
-  return value === undefined ? Promise.reject(Object.assign(new Error('nf'), { code: 'ENOTFOUND' })) : Promise.resolve([[value]]);
+  return value === undefined
+    ? Promise.reject(Object.assign(new Error('nf'), { code: 'ENOTFOUND' }))
+    : Promise.resolve([[value]]);
 };
 
-async function signAndVerify(header: string, bodyChunks: string[], kind: 'rsa' | 'ed'): Promise<string> {
+async function signAndVerify(
+  header: string,
+  bodyChunks: string[],
+  kind: 'rsa' | 'ed',
+): Promise<string> {
   const headerBuffer = Buffer.from(header, 'latin1');
-  const bodyHash = await relaxedBodyHash(Readable.from(bodyChunks.map((c) => Buffer.from(c, 'latin1'))));
+  const bodyHash = await relaxedBodyHash(
+    Readable.from(bodyChunks.map((c) => Buffer.from(c, 'latin1'))),
+  );
   const signature = dkimSignFields(parseHeaders(headerBuffer), bodyHash, {
     domain: 'fwd.test',
     selector: kind,
-    privateKey: (kind === 'rsa' ? rsa : ed).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    privateKey: (kind === 'rsa' ? rsa : ed).privateKey
+      .export({ type: 'pkcs8', format: 'pem' })
+      .toString(),
     algorithm: kind === 'rsa' ? 'rsa-sha256' : 'ed25519-sha256',
     timestamp: Date.UTC(2026, 10, 24),
   });
-  const message = Buffer.concat([Buffer.from(signature, 'latin1'), headerBuffer, Buffer.from(bodyChunks.join(''), 'latin1')]);
+  const message = Buffer.concat([
+    Buffer.from(signature, 'latin1'),
+    headerBuffer,
+    Buffer.from(bodyChunks.join(''), 'latin1'),
+  ]);
   const result = await dkimVerify(message, { resolver, curTime: new Date(Date.UTC(2026, 10, 24)) });
   return result.results[0]?.status.result ?? 'none';
 }
 
 describe('DKIM signing (verified by mailauth)', () => {
   it('canonicalizes headers the relaxed way', () => {
-    expect(relaxedHeader('Subject:  Hello \t world  \r\n  again \r\n')).toBe('subject:Hello world again');
+    expect(relaxedHeader('Subject:  Hello \t world  \r\n  again \r\n')).toBe(
+      'subject:Hello world again',
+    );
   });
 
   it('signs with RSA and Ed25519, and a changed body fails', async () => {
-    const header = 'From: "A" <a@fwd.test>\r\nTo: b@dest.test\r\nSubject:  folded\r\n  subject\r\nDate: Tue, 24 Nov 2026 00:00:00 +0000\r\n\r\n';
+    const header =
+      'From: "A" <a@fwd.test>\r\nTo: b@dest.test\r\nSubject:  folded\r\n  subject\r\nDate: Tue, 24 Nov 2026 00:00:00 +0000\r\n\r\n';
     expect(await signAndVerify(header, ['Hello  \r\n', '\r\n\r\n'], 'rsa')).toBe('pass');
     expect(await signAndVerify(header, ['Hello\r\n'], 'ed')).toBe('pass');
     expect(await signAndVerify(header, [], 'rsa')).toBe('pass');
@@ -46,14 +63,21 @@ describe('DKIM signing (verified by mailauth)', () => {
 
   it('produces signatures mailauth accepts for any body and chunking (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.stringMatching(/^[a \t\r\n.é]{0,20}$/), { maxLength: 6 }), async (parts) => {
-        // Bodies reach the signer CRLF-normalised by the intake, and SMTP DATA always ends a body with CRLF.
-        const joined = parts.join('').replace(/\r\n|\r|\n/g, '\r\n');
-        const body = joined === '' || joined.endsWith('\r\n') ? joined : `${joined}\r\n`;
-        const cut = Math.floor(body.length / 2);
-        const verdict = await signAndVerify('From: a@fwd.test\r\nSubject: p\r\n\r\n', [body.slice(0, cut), body.slice(cut)], 'rsa');
-        expect(verdict).toBe('pass');
-      }),
+      fc.asyncProperty(
+        fc.array(fc.stringMatching(/^[a \t\r\n.é]{0,20}$/), { maxLength: 6 }),
+        async (parts) => {
+          // Bodies reach the signer CRLF-normalised by the intake, and SMTP DATA always ends a body with CRLF.
+          const joined = parts.join('').replace(/\r\n|\r|\n/g, '\r\n');
+          const body = joined === '' || joined.endsWith('\r\n') ? joined : `${joined}\r\n`;
+          const cut = Math.floor(body.length / 2);
+          const verdict = await signAndVerify(
+            'From: a@fwd.test\r\nSubject: p\r\n\r\n',
+            [body.slice(0, cut), body.slice(cut)],
+            'rsa',
+          );
+          expect(verdict).toBe('pass');
+        },
+      ),
       { numRuns: 40 },
     );
   });

@@ -4,7 +4,22 @@ import type { Readable } from 'node:stream';
 import type { HeaderField } from './headers.js';
 
 /** Header fields signed when present (From twice, so a second From cannot be added unnoticed). */
-const SIGNED = ['from', 'reply-to', 'subject', 'date', 'to', 'cc', 'message-id', 'in-reply-to', 'references', 'mime-version', 'content-type', 'content-transfer-encoding', 'list-id', 'list-unsubscribe'];
+const SIGNED = [
+  'from',
+  'reply-to',
+  'subject',
+  'date',
+  'to',
+  'cc',
+  'message-id',
+  'in-reply-to',
+  'references',
+  'mime-version',
+  'content-type',
+  'content-transfer-encoding',
+  'list-id',
+  'list-unsubscribe',
+];
 
 const keys = new Map<string, KeyObject>();
 
@@ -73,15 +88,25 @@ export interface SignOptions {
 function signData(data: Buffer, options: SignOptions): string {
   const key = keyOf(options.privateKey);
   const signature =
-    options.algorithm === 'ed25519-sha256' ? sign(null, createHash('sha256').update(data).digest(), key) : sign('sha256', data, key);
-  return signature.toString('base64').replace(/(.{72})/g, '$1\r\n  ').trimEnd();
+    options.algorithm === 'ed25519-sha256'
+      ? sign(null, createHash('sha256').update(data).digest(), key)
+      : sign('sha256', data, key);
+  return signature
+    .toString('base64')
+    .replace(/(.{72})/g, '$1\r\n  ')
+    .trimEnd();
 }
 
 /**
  * Signs with relaxed/relaxed canonicalization; returns the DKIM-Signature field (with CRLF), or
  * with `arcInstance` the ARC-Message-Signature of that instance (RFC 8617: `i=` instead of `v=`).
  */
-export function dkimSignFields(fields: readonly HeaderField[], bodyHash: string, options: SignOptions, arcInstance?: number): string {
+export function dkimSignFields(
+  fields: readonly HeaderField[],
+  bodyHash: string,
+  options: SignOptions,
+  arcInstance?: number,
+): string {
   const names: string[] = [];
   const canonical: string[] = [];
   // The last instance of a field is signed first (RFC 6376 5.4.2).
@@ -120,7 +145,8 @@ export function arcSealFields(
   const aar = `ARC-Authentication-Results: i=${chain.instance}; ${chain.authResults}\r\n`;
   const ams = dkimSignFields(fields, bodyHash, options, chain.instance);
   // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
-  const byInstance = (key: string, instance: number): HeaderField | undefined => fields.find((f) => f.key === key && instanceOf(f.raw) === instance);
+  const byInstance = (key: string, instance: number): HeaderField | undefined =>
+    fields.find((f) => f.key === key && instanceOf(f.raw) === instance);
   const canonical: string[] = [];
   for (let i = 1; i < chain.instance; i += 1) {
     for (const key of ['arc-authentication-results', 'arc-message-signature', 'arc-seal']) {

@@ -17,7 +17,9 @@ describe('buildDsn: an RFC 3464 bounce that never names the private destination'
     expect(text).toContain('From: Mail Delivery System <MAILER-DAEMON@fwd.test>');
     expect(text).toContain('To: <sender@origin.test>');
     expect(text).toContain('Auto-Submitted: auto-replied');
-    expect(text).toMatch(/Content-Type: multipart\/report; report-type=delivery-status; boundary="(postern-[0-9a-f]{16})"/);
+    expect(text).toMatch(
+      /Content-Type: multipart\/report; report-type=delivery-status; boundary="(postern-[0-9a-f]{16})"/,
+    );
     expect(text).toContain('Reporting-MTA: dns; mx.fwd.test');
     expect(text).toContain('Final-Recipient: rfc822; alice@fwd.test');
     expect(text).toContain('Status: 5.1.1');
@@ -28,9 +30,13 @@ describe('buildDsn: an RFC 3464 bounce that never names the private destination'
   });
 
   it('redacts every address in the relay answer, folds it onto one line and caps its length', () => {
-    const text = dsn(`550 5.1.1 <secret.dest@private.test>: no such user\r\nInjected: header ${'x'.repeat(400)}`);
+    const text = dsn(
+      `550 5.1.1 <secret.dest@private.test>: no such user\r\nInjected: header ${'x'.repeat(400)}`,
+    );
     expect(text).not.toContain('secret.dest@private.test');
-    expect(text).toContain('Diagnostic-Code: smtp; 550 5.1.1 <<redacted>>: no such user Injected: header');
+    expect(text).toContain(
+      'Diagnostic-Code: smtp; 550 5.1.1 <<redacted>>: no such user Injected: header',
+    );
     expect(text).not.toMatch(/^Injected:/m);
     const diagnostic = /^Diagnostic-Code: smtp; (.*)$/m.exec(text)?.[1] ?? '';
     expect(diagnostic.length).toBeLessThanOrEqual(300);

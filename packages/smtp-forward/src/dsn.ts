@@ -10,7 +10,10 @@ export interface FailedRecipient {
 
 // Destination addresses are private to the alias owner; a bounce must not reveal them.
 function redact(text: string): string {
-  return text.replace(/[^\s<>"]+@[^\s<>"]+/g, '<redacted>').replace(/[\r\n]+/g, ' ').slice(0, 300);
+  return text
+    .replace(/[^\s<>"]+@[^\s<>"]+/g, '<redacted>')
+    .replace(/[\r\n]+/g, ' ')
+    .slice(0, 300);
 }
 
 /** Builds an RFC 3464 multipart/report bounce. */
@@ -45,11 +48,21 @@ export function buildDsn(options: {
     '',
     `Reporting-MTA: dns; ${options.hostname}`,
     `Arrival-Date: ${date}`,
-    ...options.failed.flatMap((f) => ['', `Final-Recipient: rfc822; ${f.recipient}`, 'Action: failed', `Status: ${f.status}`, `Diagnostic-Code: smtp; ${redact(f.diagnostic)}`]),
+    ...options.failed.flatMap((f) => [
+      '',
+      `Final-Recipient: rfc822; ${f.recipient}`,
+      'Action: failed',
+      `Status: ${f.status}`,
+      `Diagnostic-Code: smtp; ${redact(f.diagnostic)}`,
+    ]),
     '',
     `--${boundary}`,
     'Content-Type: text/rfc822-headers',
     '',
   ];
-  return Buffer.concat([Buffer.from(lines.join('\r\n') + '\r\n'), options.originalHeaders, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+  return Buffer.concat([
+    Buffer.from(lines.join('\r\n') + '\r\n'),
+    options.originalHeaders,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
 }

@@ -52,11 +52,19 @@ export class SmtpForwardError extends Error {
 
   /** True for any SmtpForwardError, even one thrown by a second copy of this package. */
   static isInstance(value: unknown): value is SmtpForwardError {
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[PACKAGE_MARKER] === true;
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[PACKAGE_MARKER] === true
+    );
   }
 }
 
 /** True for an error from any @postern package (they all carry the shared marker). */
 export function isPosternError(value: unknown): value is Error & { code: string } {
-  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARKER] === true;
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[MARKER] === true
+  );
 }

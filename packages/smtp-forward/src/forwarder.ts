@@ -11,16 +11,38 @@ import { maskEmail, parseAddress } from './address.js';
 import { SmtpForwardError } from './errors.js';
 import { Emitter } from './events.js';
 import type { Event } from './events.js';
-import { encodeDisplayName, fieldValue, makeField, parseHeaders, parseMailbox, serialiseHeaders } from './headers.js';
+import {
+  encodeDisplayName,
+  fieldValue,
+  makeField,
+  parseHeaders,
+  parseMailbox,
+  serialiseHeaders,
+} from './headers.js';
 import type { HeaderField } from './headers.js';
 import { Intake } from './intake.js';
 import type { Spool } from './intake.js';
 import { buildDsn } from './dsn.js';
-import type { Clock, DeliveryQueue, DnsResolver, Logger, Policy, QueuedDelivery, RateLimiter } from './ports.js';
+import type {
+  Clock,
+  DeliveryQueue,
+  DnsResolver,
+  Logger,
+  Policy,
+  QueuedDelivery,
+  RateLimiter,
+} from './ports.js';
 import type { AttemptInfo } from './queue.js';
 import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
 import type { ResolvedRecipient, Resolver } from './resolver.js';
-import { arcSeal, chooseDkimKey, dkimSignature, isDkimSelection, relaxedBodyHash, verifyInbound } from './signing.js';
+import {
+  arcSeal,
+  chooseDkimKey,
+  dkimSignature,
+  isDkimSelection,
+  relaxedBodyHash,
+  verifyInbound,
+} from './signing.js';
 import type { ArcOptions, AuthenticationOptions, DkimSigning, InboundVerdict } from './signing.js';
 import { Srs } from './srs.js';
 import type { SrsOptions } from './srs.js';
@@ -317,10 +339,22 @@ export class SmtpForwarder {
       throw new SmtpForwardError('INVALID_OPTIONS', 'resolver must be a function');
     }
     if (options.arc !== undefined && options.authentication === undefined) {
-      throw new SmtpForwardError('INVALID_OPTIONS', 'arc needs authentication (the ARC set records its results)');
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        'arc needs authentication (the ARC set records its results)',
+      );
     }
-    if (options.dkim !== undefined && isDkimSelection(options.dkim) && options.dkim.keys === undefined && options.dkim.select === undefined && options.dkim.fallback === undefined) {
-      throw new SmtpForwardError('INVALID_OPTIONS', 'dkim needs privateKey, or one of keys, select and fallback');
+    if (
+      options.dkim !== undefined &&
+      isDkimSelection(options.dkim) &&
+      options.dkim.keys === undefined &&
+      options.dkim.select === undefined &&
+      options.dkim.fallback === undefined
+    ) {
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        'dkim needs privateKey, or one of keys, select and fallback',
+      );
     }
     this.#options = { ...options };
     this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -335,9 +369,18 @@ export class SmtpForwarder {
     this.#clock = options.clock ?? systemClock;
     this.#rateLimiter = options.rateLimiter ?? unlimitedRateLimiter;
     if (options.srs !== undefined) {
-      this.#srs = new Srs({ ...options.srs, domain: options.srs.domain ?? domain, clock: this.#clock });
+      this.#srs = new Srs({
+        ...options.srs,
+        domain: options.srs.domain ?? domain,
+        clock: this.#clock,
+      });
     }
-    this.#transport = new Transport(options.transport ?? { mx: {} }, options.policy ?? passThroughPolicy, this.#logger, this.#hostname);
+    this.#transport = new Transport(
+      options.transport ?? { mx: {} },
+      options.policy ?? passThroughPolicy,
+      this.#logger,
+      this.#hostname,
+    );
     const delivery = options.delivery ?? 'sync';
     if (delivery !== 'sync') mkdirSync(delivery.spoolDir, { recursive: true, mode: 0o700 });
     this.#server = this.#createServer();
@@ -350,14 +393,23 @@ export class SmtpForwarder {
 
   /** Starts accepting connections; resolves with the bound address, rejects with `BIND_FAILED`. */
   listen(options: ListenOptions = {}): Promise<BoundAddress> {
-    if (this.#listening) return Promise.reject(new SmtpForwardError('ALREADY_LISTENING', 'listen() was already called'));
+    if (this.#listening)
+      return Promise.reject(
+        new SmtpForwardError('ALREADY_LISTENING', 'listen() was already called'),
+      );
     const port = options.port ?? 25;
     const host = options.host ?? '0.0.0.0';
     return new Promise((resolve, reject) => {
       const net = this.#server.server;
       const onError = (error: Error): void => {
         net.off('listening', onListening);
-        reject(new SmtpForwardError('BIND_FAILED', `cannot listen on ${host}:${port}: ${(error as { code?: string }).code ?? error.message}`, { cause: error }));
+        reject(
+          new SmtpForwardError(
+            'BIND_FAILED',
+            `cannot listen on ${host}:${port}: ${(error as { code?: string }).code ?? error.message}`,
+            { cause: error },
+          ),
+        );
       };
       const onListening = (): void => {
         net.off('error', onError);
@@ -464,8 +516,12 @@ export class SmtpForwarder {
   // An unexpected failure (a rate limiter or DNS that is down, a library error) becomes a generic
   // temporary reply: the sender retries, and no internal detail reaches the client.
   #asReply(error: unknown, responseCode: 421 | 451, sessionId: string): SmtpError {
-    if (error instanceof Error && typeof (error as Partial<SmtpError>).responseCode === 'number') return error as SmtpError;
-    this.#logger.error({ sessionId, error: error instanceof Error ? error.message : String(error) }, 'unexpected failure in SMTP session');
+    if (error instanceof Error && typeof (error as Partial<SmtpError>).responseCode === 'number')
+      return error as SmtpError;
+    this.#logger.error(
+      { sessionId, error: error instanceof Error ? error.message : String(error) },
+      'unexpected failure in SMTP session',
+    );
     return smtpError(responseCode, '4.3.0 Temporary local problem, try again later');
   }
 
@@ -482,13 +538,23 @@ export class SmtpForwarder {
     // Count before the limit check: onClose decrements for every session, refused or not.
     this.#perIp.set(ip, open + 1);
     if (open >= this.#limits.maxConnectionsPerIp) {
-      throw this.#reject({ sessionId: session.id, stage: 'connect', responseCode: 421, reason: '4.7.0 Too many connections from your address' });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'connect',
+        responseCode: 421,
+        reason: '4.7.0 Too many connections from your address',
+      });
     }
     const limit = await this.#rateLimiter.consume(`ip:${ip}`);
     if (!limit.allowed) {
       this.#stats.rateLimited += 1;
       const seconds = Math.ceil(limit.retryAfterMs / 1000);
-      throw this.#reject({ sessionId: session.id, stage: 'connect', responseCode: 421, reason: `4.7.0 Rate limit reached, try again in ${seconds}s` });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'connect',
+        responseCode: 421,
+        reason: `4.7.0 Rate limit reached, try again in ${seconds}s`,
+      });
     }
     this.#sessions.set(session.id, { recipients: [], messages: 0 });
   }
@@ -507,11 +573,21 @@ export class SmtpForwarder {
     state.recipients = [];
     state.messages += 1;
     if (state.messages > this.#limits.maxMessagesPerSession) {
-      throw this.#reject({ sessionId: session.id, stage: 'mail', responseCode: 421, reason: '4.7.0 Too many messages in one session' });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'mail',
+        responseCode: 421,
+        reason: '4.7.0 Too many messages in one session',
+      });
     }
     const sender = address.address;
     if (sender !== '' && parseAddress(sender) === null) {
-      throw this.#reject({ sessionId: session.id, stage: 'mail', responseCode: 553, reason: '5.1.7 Bad sender address syntax' });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'mail',
+        responseCode: 553,
+        reason: '5.1.7 Bad sender address syntax',
+      });
     }
     if (sender !== '') {
       const limit = await this.#rateLimiter.consume(`sender:${sender.toLowerCase()}`);
@@ -535,10 +611,22 @@ export class SmtpForwarder {
     const masked = maskEmail(alias);
     const parsed = parseAddress(alias);
     if (parsed === null) {
-      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 553, reason: '5.1.3 Bad recipient address syntax', address: masked });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 553,
+        reason: '5.1.3 Bad recipient address syntax',
+        address: masked,
+      });
     }
     if (state.recipients.length >= this.#limits.maxRecipients) {
-      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 452, reason: '4.5.3 Too many recipients', address: masked });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 452,
+        reason: '4.5.3 Too many recipients',
+        address: masked,
+      });
     }
     let resolved: ResolvedRecipient | null;
     if (this.#srs !== undefined && Srs.isSrs(parsed.local)) {
@@ -546,33 +634,81 @@ export class SmtpForwarder {
         resolved = { destinations: [this.#srs.reverse(alias)] };
       } catch (error) {
         const code = SmtpForwardError.isInstance(error) ? error.code : 'SRS_INVALID';
-        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: `5.1.1 Invalid SRS address (${code})`, address: masked });
+        throw this.#reject({
+          sessionId: session.id,
+          stage: 'rcpt',
+          responseCode: 550,
+          reason: `5.1.1 Invalid SRS address (${code})`,
+          address: masked,
+        });
       }
     } else {
       try {
         const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        resolved = await this.#options.resolver(alias, { sender, remoteAddress: session.remoteAddress, sessionId: session.id });
+        resolved = await this.#options.resolver(alias, {
+          sender,
+          remoteAddress: session.remoteAddress,
+          sessionId: session.id,
+        });
       } catch (error) {
-        this.#logger.error({ sessionId: session.id, recipient: masked, error: (error as Error).message }, 'resolver failed');
-        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 451, reason: '4.3.0 Temporary lookup failure', address: masked });
+        this.#logger.error(
+          { sessionId: session.id, recipient: masked, error: (error as Error).message },
+          'resolver failed',
+        );
+        throw this.#reject({
+          sessionId: session.id,
+          stage: 'rcpt',
+          responseCode: 451,
+          reason: '4.3.0 Temporary lookup failure',
+          address: masked,
+        });
       }
     }
     // Unknown recipients are refused here, never accepted and bounced later: no open relay, no backscatter.
     if (resolved === null) {
-      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: '5.1.1 No such recipient here', address: masked });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 550,
+        reason: '5.1.1 No such recipient here',
+        address: masked,
+      });
     }
     const reason = (resolved.reason ?? '').replace(/[^\x20-\x7e]/g, '').slice(0, 100);
     if (resolved.disabled === 'reject') {
-      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 550, reason: `5.2.1 Mailbox disabled${reason ? ` (${reason})` : ''}`, address: masked });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 550,
+        reason: `5.2.1 Mailbox disabled${reason ? ` (${reason})` : ''}`,
+        address: masked,
+      });
     }
     if (resolved.disabled === 'defer') {
-      throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 450, reason: `4.2.1 Mailbox temporarily disabled${reason ? ` (${reason})` : ''}`, address: masked });
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 450,
+        reason: `4.2.1 Mailbox temporarily disabled${reason ? ` (${reason})` : ''}`,
+        address: masked,
+      });
     }
     if (resolved.disabled !== 'discard') {
-      const valid = resolved.destinations.length > 0 && resolved.destinations.every((d) => parseAddress(d) !== null);
+      const valid =
+        resolved.destinations.length > 0 &&
+        resolved.destinations.every((d) => parseAddress(d) !== null);
       if (!valid) {
-        this.#logger.error({ sessionId: session.id, recipient: masked }, 'resolver returned no valid destination');
-        throw this.#reject({ sessionId: session.id, stage: 'rcpt', responseCode: 451, reason: '4.3.0 Alias misconfigured', address: masked });
+        this.#logger.error(
+          { sessionId: session.id, recipient: masked },
+          'resolver returned no valid destination',
+        );
+        throw this.#reject({
+          sessionId: session.id,
+          stage: 'rcpt',
+          responseCode: 451,
+          reason: '4.3.0 Alias misconfigured',
+          address: masked,
+        });
       }
     }
     state.recipients.push({ alias, resolved });
@@ -591,9 +727,13 @@ export class SmtpForwarder {
     });
     const dataTimer = setTimeout(() => {
       // A DATA transfer that never ends would hold a spool and a slot forever.
-      const connection = [...(this.#server.connections as Set<{ id: string; send(code: number, text: string): void; close(): void }>)].find(
-        (c) => c.id === session.id,
-      );
+      const connection = [
+        ...(this.#server.connections as Set<{
+          id: string;
+          send(code: number, text: string): void;
+          close(): void;
+        }>),
+      ].find((c) => c.id === session.id);
       connection?.send(421, '4.4.2 DATA timeout, closing connection');
       connection?.close();
       stream.destroy();
@@ -621,8 +761,13 @@ export class SmtpForwarder {
       if (intake.problem === 'spool') throw reject(451, '4.3.0 Temporary local problem, try again');
       const fields = parseHeaders(intake.header);
       const received = fields.filter((f) => f.key === 'received').length;
-      const deliveredTo = new Set(fields.filter((f) => f.key === 'delivered-to').map((f) => fieldValue(f).toLowerCase()));
-      if (received >= this.#limits.maxHops || recipients.some((r) => deliveredTo.has(r.alias.toLowerCase()))) {
+      const deliveredTo = new Set(
+        fields.filter((f) => f.key === 'delivered-to').map((f) => fieldValue(f).toLowerCase()),
+      );
+      if (
+        received >= this.#limits.maxHops ||
+        recipients.some((r) => deliveredTo.has(r.alias.toLowerCase()))
+      ) {
         this.#stats.loops += 1;
         throw reject(554, '5.4.6 Mail loop detected');
       }
@@ -630,7 +775,11 @@ export class SmtpForwarder {
       const discarded = recipients.filter((r) => r.resolved.disabled === 'discard');
       if (discarded.length > 0) {
         this.#stats.discarded += discarded.length;
-        this.#discarded.emit({ messageId, recipients: discarded.map((r) => maskEmail(r.alias)), reason: 'alias disabled (discard)' });
+        this.#discarded.emit({
+          messageId,
+          recipients: discarded.map((r) => maskEmail(r.alias)),
+          reason: 'alias disabled (discard)',
+        });
       }
       const destinations = [...new Set(live.flatMap((r) => r.resolved.destinations))];
       if (destinations.length === 0) {
@@ -638,13 +787,25 @@ export class SmtpForwarder {
         return `2.0.0 Ok ${messageId}`;
       }
       const header = await this.#rewrite(fields, intake.spool, session, sender, live, messageId);
-      const mailFrom = sender === '' || this.#srs === undefined ? sender : this.#srs.forward(sender);
+      const mailFrom =
+        sender === '' || this.#srs === undefined ? sender : this.#srs.forward(sender);
       // Small messages go out as one Buffer (cheaper than a stream); spilled ones stream from disk.
       const inMemory = intake.spool.buffer();
       const whole = inMemory === undefined ? undefined : Buffer.concat([header, inMemory]);
       const open = (): Readable | Buffer => whole ?? concatStreams(header, intake.spool);
       if (this.#options.delivery !== undefined && this.#options.delivery !== 'sync') {
-        await this.#enqueue(this.#options.delivery, { messageId, path: '', mailFrom, originalSender: sender, recipients: destinations, aliases: live.map((r) => r.alias) }, open).catch((error: unknown) => {
+        await this.#enqueue(
+          this.#options.delivery,
+          {
+            messageId,
+            path: '',
+            mailFrom,
+            originalSender: sender,
+            recipients: destinations,
+            aliases: live.map((r) => r.alias),
+          },
+          open,
+        ).catch((error: unknown) => {
           this.#logger.error({ messageId, error: (error as Error).message }, 'spooling failed');
           throw reject(451, '4.3.0 Temporary local problem, try again');
         });
@@ -672,7 +833,12 @@ export class SmtpForwarder {
     if (failed.length === 0) {
       this.#stats.forwarded += 1;
       // The payload (masked addresses) is built only when someone listens.
-      if (this.#forwarded.active) this.#forwarded.emit({ messageId, recipients: result.results.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
+      if (this.#forwarded.active)
+        this.#forwarded.emit({
+          messageId,
+          recipients: result.results.map((r) => maskEmail(r.recipient)),
+          reason: 'delivered',
+        });
       this.#acceptedEvent(messageId, session, sender, recipients, bytes);
       return `2.0.0 Ok ${messageId}`;
     }
@@ -694,10 +860,22 @@ export class SmtpForwarder {
     throw reject(550, `5.0.0 Forwarding refused by the destination (${messageId})`);
   }
 
-  #acceptedEvent(messageId: string, session: SMTPServerSession, sender: string, recipients: Accepted[], bytes: number): void {
+  #acceptedEvent(
+    messageId: string,
+    session: SMTPServerSession,
+    sender: string,
+    recipients: Accepted[],
+    bytes: number,
+  ): void {
     this.#stats.accepted += 1;
     if (!this.#accepted.active) return;
-    this.#accepted.emit({ messageId, sessionId: session.id, sender: maskEmail(sender), recipients: recipients.map((r) => maskEmail(r.alias)), bytes });
+    this.#accepted.emit({
+      messageId,
+      sessionId: session.id,
+      sender: maskEmail(sender),
+      recipients: recipients.map((r) => maskEmail(r.alias)),
+      bytes,
+    });
   }
 
   async #rewrite(
@@ -715,15 +893,38 @@ export class SmtpForwarder {
     if (authentication !== undefined) {
       try {
         verdict = await withTimeout(
-          verifyInbound(concatStreams(serialiseHeaders(fields), spool), { ip: session.remoteAddress, helo, sender, mta: this.#hostname }, authentication),
+          verifyInbound(
+            concatStreams(serialiseHeaders(fields), spool),
+            { ip: session.remoteAddress, helo, sender, mta: this.#hostname },
+            authentication,
+          ),
           authentication.timeoutMs ?? 15_000,
         );
       } catch (error) {
-        this.#logger.warn({ messageId, error: (error as Error).message }, 'inbound authentication failed');
-        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 451, reason: '4.4.3 Temporary authentication lookup failure' });
+        this.#logger.warn(
+          { messageId, error: (error as Error).message },
+          'inbound authentication failed',
+        );
+        throw this.#reject({
+          sessionId: session.id,
+          messageId,
+          stage: 'data',
+          responseCode: 451,
+          reason: '4.4.3 Temporary authentication lookup failure',
+        });
       }
-      if (authentication.rejectDmarcFailures === true && verdict.dmarc === 'fail' && verdict.dmarcPolicy === 'reject') {
-        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 550, reason: '5.7.1 DMARC policy of the sender domain rejects this message' });
+      if (
+        authentication.rejectDmarcFailures === true &&
+        verdict.dmarc === 'fail' &&
+        verdict.dmarcPolicy === 'reject'
+      ) {
+        throw this.#reject({
+          sessionId: session.id,
+          messageId,
+          stage: 'data',
+          responseCode: 550,
+          reason: '5.7.1 DMARC policy of the sender domain rejects this message',
+        });
       }
     }
     const forFirst = recipients.length === 1 ? `\r\n\tfor <${recipients[0]!.alias}>` : '';
@@ -741,13 +942,21 @@ export class SmtpForwarder {
     let header = serialiseHeaders(out);
     // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
     let bodyHash: string | undefined;
-    if (this.#options.arc !== undefined && verdict !== undefined && (verdict.arc === 'none' || verdict.arc === 'pass')) {
+    if (
+      this.#options.arc !== undefined &&
+      verdict !== undefined &&
+      (verdict.arc === 'none' || verdict.arc === 'pass')
+    ) {
       bodyHash ??= await relaxedBodyHash(spool.read());
       const seal = arcSeal(
         header,
         bodyHash,
         { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain },
-        { authResults: verdict.authResults, cv: verdict.arc === 'pass' ? 'pass' : 'none', instance: verdict.arcInstance + 1 },
+        {
+          authResults: verdict.authResults,
+          cv: verdict.arc === 'pass' ? 'pass' : 'none',
+          instance: verdict.arcInstance + 1,
+        },
         new Date(now),
       );
       header = Buffer.concat([seal, header]);
@@ -757,7 +966,11 @@ export class SmtpForwarder {
       try {
         const aliases = recipients.map((r) => r.alias.toLowerCase());
         const first = aliases[0] ?? '';
-        const key = await chooseDkimKey(dkim, { domain: first.slice(first.lastIndexOf('@') + 1), aliases, messageId }, this.#domain);
+        const key = await chooseDkimKey(
+          dkim,
+          { domain: first.slice(first.lastIndexOf('@') + 1), aliases, messageId },
+          this.#domain,
+        );
         if (key !== null) {
           bodyHash ??= await relaxedBodyHash(spool.read());
           const signature = dkimSignature(header, bodyHash, key, new Date(now));
@@ -765,13 +978,23 @@ export class SmtpForwarder {
         }
       } catch (error) {
         this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
-        throw this.#reject({ sessionId: session.id, messageId, stage: 'data', responseCode: 451, reason: '4.3.0 Temporary signing problem' });
+        throw this.#reject({
+          sessionId: session.id,
+          messageId,
+          stage: 'data',
+          responseCode: 451,
+          reason: '4.3.0 Temporary signing problem',
+        });
       }
     }
     return header;
   }
 
-  async #maybeRewriteFrom(fields: HeaderField[], recipients: Accepted[], verdict: InboundVerdict | undefined): Promise<HeaderField[]> {
+  async #maybeRewriteFrom(
+    fields: HeaderField[],
+    recipients: Accepted[],
+    verdict: InboundVerdict | undefined,
+  ): Promise<HeaderField[]> {
     const mode = this.#options.fromRewrite ?? 'dmarc-strict';
     const fromField = fields.find((f) => f.key === 'from');
     if (mode === 'never' || fromField === undefined) return fields;
@@ -779,13 +1002,21 @@ export class SmtpForwarder {
     const mailbox = parseMailbox(original);
     if (mailbox === null) return fields;
     const fromDomain = mailbox.address.slice(mailbox.address.lastIndexOf('@') + 1).toLowerCase();
-    const alias = recipients.find((r) => parseAddress(r.alias)?.domain === this.#domain)?.alias ?? `postmaster@${this.#domain}`;
+    const alias =
+      recipients.find((r) => parseAddress(r.alias)?.domain === this.#domain)?.alias ??
+      `postmaster@${this.#domain}`;
     if (fromDomain === this.#domain) return fields;
     if (mode === 'dmarc-strict') {
       // A DMARC lookup that hangs must not hold the sender: after the timeout, treat it as no policy.
       const policy =
         verdict?.dmarcPolicy ||
-        (await withTimeout(lookupDmarcPolicy(fromDomain, this.#options.authentication?.dnsResolver ?? this.#options.dnsResolver ?? systemDns), 10_000).catch(() => ''));
+        (await withTimeout(
+          lookupDmarcPolicy(
+            fromDomain,
+            this.#options.authentication?.dnsResolver ?? this.#options.dnsResolver ?? systemDns,
+          ),
+          10_000,
+        ).catch(() => ''));
       if (policy !== 'reject' && policy !== 'quarantine') return fields;
     }
     const name = `${mailbox.name || mailbox.address} via ${alias.slice(0, alias.lastIndexOf('@'))}`;
@@ -794,9 +1025,15 @@ export class SmtpForwarder {
       if (field.key === 'from') {
         result.push(makeField('From', `${encodeDisplayName(name)} <${alias}>`));
         // Keep the original From where replies and humans can find it.
-        result.push({ key: 'x-original-from', raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}` });
+        result.push({
+          key: 'x-original-from',
+          raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
+        });
         if (!fields.some((f) => f.key === 'reply-to')) {
-          result.push({ key: 'reply-to', raw: `Reply-To:${field.raw.slice(field.raw.indexOf(':') + 1)}` });
+          result.push({
+            key: 'reply-to',
+            raw: `Reply-To:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
+          });
         }
       } else {
         result.push(field);
@@ -805,11 +1042,18 @@ export class SmtpForwarder {
     return result;
   }
 
-  async #enqueue(delivery: QueuedDeliveryOptions, partialJob: QueuedDelivery, open: () => Readable | Buffer): Promise<void> {
+  async #enqueue(
+    delivery: QueuedDeliveryOptions,
+    partialJob: QueuedDelivery,
+    open: () => Readable | Buffer,
+  ): Promise<void> {
     const path = join(delivery.spoolDir, `${partialJob.messageId}.eml`);
     const job: QueuedDelivery = { ...partialJob, path };
     const message = open();
-    await writeDurably(`${path}.part`, Buffer.isBuffer(message) ? Readable.from([message]) : message);
+    await writeDurably(
+      `${path}.part`,
+      Buffer.isBuffer(message) ? Readable.from([message]) : message,
+    );
     await writeDurably(`${path}.json.part`, Readable.from([Buffer.from(JSON.stringify(job))]));
     // The message file is renamed first and the job file last: a job file always has its message.
     await rename(`${path}.part`, path);
@@ -845,7 +1089,9 @@ export class SmtpForwarder {
       }
       if (!name.endsWith('.eml.json')) continue;
       try {
-        jobs.push(JSON.parse(await readFile(join(delivery.spoolDir, name), 'utf8')) as QueuedDelivery);
+        jobs.push(
+          JSON.parse(await readFile(join(delivery.spoolDir, name), 'utf8')) as QueuedDelivery,
+        );
       } catch (error) {
         this.#logger.error({ file: name, error: (error as Error).message }, 'unreadable spool job');
       }
@@ -858,11 +1104,22 @@ export class SmtpForwarder {
    * bounced); rejects with a temporary `DELIVERY_FAILED` error when the queue should retry.
    * Destinations that already accepted are remembered and never sent twice by a retry.
    */
-  async deliverQueued(job: QueuedDelivery, info: AttemptInfo = { attempt: 1, finalAttempt: false }): Promise<void> {
+  async deliverQueued(
+    job: QueuedDelivery,
+    info: AttemptInfo = { attempt: 1, finalAttempt: false },
+  ): Promise<void> {
     const donePath = `${job.path}.delivered`;
-    const done = new Set<string>(await readFile(donePath, 'utf8').then((text) => JSON.parse(text) as string[], () => []));
+    const done = new Set<string>(
+      await readFile(donePath, 'utf8').then(
+        (text) => JSON.parse(text) as string[],
+        () => [],
+      ),
+    );
     const remaining = job.recipients.filter((r) => !done.has(r));
-    const result = remaining.length === 0 ? { results: [], attempts: 0 } : await this.#transport.deliver(job.mailFrom, remaining, () => createReadStream(job.path));
+    const result =
+      remaining.length === 0
+        ? { results: [], attempts: 0 }
+        : await this.#transport.deliver(job.mailFrom, remaining, () => createReadStream(job.path));
     for (const entry of result.results) if (entry.ok) done.add(entry.recipient);
     const failed = result.results.filter((r) => !r.ok);
     const retry = failed.filter((r) => r.temporary === true && !info.finalAttempt);
@@ -870,7 +1127,11 @@ export class SmtpForwarder {
     const delivered = result.results.filter((r) => r.ok);
     if (delivered.length > 0) {
       this.#stats.forwarded += 1;
-      this.#forwarded.emit({ messageId: job.messageId, recipients: delivered.map((r) => maskEmail(r.recipient)), reason: 'delivered' });
+      this.#forwarded.emit({
+        messageId: job.messageId,
+        recipients: delivered.map((r) => maskEmail(r.recipient)),
+        reason: 'delivered',
+      });
     }
     if (bounce.length > 0) {
       for (const entry of bounce) done.add(entry.recipient);
@@ -882,7 +1143,11 @@ export class SmtpForwarder {
         reason: first.response ?? 'delivery failed',
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
-      await this.#sendDsn(job, bounce.map((r) => r.response ?? 'delivery failed'), bounce.some((r) => r.temporary === true));
+      await this.#sendDsn(
+        job,
+        bounce.map((r) => r.response ?? 'delivery failed'),
+        bounce.some((r) => r.temporary === true),
+      );
     }
     if (retry.length > 0) {
       await writeFile(donePath, JSON.stringify([...done]), { mode: 0o600 });
@@ -894,9 +1159,17 @@ export class SmtpForwarder {
         reason: first.response ?? 'delivery failed',
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
-      throw new SmtpForwardError('DELIVERY_FAILED', `delivery of ${job.messageId} deferred`, { temporary: true, attempts: info.attempt, ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }) });
+      throw new SmtpForwardError('DELIVERY_FAILED', `delivery of ${job.messageId} deferred`, {
+        temporary: true,
+        attempts: info.attempt,
+        ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
+      });
     }
-    await Promise.all([rm(job.path, { force: true }), rm(`${job.path}.json`, { force: true }), rm(donePath, { force: true })]);
+    await Promise.all([
+      rm(job.path, { force: true }),
+      rm(`${job.path}.json`, { force: true }),
+      rm(donePath, { force: true }),
+    ]);
   }
 
   async #sendDsn(job: QueuedDelivery, diagnostics: string[], gaveUp: boolean): Promise<void> {
@@ -907,29 +1180,46 @@ export class SmtpForwarder {
       domain: this.#domain,
       hostname: this.#hostname,
       to: job.originalSender,
-      failed: job.aliases.map((alias, index) => ({ recipient: alias, status: gaveUp ? '4.4.7' : '5.0.0', diagnostic: diagnostics[index] ?? diagnostics[0] ?? 'delivery failed' })),
+      failed: job.aliases.map((alias, index) => ({
+        recipient: alias,
+        status: gaveUp ? '4.4.7' : '5.0.0',
+        diagnostic: diagnostics[index] ?? diagnostics[0] ?? 'delivery failed',
+      })),
       originalHeaders: headers,
       now: new Date(this.#clock.now()),
     });
     const signed = await this.#signDsn(dsn, job).catch((error: unknown) => {
       // An unsigned bounce is better than none.
-      this.#logger.warn({ messageId: job.messageId, error: (error as Error).message }, 'DSN could not be DKIM-signed');
+      this.#logger.warn(
+        { messageId: job.messageId, error: (error as Error).message },
+        'DSN could not be DKIM-signed',
+      );
       return dsn;
     });
-    const result = await this.#transport.deliver('', [job.originalSender], () => Readable.from([signed]));
-    if (result.results.some((r) => !r.ok)) this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
+    const result = await this.#transport.deliver('', [job.originalSender], () =>
+      Readable.from([signed]),
+    );
+    if (result.results.some((r) => !r.ok))
+      this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
   }
 
   /** Signs a DSN (From: MAILER-DAEMON@domain) with the forwarding domain's key, so DMARC aligns. */
   async #signDsn(dsn: Buffer, job: QueuedDelivery): Promise<Buffer> {
     const dkim = this.#options.dkim;
     if (dkim === undefined) return dsn;
-    const key = await chooseDkimKey(dkim, { domain: this.#domain, aliases: job.aliases, messageId: job.messageId }, this.#domain);
+    const key = await chooseDkimKey(
+      dkim,
+      { domain: this.#domain, aliases: job.aliases, messageId: job.messageId },
+      this.#domain,
+    );
     if (key === null) return dsn;
     const end = dsn.indexOf('\r\n\r\n');
     const header = dsn.subarray(0, end + 2);
     const bodyHash = await relaxedBodyHash(Readable.from([dsn.subarray(end + 4)]));
-    return Buffer.concat([Buffer.from(dkimSignature(header, bodyHash, key, new Date(this.#clock.now())), 'latin1'), dsn]);
+    return Buffer.concat([
+      Buffer.from(dkimSignature(header, bodyHash, key, new Date(this.#clock.now())), 'latin1'),
+      dsn,
+    ]);
   }
 }
 

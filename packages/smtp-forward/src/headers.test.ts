@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { encodeDisplayName, fieldValue, makeField, parseHeaders, parseMailbox, serialiseHeaders } from './headers.js';
+import {
+  encodeDisplayName,
+  fieldValue,
+  makeField,
+  parseHeaders,
+  parseMailbox,
+  serialiseHeaders,
+} from './headers.js';
 
 describe('headers', () => {
   it('parses folded fields byte-for-byte and serialises them back', () => {
-    const block = Buffer.from('From: "A" <a@x.test>\r\nSubject: one\r\n two\r\nX-Bin: \xe9\r\n', 'latin1');
+    const block = Buffer.from(
+      'From: "A" <a@x.test>\r\nSubject: one\r\n two\r\nX-Bin: \xe9\r\n',
+      'latin1',
+    );
     const fields = parseHeaders(block);
     expect(fields.map((f) => f.key)).toEqual(['from', 'subject', 'x-bin']);
     expect(fieldValue(fields[1]!)).toBe('one two');
@@ -11,7 +21,10 @@ describe('headers', () => {
   });
 
   it('reads mailboxes with and without display names', () => {
-    expect(parseMailbox('"Alice \\"A\\"" <alice@x.test>')).toEqual({ name: 'Alice "A"', address: 'alice@x.test' });
+    expect(parseMailbox('"Alice \\"A\\"" <alice@x.test>')).toEqual({
+      name: 'Alice "A"',
+      address: 'alice@x.test',
+    });
     expect(parseMailbox('bob@x.test (Bob)')).toEqual({ name: '', address: 'bob@x.test' });
     expect(parseMailbox('undisclosed')).toBeNull();
   });

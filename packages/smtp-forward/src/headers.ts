@@ -14,11 +14,15 @@ export function parseHeaders(block: Buffer): HeaderField[] {
   while (start < text.length) {
     let end = text.indexOf('\r\n', start);
     // Continuation lines start with a space or tab.
-    while (end >= 0 && (text[end + 2] === ' ' || text[end + 2] === '\t')) end = text.indexOf('\r\n', end + 2);
+    while (end >= 0 && (text[end + 2] === ' ' || text[end + 2] === '\t'))
+      end = text.indexOf('\r\n', end + 2);
     const stop = end < 0 ? text.length : end + 2;
     const raw = text.slice(start, stop);
     const colon = raw.indexOf(':');
-    fields.push({ key: colon > 0 ? raw.slice(0, colon).trim().toLowerCase() : '', raw: end < 0 ? `${raw}\r\n` : raw });
+    fields.push({
+      key: colon > 0 ? raw.slice(0, colon).trim().toLowerCase() : '',
+      raw: end < 0 ? `${raw}\r\n` : raw,
+    });
     start = stop;
   }
   return fields;
@@ -46,7 +50,10 @@ export function encodeDisplayName(name: string): string {
 
 /** A field from a name and a value that we generated (no CR/LF can come in: callers pass checked addresses). */
 export function makeField(name: string, value: string): HeaderField {
-  return { key: name.toLowerCase(), raw: Buffer.from(`${name}: ${value.replace(/[\r\n]+/g, ' ')}\r\n`, 'utf8').toString('latin1') };
+  return {
+    key: name.toLowerCase(),
+    raw: Buffer.from(`${name}: ${value.replace(/[\r\n]+/g, ' ')}\r\n`, 'utf8').toString('latin1'),
+  };
 }
 
 /** Extracts the first address and display name of a From-like value (best effort, RFC 5322 subset). */
@@ -54,7 +61,8 @@ export function parseMailbox(value: string): { name: string; address: string } |
   const angle = /^(.*?)<\s*([^<>\s]+@[^<>\s]+)\s*>/s.exec(value);
   if (angle !== null) {
     let name = angle[1]!.trim();
-    if (name.startsWith('"') && name.endsWith('"') && name.length >= 2) name = name.slice(1, -1).replace(/\\(.)/g, '$1');
+    if (name.startsWith('"') && name.endsWith('"') && name.length >= 2)
+      name = name.slice(1, -1).replace(/\\(.)/g, '$1');
     return { name, address: angle[2]! };
   }
   const bare = /([^\s<>,;:"()]+@[^\s<>,;:"()]+)/.exec(value);

@@ -6,7 +6,12 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Intake } from './intake.js';
 
-const options = { maxMessageBytes: 1_000_000, maxHeaderBytes: 1000, memoryBytes: 64, spoolDir: tmpdir() };
+const options = {
+  maxMessageBytes: 1_000_000,
+  maxHeaderBytes: 1000,
+  memoryBytes: 64,
+  spoolDir: tmpdir(),
+};
 
 async function take(chunks: string[], overrides: Partial<typeof options> = {}): Promise<Intake> {
   const intake = new Intake({ ...options, ...overrides });
@@ -58,12 +63,15 @@ describe('Intake', () => {
 
   it('never emits a bare CR or LF, whatever the input and chunking (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.stringMatching(/^[a\r\n.]{0,12}$/), { maxLength: 8 }), async (chunks) => {
-        const intake = await take(['H: v\r\n\r\n', ...chunks]);
-        const out = await text(intake.spool.read());
-        await intake.spool.dispose();
-        expect(out).not.toMatch(/\r(?!\n)|(?<!\r)\n/);
-      }),
+      fc.asyncProperty(
+        fc.array(fc.stringMatching(/^[a\r\n.]{0,12}$/), { maxLength: 8 }),
+        async (chunks) => {
+          const intake = await take(['H: v\r\n\r\n', ...chunks]);
+          const out = await text(intake.spool.read());
+          await intake.spool.dispose();
+          expect(out).not.toMatch(/\r(?!\n)|(?<!\r)\n/);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -112,7 +112,11 @@ export class Intake extends Writable {
     this.spool = new Spool(options.memoryBytes, options.spoolDir);
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  override _write(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null) => void,
+  ): void {
     this.bytes += chunk.length;
     if (this.problem !== undefined) {
       callback();

@@ -1,11 +1,17 @@
 /** Any policy from @postern/resilience satisfies this; so does a hand-written object. */
 export interface Policy {
-  execute<T>(fn: (context: { signal: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  execute<T>(
+    fn: (context: { signal: AbortSignal }) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T>;
 }
 
 /** Any limiter from @postern/rate-limit satisfies this. */
 export interface RateLimiter {
-  consume(key: string, options?: { cost?: number }): Promise<{ allowed: boolean; retryAfterMs: number }>;
+  consume(
+    key: string,
+    options?: { cost?: number },
+  ): Promise<{ allowed: boolean; retryAfterMs: number }>;
 }
 
 /** Any pino logger satisfies this. */
@@ -53,7 +59,10 @@ const NEVER_ABORTED = new AbortController().signal;
 
 /** A policy that runs the function once, with a signal that never aborts. */
 export const passThroughPolicy: Policy = {
-  execute<T>(fn: (context: { signal: AbortSignal }) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  execute<T>(
+    fn: (context: { signal: AbortSignal }) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
     return fn({ signal: signal ?? NEVER_ABORTED });
   },
 };

@@ -36,7 +36,8 @@ export class LocalDeliveryQueue implements DeliveryQueue {
 
   constructor(options: LocalDeliveryQueueOptions = {}) {
     this.#maxAttempts = options.maxAttempts ?? 8;
-    this.#backoffMs = options.backoffMs ?? ((attempt) => Math.min(60_000 * 2 ** (attempt - 1), 14_400_000));
+    this.#backoffMs =
+      options.backoffMs ?? ((attempt) => Math.min(60_000 * 2 ** (attempt - 1), 14_400_000));
     this.#concurrency = options.concurrency ?? 4;
   }
 

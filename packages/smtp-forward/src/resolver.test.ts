@@ -13,11 +13,15 @@ describe('staticResolver', () => {
 
   it('matches exact aliases case-insensitively', async () => {
     expect(await resolve('ALICE@FWD.TEST', context)).toEqual({ destinations: ['alice@dest.test'] });
-    expect(await resolve('team@fwd.test', context)).toEqual({ destinations: ['a@dest.test', 'b@dest.test'] });
+    expect(await resolve('team@fwd.test', context)).toEqual({
+      destinations: ['a@dest.test', 'b@dest.test'],
+    });
   });
 
   it('keeps the +tag on every destination', async () => {
-    expect(await resolve('team+lists@fwd.test', context)).toEqual({ destinations: ['a+lists@dest.test', 'b+lists@dest.test'] });
+    expect(await resolve('team+lists@fwd.test', context)).toEqual({
+      destinations: ['a+lists@dest.test', 'b+lists@dest.test'],
+    });
   });
 
   it('falls back to the catch-all, and returns null for unknown addresses', async () => {
@@ -28,7 +32,11 @@ describe('staticResolver', () => {
   });
 
   it('passes disabled entries through, and can turn sub-addressing off', async () => {
-    expect(await resolve('off@fwd.test', context)).toEqual({ destinations: [], disabled: 'reject', reason: 'gone' });
+    expect(await resolve('off@fwd.test', context)).toEqual({
+      destinations: [],
+      disabled: 'reject',
+      reason: 'gone',
+    });
     const strict = staticResolver({ 'a@fwd.test': 'x@dest.test' }, { separator: '' });
     expect(await strict('a+tag@fwd.test', context)).toBeNull();
   });

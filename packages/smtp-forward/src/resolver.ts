@@ -24,7 +24,10 @@ export interface ResolverContext {
 }
 
 /** The resolver port: null means unknown (rejected at RCPT with 550 5.1.1). */
-export type Resolver = (address: string, context: ResolverContext) => Promise<ResolvedRecipient | null>;
+export type Resolver = (
+  address: string,
+  context: ResolverContext,
+) => Promise<ResolvedRecipient | null>;
 
 /** A static map value: one destination, several, or a full ResolvedRecipient. */
 export type StaticEntry = string | readonly string[] | ResolvedRecipient;
@@ -51,10 +54,14 @@ function addTag(destination: string, tag: string, separator: string): string {
  * A resolver over a fixed map: exact aliases (case-insensitive), `*@domain` catch-alls,
  * and `alias+tag@domain` sub-addressing that keeps the tag on each destination.
  */
-export function staticResolver(map: Readonly<Record<string, StaticEntry>>, options: StaticResolverOptions = {}): Resolver {
+export function staticResolver(
+  map: Readonly<Record<string, StaticEntry>>,
+  options: StaticResolverOptions = {},
+): Resolver {
   const separator = options.separator ?? '+';
   const table = new Map<string, ResolvedRecipient>();
-  for (const [alias, entry] of Object.entries(map)) table.set(alias.toLowerCase(), normalise(entry));
+  for (const [alias, entry] of Object.entries(map))
+    table.set(alias.toLowerCase(), normalise(entry));
   return (address) => {
     const parsed = parseAddress(address);
     if (parsed === null) return Promise.resolve(null);
@@ -67,7 +74,10 @@ export function staticResolver(map: Readonly<Record<string, StaticEntry>>, optio
         const base = table.get(`${local.slice(0, cut)}@${parsed.domain}`);
         const tag = parsed.local.slice(cut + separator.length);
         if (base !== undefined) {
-          return Promise.resolve({ ...base, destinations: base.destinations.map((d) => addTag(d, tag, separator)) });
+          return Promise.resolve({
+            ...base,
+            destinations: base.destinations.map((d) => addTag(d, tag, separator)),
+          });
         }
       }
     }

@@ -59,7 +59,11 @@ export function isDkimSelection(dkim: DkimSigning): dkim is DkimSelection {
  * Returns the key (with its signing domain) for one message, or null to leave it unsigned.
  * A key returned by `select` without a `domain` signs for `context.domain`.
  */
-export async function chooseDkimKey(dkim: DkimSigning, context: DkimSelectContext, forwarderDomain: string): Promise<DkimKey | null> {
+export async function chooseDkimKey(
+  dkim: DkimSigning,
+  context: DkimSelectContext,
+  forwarderDomain: string,
+): Promise<DkimKey | null> {
   if (!isDkimSelection(dkim)) return { ...dkim, domain: dkim.domain ?? forwarderDomain };
   const wanted = context.domain.toLowerCase();
   const listed = dkim.keys?.find((key) => key.domain.toLowerCase() === wanted);
@@ -68,7 +72,8 @@ export async function chooseDkimKey(dkim: DkimSigning, context: DkimSelectContex
     const selected = await dkim.select(context);
     if (selected !== null) return { ...selected, domain: selected.domain ?? wanted };
   }
-  if (dkim.fallback !== undefined) return { ...dkim.fallback, domain: dkim.fallback.domain ?? forwarderDomain };
+  if (dkim.fallback !== undefined)
+    return { ...dkim.fallback, domain: dkim.fallback.domain ?? forwarderDomain };
   return null;
 }
 
@@ -106,7 +111,10 @@ function algorithmOf(options: DkimOptions): 'rsa-sha256' | 'ed25519-sha256' {
   if (options.algorithm !== undefined) return options.algorithm;
   let algorithm = detected.get(options.privateKey);
   if (algorithm === undefined) {
-    algorithm = createPrivateKey(options.privateKey).asymmetricKeyType === 'ed25519' ? 'ed25519-sha256' : 'rsa-sha256';
+    algorithm =
+      createPrivateKey(options.privateKey).asymmetricKeyType === 'ed25519'
+        ? 'ed25519-sha256'
+        : 'rsa-sha256';
     if (detected.size > 100) detected.clear();
     detected.set(options.privateKey, algorithm);
   }
@@ -149,7 +157,13 @@ export function arcSeal(
     parseHeaders(header),
     bodyHash,
     { instance: verdict.instance, cv: verdict.cv, authResults: verdict.authResults },
-    { domain: options.domain, selector: options.selector, privateKey: options.privateKey, algorithm: algorithmOf(options), timestamp: now.getTime() },
+    {
+      domain: options.domain,
+      selector: options.selector,
+      privateKey: options.privateKey,
+      algorithm: algorithmOf(options),
+      timestamp: now.getTime(),
+    },
   );
   return Buffer.from(fields, 'latin1');
 }
@@ -158,7 +172,12 @@ export function arcSeal(
  * Returns the DKIM-Signature line to prepend. Signed here rather than with mailauth, whose signer
  * parses the PEM key for every message (about 1 ms with RSA); mailauth verifies it in the tests.
  */
-export function dkimSignature(header: Buffer, bodyHash: string, options: DkimOptions & { domain: string }, now: Date): string {
+export function dkimSignature(
+  header: Buffer,
+  bodyHash: string,
+  options: DkimOptions & { domain: string },
+  now: Date,
+): string {
   return dkimSignFields(parseHeaders(header), bodyHash, {
     domain: options.domain,
     selector: options.selector,

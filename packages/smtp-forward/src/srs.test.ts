@@ -29,7 +29,9 @@ describe('Srs', () => {
 
   it('accepts a hash in any letter case (MTAs may fold the local part)', () => {
     const srs = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(0) });
-    expect(srs.reverse(srs.forward('bob@origin.test').toUpperCase().replace('@FWD.TEST', '@fwd.test'))).toBe('BOB@origin.test');
+    expect(
+      srs.reverse(srs.forward('bob@origin.test').toUpperCase().replace('@FWD.TEST', '@fwd.test')),
+    ).toBe('BOB@origin.test');
   });
 
   it('keeps senders already in our domain', () => {
@@ -39,7 +41,11 @@ describe('Srs', () => {
 
   it('refuses forged hashes and addresses signed with an unknown secret', () => {
     const srs = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(0) });
-    const other = new Srs({ secrets: ['another-secret-0123456789'], domain: 'fwd.test', clock: manual(0) });
+    const other = new Srs({
+      secrets: ['another-secret-0123456789'],
+      domain: 'fwd.test',
+      clock: manual(0),
+    });
     const address = other.forward('a@origin.test');
     expect(codeOf(() => srs.reverse(address))).toBe('SRS_FORGED');
     const tampered = srs.forward('a@origin.test').replace('=a@', '=b@');
@@ -58,14 +64,22 @@ describe('Srs', () => {
 
   it('rotates keys: signs with the newest secret, accepts any configured', () => {
     const old = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(0) });
-    const rotated = new Srs({ secrets: ['second-secret-0123456789', secret], domain: 'fwd.test', clock: manual(0) });
+    const rotated = new Srs({
+      secrets: ['second-secret-0123456789', secret],
+      domain: 'fwd.test',
+      clock: manual(0),
+    });
     const issued = old.forward('a@origin.test');
     expect(rotated.reverse(issued)).toBe('a@origin.test');
     expect(codeOf(() => old.reverse(rotated.forward('a@origin.test')))).toBe('SRS_FORGED');
   });
 
   it('rewrites another forwarder SRS0 as SRS1 and reverses it to the hop', () => {
-    const hop = new Srs({ secrets: ['hop-secret-0123456789abc'], domain: 'hop1.test', clock: manual(0) });
+    const hop = new Srs({
+      secrets: ['hop-secret-0123456789abc'],
+      domain: 'hop1.test',
+      clock: manual(0),
+    });
     const us = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(0) });
     const srs0 = hop.forward('a@origin.test');
     const srs1 = us.forward(srs0);
@@ -73,11 +87,17 @@ describe('Srs', () => {
     expect(us.reverse(srs1)).toBe(srs0);
     expect(hop.reverse(us.reverse(srs1))).toBe('a@origin.test');
     // A third hop keeps the first hop, so the address does not grow.
-    const third = new Srs({ secrets: ['third-secret-0123456789ab'], domain: 'hop3.test', clock: manual(0) });
+    const third = new Srs({
+      secrets: ['third-secret-0123456789ab'],
+      domain: 'hop3.test',
+      clock: manual(0),
+    });
     const again = third.forward(srs1);
     expect(again).toMatch(/^SRS1=[a-z2-7]{8}=hop1\.test==/);
     expect(third.reverse(again)).toBe(srs0);
-    expect(codeOf(() => us.reverse(srs1.replace(/^SRS1=[a-z2-7]{8}/, 'SRS1=aaaaaaaa')))).toBe('SRS_FORGED');
+    expect(codeOf(() => us.reverse(srs1.replace(/^SRS1=[a-z2-7]{8}/, 'SRS1=aaaaaaaa')))).toBe(
+      'SRS_FORGED',
+    );
   });
 
   it('refuses malformed input and weak options', () => {
@@ -87,8 +107,12 @@ describe('Srs', () => {
     expect(codeOf(() => srs.forward('not an address'))).toBe('SRS_INVALID');
     expect(codeOf(() => srs.forward('SRS1=bad@hop.test'))).toBe('SRS_INVALID');
     expect(codeOf(() => new Srs({ secrets: [], domain: 'fwd.test' }))).toBe('INVALID_OPTIONS');
-    expect(codeOf(() => new Srs({ secrets: ['short'], domain: 'fwd.test' }))).toBe('INVALID_OPTIONS');
-    expect(codeOf(() => new Srs({ secrets: [secret], domain: 'fwd.test', hashLength: 2 }))).toBe('INVALID_OPTIONS');
+    expect(codeOf(() => new Srs({ secrets: ['short'], domain: 'fwd.test' }))).toBe(
+      'INVALID_OPTIONS',
+    );
+    expect(codeOf(() => new Srs({ secrets: [secret], domain: 'fwd.test', hashLength: 2 }))).toBe(
+      'INVALID_OPTIONS',
+    );
     expect(Srs.isSrs('SRS0=a=b=c=d')).toBe(true);
     expect(Srs.isSrs('srs1+x')).toBe(true);
     expect(Srs.isSrs('alice')).toBe(false);
@@ -96,17 +120,36 @@ describe('Srs', () => {
 
   it('interoperates with postsrsd: same addresses, both directions (vectors made by postsrsd 1.10)', () => {
     // Produced on 2026-11-24 by `postsrsd -s<file> -dfwd.test` with the secret below (Debian 1.10-2).
-    const srs = new Srs({ secrets: ['interop-secret-0123456789'], domain: 'fwd.test', scheme: 'postsrsd', clock: manual(Date.UTC(2026, 10, 24, 12)) });
+    const srs = new Srs({
+      secrets: ['interop-secret-0123456789'],
+      domain: 'fwd.test',
+      scheme: 'postsrsd',
+      clock: manual(Date.UTC(2026, 10, 24, 12)),
+    });
     expect(srs.forward('alice@origin.test')).toBe('SRS0=VivB=JN=origin.test=alice@fwd.test');
-    expect(srs.forward('SRS0=abcd=xy=first.test=bob@hop.test')).toBe('SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test');
-    expect(srs.forward('SRS1=zzzz=first.test==abcd=xy=orig.test=u@hop2.test')).toBe('SRS1=Frij=first.test==abcd=xy=orig.test=u@fwd.test');
+    expect(srs.forward('SRS0=abcd=xy=first.test=bob@hop.test')).toBe(
+      'SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test',
+    );
+    expect(srs.forward('SRS1=zzzz=first.test==abcd=xy=orig.test=u@hop2.test')).toBe(
+      'SRS1=Frij=first.test==abcd=xy=orig.test=u@fwd.test',
+    );
     // Addresses postsrsd wrote are accepted by ours (the domain's case differs, the hash does not).
-    expect(srs.reverse('SRS0=73Hw=JN=Example.ORG=Bob.Smith+tag@fwd.test')).toBe('Bob.Smith+tag@example.org');
-    expect(srs.reverse('SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test')).toBe('SRS0=abcd=xy=first.test=bob@hop.test');
+    expect(srs.reverse('SRS0=73Hw=JN=Example.ORG=Bob.Smith+tag@fwd.test')).toBe(
+      'Bob.Smith+tag@example.org',
+    );
+    expect(srs.reverse('SRS1=0tC4=hop.test==abcd=xy=first.test=bob@fwd.test')).toBe(
+      'SRS0=abcd=xy=first.test=bob@hop.test',
+    );
     expect(codeOf(() => srs.reverse('SRS0=VivC=JN=origin.test=alice@fwd.test'))).toBe('SRS_FORGED');
     // The two schemes never accept each other's hashes.
-    const native = new Srs({ secrets: ['interop-secret-0123456789'], domain: 'fwd.test', clock: manual(Date.UTC(2026, 10, 24, 12)) });
-    expect(codeOf(() => native.reverse('SRS0=VivB=JN=origin.test=alice@fwd.test'))).toBe('SRS_FORGED');
+    const native = new Srs({
+      secrets: ['interop-secret-0123456789'],
+      domain: 'fwd.test',
+      clock: manual(Date.UTC(2026, 10, 24, 12)),
+    });
+    expect(codeOf(() => native.reverse('SRS0=VivB=JN=origin.test=alice@fwd.test'))).toBe(
+      'SRS_FORGED',
+    );
   });
 
   it('round-trips any valid sender (property)', () => {
@@ -114,7 +157,9 @@ describe('Srs', () => {
     fc.assert(
       fc.property(fc.stringMatching(/^[a-z0-9._+-]{1,40}$/), fc.domain(), (local, domain) => {
         const sender = `${local}@${domain}`;
-        expect(srs.reverse(srs.forward(sender))).toBe(sender.toLowerCase() === sender ? sender : `${local}@${domain.toLowerCase()}`);
+        expect(srs.reverse(srs.forward(sender))).toBe(
+          sender.toLowerCase() === sender ? sender : `${local}@${domain.toLowerCase()}`,
+        );
       }),
     );
   });

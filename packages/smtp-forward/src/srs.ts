@@ -63,12 +63,18 @@ export class Srs {
       throw new SmtpForwardError('INVALID_OPTIONS', 'srs.secrets needs at least one secret');
     }
     if (options.secrets.some((secret) => secret.length < 16)) {
-      throw new SmtpForwardError('INVALID_OPTIONS', 'every srs secret must be at least 16 characters');
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        'every srs secret must be at least 16 characters',
+      );
     }
     this.#scheme = options.scheme ?? 'postern';
     const hashLength = options.hashLength ?? (this.#scheme === 'postsrsd' ? 4 : 8);
     if (!Number.isInteger(hashLength) || hashLength < 4 || hashLength > 32) {
-      throw new SmtpForwardError('INVALID_OPTIONS', 'srs.hashLength must be an integer from 4 to 32');
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        'srs.hashLength must be an integer from 4 to 32',
+      );
     }
     this.#secrets = [...options.secrets];
     this.#domain = options.domain.toLowerCase();
@@ -97,7 +103,8 @@ export class Srs {
       // SRS1=HHH=hop1==... keeps the first hop so the chain never grows.
       return this.#srs1(srs1[1]!, srs1[2]!);
     }
-    if (/^srs1[=+-]/i.test(local)) throw new SmtpForwardError('SRS_INVALID', 'malformed SRS1 sender');
+    if (/^srs1[=+-]/i.test(local))
+      throw new SmtpForwardError('SRS_INVALID', 'malformed SRS1 sender');
     const timestamp = this.#timestamp(this.#clock.now());
     const hash = this.#hash(this.#secrets[0]!, [timestamp, domain, local]);
     return `SRS0=${hash}=${timestamp}=${domain}=${local}@${this.#domain}`;
@@ -115,17 +122,25 @@ export class Srs {
     const local = parsed.local;
     const srs0 = /^srs0[=+-]([^=]+)=([^=]{2})=([^=]+)=(.+)$/i.exec(local);
     if (srs0 !== null) {
-      const [, hash, timestamp, domain, user] = srs0 as unknown as [string, string, string, string, string];
+      const [, hash, timestamp, domain, user] = srs0 as unknown as [
+        string,
+        string,
+        string,
+        string,
+        string,
+      ];
       if (!this.#verify(hash, [timestamp, domain, user])) {
         throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
       }
-      if (!this.#fresh(timestamp)) throw new SmtpForwardError('SRS_EXPIRED', 'SRS address has expired');
+      if (!this.#fresh(timestamp))
+        throw new SmtpForwardError('SRS_EXPIRED', 'SRS address has expired');
       return `${user}@${domain.toLowerCase()}`;
     }
     const srs1 = /^srs1[=+-]([^=]+)=([^=]+)==(.+)$/i.exec(local);
     if (srs1 !== null) {
       const [, hash, firstHop, rest] = srs1 as unknown as [string, string, string, string];
-      if (!this.#verify(hash, [firstHop, `=${rest}`])) throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
+      if (!this.#verify(hash, [firstHop, `=${rest}`]))
+        throw new SmtpForwardError('SRS_FORGED', 'SRS hash does not match');
       return `SRS0=${rest}@${firstHop}`;
     }
     throw new SmtpForwardError('SRS_INVALID', 'malformed SRS address');

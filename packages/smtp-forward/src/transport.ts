@@ -54,7 +54,11 @@ export function mxMatches(host: string, patterns: readonly string[]): boolean {
     const p = pattern.toLowerCase().replace(/\.$/, '');
     if (p.startsWith('*.')) {
       const suffix = p.slice(1);
-      return name.endsWith(suffix) && !name.slice(0, -suffix.length).includes('.') && name.length > suffix.length;
+      return (
+        name.endsWith(suffix) &&
+        !name.slice(0, -suffix.length).includes('.') &&
+        name.length > suffix.length
+      );
     }
     return name === p;
   });
@@ -162,7 +166,11 @@ export class Transport {
    * Delivers to every recipient. `open` must return the whole message (a Buffer, or a fresh stream each time),
    * because a failed attempt is retried at the next hop.
    */
-  async deliver(mailFrom: string, recipients: readonly string[], open: () => Readable | Buffer): Promise<DeliveryResult> {
+  async deliver(
+    mailFrom: string,
+    recipients: readonly string[],
+    open: () => Readable | Buffer,
+  ): Promise<DeliveryResult> {
     const results = new Map<string, DestinationResult>();
     let attempts = 0;
     const groups = new Map<string, string[]>();
@@ -180,7 +188,12 @@ export class Transport {
         hops = domain === '' ? this.#relayHops() : await this.#mxHops(domain);
       } catch (error) {
         for (const recipient of group) {
-          results.set(recipient, { recipient, ok: false, temporary: true, response: `MX selection failed: ${(error as SendError).code ?? 'error'}` });
+          results.set(recipient, {
+            recipient,
+            ok: false,
+            temporary: true,
+            response: `MX selection failed: ${(error as SendError).code ?? 'error'}`,
+          });
         }
         continue;
       }
@@ -191,19 +204,35 @@ export class Transport {
         const pending = remaining;
         const streams: Readable[] = [];
         try {
-          const info: SendInfo = await this.#policy.execute(() => this.#send(hop, mailFrom, pending, open, streams));
-          const rejected = new Set((Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) => r.toLowerCase()));
+          const info: SendInfo = await this.#policy.execute(() =>
+            this.#send(hop, mailFrom, pending, open, streams),
+          );
+          const rejected = new Set(
+            (Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) =>
+              r.toLowerCase(),
+            ),
+          );
           for (const recipient of pending) {
-            if (!rejected.has(recipient.toLowerCase())) results.set(recipient, { recipient, ok: true, relay: hop.key });
+            if (!rejected.has(recipient.toLowerCase()))
+              results.set(recipient, { recipient, ok: true, relay: hop.key });
           }
           const errors = info.rejectedErrors ?? [];
           this.#recordRejections(results, pending, rejected, errors, hop.key);
           remaining = pending.filter((r) => rejected.has(r.toLowerCase()));
         } catch (error) {
           const failure = error as SendError;
-          this.#logger.warn({ relay: hop.key, code: failure.code, responseCode: failure.responseCode }, 'relay attempt failed');
+          this.#logger.warn(
+            { relay: hop.key, code: failure.code, responseCode: failure.responseCode },
+            'relay attempt failed',
+          );
           if (failure.rejected !== undefined && failure.rejectedErrors !== undefined) {
-            this.#recordRejections(results, pending, new Set(failure.rejected.map((r) => r.toLowerCase())), failure.rejectedErrors, hop.key);
+            this.#recordRejections(
+              results,
+              pending,
+              new Set(failure.rejected.map((r) => r.toLowerCase())),
+              failure.rejectedErrors,
+              hop.key,
+            );
           } else {
             const responseCode = failure.responseCode;
             // A failed TLS upgrade or a broken connection says nothing about the message: retry later.
@@ -225,7 +254,13 @@ export class Transport {
         }
       }
     }
-    return { results: recipients.map((r) => results.get(r) ?? { recipient: r, ok: false, temporary: true, response: 'not attempted' }), attempts };
+    return {
+      results: recipients.map(
+        (r) =>
+          results.get(r) ?? { recipient: r, ok: false, temporary: true, response: 'not attempted' },
+      ),
+      attempts,
+    };
   }
 
   /** Closes pooled connections. */
@@ -279,7 +314,9 @@ export class Transport {
           port,
           secure: relay.secure ?? false,
           requireTLS: relay.requireTls ?? false,
-          ...(relay.auth === undefined ? {} : { auth: { user: relay.auth.user, pass: relay.auth.pass } }),
+          ...(relay.auth === undefined
+            ? {}
+            : { auth: { user: relay.auth.user, pass: relay.auth.pass } }),
           ...(relay.tls === undefined ? {} : { tls: relay.tls }),
         },
       };
@@ -296,7 +333,9 @@ export class Transport {
     const policy = mx.mtaSts === undefined ? null : await mx.mtaSts(domain);
     const enforce = policy?.mode === 'enforce';
     const sorted = [...records].sort((a, b) => a.priority - b.priority);
-    const allowed = enforce ? sorted.filter((record) => mxMatches(record.exchange, policy.mx)) : sorted;
+    const allowed = enforce
+      ? sorted.filter((record) => mxMatches(record.exchange, policy.mx))
+      : sorted;
     if (allowed.length === 0) {
       throw Object.assign(new Error('no MX host matches the MTA-STS policy'), { code: 'EMTASTS' });
     }
@@ -304,8 +343,21 @@ export class Transport {
       key: `${record.exchange}:${port}${enforce ? ':sts' : ''}`,
       options: enforce
         ? // MTA-STS enforce: a valid certificate for the MX name, and never plaintext.
-          { ...this.#common(), host: record.exchange, port, secure: false, requireTLS: true, tls: { ...mx.tls, rejectUnauthorized: true, servername: record.exchange } }
-        : { ...this.#common(), host: record.exchange, port, secure: false, tls: mx.tls ?? { rejectUnauthorized: false } },
+          {
+            ...this.#common(),
+            host: record.exchange,
+            port,
+            secure: false,
+            requireTLS: true,
+            tls: { ...mx.tls, rejectUnauthorized: true, servername: record.exchange },
+          }
+        : {
+            ...this.#common(),
+            host: record.exchange,
+            port,
+            secure: false,
+            tls: mx.tls ?? { rejectUnauthorized: false },
+          },
     }));
   }
 
@@ -315,7 +367,13 @@ export class Transport {
    * pass the raw bytes through: that was about a tenth of the CPU of plain forwarding. The pool may
    * ask for the stream again when it retries on a fresh connection, so each call opens a new one.
    */
-  #send(hop: Hop, from: string, to: readonly string[], open: () => Readable | Buffer, streams: Readable[]): Promise<SendInfo> {
+  #send(
+    hop: Hop,
+    from: string,
+    to: readonly string[],
+    open: () => Readable | Buffer,
+    streams: Readable[],
+  ): Promise<SendInfo> {
     const transporter = (this.#pool(hop) as unknown as { transporter: RawTransporter }).transporter;
     const envelope = { from, to: [...to] };
     const mail: RawMail = {

@@ -26,7 +26,10 @@ const dns = testDns({
 const relays: TestRelay[] = [];
 const forwarders: SmtpForwarder[] = [];
 
-async function start(options: Partial<SmtpForwarderOptions>, withAuthentication = true): Promise<{ port: number; relay: TestRelay; forwarder: SmtpForwarder }> {
+async function start(
+  options: Partial<SmtpForwarderOptions>,
+  withAuthentication = true,
+): Promise<{ port: number; relay: TestRelay; forwarder: SmtpForwarder }> {
   const relay = await startRelay();
   relays.push(relay);
   const forwarder = new SmtpForwarder({
@@ -48,7 +51,14 @@ async function signedOriginal(from = 'Alice Sender <sender@origin.test>'): Promi
     signingDomain: 'origin.test',
     selector: 'orig',
     privateKey: origin.privateKey,
-    signatureData: [{ signingDomain: 'origin.test', selector: 'orig', privateKey: origin.privateKey, canonicalization: 'relaxed/relaxed' }],
+    signatureData: [
+      {
+        signingDomain: 'origin.test',
+        selector: 'orig',
+        privateKey: origin.privateKey,
+        canonicalization: 'relaxed/relaxed',
+      },
+    ],
   });
   return signatures + message;
 }
@@ -66,7 +76,14 @@ async function send(port: number, message: string, sender = 'sender@origin.test'
 
 async function asReceiver(relay: TestRelay) {
   const received = relay.messages.at(-1)!;
-  return authenticate(received.data, { ip: '127.0.0.1', helo: 'fwd.test', sender: received.from, mta: 'receiver.test', resolver: dns, disableBimi: true });
+  return authenticate(received.data, {
+    ip: '127.0.0.1',
+    helo: 'fwd.test',
+    sender: received.from,
+    mta: 'receiver.test',
+    resolver: dns,
+    disableBimi: true,
+  });
 }
 
 afterAll(async () => {
@@ -103,7 +120,13 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
   });
 
   it('keeps From for a p=none sender, and the original DKIM signature still verifies after forwarding', async () => {
-    expect(await send(rewritten.port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    expect(
+      await send(
+        rewritten.port,
+        await signedOriginal('Relaxed <someone@relaxed.test>'),
+        'someone@relaxed.test',
+      ),
+    ).toMatch(/^250/);
     const text = rewritten.relay.messages.at(-1)!.data.toString();
     expect(text).toContain('From: Relaxed <someone@relaxed.test>');
     expect(text).not.toContain('X-Original-From');
@@ -131,7 +154,13 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     });
     forwarders.push(first);
     const { port } = await first.listen({ port: 0, host: '127.0.0.1' });
-    expect(await send(port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    expect(
+      await send(
+        port,
+        await signedOriginal('Relaxed <someone@relaxed.test>'),
+        'someone@relaxed.test',
+      ),
+    ).toMatch(/^250/);
     const text = second.relay.messages.at(-1)!.data.toString();
     expect(text).toMatch(/^ARC-Seal: i=2; .*cv=pass/m);
     expect(text).toMatch(/^ARC-Seal: i=1; .*cv=none/m);
@@ -141,13 +170,24 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
   });
 
   it('signs with Ed25519 and always rewrites when asked', async () => {
-    const ed = await start({ dkim: { selector: 'ed', privateKey: forwardEd.privateKey }, fromRewrite: 'always' });
-    expect(await send(ed.port, await signedOriginal('Relaxed <someone@relaxed.test>'), 'someone@relaxed.test')).toMatch(/^250/);
+    const ed = await start({
+      dkim: { selector: 'ed', privateKey: forwardEd.privateKey },
+      fromRewrite: 'always',
+    });
+    expect(
+      await send(
+        ed.port,
+        await signedOriginal('Relaxed <someone@relaxed.test>'),
+        'someone@relaxed.test',
+      ),
+    ).toMatch(/^250/);
     const text = ed.relay.messages.at(-1)!.data.toString();
     expect(text).toMatch(/a=ed25519-sha256/);
     expect(text).toContain('<alice@fwd.test>');
     const verdict = await asReceiver(ed.relay);
-    expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe('pass');
+    expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe(
+      'pass',
+    );
     expect(verdict.dmarc && verdict.dmarc.status.result).toBe('pass');
   });
 
@@ -160,17 +200,30 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
 
   it('looks up the DMARC policy itself when inbound authentication is off', async () => {
     const plain = await start({ dnsResolver: dns, fromRewrite: 'dmarc-strict' }, false);
-    expect(await send(plain.port, 'From: "Bob" <bob@sub.origin.test>\r\nSubject: x\r\n\r\nbody\r\n')).toMatch(/^250/);
-    expect(plain.relay.messages.at(-1)!.data.toString()).toContain('From: "Bob via alice" <alice@fwd.test>');
+    expect(
+      await send(plain.port, 'From: "Bob" <bob@sub.origin.test>\r\nSubject: x\r\n\r\nbody\r\n'),
+    ).toMatch(/^250/);
+    expect(plain.relay.messages.at(-1)!.data.toString()).toContain(
+      'From: "Bob via alice" <alice@fwd.test>',
+    );
   });
 
   it('answers 451 when inbound checks outlive their timeout (a DNS that never answers)', async () => {
-    const hanging = await start({ authentication: { dnsResolver: () => new Promise<never>(() => undefined), timeoutMs: 50 } });
+    const hanging = await start({
+      authentication: { dnsResolver: () => new Promise<never>(() => undefined), timeoutMs: 50 },
+    });
     expect(await send(hanging.port, await signedOriginal())).toMatch(/^451 4\.4\.3/);
     expect(hanging.relay.messages).toHaveLength(0);
   });
 
   it('refuses an ARC key without inbound authentication', () => {
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), arc: { selector: 'a', privateKey: arcKey.privateKey } })).toThrow(/arc needs authentication/);
+    expect(
+      () =>
+        new SmtpForwarder({
+          domain: 'fwd.test',
+          resolver: staticResolver({}),
+          arc: { selector: 'a', privateKey: arcKey.privateKey },
+        }),
+    ).toThrow(/arc needs authentication/);
   });
 });

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authenticate } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalDeliveryQueue, SmtpForwarder, SmtpForwardError, staticResolver } from '../src/index.js';
+import {
+  LocalDeliveryQueue,
+  SmtpForwarder,
+  SmtpForwardError,
+  staticResolver,
+} from '../src/index.js';
 import type { DkimSelectContext } from '../src/index.js';
 import { dkimKey, testDns } from './dns.js';
 import { RawClient, startRelay } from './helpers.js';
@@ -29,14 +34,20 @@ beforeAll(async () => {
   relay = await startRelay();
   forwarder = new SmtpForwarder({
     domain: 'fwd.test',
-    resolver: staticResolver({ 'alice@one.test': 'alice@dest.test', 'bob@two.test': 'bob@dest.test', 'carol@three.test': 'carol@dest.test' }),
+    resolver: staticResolver({
+      'alice@one.test': 'alice@dest.test',
+      'bob@two.test': 'bob@dest.test',
+      'carol@three.test': 'carol@dest.test',
+    }),
     transport: { relays: [{ host: '127.0.0.1', port: relay.port }] },
     srs: { secrets: ['per-domain-secret-0123456789'] },
     dkim: {
       keys: [{ domain: 'one.test', selector: 'k1', privateKey: one.privateKey }],
       select: (context) => {
         asked.push(context);
-        return Promise.resolve(context.domain === 'two.test' ? { selector: 'k2', privateKey: two.privateKey } : null);
+        return Promise.resolve(
+          context.domain === 'two.test' ? { selector: 'k2', privateKey: two.privateKey } : null,
+        );
       },
       fallback: { selector: 'shared', privateKey: shared.privateKey },
     },
@@ -56,14 +67,23 @@ async function send(to: string): Promise<string> {
   await client.send('MAIL FROM:<sender@origin.test>\r\n');
   await client.send(`RCPT TO:<${to}>\r\n`);
   await client.send('DATA\r\n');
-  const reply = await client.send(`From: Sender <sender@origin.test>\r\nTo: ${to}\r\nSubject: per-domain DKIM\r\nMessage-ID: <${to}@origin.test>\r\n\r\nHello.\r\n.\r\n`);
+  const reply = await client.send(
+    `From: Sender <sender@origin.test>\r\nTo: ${to}\r\nSubject: per-domain DKIM\r\nMessage-ID: <${to}@origin.test>\r\n\r\nHello.\r\n.\r\n`,
+  );
   client.close();
   return reply;
 }
 
 async function verify(): Promise<Awaited<ReturnType<typeof authenticate>>> {
   const received = relay.messages.at(-1)!;
-  return authenticate(received.data, { ip: '127.0.0.1', helo: 'fwd.test', sender: received.from, mta: 'receiver.test', resolver: dns, disableBimi: true });
+  return authenticate(received.data, {
+    ip: '127.0.0.1',
+    helo: 'fwd.test',
+    sender: received.from,
+    mta: 'receiver.test',
+    resolver: dns,
+    disableBimi: true,
+  });
 }
 
 describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
@@ -81,14 +101,18 @@ describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
     expect(text).toContain('<bob@two.test>');
     expect(text).toMatch(/a=ed25519-sha256/);
     const verdict = await verify();
-    expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([['two.test', 'pass']]);
+    expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([
+      ['two.test', 'pass'],
+    ]);
     expect(asked.at(-1)).toMatchObject({ domain: 'two.test', aliases: ['bob@two.test'] });
   });
 
   it('signs with the fallback key of the forwarding domain when the alias domain has no key', async () => {
     expect(await send('carol@three.test')).toMatch(/^250/);
     const verdict = await verify();
-    expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([['fwd.test', 'pass']]);
+    expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([
+      ['fwd.test', 'pass'],
+    ]);
   });
 
   it('answers 451 and relays nothing when select fails', async () => {
@@ -116,7 +140,9 @@ describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
   });
 
   it('signs the DSN of a bounce with the forwarding domain key, which mailauth verifies', async () => {
-    const refusing = await startRelay({ rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined) });
+    const refusing = await startRelay({
+      rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined),
+    });
     const dir = mkdtempSync(join(tmpdir(), 'postern-dsn-dkim-'));
     const queue = new LocalDeliveryQueue();
     const bouncing = new SmtpForwarder({
@@ -143,8 +169,17 @@ describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
       await queue.onIdle();
       const dsn = refusing.messages.find((m) => m.to.includes('sender@origin.test'));
       expect(dsn?.from).toBe('');
-      const verdict = await authenticate(dsn!.data, { ip: '127.0.0.1', helo: 'fwd.test', sender: '', mta: 'receiver.test', resolver: dns, disableBimi: true });
-      expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([['fwd.test', 'pass']]);
+      const verdict = await authenticate(dsn!.data, {
+        ip: '127.0.0.1',
+        helo: 'fwd.test',
+        sender: '',
+        mta: 'receiver.test',
+        resolver: dns,
+        disableBimi: true,
+      });
+      expect(verdict.dkim.results.map((r) => [r.signingDomain, r.status.result])).toEqual([
+        ['fwd.test', 'pass'],
+      ]);
     } finally {
       queue.close();
       await bouncing.close({ timeoutMs: 200 });
@@ -154,6 +189,8 @@ describe('DKIM per alias domain, verified by mailauth as the receiver', () => {
   });
 
   it('refuses a dkim option with no key, no keys, no select and no fallback', () => {
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), dkim: {} })).toThrow(SmtpForwardError);
+    expect(
+      () => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), dkim: {} }),
+    ).toThrow(SmtpForwardError);
   });
 });

@@ -22,7 +22,10 @@ async function deadRelay(): Promise<number> {
   return dead.port;
 }
 
-async function forwarder(relayPorts: number[], extra: Partial<ConstructorParameters<typeof SmtpForwarder>[0]> = {}): Promise<{ forwarder: SmtpForwarder; port: number }> {
+async function forwarder(
+  relayPorts: number[],
+  extra: Partial<ConstructorParameters<typeof SmtpForwarder>[0]> = {},
+): Promise<{ forwarder: SmtpForwarder; port: number }> {
   const instance = new SmtpForwarder({
     domain: 'fwd.test',
     resolver: staticResolver({
@@ -33,7 +36,12 @@ async function forwarder(relayPorts: number[], extra: Partial<ConstructorParamet
       'void@fwd.test': { destinations: [], disabled: 'discard' },
       '*@catch.test': 'catch@dest.test',
     }),
-    transport: { relays: relayPorts.map((port) => ({ host: '127.0.0.1', port })), connectionTimeoutMs: 2000, greetingTimeoutMs: 2000, socketTimeoutMs: 5000 },
+    transport: {
+      relays: relayPorts.map((port) => ({ host: '127.0.0.1', port })),
+      connectionTimeoutMs: 2000,
+      greetingTimeoutMs: 2000,
+      socketTimeoutMs: 5000,
+    },
     srs: { secrets: [SECRET] },
     fromRewrite: 'never',
     ...extra,
@@ -44,7 +52,20 @@ async function forwarder(relayPorts: number[], extra: Partial<ConstructorParamet
 }
 
 function swaks(port: number, to: string, extra: string[] = []): ReturnType<typeof run> {
-  return run('/usr/bin/swaks', ['--server', '127.0.0.1', '--port', String(port), '--from', 'sender@origin.test', '--to', to, '--helo', 'client.test', '--hide-all', ...extra]);
+  return run('/usr/bin/swaks', [
+    '--server',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--from',
+    'sender@origin.test',
+    '--to',
+    to,
+    '--helo',
+    'client.test',
+    '--hide-all',
+    ...extra,
+  ]);
 }
 
 afterAll(async () => {
@@ -93,7 +114,9 @@ describe('SmtpForwarder with real SMTP peers', () => {
     expect(await client.send('DATA\r\n')).toMatch(/^503/);
     client.close();
     expect(sink.messages.length).toBe(before);
-    expect(rejected.filter((r) => r.stage === 'rcpt').map((r) => r.address)).toContain('v***@gmail.com');
+    expect(rejected.filter((r) => r.stage === 'rcpt').map((r) => r.address)).toContain(
+      'v***@gmail.com',
+    );
   });
 
   it('forwards catch-all and +tag aliases, keeping the tag', async () => {
@@ -109,7 +132,9 @@ describe('SmtpForwarder with real SMTP peers', () => {
     const client = await RawClient.open(port);
     await client.send('EHLO x.test\r\n');
     await client.send('MAIL FROM:<a@origin.test>\r\n');
-    expect(await client.send('RCPT TO:<off@fwd.test>\r\n')).toMatch(/^550 5\.2\.1 .*closed by owner/);
+    expect(await client.send('RCPT TO:<off@fwd.test>\r\n')).toMatch(
+      /^550 5\.2\.1 .*closed by owner/,
+    );
     expect(await client.send('RCPT TO:<later@fwd.test>\r\n')).toMatch(/^450 4\.2\.1/);
     expect(await client.send('RCPT TO:<void@fwd.test>\r\n')).toMatch(/^250/);
     expect(await client.send('DATA\r\n')).toMatch(/^354/);
@@ -135,7 +160,9 @@ describe('SmtpForwarder with real SMTP peers', () => {
     const client = await RawClient.open(port);
     await client.send('EHLO x.test\r\n');
     await client.send('MAIL FROM:<>\r\n');
-    expect(await client.send(`RCPT TO:<${forged}>\r\n`)).toMatch(/^550 5\.1\.1 Invalid SRS address \(SRS_FORGED\)/);
+    expect(await client.send(`RCPT TO:<${forged}>\r\n`)).toMatch(
+      /^550 5\.1\.1 Invalid SRS address \(SRS_FORGED\)/,
+    );
     client.close();
   });
 
@@ -146,7 +173,8 @@ describe('SmtpForwarder with real SMTP peers', () => {
     await client.send('MAIL FROM:<a@origin.test>\r\n');
     await client.send('RCPT TO:<alice@fwd.test>\r\n');
     await client.send('DATA\r\n');
-    const smuggled = 'Subject: one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@origin.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\nSubject: two\r\n\r\nsecond\r\n.\r\n';
+    const smuggled =
+      'Subject: one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@origin.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\nSubject: two\r\n\r\nsecond\r\n.\r\n';
     expect(await client.send(smuggled)).toMatch(/^250/);
     client.close();
     expect(sink.messages.length).toBe(before + 1);
@@ -192,7 +220,9 @@ describe('SmtpForwarder with real SMTP peers', () => {
     await client.send('MAIL FROM:<a@origin.test>\r\n');
     await client.send('RCPT TO:<alice@fwd.test>\r\n');
     await client.send('DATA\r\n');
-    expect(await client.send('Delivered-To: alice@fwd.test\r\nSubject: loop\r\n\r\nx\r\n.\r\n')).toMatch(/^554 5\.4\.6/);
+    expect(
+      await client.send('Delivered-To: alice@fwd.test\r\nSubject: loop\r\n\r\nx\r\n.\r\n'),
+    ).toMatch(/^554 5\.4\.6/);
     await client.send('MAIL FROM:<a@origin.test>\r\n');
     await client.send('RCPT TO:<alice@fwd.test>\r\n');
     await client.send('DATA\r\n');
@@ -212,7 +242,20 @@ describe('SmtpForwarder with real SMTP peers', () => {
 
   it('accepts a burst from Postfix smtp-source and forwards every message', async () => {
     const before = instance.stats().forwarded;
-    const result = await run('/usr/sbin/smtp-source', ['-c', '-m', '40', '-s', '4', '-l', '2048', '-f', 'load@origin.test', '-t', 'alice@fwd.test', `127.0.0.1:${port}`]);
+    const result = await run('/usr/sbin/smtp-source', [
+      '-c',
+      '-m',
+      '40',
+      '-s',
+      '4',
+      '-l',
+      '2048',
+      '-f',
+      'load@origin.test',
+      '-t',
+      'alice@fwd.test',
+      `127.0.0.1:${port}`,
+    ]);
     expect(result.code).toBe(0);
     expect(instance.stats().forwarded - before).toBe(40);
   });
@@ -259,7 +302,9 @@ describe('relay failover', () => {
   });
 
   it('retries only the refused destinations at the next relay', async () => {
-    const partial = await relay({ rcpt: (address) => (address.startsWith('bob') ? 451 : undefined) });
+    const partial = await relay({
+      rcpt: (address) => (address.startsWith('bob') ? 451 : undefined),
+    });
     const good = await relay();
     const { port } = await forwarder([partial.port, good.port]);
     expect((await swaks(port, 'team@fwd.test')).code).toBe(0);
@@ -272,7 +317,9 @@ describe('protocol extensions and peers', () => {
   it('relays to Postfix smtp-sink', async () => {
     const port = await freePort();
     const user = process.getuid?.() === 0 ? ['-u', 'nobody'] : [];
-    const sink = spawn('/usr/sbin/smtp-sink', [...user, `127.0.0.1:${port}`, '64'], { stdio: 'ignore' });
+    const sink = spawn('/usr/sbin/smtp-sink', [...user, `127.0.0.1:${port}`, '64'], {
+      stdio: 'ignore',
+    });
     try {
       const { forwarder: instance, port: listening } = await forwarder([port]);
       let result = await swaks(listening, 'alice@fwd.test');
@@ -296,7 +343,10 @@ describe('protocol extensions and peers', () => {
     expect(ehlo).toMatch(/PIPELINING/);
     expect(ehlo).toMatch(/8BITMIME/);
     expect(ehlo).toMatch(/SMTPUTF8/);
-    const utf8 = Buffer.from('MAIL FROM:<jürgen@origin.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\n', 'utf8');
+    const utf8 = Buffer.from(
+      'MAIL FROM:<jürgen@origin.test> BODY=8BITMIME SMTPUTF8\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\n',
+      'utf8',
+    );
     client.write(utf8);
     expect(await client.reply()).toMatch(/^250/);
     expect(await client.reply()).toMatch(/^250/);
@@ -311,7 +361,9 @@ describe('protocol extensions and peers', () => {
 
   it('closes a DATA transfer that outlives dataTimeoutMs with 421', async () => {
     const sink = await relay();
-    const { forwarder: instance, port } = await forwarder([sink.port], { limits: { dataTimeoutMs: 100 } });
+    const { forwarder: instance, port } = await forwarder([sink.port], {
+      limits: { dataTimeoutMs: 100 },
+    });
     const rejected: RejectedEvent[] = [];
     instance.onRejected((event) => rejected.push(event));
     const client = await RawClient.open(port);

@@ -45,17 +45,30 @@ async function waitFor(condition: () => boolean): Promise<void> {
 
 describe('bad input through real sockets', () => {
   it('survives random, oversized, NUL-laden and truncated sessions, and leaks no connection', async () => {
-    const prefix = fc.constantFrom('', 'EHLO x\r\n', 'EHLO x\r\nMAIL FROM:<a@o.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\n');
+    const prefix = fc.constantFrom(
+      '',
+      'EHLO x\r\n',
+      'EHLO x\r\nMAIL FROM:<a@o.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\n',
+    );
     await fc.assert(
-      fc.asyncProperty(prefix, fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 4 }), async (head, chunks) => {
-        await blast([Buffer.from(head), ...chunks.map((c) => Buffer.from(c))]);
-      }),
+      fc.asyncProperty(
+        prefix,
+        fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 4 }),
+        async (head, chunks) => {
+          await blast([Buffer.from(head), ...chunks.map((c) => Buffer.from(c))]);
+        },
+      ),
       { numRuns: 120 },
     );
     await blast([Buffer.from(`EHLO ${'x'.repeat(100_000)}\r\n`)]);
-    await blast([Buffer.from('EHLO x\r\nMAIL FROM:<a@o.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\nSubject: cut\r\n\r\nhalf a mess')]);
+    await blast([
+      Buffer.from(
+        'EHLO x\r\nMAIL FROM:<a@o.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\nSubject: cut\r\n\r\nhalf a mess',
+      ),
+    ]);
     // Thousands of sessions opened and abandoned.
-    for (let batch = 0; batch < 10; batch += 1) await Promise.all(Array.from({ length: 100 }, () => blast([])));
+    for (let batch = 0; batch < 10; batch += 1)
+      await Promise.all(Array.from({ length: 100 }, () => blast([])));
     await waitFor(() => forwarder.stats().activeConnections === 0);
     expect(forwarder.stats().activeConnections).toBe(0);
     // Still serving, and what it accepts is delivered.
@@ -76,7 +89,8 @@ describe('bad input through real sockets', () => {
     expect(await client.send('EHLO x\r\n')).toMatch(/^250/);
     expect(await client.send('\u0000\u0000\u0000\r\n')).toMatch(/^5/);
     let last = '';
-    for (let i = 0; i < 12 && !last.startsWith('421') && last !== 'closed'; i += 1) last = await client.send(`BOGUS${i}\r\n`);
+    for (let i = 0; i < 12 && !last.startsWith('421') && last !== 'closed'; i += 1)
+      last = await client.send(`BOGUS${i}\r\n`);
     expect(last).toMatch(/^421|closed/);
     client.close();
   });

@@ -26,7 +26,8 @@ export async function startRelay(
   } = {},
 ): Promise<TestRelay> {
   const messages: Received[] = [];
-  const fail = (code: number): Error => Object.assign(new Error(`test relay says ${code}`), { responseCode: code });
+  const fail = (code: number): Error =>
+    Object.assign(new Error(`test relay says ${code}`), { responseCode: code });
   const server = new SMTPServer({
     disabledCommands: ['AUTH', 'STARTTLS'],
     authOptional: true,
@@ -93,12 +94,21 @@ export async function freePort(): Promise<number> {
 }
 
 /** Runs a program and returns its exit code and output. */
-export function run(file: string, args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+export function run(
+  file: string,
+  args: string[],
+  timeoutMs = 30_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 

@@ -20,7 +20,10 @@ afterAll(async () => {
 });
 
 /** A relay that keeps only a running SHA-256 of each body it receives (everything after the header block). */
-async function hashingRelay(): Promise<{ port: number; bodies: { sha256: string; bytes: number }[] }> {
+async function hashingRelay(): Promise<{
+  port: number;
+  bodies: { sha256: string; bytes: number }[];
+}> {
   const bodies: { sha256: string; bytes: number }[] = [];
   const server = new SMTPServer({
     disabledCommands: ['AUTH', 'STARTTLS'],
@@ -69,7 +72,8 @@ function generatedBody(bytes: number, hash: ReturnType<typeof createHash>): Read
         return;
       }
       const lines: string[] = [];
-      for (let i = 0; i < 800; i += 1) lines.push(`${(line++).toString(36).padStart(8, '0')} ${'y'.repeat(67)}\r\n`);
+      for (let i = 0; i < 800; i += 1)
+        lines.push(`${(line++).toString(36).padStart(8, '0')} ${'y'.repeat(67)}\r\n`);
       const chunk = Buffer.from(lines.join(''), 'latin1');
       produced += chunk.length;
       hash.update(chunk);
@@ -121,7 +125,9 @@ describe('a large message', () => {
         envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
         raw: Readable.from(
           (async function* () {
-            yield Buffer.from('From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: large\r\n\r\n');
+            yield Buffer.from(
+              'From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: large\r\n\r\n',
+            );
             yield* body;
           })(),
         ),

@@ -5,7 +5,13 @@ import type { PeerCertificate } from 'node:tls';
 import nodemailer from 'nodemailer';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
-import type { Logger, MtaStsLookup, Policy, RateLimiter, SmtpForwarderOptions } from '../src/index.js';
+import type {
+  Logger,
+  MtaStsLookup,
+  Policy,
+  RateLimiter,
+  SmtpForwarderOptions,
+} from '../src/index.js';
 import { RawClient, run, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
@@ -20,11 +26,18 @@ async function relay(): Promise<TestRelay> {
   return started;
 }
 
-async function start(options: Partial<SmtpForwarderOptions>, relayPort?: number): Promise<{ forwarder: SmtpForwarder; port: number }> {
+async function start(
+  options: Partial<SmtpForwarderOptions>,
+  relayPort?: number,
+): Promise<{ forwarder: SmtpForwarder; port: number }> {
   const forwarder = new SmtpForwarder({
     domain: 'fwd.test',
     resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
-    transport: { relays: [{ host: '127.0.0.1', port: relayPort ?? 9 }], connectionTimeoutMs: 1000, greetingTimeoutMs: 1000 },
+    transport: {
+      relays: [{ host: '127.0.0.1', port: relayPort ?? 9 }],
+      connectionTimeoutMs: 1000,
+      greetingTimeoutMs: 1000,
+    },
     fromRewrite: 'never',
     ...options,
   });
@@ -51,7 +64,11 @@ describe('limits and ports', () => {
     const limiter: RateLimiter = {
       consume: (key) => {
         keys.push(key);
-        return Promise.resolve(key === 'sender:spammer@origin.test' || keys.filter((k) => k.startsWith('ip:')).length > 2 ? { allowed: false, retryAfterMs: 30_000 } : { allowed: true, retryAfterMs: 0 });
+        return Promise.resolve(
+          key === 'sender:spammer@origin.test' || keys.filter((k) => k.startsWith('ip:')).length > 2
+            ? { allowed: false, retryAfterMs: 30_000 }
+            : { allowed: true, retryAfterMs: 0 },
+        );
       },
     };
     const { forwarder, port } = await start({ rateLimiter: limiter });
@@ -84,13 +101,18 @@ describe('limits and ports', () => {
 
   it('answers 451 when the resolver fails or returns an unusable destination', async () => {
     const { port } = await start({
-      resolver: (address) => (address.startsWith('boom') ? Promise.reject(new Error('db down')) : Promise.resolve({ destinations: ['not an address'] })),
+      resolver: (address) =>
+        address.startsWith('boom')
+          ? Promise.reject(new Error('db down'))
+          : Promise.resolve({ destinations: ['not an address'] }),
     });
     const client = await RawClient.open(port);
     await client.send('EHLO x.test\r\n');
     await client.send('MAIL FROM:<a@origin.test>\r\n');
     expect(await client.send('RCPT TO:<boom@fwd.test>\r\n')).toMatch(/^451 4\.3\.0/);
-    expect(await client.send('RCPT TO:<bad@fwd.test>\r\n')).toMatch(/^451 4\.3\.0 Alias misconfigured/);
+    expect(await client.send('RCPT TO:<bad@fwd.test>\r\n')).toMatch(
+      /^451 4\.3\.0 Alias misconfigured/,
+    );
     expect(await client.send('RCPT TO:<a b@fwd.test>\r\n')).toMatch(/^5/);
     client.close();
   });
@@ -143,7 +165,15 @@ describe('limits and ports', () => {
   it('enforces MTA-STS: only listed MX hosts, and never plaintext', async () => {
     const sink = await relay();
     const mxTo = (mtaSts: MtaStsLookup) =>
-      start({ transport: { mx: { port: sink.port, resolveMx: () => Promise.resolve([{ exchange: '127.0.0.1', priority: 10 }]), mtaSts } } });
+      start({
+        transport: {
+          mx: {
+            port: sink.port,
+            resolveMx: () => Promise.resolve([{ exchange: '127.0.0.1', priority: 10 }]),
+            mtaSts,
+          },
+        },
+      });
     const send = async (port: number): Promise<string> => {
       const client = await RawClient.open(port);
       await transaction(client);
@@ -164,7 +194,13 @@ describe('limits and ports', () => {
   });
 
   it('answers 451 when the MX lookup fails', async () => {
-    const { port } = await start({ transport: { mx: { resolveMx: () => Promise.reject(Object.assign(new Error('x'), { code: 'ESERVFAIL' })) } } });
+    const { port } = await start({
+      transport: {
+        mx: {
+          resolveMx: () => Promise.reject(Object.assign(new Error('x'), { code: 'ESERVFAIL' })),
+        },
+      },
+    });
     const client = await RawClient.open(port);
     await transaction(client);
     await client.send('DATA\r\n');
@@ -189,7 +225,23 @@ describe('limits and ports', () => {
     const make = async (name: string): Promise<{ key: string; cert: string }> => {
       const key = join(dir, `${name}.key`);
       const cert = join(dir, `${name}.crt`);
-      const result = await run('/usr/bin/openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert]);
+      const result = await run('/usr/bin/openssl', [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${name}`,
+        '-keyout',
+        key,
+        '-out',
+        cert,
+      ]);
       expect(result.code).toBe(0);
       return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
     };
@@ -212,7 +264,10 @@ describe('limits and ports', () => {
           },
         },
       });
-      await client.sendMail({ envelope: { from: 's@origin.test', to: ['alice@fwd.test'] }, raw: 'Subject: tls\r\n\r\nsecret\r\n' });
+      await client.sendMail({
+        envelope: { from: 's@origin.test', to: ['alice@fwd.test'] },
+        raw: 'Subject: tls\r\n\r\nsecret\r\n',
+      });
       client.close();
     };
     await send(first.cert);
@@ -246,14 +301,28 @@ describe('limits and ports', () => {
     const record = (object: object | string, message?: string): void => {
       lines.push(JSON.stringify(object) + (message ?? ''));
     };
-    const logger: Logger = { debug: record, info: record, warn: record, error: record, child: () => logger };
-    const broken: RateLimiter = { consume: (key) => (key.startsWith('ip:') ? Promise.reject(new Error('redis at 10.0.0.7:6379 is down')) : Promise.resolve({ allowed: true, retryAfterMs: 0 })) };
+    const logger: Logger = {
+      debug: record,
+      info: record,
+      warn: record,
+      error: record,
+      child: () => logger,
+    };
+    const broken: RateLimiter = {
+      consume: (key) =>
+        key.startsWith('ip:')
+          ? Promise.reject(new Error('redis at 10.0.0.7:6379 is down'))
+          : Promise.resolve({ allowed: true, retryAfterMs: 0 }),
+    };
     const { port } = await start({ rateLimiter: broken, logger });
     const refused = await RawClient.open(port);
     expect(refused.greeting).toMatch(/^421 4\.3\.0 Temporary local problem/);
     expect(refused.greeting).not.toContain('redis');
     refused.close();
-    const { port: other } = await start({ logger, resolver: () => Promise.reject(new Error('db down')) });
+    const { port: other } = await start({
+      logger,
+      resolver: () => Promise.reject(new Error('db down')),
+    });
     const client = await RawClient.open(other);
     await client.send('EHLO x.test\r\n');
     await client.send('MAIL FROM:<secret.person@origin.test>\r\n');
@@ -266,10 +335,32 @@ describe('limits and ports', () => {
   });
 
   it('refuses invalid options with INVALID_OPTIONS', () => {
-    expect(() => new SmtpForwarder({ domain: 'not a domain', resolver: staticResolver({}) })).toThrow(/domain/);
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: 'x' as never })).toThrow(/resolver/);
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), limits: { maxRecipients: 0 } })).toThrow(/maxRecipients/);
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}), transport: { relays: [] } })).toThrow(/relays or mx/);
-    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}) }).reverseSrs('x@fwd.test')).toThrow(/SRS is not configured/);
+    expect(
+      () => new SmtpForwarder({ domain: 'not a domain', resolver: staticResolver({}) }),
+    ).toThrow(/domain/);
+    expect(() => new SmtpForwarder({ domain: 'fwd.test', resolver: 'x' as never })).toThrow(
+      /resolver/,
+    );
+    expect(
+      () =>
+        new SmtpForwarder({
+          domain: 'fwd.test',
+          resolver: staticResolver({}),
+          limits: { maxRecipients: 0 },
+        }),
+    ).toThrow(/maxRecipients/);
+    expect(
+      () =>
+        new SmtpForwarder({
+          domain: 'fwd.test',
+          resolver: staticResolver({}),
+          transport: { relays: [] },
+        }),
+    ).toThrow(/relays or mx/);
+    expect(() =>
+      new SmtpForwarder({ domain: 'fwd.test', resolver: staticResolver({}) }).reverseSrs(
+        'x@fwd.test',
+      ),
+    ).toThrow(/SRS is not configured/);
   });
 });

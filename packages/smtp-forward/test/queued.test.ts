@@ -26,7 +26,11 @@ async function relay(behaviour?: Parameters<typeof startRelay>[0]): Promise<Test
   return started;
 }
 
-async function sendOne(port: number, subject: string, sender = 'sender@origin.test'): Promise<string> {
+async function sendOne(
+  port: number,
+  subject: string,
+  sender = 'sender@origin.test',
+): Promise<string> {
   const client = await RawClient.open(port);
   await client.send('EHLO mx.origin.test\r\n');
   await client.send(`MAIL FROM:<${sender}>\r\n`);
@@ -45,7 +49,11 @@ function queued(relayPort: number, queue: DeliveryQueue, dir: string): SmtpForwa
   const forwarder = new SmtpForwarder({
     domain: 'fwd.test',
     resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
-    transport: { relays: [{ host: '127.0.0.1', port: relayPort }], connectionTimeoutMs: 1000, greetingTimeoutMs: 1000 },
+    transport: {
+      relays: [{ host: '127.0.0.1', port: relayPort }],
+      connectionTimeoutMs: 1000,
+      greetingTimeoutMs: 1000,
+    },
     delivery: { mode: 'queued', queue, spoolDir: dir },
     srs: { secrets: ['queued-secret-0123456789'] },
     fromRewrite: 'never',
@@ -73,7 +81,9 @@ describe('queued delivery', () => {
   });
 
   it('bounces a permanent failure to the original sender with a DSN that hides the destination', async () => {
-    const refusing = await relay({ rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined) });
+    const refusing = await relay({
+      rcpt: (address) => (address === 'alice@dest.test' ? 550 : undefined),
+    });
     const dir = spoolDir();
     const queue = new LocalDeliveryQueue();
     cleanups.push(() => queue.close());
@@ -96,7 +106,9 @@ describe('queued delivery', () => {
   });
 
   it('bounces after the final attempt when the failure stays temporary, and never bounces a bounce', async () => {
-    const deferring = await relay({ rcpt: (address) => (address === 'alice@dest.test' ? 451 : undefined) });
+    const deferring = await relay({
+      rcpt: (address) => (address === 'alice@dest.test' ? 451 : undefined),
+    });
     const dir = spoolDir();
     const queue = new LocalDeliveryQueue({ maxAttempts: 2, backoffMs: () => 1 });
     cleanups.push(() => queue.close());
@@ -114,7 +126,11 @@ describe('queued delivery', () => {
   it('answers 451 and keeps no spool file when the queue refuses the job', async () => {
     const sink = await relay();
     const dir = spoolDir();
-    const forwarder = queued(sink.port, { add: () => Promise.reject(new Error('queue down')) }, dir);
+    const forwarder = queued(
+      sink.port,
+      { add: () => Promise.reject(new Error('queue down')) },
+      dir,
+    );
     const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
     expect(await sendOne(port, 'no-queue')).toMatch(/^451 4\.3\.0/);
     expect(readdirSync(dir)).toEqual([]);
@@ -135,12 +151,18 @@ describe('queued delivery', () => {
         }
       }
     });
-    const startChild = async (relayPort: number): Promise<{ child: ChildProcess; port: number }> => {
+    const startChild = async (
+      relayPort: number,
+    ): Promise<{ child: ChildProcess; port: number }> => {
       // node itself (not the tsx CLI, which forks a grandchild that SIGKILL would not reach).
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'fixtures/queued-forwarder.ts')], {
-        env: { ...process.env, RELAY_PORT: String(relayPort), SPOOL_DIR: dir },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'fixtures/queued-forwarder.ts')],
+        {
+          env: { ...process.env, RELAY_PORT: String(relayPort), SPOOL_DIR: dir },
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       children.push(child);
       const line = await new Promise<string>((resolve, reject) => {
         let buffer = '';
@@ -163,7 +185,8 @@ describe('queued delivery', () => {
     await new Promise((resolve) => first.child.once('exit', resolve));
     const sink = await relay();
     await startChild(sink.port);
-    const delivered = (): Set<string> => new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.data.toString())?.[1] ?? ''));
+    const delivered = (): Set<string> =>
+      new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.data.toString())?.[1] ?? ''));
     await waitFor(() => acknowledged.every((subject) => delivered().has(subject)));
     expect(acknowledged.filter((subject) => !delivered().has(subject))).toEqual([]);
   }, 60_000);

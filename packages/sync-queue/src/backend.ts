@@ -142,7 +142,13 @@ export interface QueueBackend {
     keep?: CompletedRetention,
   ): Promise<CompleteResult>;
   /** Records a failed run: retry after `retryInMs` (the key stays owned) or, when null, dead-letter it. */
-  fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult>;
+  fail(
+    queue: string,
+    id: string,
+    token: string,
+    error: string,
+    retryInMs: number | null,
+  ): Promise<FailResult>;
   /** Returns a leased job to waiting without counting the run (used by a graceful close). */
   release(queue: string, id: string, token: string): Promise<FencedResult>;
   stats(queue: string): Promise<QueueStats>;

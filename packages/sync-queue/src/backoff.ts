@@ -37,7 +37,11 @@ export function resolveRetry(options: RetryOptions = {}): ResolvedRetryOptions {
 }
 
 /** Delay before the retry that follows failed run number `attempt` (1-based), in ms. */
-export function backoffDelay(options: ResolvedRetryOptions, attempt: number, random: () => number): number {
+export function backoffDelay(
+  options: ResolvedRetryOptions,
+  attempt: number,
+  random: () => number,
+): number {
   const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1);
   const capped = Math.min(options.maxDelayMs, exponential);
   if (!options.jitter) return Math.round(capped);

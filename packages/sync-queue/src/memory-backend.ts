@@ -76,7 +76,10 @@ class ReadyHeap {
       const left = 2 * index + 1;
       if (left >= items.length) break;
       const right = left + 1;
-      const child = right < items.length && before(items[right] as ReadyEntry, items[left] as ReadyEntry) ? right : left;
+      const child =
+        right < items.length && before(items[right] as ReadyEntry, items[left] as ReadyEntry)
+          ? right
+          : left;
       const below = items[child] as ReadyEntry;
       if (!before(below, last)) break;
       items[index] = below;
@@ -154,7 +157,10 @@ export class MemoryBackend implements QueueBackend {
     for (const job of jobs) {
       if (job.key !== null) {
         const pendingId = state.pending.get(job.key);
-        const pendingJob = pendingId === undefined || !this.#unfinished(state, pendingId) ? undefined : state.jobs.get(pendingId);
+        const pendingJob =
+          pendingId === undefined || !this.#unfinished(state, pendingId)
+            ? undefined
+            : state.jobs.get(pendingId);
         if (pendingJob !== undefined) {
           pendingJob.payload = job.payload;
           pendingJob.maxAttempts = job.maxAttempts;
@@ -225,7 +231,8 @@ export class MemoryBackend implements QueueBackend {
     const pendingId = state.pending.get(job.key);
     if (pendingId !== undefined && state.blocked.delete(pendingId)) {
       const pendingJob = state.jobs.get(pendingId);
-      if (pendingJob !== undefined) this.#setReady(state, pendingId, Math.max(now, pendingJob.runAt));
+      if (pendingJob !== undefined)
+        this.#setReady(state, pendingId, Math.max(now, pendingJob.runAt));
     }
   }
 
@@ -295,7 +302,13 @@ export class MemoryBackend implements QueueBackend {
   #fenced(state: QueueState, id: string, token: string, now: number): StoredJob | undefined {
     const job = state.jobs.get(id);
     const deadline = state.active.get(id);
-    if (job === undefined || deadline === undefined || token === '' || job.token !== token || deadline <= now) {
+    if (
+      job === undefined ||
+      deadline === undefined ||
+      token === '' ||
+      job.token !== token ||
+      deadline <= now
+    ) {
       return undefined;
     }
     return job;
@@ -351,7 +364,13 @@ export class MemoryBackend implements QueueBackend {
     }
   }
 
-  fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult> {
+  fail(
+    queue: string,
+    id: string,
+    token: string,
+    error: string,
+    retryInMs: number | null,
+  ): Promise<FailResult> {
     const state = this.#state(queue);
     const now = this.#clock.now();
     const job = this.#fenced(state, id, token, now);

@@ -134,7 +134,11 @@ export class RedisBackend implements QueueBackend {
       const command = commandName(name, lua);
       this.#redis.defineCommand(command, { numberOfKeys: 8, lua });
       const caller = (this.#redis as unknown as Record<string, ScriptCaller>)[command];
-      if (caller === undefined) throw new SyncQueueError('INVALID_OPTIONS', 'redis.defineCommand did not register a command.');
+      if (caller === undefined)
+        throw new SyncQueueError(
+          'INVALID_OPTIONS',
+          'redis.defineCommand did not register a command.',
+        );
       this.#commands.set(name, caller.bind(this.#redis));
     }
   }
@@ -225,8 +229,19 @@ export class RedisBackend implements QueueBackend {
     };
   }
 
-  async fail(queue: string, id: string, token: string, error: string, retryInMs: number | null): Promise<FailResult> {
-    const reply = await this.#call(queue, 'fail', [id, token, error, retryInMs === null ? '' : retryInMs]);
+  async fail(
+    queue: string,
+    id: string,
+    token: string,
+    error: string,
+    retryInMs: number | null,
+  ): Promise<FailResult> {
+    const reply = await this.#call(queue, 'fail', [
+      id,
+      token,
+      error,
+      retryInMs === null ? '' : retryInMs,
+    ]);
     return FAIL_RESULTS[Number(reply)] ?? 'stale';
   }
 
@@ -235,7 +250,9 @@ export class RedisBackend implements QueueBackend {
   }
 
   async stats(queue: string): Promise<QueueStats> {
-    const [ready, delayed, blocked, active, dead, completed] = asArray(await this.#call(queue, 'stats', [])).map(Number);
+    const [ready, delayed, blocked, active, dead, completed] = asArray(
+      await this.#call(queue, 'stats', []),
+    ).map(Number);
     return {
       waiting: (ready ?? 0) + (blocked ?? 0),
       delayed: delayed ?? 0,

@@ -33,17 +33,35 @@ describe('SyncQueue', () => {
     const completed: string[] = [];
     queue.onCompleted(({ job }) => completed.push(job.id));
     const { id } = await queue.add({ to: 'a@example.com' }, { key: 'alias:1' });
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 1,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
     const worker = queue.process((job) => {
       seen.push(job);
     });
     workers.push(worker);
     await until(() => completed.length === 1);
     expect(seen).toHaveLength(1);
-    expect(seen[0]).toMatchObject({ id, key: 'alias:1', payload: { to: 'a@example.com' }, attempt: 1, maxAttempts: 5 });
+    expect(seen[0]).toMatchObject({
+      id,
+      key: 'alias:1',
+      payload: { to: 'a@example.com' },
+      attempt: 1,
+      maxAttempts: 5,
+    });
     expect(completed).toEqual([id]);
     expect(worker.lastClaimAt).not.toBeNull();
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
   });
 
   it('keeps the latest completed jobs when asked, and lists them newest first with parsed payloads', async () => {
@@ -60,9 +78,19 @@ describe('SyncQueue', () => {
       [{ n: 3 }, 'k3', 1],
       [{ n: 2 }, 'k2', 1],
     ]);
-    expect((await queue.completed.list({ offset: 1, limit: 1 })).map((job) => job.payload)).toEqual([{ n: 2 }]);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 2 });
-    await expect(queue.completed.list({ limit: 0 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    expect((await queue.completed.list({ offset: 1, limit: 1 })).map((job) => job.payload)).toEqual(
+      [{ n: 2 }],
+    );
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 2,
+    });
+    await expect(queue.completed.list({ limit: 0 })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
   });
 
   it('keeps no completed job by default or with count 0, and rejects invalid keepCompleted options', async () => {
@@ -76,17 +104,25 @@ describe('SyncQueue', () => {
       expect(await queue.completed.list()).toEqual([]);
       expect((await queue.stats()).completed).toBe(0);
     }
-    for (const keepCompleted of [{ count: -1 }, { count: 1.5 }, { count: 1_000_001 }, { ageMs: 0 }, 'all']) {
-      expect(() => new SyncQueue({ name: 'bad-keep', keepCompleted: keepCompleted as { count?: number } })).toThrow(
-        expect.objectContaining({ code: 'INVALID_OPTIONS' }),
-      );
+    for (const keepCompleted of [
+      { count: -1 },
+      { count: 1.5 },
+      { count: 1_000_001 },
+      { ageMs: 0 },
+      'all',
+    ]) {
+      expect(
+        () =>
+          new SyncQueue({ name: 'bad-keep', keepCompleted: keepCompleted as { count?: number } }),
+      ).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
     }
   });
 
   it('coalesces waiting jobs of one key: ten changes, one run with the latest payload', async () => {
     const queue = new SyncQueue<number>({ name: 'coalesce' });
     const results = [];
-    for (let version = 1; version <= 10; version += 1) results.push(await queue.add(version, { key: 'doc:7' }));
+    for (let version = 1; version <= 10; version += 1)
+      results.push(await queue.add(version, { key: 'doc:7' }));
     expect(new Set(results.map((result) => result.id)).size).toBe(1);
     expect(results.filter((result) => result.coalesced)).toHaveLength(9);
     const runs: number[] = [];
@@ -124,7 +160,10 @@ describe('SyncQueue', () => {
   });
 
   it('retries with exponential backoff and succeeds', async () => {
-    const queue = new SyncQueue<string>({ name: 'retry', retry: { initialDelayMs: 1_000, factor: 2, jitter: false } });
+    const queue = new SyncQueue<string>({
+      name: 'retry',
+      retry: { initialDelayMs: 1_000, factor: 2, jitter: false },
+    });
     const failures: (number | null)[] = [];
     queue.onFailed(({ retryInMs }) => failures.push(retryInMs));
     const attempts: number[] = [];
@@ -172,15 +211,25 @@ describe('SyncQueue', () => {
     await until(() => dead.length === 1);
     expect(calls).toBe(1);
     const [letter] = await queue.deadLetters.list();
-    expect(letter).toMatchObject({ id, payload: { n: 1 }, attempts: 1, lastError: 'PermanentError: mailbox does not exist' });
+    expect(letter).toMatchObject({
+      id,
+      payload: { n: 1 },
+      attempts: 1,
+      lastError: 'PermanentError: mailbox does not exist',
+    });
     expect(await queue.deadLetters.retry(id)).toBe(id);
     await until(() => calls === 2);
-    await expect(queue.deadLetters.retry('missing')).rejects.toMatchObject({ code: 'JOB_NOT_FOUND' });
+    await expect(queue.deadLetters.retry('missing')).rejects.toMatchObject({
+      code: 'JOB_NOT_FOUND',
+    });
     expect(await queue.deadLetters.purge()).toBe(0);
   });
 
   it('dead-letters after maxAttempts with the last error, including non-Error throws', async () => {
-    const queue = new SyncQueue<string>({ name: 'exhaust', retry: { maxAttempts: 3, initialDelayMs: 10 } });
+    const queue = new SyncQueue<string>({
+      name: 'exhaust',
+      retry: { maxAttempts: 3, initialDelayMs: 10 },
+    });
     const thrown: unknown[] = ['a string', { reason: 'object' }, 42];
     let dead = false;
     queue.onDead(() => (dead = true));
@@ -194,7 +243,13 @@ describe('SyncQueue', () => {
     const [letter] = await queue.deadLetters.list();
     expect(letter?.attempts).toBe(3);
     expect(letter?.lastError).toBe('Error: Non-error thrown: 42');
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 1,
+      completed: 0,
+    });
     expect(await queue.deadLetters.purge()).toBe(1);
   });
 
@@ -263,12 +318,22 @@ describe('SyncQueue', () => {
     await until(() => lost.length === 1);
     expect(lost).toEqual([1]);
     expect(completed).toEqual([2]);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
   });
 
   it('aborts the signal of a run whose lease renewal is refused', async () => {
     const clock = new ManualClock();
-    const queue = new SyncQueue<string>({ name: 'lost', backend: new MemoryBackend({ clock }), leaseMs: 1_000 });
+    const queue = new SyncQueue<string>({
+      name: 'lost',
+      backend: new MemoryBackend({ clock }),
+      leaseMs: 1_000,
+    });
     let reason: unknown;
     const lost: string[] = [];
     queue.onLeaseLost(({ job }) => lost.push(job.id));
@@ -292,7 +357,9 @@ describe('SyncQueue', () => {
   it('fails a handler that runs past timeoutMs and aborts its signal', async () => {
     const queue = new SyncQueue<string>({ name: 'timeout', retry: { maxAttempts: 1 } });
     const errors: string[] = [];
-    queue.onFailed(({ error }) => errors.push(SyncQueueError.isInstance(error) ? error.code : error.message));
+    queue.onFailed(({ error }) =>
+      errors.push(SyncQueueError.isInstance(error) ? error.code : error.message),
+    );
     let aborted = false;
     workers.push(
       queue.process(
@@ -330,10 +397,22 @@ describe('SyncQueue', () => {
     await closing;
     expect(worker.closed).toBe(true);
     expect(signalAborted).toBe(true);
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 1,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
     settle();
     await vi.advanceTimersByTimeAsync(100);
-    expect(await queue.stats()).toEqual({ waiting: 1, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 1,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
     const attempts: number[] = [];
     const next = queue.process((job) => void attempts.push(job.attempt));
     workers.push(next);
@@ -346,7 +425,13 @@ describe('SyncQueue', () => {
     const worker = queue.process(
       (job) =>
         new Promise((resolve, reject) =>
-          setTimeout(() => (job.payload === 'bad' ? reject(new Error('failed while closing')) : resolve(undefined)), 200),
+          setTimeout(
+            () =>
+              job.payload === 'bad'
+                ? reject(new Error('failed while closing'))
+                : resolve(undefined),
+            200,
+          ),
         ),
       { concurrency: 2 },
     );
@@ -355,7 +440,13 @@ describe('SyncQueue', () => {
     const closing = queue.close({ timeoutMs: 5_000 });
     await vi.advanceTimersByTimeAsync(300);
     await closing;
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 1, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 1,
+      completed: 0,
+    });
     await expect(queue.add('late')).rejects.toMatchObject({ code: 'QUEUE_CLOSED' });
     expect(() => queue.process(() => undefined)).toThrow(SyncQueueError);
   });
@@ -373,7 +464,8 @@ describe('SyncQueue', () => {
         return inner.claim(queue, count, leaseMs);
       },
       extend: (queue, id, token, leaseMs) => inner.extend(queue, id, token, leaseMs),
-      complete: (queue, runs, fetch, leaseMs, keep) => inner.complete(queue, runs, fetch, leaseMs, keep),
+      complete: (queue, runs, fetch, leaseMs, keep) =>
+        inner.complete(queue, runs, fetch, leaseMs, keep),
       fail: (queue, id, token, error, retryInMs) => inner.fail(queue, id, token, error, retryInMs),
       release: (queue, id, token) => inner.release(queue, id, token),
       stats: (queue) => inner.stats(queue),
@@ -421,7 +513,13 @@ describe('SyncQueue', () => {
     await queue.add('b');
     await vi.advanceTimersByTimeAsync(500);
     expect(received).toEqual(['a']);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
   });
 });
 
@@ -452,32 +550,46 @@ describe('bad input', () => {
     const queue = new SyncQueue<unknown>({ name: 'ok' });
     const shared = { a: 1 };
     const bare = Object.assign(Object.create(null) as object, { b: 2 });
-    await expect(queue.add({ x: shared, y: shared, bare })).resolves.toMatchObject({ coalesced: false });
+    await expect(queue.add({ x: shared, y: shared, bare })).resolves.toMatchObject({
+      coalesced: false,
+    });
   });
 
   it('rejects payloads over maxPayloadBytes', async () => {
     const queue = new SyncQueue<string>({ name: 'big', maxPayloadBytes: 100 });
     await expect(queue.add('x'.repeat(200))).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
     const defaults = new SyncQueue<string>({ name: 'big-default' });
-    await expect(defaults.add('x'.repeat(512 * 1024))).rejects.toMatchObject({ code: 'PAYLOAD_TOO_LARGE' });
+    await expect(defaults.add('x'.repeat(512 * 1024))).rejects.toMatchObject({
+      code: 'PAYLOAD_TOO_LARGE',
+    });
   });
 
   it('rejects empty, non-string and over-long keys', async () => {
     const queue = new SyncQueue<string>({ name: 'keys', maxKeyBytes: 8 });
     await expect(queue.add('x', { key: '' })).rejects.toMatchObject({ code: 'INVALID_KEY' });
-    await expect(queue.add('x', { key: 42 as unknown as string })).rejects.toMatchObject({ code: 'INVALID_KEY' });
+    await expect(queue.add('x', { key: 42 as unknown as string })).rejects.toMatchObject({
+      code: 'INVALID_KEY',
+    });
     await expect(queue.add('x', { key: 'ééééé' })).rejects.toMatchObject({ code: 'INVALID_KEY' });
   });
 
   it('validates every item of addBulk before storing any', async () => {
     const queue = new SyncQueue<string>({ name: 'bulk' });
-    await expect(queue.addBulk([{ payload: 'a' }, { payload: 'b', delayMs: -1 }])).rejects.toMatchObject({
+    await expect(
+      queue.addBulk([{ payload: 'a' }, { payload: 'b', delayMs: -1 }]),
+    ).rejects.toMatchObject({
       code: 'INVALID_OPTIONS',
     });
     expect((await queue.stats()).waiting).toBe(0);
     expect(await queue.addBulk([])).toEqual([]);
-    await expect(queue.addBulk('nope' as unknown as [])).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
-    const added = await queue.addBulk([{ payload: 'a' }, { payload: 'b', key: 'k' }, { payload: 'c', key: 'k' }]);
+    await expect(queue.addBulk('nope' as unknown as [])).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
+    const added = await queue.addBulk([
+      { payload: 'a' },
+      { payload: 'b', key: 'k' },
+      { payload: 'c', key: 'k' },
+    ]);
     expect(added.map((result) => result.coalesced)).toEqual([false, false, true]);
   });
 
@@ -490,19 +602,29 @@ describe('bad input', () => {
     const queue = new SyncQueue({ name: 'q' });
     expect(() => queue.process(() => undefined, { concurrency: 0 })).toThrow(/concurrency/);
     expect(() => queue.process('nope' as unknown as () => void)).toThrow(/handler/);
-    return expect(queue.add('x', { attempts: 1.5 })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+    return expect(queue.add('x', { attempts: 1.5 })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
   });
 });
 
 describe('errors and backoff', () => {
   it('recognises errors from another copy of the package by marker', () => {
-    const foreign = Object.assign(new Error('x'), { code: 'LEASE_LOST', [Symbol.for('postern.error')]: '@postern/sync-queue' });
+    const foreign = Object.assign(new Error('x'), {
+      code: 'LEASE_LOST',
+      [Symbol.for('postern.error')]: '@postern/sync-queue',
+    });
     expect(SyncQueueError.isInstance(foreign)).toBe(true);
     expect(SyncQueueError.isInstance(new Error('x'))).toBe(false);
     expect(SyncQueueError.isInstance(null)).toBe(false);
     expect(PermanentError.isInstance(new PermanentError('no'))).toBe(true);
     expect(PermanentError.isInstance(new SyncQueueError('LEASE_LOST', 'x'))).toBe(false);
-    const withCause = new SyncQueueError('JOB_NOT_FOUND', 'x', { cause: new Error('inner'), jobId: '1', attempts: 2, retryAfterMs: 5 });
+    const withCause = new SyncQueueError('JOB_NOT_FOUND', 'x', {
+      cause: new Error('inner'),
+      jobId: '1',
+      attempts: 2,
+      retryAfterMs: 5,
+    });
     expect(withCause).toMatchObject({ jobId: '1', attempts: 2, retryAfterMs: 5 });
     expect((withCause.cause as Error).message).toBe('inner');
   });
@@ -516,8 +638,15 @@ describe('errors and backoff', () => {
   });
 
   it('grows delays exponentially up to the cap, with jitter between half and all of the delay', () => {
-    const options = resolveRetry({ initialDelayMs: 100, factor: 3, maxDelayMs: 1_000, jitter: false });
-    expect([1, 2, 3, 4].map((attempt) => backoffDelay(options, attempt, () => 0))).toEqual([100, 300, 900, 1_000]);
+    const options = resolveRetry({
+      initialDelayMs: 100,
+      factor: 3,
+      maxDelayMs: 1_000,
+      jitter: false,
+    });
+    expect([1, 2, 3, 4].map((attempt) => backoffDelay(options, attempt, () => 0))).toEqual([
+      100, 300, 900, 1_000,
+    ]);
     const jittered = resolveRetry({ initialDelayMs: 100, factor: 2 });
     expect(backoffDelay(jittered, 2, () => 0)).toBe(100);
     expect(backoffDelay(jittered, 2, () => 0.999_999)).toBe(200);

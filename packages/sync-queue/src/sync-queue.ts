@@ -210,13 +210,19 @@ function parsePayload<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
-function resolveKeepCompleted(options: KeepCompletedOptions | undefined): CompletedRetention | undefined {
+function resolveKeepCompleted(
+  options: KeepCompletedOptions | undefined,
+): CompletedRetention | undefined {
   if (options === undefined) return undefined;
   if (typeof options !== 'object' || options === null) {
-    throw new SyncQueueError('INVALID_OPTIONS', 'keepCompleted must be an object { count?, ageMs? }.');
+    throw new SyncQueueError(
+      'INVALID_OPTIONS',
+      'keepCompleted must be an object { count?, ageMs? }.',
+    );
   }
   const count = checkInteger('keepCompleted.count', options.count ?? 1_000, 0, 1_000_000);
-  const ageMs = options.ageMs === undefined ? null : checkInteger('keepCompleted.ageMs', options.ageMs, 1);
+  const ageMs =
+    options.ageMs === undefined ? null : checkInteger('keepCompleted.ageMs', options.ageMs, 1);
   return count === 0 ? undefined : { count, ageMs };
 }
 
@@ -245,12 +251,22 @@ export class SyncQueue<T> {
       throw new SyncQueueError('INVALID_OPTIONS', 'name must be 1-200 characters without braces.');
     }
     const leaseMs = checkInteger('leaseMs', options.leaseMs ?? 30_000, 10);
-    this.#maxPayloadBytes = checkInteger('maxPayloadBytes', options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES, 2);
-    this.#maxKeyBytes = checkInteger('maxKeyBytes', options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES, 1);
+    this.#maxPayloadBytes = checkInteger(
+      'maxPayloadBytes',
+      options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      2,
+    );
+    this.#maxKeyBytes = checkInteger(
+      'maxKeyBytes',
+      options.maxKeyBytes ?? DEFAULT_MAX_KEY_BYTES,
+      1,
+    );
     this.name = options.name;
     this.#internals = {
       name: options.name,
-      backend: options.backend ?? new MemoryBackend(options.clock === undefined ? {} : { clock: options.clock }),
+      backend:
+        options.backend ??
+        new MemoryBackend(options.clock === undefined ? {} : { clock: options.clock }),
       retry: resolveRetry(options.retry),
       leaseMs,
       keepCompleted: resolveKeepCompleted(options.keepCompleted),
@@ -277,7 +293,8 @@ export class SyncQueue<T> {
       },
       retry: async (id: string) => {
         const runId = await backend.retryDead(name, id);
-        if (runId === null) throw new SyncQueueError('JOB_NOT_FOUND', `No dead letter with id ${id}.`, { jobId: id });
+        if (runId === null)
+          throw new SyncQueueError('JOB_NOT_FOUND', `No dead letter with id ${id}.`, { jobId: id });
         this.#notify();
         return runId;
       },
@@ -303,12 +320,18 @@ export class SyncQueue<T> {
   async addBulk(items: readonly BulkItem<T>[]): Promise<AddResult[]> {
     if (this.#closed) throw new SyncQueueError('QUEUE_CLOSED', 'The queue is closed.');
     const list: unknown = items;
-    if (!Array.isArray(list)) throw new SyncQueueError('INVALID_OPTIONS', 'addBulk takes an array.');
+    if (!Array.isArray(list))
+      throw new SyncQueueError('INVALID_OPTIONS', 'addBulk takes an array.');
     const jobs: NewJob[] = items.map((item) => ({
       key: checkKey(item.key, this.#maxKeyBytes),
       payload: serialisePayload(item.payload, this.#maxPayloadBytes),
       delayMs: Math.round(checkNumber('delayMs', item.delayMs ?? 0, 0, 10 * 365 * 86_400_000)),
-      maxAttempts: checkInteger('attempts', item.attempts ?? this.#internals.retry.maxAttempts, 1, 1_000_000),
+      maxAttempts: checkInteger(
+        'attempts',
+        item.attempts ?? this.#internals.retry.maxAttempts,
+        1,
+        1_000_000,
+      ),
     }));
     if (jobs.length === 0) return [];
     const results = await this.#internals.backend.add(this.name, jobs);
@@ -319,7 +342,8 @@ export class SyncQueue<T> {
   /** Starts a worker that runs `handler` for each job. */
   process(handler: Handler<T>, options: ProcessOptions = {}): Worker {
     if (this.#closed) throw new SyncQueueError('QUEUE_CLOSED', 'The queue is closed.');
-    if (typeof handler !== 'function') throw new SyncQueueError('INVALID_OPTIONS', 'handler must be a function.');
+    if (typeof handler !== 'function')
+      throw new SyncQueueError('INVALID_OPTIONS', 'handler must be a function.');
     const worker = new QueueWorker(this.#internals, handler, {
       concurrency: checkInteger('concurrency', options.concurrency ?? 1, 1, 10_000),
       pollIntervalMs: checkInteger('pollIntervalMs', options.pollIntervalMs ?? 100, 1),
@@ -444,7 +468,10 @@ class QueueWorker<T> implements Worker {
 
   #emitError(error: unknown): void {
     const asError = toError(error);
-    this.#internals.logger.error({ err: asError, queue: this.#internals.name }, 'sync-queue backend call failed');
+    this.#internals.logger.error(
+      { err: asError, queue: this.#internals.name },
+      'sync-queue backend call failed',
+    );
     this.#internals.events.error.emit({ error: asError });
   }
 
@@ -480,11 +507,19 @@ class QueueWorker<T> implements Worker {
   #reportReclaims(result: ClaimResult): void {
     const { events, logger, name } = this.#internals;
     for (const id of result.stalled) {
-      logger.warn({ queue: name, jobId: id }, 'sync-queue job lease expired; job returned to waiting');
+      logger.warn(
+        { queue: name, jobId: id },
+        'sync-queue job lease expired; job returned to waiting',
+      );
       events.stalled.emit({ id });
     }
     for (const id of result.dead) {
-      events.dead.emit({ id, error: new SyncQueueError('LEASE_LOST', 'Lease expired on the last attempt.', { jobId: id }) });
+      events.dead.emit({
+        id,
+        error: new SyncQueueError('LEASE_LOST', 'Lease expired on the last attempt.', {
+          jobId: id,
+        }),
+      });
     }
   }
 
@@ -540,12 +575,20 @@ class QueueWorker<T> implements Worker {
         };
       } catch (error) {
         const placeholder: Job<T> = { ...leased, payload: undefined as T };
-        return await this.#reportFailure(run, placeholder, new PermanentError('Stored payload is not valid JSON.', { cause: error }));
+        return await this.#reportFailure(
+          run,
+          placeholder,
+          new PermanentError('Stored payload is not valid JSON.', { cause: error }),
+        );
       }
       run.job = job;
       const outcome = await this.#runHandler(run, job);
       if (run.abandoned) return null;
-      if (run.controller.signal.aborted && SyncQueueError.isInstance(run.controller.signal.reason) && run.controller.signal.reason.code === 'LEASE_LOST') {
+      if (
+        run.controller.signal.aborted &&
+        SyncQueueError.isInstance(run.controller.signal.reason) &&
+        run.controller.signal.reason.code === 'LEASE_LOST'
+      ) {
         events.leaseLost.emit({ job });
         return null;
       }
@@ -570,7 +613,10 @@ class QueueWorker<T> implements Worker {
    * backend in one call, which also claims one next job for each run that wants one: under
    * load that is one Redis round trip for many jobs instead of one each.
    */
-  #complete(leased: LeasedJob, wantsNext: boolean): Promise<{ result: FencedResult; next: LeasedJob | null }> {
+  #complete(
+    leased: LeasedJob,
+    wantsNext: boolean,
+  ): Promise<{ result: FencedResult; next: LeasedJob | null }> {
     return new Promise((resolve, reject) => {
       this.#completions.push({ leased, wantsNext, resolve, reject });
       if (!this.#flushScheduled) {
@@ -618,21 +664,32 @@ class QueueWorker<T> implements Worker {
     const { backend, name, leaseMs, clock } = this.#internals;
     const { controller } = run;
     // Renewing at half the lease means one slow or lost renewal never loses the job.
-    const renewal = setInterval(() => {
-      backend.extend(name, job.id, run.leased.token, leaseMs).then(
-        (result) => {
-          if (result === 'ok') {
-            run.leaseDeadline = clock.now() + leaseMs;
-          } else if (!controller.signal.aborted) {
-            controller.abort(new SyncQueueError('LEASE_LOST', `Lease of job ${job.id} was lost.`, { jobId: job.id }));
-          }
-        },
-        (error: unknown) => this.#emitError(error),
-      );
-    }, Math.max(1, Math.floor(leaseMs / 2)));
+    const renewal = setInterval(
+      () => {
+        backend.extend(name, job.id, run.leased.token, leaseMs).then(
+          (result) => {
+            if (result === 'ok') {
+              run.leaseDeadline = clock.now() + leaseMs;
+            } else if (!controller.signal.aborted) {
+              controller.abort(
+                new SyncQueueError('LEASE_LOST', `Lease of job ${job.id} was lost.`, {
+                  jobId: job.id,
+                }),
+              );
+            }
+          },
+          (error: unknown) => this.#emitError(error),
+        );
+      },
+      Math.max(1, Math.floor(leaseMs / 2)),
+    );
     const timeout = setTimeout(() => {
       controller.abort(
-        new SyncQueueError('HANDLER_TIMEOUT', `Handler ran longer than ${this.#settings.timeoutMs} ms.`, { jobId: job.id }),
+        new SyncQueueError(
+          'HANDLER_TIMEOUT',
+          `Handler ran longer than ${this.#settings.timeoutMs} ms.`,
+          { jobId: job.id },
+        ),
       );
     }, this.#settings.timeoutMs);
     let onAbort: (() => void) | undefined;
@@ -667,7 +724,9 @@ class QueueWorker<T> implements Worker {
           : backoffDelay(retry, run.leased.attempt, random);
     }
     const message = `${error.name}: ${error.message}`.slice(0, MAX_ERROR_CHARS);
-    const result = await this.#persist(run, () => backend.fail(name, job.id, run.leased.token, message, retryInMs));
+    const result = await this.#persist(run, () =>
+      backend.fail(name, job.id, run.leased.token, message, retryInMs),
+    );
     if (result === undefined || run.abandoned) return null;
     if (result === 'stale') {
       events.leaseLost.emit({ job });
@@ -687,7 +746,8 @@ class QueueWorker<T> implements Worker {
       } catch (error) {
         this.#emitError(error);
         // Past the lease another worker owns the job, so the report would be refused anyway.
-        if (run.abandoned || this.#internals.clock.now() + delayMs >= run.leaseDeadline) return undefined;
+        if (run.abandoned || this.#internals.clock.now() + delayMs >= run.leaseDeadline)
+          return undefined;
         await sleep(delayMs);
         delayMs = Math.min(delayMs * 2, 1_000);
       }
@@ -706,10 +766,17 @@ class QueueWorker<T> implements Worker {
     const unfinished = [...this.#runs];
     for (const run of unfinished) {
       run.abandoned = true;
-      run.controller.abort(new SyncQueueError('QUEUE_CLOSED', 'The worker closed before the handler finished.', { jobId: run.leased.id }));
+      run.controller.abort(
+        new SyncQueueError('QUEUE_CLOSED', 'The worker closed before the handler finished.', {
+          jobId: run.leased.id,
+        }),
+      );
     }
     // Aborted runs report nothing, so their slots end at once unless a backend call is stuck.
-    await this.#within(Math.min(timeoutMs, 1_000), Promise.all([...unfinished.map((run) => this.#release(run.leased)), ...this.#slots]));
+    await this.#within(
+      Math.min(timeoutMs, 1_000),
+      Promise.all([...unfinished.map((run) => this.#release(run.leased)), ...this.#slots]),
+    );
     this.#internals.workers.delete(this);
   }
 

@@ -44,7 +44,12 @@ async function completeOne(
   run: RunRef,
   fetch: number,
 ): Promise<{ result: FencedResult | undefined; next: ClaimResult | null }> {
-  const { results, next } = await backend.complete(queue, [{ id: run.id, token: run.token }], fetch, 1_000);
+  const { results, next } = await backend.complete(
+    queue,
+    [{ id: run.id, token: run.token }],
+    fetch,
+    1_000,
+  );
   assert.equal(results.length, 1);
   return { result: results[0], next };
 }
@@ -78,10 +83,22 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(leased.attempt, 1);
       assert.equal(leased.payload, '{"n":1}');
       assert.notEqual(leased.token, '');
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 1, dead: 0, completed: 0 });
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 0,
+        delayed: 0,
+        active: 1,
+        dead: 0,
+        completed: 0,
+      });
       assert.equal((await completeOne(backend, queue, leased, 0)).result, 'ok');
       assert.equal((await completeOne(backend, queue, leased, 0)).result, 'stale');
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 0,
+        delayed: 0,
+        active: 0,
+        dead: 0,
+        completed: 0,
+      });
     });
 
     it('gives distinct ids to unkeyed jobs and leases them in order', async () => {
@@ -89,14 +106,20 @@ export function backendContract(options: BackendContractOptions): void {
       const added = await backend.add(queue, [job(1), job(2), job(3)]);
       assert.equal(new Set(added.map((result) => result.id)).size, 3);
       const claim = await backend.claim(queue, 2, 1_000);
-      assert.deepEqual(claim.jobs.map((leased) => leased.payload), ['1', '2']);
+      assert.deepEqual(
+        claim.jobs.map((leased) => leased.payload),
+        ['1', '2'],
+      );
       assert.equal(new Set(claim.jobs.map((leased) => leased.token)).size, 2);
     });
 
     it('coalesces jobs with the same key while waiting: the latest payload wins, one run', async () => {
       const { backend, queue } = await setup();
       const first = await backend.add(queue, [job('v1', { key: 'user:1' })]);
-      const second = await backend.add(queue, [job('v2', { key: 'user:1' }), job('other', { key: 'user:2' })]);
+      const second = await backend.add(queue, [
+        job('v2', { key: 'user:1' }),
+        job('other', { key: 'user:2' }),
+      ]);
       assert.equal(second[0]?.id, first[0]?.id);
       assert.equal(second[0]?.coalesced, true);
       assert.equal(second[1]?.coalesced, false);
@@ -115,10 +138,19 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(c?.id, b?.id);
       assert.equal(c?.coalesced, true);
       assert.equal((await backend.claim(queue, 10, 1_000)).jobs.length, 0);
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 1, dead: 0, completed: 0 });
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 1,
+        delayed: 0,
+        active: 1,
+        dead: 0,
+        completed: 0,
+      });
       const done = await completeOne(backend, queue, running, 5);
       assert.equal(done.result, 'ok');
-      assert.deepEqual(done.next?.jobs.map((leased) => leased.payload), ['"c"']);
+      assert.deepEqual(
+        done.next?.jobs.map((leased) => leased.payload),
+        ['"c"'],
+      );
     });
 
     it('holds delayed jobs until due and reports when the next one is due', async () => {
@@ -127,7 +159,13 @@ export function backendContract(options: BackendContractOptions): void {
       const early = await backend.claim(queue, 1, 1_000);
       assert.equal(early.jobs.length, 0);
       assert.equal(early.nextDueInMs, 5_000);
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 1, active: 0, dead: 0, completed: 0 });
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 0,
+        delayed: 1,
+        active: 0,
+        dead: 0,
+        completed: 0,
+      });
       clock.advance(5_000);
       assert.equal((await backend.claim(queue, 1, 1_000)).jobs.length, 1);
     });
@@ -175,7 +213,10 @@ export function backendContract(options: BackendContractOptions): void {
       clock.advance(1_000);
       const claim = await backend.claim(queue, 5, 1_000);
       assert.deepEqual(claim.dead, [leased.id]);
-      assert.deepEqual(claim.jobs.map((next) => next.payload), ['"y"']);
+      assert.deepEqual(
+        claim.jobs.map((next) => next.payload),
+        ['"y"'],
+      );
       const [record] = await backend.listDead(queue, 0, 10);
       assert.equal(record?.id, leased.id);
       assert.match(record?.lastError ?? '', /lease expired/);
@@ -187,16 +228,31 @@ export function backendContract(options: BackendContractOptions): void {
       const [first] = (await backend.claim(queue, 1, 1_000)).jobs;
       assert.ok(first);
       await backend.add(queue, [job('new', { key: 'k' })]);
-      assert.equal(await backend.fail(queue, first.id, first.token, 'Error: boom', 2_000), 'retried');
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 1, active: 0, dead: 0, completed: 0 });
+      assert.equal(
+        await backend.fail(queue, first.id, first.token, 'Error: boom', 2_000),
+        'retried',
+      );
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 1,
+        delayed: 1,
+        active: 0,
+        dead: 0,
+        completed: 0,
+      });
       assert.equal((await backend.claim(queue, 5, 1_000)).jobs.length, 0);
       clock.advance(2_000);
       const retried = (await backend.claim(queue, 5, 1_000)).jobs;
-      assert.deepEqual(retried.map((leased) => [leased.payload, leased.attempt]), [['"old"', 2]]);
+      assert.deepEqual(
+        retried.map((leased) => [leased.payload, leased.attempt]),
+        [['"old"', 2]],
+      );
       const [again] = retried;
       assert.ok(again);
       const done = await completeOne(backend, queue, again, 5);
-      assert.deepEqual(done.next?.jobs.map((leased) => leased.payload), ['"new"']);
+      assert.deepEqual(
+        done.next?.jobs.map((leased) => leased.payload),
+        ['"new"'],
+      );
     });
 
     it('dead-letters on a null retry, keeps the last error, and frees the key', async () => {
@@ -205,14 +261,32 @@ export function backendContract(options: BackendContractOptions): void {
       const [leased] = (await backend.claim(queue, 1, 1_000)).jobs;
       assert.ok(leased);
       await backend.add(queue, [job('y', { key: 'k' })]);
-      assert.equal(await backend.fail(queue, leased.id, leased.token, 'Error: final', null), 'dead');
-      assert.deepEqual(await backend.stats(queue), { waiting: 1, delayed: 0, active: 0, dead: 1, completed: 0 });
+      assert.equal(
+        await backend.fail(queue, leased.id, leased.token, 'Error: final', null),
+        'dead',
+      );
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 1,
+        delayed: 0,
+        active: 0,
+        dead: 1,
+        completed: 0,
+      });
       const [record] = await backend.listDead(queue, 0, 10);
       assert.deepEqual(
-        record && { id: record.id, key: record.key, payload: record.payload, attempts: record.attempts, lastError: record.lastError },
+        record && {
+          id: record.id,
+          key: record.key,
+          payload: record.payload,
+          attempts: record.attempts,
+          lastError: record.lastError,
+        },
         { id: leased.id, key: 'k', payload: '"x"', attempts: 1, lastError: 'Error: final' },
       );
-      assert.deepEqual((await backend.claim(queue, 5, 1_000)).jobs.map((next) => next.payload), ['"y"']);
+      assert.deepEqual(
+        (await backend.claim(queue, 5, 1_000)).jobs.map((next) => next.payload),
+        ['"y"'],
+      );
     });
 
     it('retries and purges dead letters', async () => {
@@ -245,7 +319,10 @@ export function backendContract(options: BackendContractOptions): void {
       await backend.fail(queue, leased.id, leased.token, 'Error: no', null);
       const [newer] = await backend.add(queue, [job('new', { key: 'k' })]);
       assert.equal(await backend.retryDead(queue, leased.id), newer?.id);
-      assert.deepEqual((await backend.claim(queue, 5, 1_000)).jobs.map((next) => next.payload), ['"new"']);
+      assert.deepEqual(
+        (await backend.claim(queue, 5, 1_000)).jobs.map((next) => next.payload),
+        ['"new"'],
+      );
       assert.equal((await backend.stats(queue)).dead, 0);
     });
 
@@ -276,8 +353,17 @@ export function backendContract(options: BackendContractOptions): void {
         1_000,
       );
       assert.deepEqual(reply.results, ['ok', 'stale']);
-      assert.deepEqual(reply.next?.jobs.map((leased) => leased.payload), ['3', '4']);
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 3, dead: 0, completed: 0 });
+      assert.deepEqual(
+        reply.next?.jobs.map((leased) => leased.payload),
+        ['3', '4'],
+      );
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 0,
+        delayed: 0,
+        active: 3,
+        dead: 0,
+        completed: 0,
+      });
     });
 
     it('deletes a completed job unless asked to keep it', async () => {
@@ -294,23 +380,59 @@ export function backendContract(options: BackendContractOptions): void {
       const { backend, queue, clock } = await setup();
       const keep = { count: 2, ageMs: null };
       const start = clock.now();
-      const added = await backend.add(queue, [job('a', { key: 'k1' }), job('b'), job('c', { key: 'k3' })]);
+      const added = await backend.add(queue, [
+        job('a', { key: 'k1' }),
+        job('b'),
+        job('c', { key: 'k3' }),
+      ]);
       for (const leased of (await backend.claim(queue, 3, 60_000)).jobs) {
         clock.advance(10);
-        const reply = await backend.complete(queue, [{ id: leased.id, token: leased.token }], 0, 1_000, keep);
+        const reply = await backend.complete(
+          queue,
+          [{ id: leased.id, token: leased.token }],
+          0,
+          1_000,
+          keep,
+        );
         assert.deepEqual(reply.results, ['ok']);
       }
       assert.equal((await backend.stats(queue)).completed, 2);
       const kept = await backend.listCompleted(queue, 0, 10);
       assert.deepEqual(kept, [
-        { id: added[2]?.id, key: 'k3', payload: '"c"', attempts: 1, createdAt: start, completedAt: start + 30 },
-        { id: added[1]?.id, key: null, payload: '"b"', attempts: 1, createdAt: start, completedAt: start + 20 },
+        {
+          id: added[2]?.id,
+          key: 'k3',
+          payload: '"c"',
+          attempts: 1,
+          createdAt: start,
+          completedAt: start + 30,
+        },
+        {
+          id: added[1]?.id,
+          key: null,
+          payload: '"b"',
+          attempts: 1,
+          createdAt: start,
+          completedAt: start + 20,
+        },
       ]);
-      assert.deepEqual((await backend.listCompleted(queue, 1, 5)).map((record) => record.payload), ['"b"']);
+      assert.deepEqual(
+        (await backend.listCompleted(queue, 1, 5)).map((record) => record.payload),
+        ['"b"'],
+      );
       const [last] = kept;
       assert.ok(last);
-      assert.deepEqual((await backend.complete(queue, [{ id: last.id, token: 'forged' }], 0, 1_000, keep)).results, ['stale']);
-      assert.deepEqual(await backend.stats(queue), { waiting: 0, delayed: 0, active: 0, dead: 0, completed: 2 });
+      assert.deepEqual(
+        (await backend.complete(queue, [{ id: last.id, token: 'forged' }], 0, 1_000, keep)).results,
+        ['stale'],
+      );
+      assert.deepEqual(await backend.stats(queue), {
+        waiting: 0,
+        delayed: 0,
+        active: 0,
+        dead: 0,
+        completed: 2,
+      });
     });
 
     it('drops kept completed jobs once they are ageMs old, when a later job completes', async () => {
@@ -322,10 +444,16 @@ export function backendContract(options: BackendContractOptions): void {
       await backend.complete(queue, [{ id: a.id, token: a.token }], 0, 1_000, keep);
       clock.advance(600);
       await backend.complete(queue, [{ id: b.id, token: b.token }], 0, 1_000, keep);
-      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"b"', '"a"']);
+      assert.deepEqual(
+        (await backend.listCompleted(queue, 0, 10)).map((record) => record.payload),
+        ['"b"', '"a"'],
+      );
       clock.advance(400);
       await backend.complete(queue, [{ id: c.id, token: c.token }], 0, 1_000, keep);
-      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"c"', '"b"']);
+      assert.deepEqual(
+        (await backend.listCompleted(queue, 0, 10)).map((record) => record.payload),
+        ['"c"', '"b"'],
+      );
       assert.equal((await backend.stats(queue)).completed, 2);
     });
 
@@ -340,9 +468,15 @@ export function backendContract(options: BackendContractOptions): void {
       assert.equal(second?.coalesced, false);
       assert.notEqual(second?.id, first.id);
       const reclaimed = await backend.claim(queue, 5, 1_000);
-      assert.deepEqual(reclaimed.jobs.map((leased) => [leased.payload, leased.attempt]), [['"second"', 1]]);
+      assert.deepEqual(
+        reclaimed.jobs.map((leased) => [leased.payload, leased.attempt]),
+        [['"second"', 1]],
+      );
       assert.equal(await backend.retryDead(queue, first.id), null);
-      assert.deepEqual((await backend.listCompleted(queue, 0, 10)).map((record) => record.payload), ['"first"']);
+      assert.deepEqual(
+        (await backend.listCompleted(queue, 0, 10)).map((record) => record.payload),
+        ['"first"'],
+      );
     });
 
     it('trims jobs kept earlier when a later completion keeps none', async () => {
@@ -350,7 +484,10 @@ export function backendContract(options: BackendContractOptions): void {
       await backend.add(queue, [job('a'), job('b')]);
       const [a, b] = (await backend.claim(queue, 2, 1_000)).jobs;
       assert.ok(a && b);
-      await backend.complete(queue, [{ id: a.id, token: a.token }], 0, 1_000, { count: 5, ageMs: null });
+      await backend.complete(queue, [{ id: a.id, token: a.token }], 0, 1_000, {
+        count: 5,
+        ageMs: null,
+      });
       assert.equal((await backend.stats(queue)).completed, 1);
       await backend.complete(queue, [{ id: b.id, token: b.token }], 0, 1_000);
       assert.equal((await backend.stats(queue)).completed, 0);

@@ -8,7 +8,8 @@ export const DEFAULT_MAX_KEY_BYTES = 512;
 /** Finds the first value that would not survive a JSON round trip unchanged; returns its path or null. */
 function findUnserialisable(value: unknown, path: string, seen: Set<object>): string | null {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? null : `${path} (non-finite number)`;
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? null : `${path} (non-finite number)`;
   if (typeof value !== 'object') return `${path} (${typeof value})`;
   if (seen.has(value)) return `${path} (circular reference)`;
   seen.add(value);
@@ -63,23 +64,42 @@ export function checkKey(key: unknown, maxKeyBytes: number): string | null {
   }
   const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > maxKeyBytes) {
-    throw new SyncQueueError('INVALID_KEY', `A job key is ${bytes} bytes; the limit is ${maxKeyBytes}.`);
+    throw new SyncQueueError(
+      'INVALID_KEY',
+      `A job key is ${bytes} bytes; the limit is ${maxKeyBytes}.`,
+    );
   }
   return key;
 }
 
 /** Throws INVALID_OPTIONS unless `value` is an integer within [min, max]. */
-export function checkInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+export function checkInteger(
+  name: string,
+  value: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new SyncQueueError('INVALID_OPTIONS', `${name} must be an integer from ${min} to ${max}; got ${String(value)}.`);
+    throw new SyncQueueError(
+      'INVALID_OPTIONS',
+      `${name} must be an integer from ${min} to ${max}; got ${String(value)}.`,
+    );
   }
   return value;
 }
 
 /** Throws INVALID_OPTIONS unless `value` is a finite number within [min, max]. */
-export function checkNumber(name: string, value: number, min: number, max = Number.MAX_VALUE): number {
+export function checkNumber(
+  name: string,
+  value: number,
+  min: number,
+  max = Number.MAX_VALUE,
+): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
-    throw new SyncQueueError('INVALID_OPTIONS', `${name} must be a number from ${min} to ${max}; got ${String(value)}.`);
+    throw new SyncQueueError(
+      'INVALID_OPTIONS',
+      `${name} must be a number from ${min} to ${max}; got ${String(value)}.`,
+    );
   }
   return value;
 }

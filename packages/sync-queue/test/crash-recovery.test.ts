@@ -29,14 +29,25 @@ describe('crash recovery with a real killed process', () => {
       backend: new RedisBackend({ redis, prefix, checkEvictionPolicy: false }),
       leaseMs: 1_000,
     });
-    const added = await queue.addBulk(Array.from({ length: 10 }, (_, n) => ({ payload: { n }, key: `k${n}` })));
+    const added = await queue.addBulk(
+      Array.from({ length: 10 }, (_, n) => ({ payload: { n }, key: `k${n}` })),
+    );
     const addedIds = added.map((result) => result.id);
     expect(new Set(addedIds).size).toBe(10);
 
     // A separate Node process claims three jobs and hangs in their handlers.
     const worker = spawn(
       process.execPath,
-      ['--import', 'tsx', '--import', './test/fixtures/register-lua.mjs', 'test/fixtures/crash-worker.ts', redisUrl, prefix, name],
+      [
+        '--import',
+        'tsx',
+        '--import',
+        './test/fixtures/register-lua.mjs',
+        'test/fixtures/crash-worker.ts',
+        redisUrl,
+        prefix,
+        name,
+      ],
       { cwd: packageDir, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     child = worker;
@@ -53,7 +64,9 @@ describe('crash recovery with a real killed process', () => {
     expect(await queue.stats()).toMatchObject({ active: 3 });
 
     worker.removeAllListeners('exit');
-    const exited = new Promise((resolve) => worker.once('exit', (_code, signal) => resolve(signal)));
+    const exited = new Promise((resolve) =>
+      worker.once('exit', (_code, signal) => resolve(signal)),
+    );
     worker.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
     child = null;
@@ -76,6 +89,12 @@ describe('crash recovery with a real killed process', () => {
     expect([...completed.keys()].sort()).toEqual([...addedIds].sort());
     expect([...stalled].sort()).toEqual([...startedInChild].sort());
     for (const id of startedInChild) expect(completed.get(id)).toBe(2);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
   });
 });

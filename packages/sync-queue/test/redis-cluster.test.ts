@@ -15,14 +15,32 @@ let cluster: Cluster;
 beforeAll(async () => {
   // A real 3-master cluster on spare ports, started for this file only.
   for (let index = 0; index < 3; index += 1) {
-    const node = await ownedRedis(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000']);
+    const node = await ownedRedis([
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      '2000',
+    ]);
     await node.start();
     nodes.push(node);
   }
-  await run('redis-cli', ['--cluster', 'create', ...nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+  await run('redis-cli', [
+    '--cluster',
+    'create',
+    ...nodes.map((node) => `127.0.0.1:${node.port}`),
+    '--cluster-replicas',
+    '0',
+    '--cluster-yes',
+  ]);
   for (const node of nodes) {
     const probe = new Redis({ port: node.port, host: '127.0.0.1' });
-    for (let tries = 0; tries < 200 && !(await probe.cluster('INFO')).includes('cluster_state:ok'); tries += 1) {
+    for (
+      let tries = 0;
+      tries < 200 && !(await probe.cluster('INFO')).includes('cluster_state:ok');
+      tries += 1
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await probe.quit();
@@ -55,7 +73,9 @@ describe('SyncQueue on Redis Cluster', () => {
     expect(masters.size).toBe(3);
     for (const name of names) {
       const queue = new SyncQueue<string>({ name, backend });
-      const done = new Promise<string>((resolve) => queue.onCompleted(({ job }) => resolve(job.payload)));
+      const done = new Promise<string>((resolve) =>
+        queue.onCompleted(({ job }) => resolve(job.payload)),
+      );
       await queue.add('a', { key: 'k' });
       await queue.add('b', { key: 'k' });
       const worker = queue.process(() => undefined, { pollIntervalMs: 10 });

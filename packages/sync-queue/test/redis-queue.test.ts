@@ -30,14 +30,28 @@ describe('SyncQueue on Redis', () => {
   it('trims kept completed jobs atomically and in bounded steps after the retention shrinks', async () => {
     const queue = `trim-${randomUUID()}`;
     const total = 1_200;
-    await backend.add(queue, Array.from({ length: total + 2 }, (_, n) => ({ key: null, payload: String(n), delayMs: 0, maxAttempts: 1 })));
+    await backend.add(
+      queue,
+      Array.from({ length: total + 2 }, (_, n) => ({
+        key: null,
+        payload: String(n),
+        delayMs: 0,
+        maxAttempts: 1,
+      })),
+    );
     const leased = (await backend.claim(queue, total + 2, 60_000)).jobs;
     const runs = leased.map(({ id, token }) => ({ id, token }));
-    const first = await backend.complete(queue, runs.slice(0, total), 0, 60_000, { count: 5_000, ageMs: null });
+    const first = await backend.complete(queue, runs.slice(0, total), 0, 60_000, {
+      count: 5_000,
+      ageMs: null,
+    });
     expect(first.results.every((result) => result === 'ok')).toBe(true);
     expect((await backend.stats(queue)).completed).toBe(total);
     // One call keeps its own job and deletes at most 1,000 more, so Redis is never blocked for long.
-    await backend.complete(queue, runs.slice(total, total + 1), 0, 60_000, { count: 1, ageMs: null });
+    await backend.complete(queue, runs.slice(total, total + 1), 0, 60_000, {
+      count: 1,
+      ageMs: null,
+    });
     expect((await backend.stats(queue)).completed).toBe(total + 1 - 1_001);
     await backend.complete(queue, runs.slice(total + 1), 0, 60_000, { count: 1, ageMs: null });
     expect((await backend.stats(queue)).completed).toBe(1);
@@ -70,7 +84,13 @@ describe('SyncQueue on Redis', () => {
     await worker.close();
     expect(lost).toEqual([1]);
     expect(completed).toEqual([2]);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
   });
 
   it('20 workers, 5,000 jobs over 50 keys with random failures: latest payloads run, no key runs concurrently, nothing lost', async () => {
@@ -139,7 +159,9 @@ describe('SyncQueue on Redis', () => {
     expect(completedIds.size + deadIds.size).toBe(addedIds.size);
     for (const [key, version] of latest) {
       const ran = (completedVersions.get(key) ?? []).includes(version);
-      const buried = dead.some((letter) => letter.key === key && letter.payload.version === version);
+      const buried = dead.some(
+        (letter) => letter.key === key && letter.payload.version === version,
+      );
       expect(ran || buried).toBe(true);
     }
     // A newer change of a key never completes before an older one.
@@ -204,11 +226,17 @@ describe('SyncQueue on Redis', () => {
     await worker.close();
     expect(ran.sort()).toEqual(['after-owner', 'after-pending', 'kept']);
     expect(owned.id).not.toBe(kept.id);
-    expect((await queue.completed.list()).map((job) => job.payload)).toEqual(expect.arrayContaining(['kept', 'after-owner', 'after-pending']));
+    expect((await queue.completed.list()).map((job) => job.payload)).toEqual(
+      expect.arrayContaining(['kept', 'after-owner', 'after-pending']),
+    );
   });
 
   it('delays, dead-letters and retries through the Redis backend', async () => {
-    const queue = new SyncQueue<string>({ name: 'dead', backend, retry: { maxAttempts: 2, initialDelayMs: 10 } });
+    const queue = new SyncQueue<string>({
+      name: 'dead',
+      backend,
+      retry: { maxAttempts: 2, initialDelayMs: 10 },
+    });
     const deadIds: string[] = [];
     const dead = new Promise<void>((resolve) =>
       queue.onDead(({ id }) => {
@@ -229,7 +257,13 @@ describe('SyncQueue on Redis', () => {
     expect((await queue.stats()).delayed).toBe(1);
     await dead;
     const [letter] = await queue.deadLetters.list();
-    expect(letter).toMatchObject({ id, key: 'doc-1', payload: 'doc-1', attempts: 2, lastError: 'Error: cannot sync doc-1' });
+    expect(letter).toMatchObject({
+      id,
+      key: 'doc-1',
+      payload: 'doc-1',
+      attempts: 2,
+      lastError: 'Error: cannot sync doc-1',
+    });
     fail = false;
     const completed = new Promise<void>((resolve) => queue.onCompleted(() => resolve()));
     expect(await queue.deadLetters.retry(id)).toBe(id);

@@ -31,13 +31,16 @@ describe('a Redis restart mid-run', () => {
     // At-least-once: every acknowledged job's handler runs (a completion whose reply was lost in
     // the crash may be reported as a lost lease, so count runs, not completion events).
     const ran = new Set<string>();
-    const worker = queue.process((job) => {
-      ran.add(job.id);
-      return new Promise((resolve) => setTimeout(resolve, 2));
-    }, {
-      concurrency: 4,
-      pollIntervalMs: 10,
-    });
+    const worker = queue.process(
+      (job) => {
+        ran.add(job.id);
+        return new Promise((resolve) => setTimeout(resolve, 2));
+      },
+      {
+        concurrency: 4,
+        pollIntervalMs: 10,
+      },
+    );
 
     const acknowledged: string[] = [];
     const addSome = async (from: number, count: number): Promise<void> => {
@@ -57,14 +60,24 @@ describe('a Redis restart mid-run', () => {
 
     for (;;) {
       const stats = await queue.stats();
-      if (stats.waiting + stats.delayed + stats.active === 0 && acknowledged.every((id) => ran.has(id))) break;
+      if (
+        stats.waiting + stats.delayed + stats.active === 0 &&
+        acknowledged.every((id) => ran.has(id))
+      )
+        break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     await worker.close();
     expect(acknowledged.length).toBeGreaterThanOrEqual(400 - 10);
     for (const id of acknowledged) expect(ran.has(id)).toBe(true);
     expect(worker.lastClaimAt ?? 0).toBeGreaterThan(claimBeforeRestart);
-    expect(await queue.stats()).toEqual({ waiting: 0, delayed: 0, active: 0, dead: 0, completed: 0 });
+    expect(await queue.stats()).toEqual({
+      waiting: 0,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
     await redis.quit();
   }, 60_000);
 });
