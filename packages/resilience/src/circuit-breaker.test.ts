@@ -713,8 +713,14 @@ describe('closed fast path', () => {
       }
       return seen;
     };
+    // A manual clock per breaker: the rejection message names the time left, which a real clock
+    // could shorten by a millisecond between the three runs.
     const make = () =>
-      circuitBreaker({ strategy: { kind: 'consecutive', threshold: 3 }, halfOpenAfterMs: 60_000 });
+      circuitBreaker({
+        strategy: { kind: 'consecutive', threshold: 3 },
+        halfOpenAfterMs: 60_000,
+        clock: new ManualClock(),
+      });
     const plain = make();
     const signalled = make();
     const wrapped = make();
