@@ -28,7 +28,7 @@ async function signAndVerify(
   const bodyHash = await relaxedBodyHash(
     Readable.from(bodyChunks.map((c) => Buffer.from(c, 'latin1'))),
   );
-  const signature = dkimSignFields(parseHeaders(headerBuffer), bodyHash, {
+  const signature = await dkimSignFields(parseHeaders(headerBuffer), bodyHash, {
     domain: 'fwd.test',
     selector: kind,
     privateKey: (kind === 'rsa' ? rsa : ed).privateKey

@@ -85,28 +85,35 @@ export interface SignOptions {
   timestamp: number;
 }
 
-function signData(data: Buffer, options: SignOptions): string {
+const FOLD_72 = /(.{72})/g;
+
+/**
+ * Signs on libuv's thread pool (the callback form of `crypto.sign`): an RSA-2048 signature costs
+ * about 0.3 ms of CPU, which would otherwise stall every session on the event loop.
+ */
+function signData(data: Buffer, options: SignOptions): Promise<string> {
   const key = keyOf(options.privateKey);
-  const signature =
-    options.algorithm === 'ed25519-sha256'
-      ? sign(null, createHash('sha256').update(data).digest(), key)
-      : sign('sha256', data, key);
-  return signature
-    .toString('base64')
-    .replace(/(.{72})/g, '$1\r\n  ')
-    .trimEnd();
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, signature: Buffer): void => {
+      if (error !== null) reject(error);
+      else resolve(signature.toString('base64').replace(FOLD_72, '$1\r\n  ').trimEnd());
+    };
+    if (options.algorithm === 'ed25519-sha256')
+      sign(null, createHash('sha256').update(data).digest(), key, done);
+    else sign('sha256', data, key, done);
+  });
 }
 
 /**
  * Signs with relaxed/relaxed canonicalization; returns the DKIM-Signature field (with CRLF), or
  * with `arcInstance` the ARC-Message-Signature of that instance (RFC 8617: `i=` instead of `v=`).
  */
-export function dkimSignFields(
+export async function dkimSignFields(
   fields: readonly HeaderField[],
   bodyHash: string,
   options: SignOptions,
   arcInstance?: number,
-): string {
+): Promise<string> {
   const names: string[] = [];
   const canonical: string[] = [];
   // The last instance of a field is signed first (RFC 6376 5.4.2).
@@ -123,7 +130,7 @@ export function dkimSignFields(
   const version = arcInstance === undefined ? 'v=1' : `i=${arcInstance}`;
   const head = `${version}; a=${options.algorithm}; c=relaxed/relaxed; d=${options.domain}; s=${options.selector};\r\n t=${Math.floor(options.timestamp / 1000)}; h=${names.join(':')};\r\n bh=${bodyHash};\r\n b=`;
   const data = Buffer.from(canonical.join('') + relaxedHeader(`${name}: ${head}`), 'latin1');
-  return `${name}: ${head}${signData(data, options)}\r\n`;
+  return `${name}: ${head}${await signData(data, options)}\r\n`;
 }
 
 function instanceOf(raw: string): number {
@@ -136,14 +143,14 @@ function instanceOf(raw: string): number {
  * included) and whose body hashes to `bodyHash`. `cv` is the validation result of the chain so far
  * (`none` for the first set). Returns the three fields to prepend: Seal, Message-Signature, Results.
  */
-export function arcSealFields(
+export async function arcSealFields(
   fields: readonly HeaderField[],
   bodyHash: string,
   chain: { instance: number; cv: 'none' | 'pass'; authResults: string },
   options: SignOptions,
-): string {
+): Promise<string> {
   const aar = `ARC-Authentication-Results: i=${chain.instance}; ${chain.authResults}\r\n`;
-  const ams = dkimSignFields(fields, bodyHash, options, chain.instance);
+  const ams = await dkimSignFields(fields, bodyHash, options, chain.instance);
   // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
   const byInstance = (key: string, instance: number): HeaderField | undefined =>
     fields.find((f) => f.key === key && instanceOf(f.raw) === instance);
@@ -157,5 +164,5 @@ export function arcSealFields(
   canonical.push(`${relaxedHeader(aar)}\r\n`, `${relaxedHeader(ams)}\r\n`);
   const head = `i=${chain.instance}; a=${options.algorithm}; t=${Math.floor(options.timestamp / 1000)}; cv=${chain.cv};\r\n d=${options.domain}; s=${options.selector}; b=`;
   const data = Buffer.from(canonical.join('') + relaxedHeader(`ARC-Seal: ${head}`), 'latin1');
-  return `ARC-Seal: ${head}${signData(data, options)}\r\n${ams}${aar}`;
+  return `ARC-Seal: ${head}${await signData(data, options)}\r\n${ams}${aar}`;
 }

@@ -43,7 +43,13 @@ import {
   relaxedBodyHash,
   verifyInbound,
 } from './signing.js';
-import type { ArcOptions, AuthenticationOptions, DkimSigning, InboundVerdict } from './signing.js';
+import type {
+  ArcOptions,
+  AuthenticationOptions,
+  DkimKey,
+  DkimSigning,
+  InboundVerdict,
+} from './signing.js';
 import { Srs } from './srs.js';
 import type { SrsOptions } from './srs.js';
 import { Transport } from './transport.js';
@@ -287,6 +293,8 @@ export class SmtpForwarder {
   readonly #limits: Required<Limits>;
   readonly #domain: string;
   readonly #hostname: string;
+  // os.tmpdir() reads TMPDIR through six privilege syscalls on every call: read it once.
+  readonly #spillDir = tmpdir();
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #rateLimiter: RateLimiter;
@@ -723,7 +731,7 @@ export class SmtpForwarder {
       maxMessageBytes: this.#limits.maxMessageBytes,
       maxHeaderBytes: this.#limits.maxHeaderBytes,
       memoryBytes: this.#limits.memoryBytes,
-      spoolDir: tmpdir(),
+      spoolDir: this.#spillDir,
     });
     const dataTimer = setTimeout(() => {
       // A DATA transfer that never ends would hold a spool and a slot forever.
@@ -939,55 +947,76 @@ export class SmtpForwarder {
     if (verdict !== undefined) out.push(makeField('Authentication-Results', verdict.authResults));
     const rewritten = await this.#maybeRewriteFrom(fields, recipients, verdict);
     out.push(...rewritten);
-    let header = serialiseHeaders(out);
-    // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
-    let bodyHash: string | undefined;
-    if (
-      this.#options.arc !== undefined &&
+    const header = serialiseHeaders(out);
+    const arc = this.#options.arc;
+    const sealed =
+      arc !== undefined &&
       verdict !== undefined &&
       (verdict.arc === 'none' || verdict.arc === 'pass')
-    ) {
-      bodyHash ??= await relaxedBodyHash(spool.read());
-      const seal = arcSeal(
-        header,
-        bodyHash,
-        { ...this.#options.arc, domain: this.#options.arc.domain ?? this.#domain },
-        {
-          authResults: verdict.authResults,
-          cv: verdict.arc === 'pass' ? 'pass' : 'none',
-          instance: verdict.arcInstance + 1,
-        },
-        new Date(now),
-      );
-      header = Buffer.concat([seal, header]);
-    }
+        ? { arc, verdict }
+        : undefined;
+    const dkimKey = await this.#dkimKeyFor(recipients, messageId, session.id);
+    if (sealed === undefined && dkimKey === null) return header;
+    // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
+    const bodyHash = await relaxedBodyHash(spool.read());
+    // The DKIM signature covers none of the ARC fields, so both are signed at once on the
+    // thread pool: the seal and the signature do not wait for each other.
+    const [seal, signature] = await Promise.all([
+      sealed === undefined
+        ? undefined
+        : arcSeal(
+            header,
+            bodyHash,
+            { ...sealed.arc, domain: sealed.arc.domain ?? this.#domain },
+            {
+              authResults: sealed.verdict.authResults,
+              cv: sealed.verdict.arc === 'pass' ? 'pass' : 'none',
+              instance: sealed.verdict.arcInstance + 1,
+            },
+            new Date(now),
+          ),
+      dkimKey === null
+        ? undefined
+        : dkimSignature(header, bodyHash, dkimKey, new Date(now)).catch((error: unknown) => {
+            throw this.#signingFailed(error, messageId, session.id);
+          }),
+    ]);
+    const parts = [header];
+    if (seal !== undefined) parts.unshift(seal);
+    if (signature !== undefined) parts.unshift(Buffer.from(signature, 'latin1'));
+    return Buffer.concat(parts);
+  }
+
+  /** The DKIM key for one message, or null to leave it unsigned; a lookup failure answers 451. */
+  async #dkimKeyFor(
+    recipients: Accepted[],
+    messageId: string,
+    sessionId: string,
+  ): Promise<DkimKey | null> {
     const dkim = this.#options.dkim;
-    if (dkim !== undefined) {
-      try {
-        const aliases = recipients.map((r) => r.alias.toLowerCase());
-        const first = aliases[0] ?? '';
-        const key = await chooseDkimKey(
-          dkim,
-          { domain: first.slice(first.lastIndexOf('@') + 1), aliases, messageId },
-          this.#domain,
-        );
-        if (key !== null) {
-          bodyHash ??= await relaxedBodyHash(spool.read());
-          const signature = dkimSignature(header, bodyHash, key, new Date(now));
-          header = Buffer.concat([Buffer.from(signature, 'latin1'), header]);
-        }
-      } catch (error) {
-        this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
-        throw this.#reject({
-          sessionId: session.id,
-          messageId,
-          stage: 'data',
-          responseCode: 451,
-          reason: '4.3.0 Temporary signing problem',
-        });
-      }
+    if (dkim === undefined) return null;
+    const aliases = recipients.map((r) => r.alias.toLowerCase());
+    const first = aliases[0] ?? '';
+    try {
+      return await chooseDkimKey(
+        dkim,
+        { domain: first.slice(first.lastIndexOf('@') + 1), aliases, messageId },
+        this.#domain,
+      );
+    } catch (error) {
+      throw this.#signingFailed(error, messageId, sessionId);
     }
-    return header;
+  }
+
+  #signingFailed(error: unknown, messageId: string, sessionId: string): SmtpError {
+    this.#logger.error({ messageId, error: (error as Error).message }, 'DKIM signing failed');
+    return this.#reject({
+      sessionId,
+      messageId,
+      stage: 'data',
+      responseCode: 451,
+      reason: '4.3.0 Temporary signing problem',
+    });
   }
 
   async #maybeRewriteFrom(
@@ -1217,7 +1246,10 @@ export class SmtpForwarder {
     const header = dsn.subarray(0, end + 2);
     const bodyHash = await relaxedBodyHash(Readable.from([dsn.subarray(end + 4)]));
     return Buffer.concat([
-      Buffer.from(dkimSignature(header, bodyHash, key, new Date(this.#clock.now())), 'latin1'),
+      Buffer.from(
+        await dkimSignature(header, bodyHash, key, new Date(this.#clock.now())),
+        'latin1',
+      ),
       dsn,
     ]);
   }

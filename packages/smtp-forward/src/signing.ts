@@ -146,14 +146,14 @@ export async function verifyInbound(
 }
 
 /** Returns the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results lines to prepend. */
-export function arcSeal(
+export async function arcSeal(
   header: Buffer,
   bodyHash: string,
   options: ArcOptions & { domain: string },
   verdict: { authResults: string; cv: 'none' | 'pass'; instance: number },
   now: Date,
-): Buffer {
-  const fields = arcSealFields(
+): Promise<Buffer> {
+  const fields = await arcSealFields(
     parseHeaders(header),
     bodyHash,
     { instance: verdict.instance, cv: verdict.cv, authResults: verdict.authResults },
@@ -177,7 +177,7 @@ export function dkimSignature(
   bodyHash: string,
   options: DkimOptions & { domain: string },
   now: Date,
-): string {
+): Promise<string> {
   return dkimSignFields(parseHeaders(header), bodyHash, {
     domain: options.domain,
     selector: options.selector,
