@@ -78,7 +78,7 @@ describe('DKIM signing (verified by mailauth)', () => {
           expect(verdict).toBe('pass');
         },
       ),
-      { numRuns: 40 },
+      { numRuns: 100 },
     );
   });
 });

@@ -47,32 +47,48 @@ export function relaxedHeader(raw: string): string {
   return `${name}:${value}`;
 }
 
-/** RFC 6376 relaxed body canonicalization, streamed: returns the base64 SHA-256 body hash. */
+const LF = 10;
+const WSP_RUN = /[ \t]+/g;
+const SPACE_CRLF = / \r\n/g;
+
+/**
+ * RFC 6376 relaxed body canonicalization, streamed: returns the base64 SHA-256 body hash.
+ * Works on whole runs of complete lines (two regular expressions per chunk, not per line);
+ * empty lines are held back until content follows them, since trailing ones are not hashed.
+ */
 export async function relaxedBodyHash(body: Readable): Promise<string> {
   const hash = createHash('sha256');
   let partial = '';
   let blankLines = 0;
-  let any = false;
-  const line = (text: string): void => {
-    const canonical = text.replace(/[ \t]+/g, ' ').replace(/ $/, '');
-    if (canonical === '') {
-      blankLines += 1;
-      return;
+  const lines = (text: string): void => {
+    // `text` is complete lines, each ending in CRLF.
+    const canonical = text.replace(WSP_RUN, ' ').replace(SPACE_CRLF, '\r\n');
+    let end = canonical.length;
+    let trailing = 0;
+    // A CRLF right after another line break (or at the start) is an empty line.
+    while (end >= 2 && (end === 2 || canonical.charCodeAt(end - 3) === LF)) {
+      end -= 2;
+      trailing += 1;
     }
-    // Empty lines count only when more content follows them.
-    if (blankLines > 0) hash.update('\r\n'.repeat(blankLines));
-    blankLines = 0;
-    hash.update(`${canonical}\r\n`, 'latin1');
-    any = true;
+    if (end > 0) {
+      if (blankLines > 0) hash.update('\r\n'.repeat(blankLines));
+      hash.update(end === canonical.length ? canonical : canonical.slice(0, end), 'latin1');
+      blankLines = trailing;
+    } else {
+      blankLines += trailing;
+    }
   };
   for await (const chunk of body) {
     const text = partial + (chunk as Buffer).toString('latin1');
-    const lines = text.split('\r\n');
-    partial = lines.pop() ?? '';
-    for (const entry of lines) line(entry);
+    const cut = text.lastIndexOf('\r\n');
+    if (cut < 0) {
+      partial = text;
+      continue;
+    }
+    lines(text.slice(0, cut + 2));
+    partial = text.slice(cut + 2);
   }
-  if (partial !== '') line(partial);
-  if (!any) hash.update('');
+  if (partial !== '') lines(`${partial}\r\n`);
   return hash.digest('base64');
 }
 
@@ -85,7 +101,12 @@ export interface SignOptions {
   timestamp: number;
 }
 
-const FOLD_72 = /(.{72})/g;
+/** Folds base64 into lines of 72 characters, continued with CRLF and two spaces. */
+function fold(text: string): string {
+  let out = text.slice(0, 72);
+  for (let at = 72; at < text.length; at += 72) out += `\r\n  ${text.slice(at, at + 72)}`;
+  return out;
+}
 
 /**
  * Signs on libuv's thread pool (the callback form of `crypto.sign`): an RSA-2048 signature costs
@@ -96,7 +117,7 @@ function signData(data: Buffer, options: SignOptions): Promise<string> {
   return new Promise((resolve, reject) => {
     const done = (error: Error | null, signature: Buffer): void => {
       if (error !== null) reject(error);
-      else resolve(signature.toString('base64').replace(FOLD_72, '$1\r\n  ').trimEnd());
+      else resolve(fold(signature.toString('base64')));
     };
     if (options.algorithm === 'ed25519-sha256')
       sign(null, createHash('sha256').update(data).digest(), key, done);
