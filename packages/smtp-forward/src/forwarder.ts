@@ -34,6 +34,7 @@ import type {
 } from './ports.js';
 import type { AttemptInfo } from './queue.js';
 import { passThroughPolicy, silentLogger, systemClock, unlimitedRateLimiter } from './ports.js';
+import { isDisabledAction } from './resolver.js';
 import type { ResolvedRecipient, Resolver } from './resolver.js';
 import {
   arcSeal,
@@ -692,12 +693,28 @@ export class SmtpForwarder {
         address: masked,
       });
     }
-    if (resolved.disabled === 'defer') {
+    if (resolved.disabled === 'defer' || resolved.disabled === 'defer-recipient') {
+      // 421 ends the session (smtp-server closes it), so the sender retries the whole message;
+      // 450 refuses this recipient only.
       throw this.#reject({
         sessionId: session.id,
         stage: 'rcpt',
-        responseCode: 450,
+        responseCode: resolved.disabled === 'defer' ? 421 : 450,
         reason: `4.2.1 Mailbox temporarily disabled${reason ? ` (${reason})` : ''}`,
+        address: masked,
+      });
+    }
+    if (resolved.disabled !== undefined && !isDisabledAction(resolved.disabled)) {
+      // A disabled alias with an action we do not know must never forward: refuse for now.
+      this.#logger.error(
+        { sessionId: session.id, recipient: masked },
+        'resolver returned an unknown disabled action',
+      );
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 451,
+        reason: '4.3.0 Alias misconfigured',
         address: masked,
       });
     }

@@ -40,4 +40,17 @@ describe('staticResolver', () => {
     const strict = staticResolver({ 'a@fwd.test': 'x@dest.test' }, { separator: '' });
     expect(await strict('a+tag@fwd.test', context)).toBeNull();
   });
+
+  it('refuses a disabled action it does not know, naming the alias', () => {
+    expect(() =>
+      staticResolver({
+        'x@fwd.test': { destinations: ['a@dest.test'], disabled: 'block' as never },
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_OPTIONS',
+        message: expect.stringContaining('x@fwd.test'),
+      }),
+    );
+  });
 });

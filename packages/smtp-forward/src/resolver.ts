@@ -1,13 +1,30 @@
 import { parseAddress } from './address.js';
+import { SmtpForwardError } from './errors.js';
 
-/** How a disabled alias is refused. */
-export type DisabledAction = 'reject' | 'defer' | 'discard';
+/**
+ * How a disabled alias is refused: `reject` (550, permanent), `defer` (421: the session ends and
+ * the sender's MTA retries the whole message later), `defer-recipient` (450 for this recipient
+ * only; the session's other recipients go through now), or `discard` (250, dropped).
+ */
+export type DisabledAction = 'reject' | 'defer' | 'defer-recipient' | 'discard';
+
+const DISABLED_ACTIONS: ReadonlySet<unknown> = new Set<DisabledAction>([
+  'reject',
+  'defer',
+  'defer-recipient',
+  'discard',
+]);
+
+/** True when `value` is a {@link DisabledAction} (resolvers written in JavaScript can return anything). */
+export function isDisabledAction(value: unknown): value is DisabledAction {
+  return DISABLED_ACTIONS.has(value);
+}
 
 /** What the resolver knows about one recipient. */
 export interface ResolvedRecipient {
   /** Where mail for this alias goes. At least one address unless disabled. */
   destinations: readonly string[];
-  /** Set when the alias exists but must not forward: `reject` (550), `defer` (450) or `discard` (250, dropped). */
+  /** Set when the alias exists but must not forward: `reject` (550), `defer` (421), `defer-recipient` (450) or `discard` (250, dropped). */
   disabled?: DisabledAction;
   /** Why the alias is disabled; sent in the SMTP reply, so keep it short and public. */
   reason?: string;
@@ -38,10 +55,17 @@ export interface StaticResolverOptions {
   separator?: string;
 }
 
-function normalise(entry: StaticEntry): ResolvedRecipient {
+function normalise(alias: string, entry: StaticEntry): ResolvedRecipient {
   if (typeof entry === 'string') return { destinations: [entry] };
   if (Array.isArray(entry)) return { destinations: [...(entry as readonly string[])] };
-  return entry as ResolvedRecipient;
+  const resolved = entry as ResolvedRecipient;
+  if (resolved.disabled !== undefined && !isDisabledAction(resolved.disabled)) {
+    throw new SmtpForwardError(
+      'INVALID_OPTIONS',
+      `staticResolver: ${alias} has disabled: ${JSON.stringify(resolved.disabled)}; expected 'reject', 'defer', 'defer-recipient' or 'discard'`,
+    );
+  }
+  return resolved;
 }
 
 function addTag(destination: string, tag: string, separator: string): string {
@@ -61,7 +85,7 @@ export function staticResolver(
   const separator = options.separator ?? '+';
   const table = new Map<string, ResolvedRecipient>();
   for (const [alias, entry] of Object.entries(map))
-    table.set(alias.toLowerCase(), normalise(entry));
+    table.set(alias.toLowerCase(), normalise(alias, entry));
   return (address) => {
     const parsed = parseAddress(address);
     if (parsed === null) return Promise.resolve(null);

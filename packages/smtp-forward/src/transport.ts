@@ -133,11 +133,26 @@ interface RawTransporter {
   send(mail: RawMail, callback: (error: Error | null | undefined, info?: SendInfo) => void): void;
 }
 
-const TRANSIENT_CODES = new Set(['ETLS', 'ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'EDNS', 'EPROXY']);
+const TRANSIENT_CODES = new Set([
+  'EABORTED',
+  'ETLS',
+  'ECONNECTION',
+  'ESOCKET',
+  'ETIMEDOUT',
+  'EDNS',
+  'EPROXY',
+]);
 
 interface Hop {
   key: string;
   options: SMTPPoolOptions;
+}
+
+/** The error an aborted attempt rejects with: transient, so the sender retries later. */
+function abortError(signal: AbortSignal): SendError {
+  const reason: unknown = signal.reason;
+  const message = reason instanceof Error ? reason.message : 'attempt aborted';
+  return Object.assign(new Error(`relay attempt aborted: ${message}`), { code: 'EABORTED' });
 }
 
 function shortReply(text: string | undefined, fallback: string): string {
@@ -204,8 +219,8 @@ export class Transport {
         const pending = remaining;
         const streams: Readable[] = [];
         try {
-          const info: SendInfo = await this.#policy.execute(() =>
-            this.#send(hop, mailFrom, pending, open, streams),
+          const info: SendInfo = await this.#policy.execute(({ signal }) =>
+            this.#send(hop, mailFrom, pending, open, streams, signal),
           );
           const rejected = new Set(
             (Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) =>
@@ -373,7 +388,9 @@ export class Transport {
     to: readonly string[],
     open: () => Readable | Buffer,
     streams: Readable[],
+    signal: AbortSignal,
   ): Promise<SendInfo> {
+    if (signal.aborted) return Promise.reject(abortError(signal));
     const transporter = (this.#pool(hop) as unknown as { transporter: RawTransporter }).transporter;
     const envelope = { from, to: [...to] };
     const mail: RawMail = {
@@ -386,12 +403,31 @@ export class Transport {
           const raw = open();
           const stream = Buffer.isBuffer(raw) ? Readable.from([raw], { objectMode: false }) : raw;
           streams.push(stream);
+          // Aborted before DATA: the relay gets an error for its body, never an end of data.
+          if (signal.aborted) stream.destroy(abortError(signal));
           return stream;
         },
       },
     };
     return new Promise((resolve, reject) => {
+      // On abort (the policy's timeout, say) the attempt ends now. A body still being sent is cut
+      // off, so the relay never sees its end of data and keeps nothing; a relay that already has
+      // the whole body may still accept it, which the late callback logs (a possible duplicate).
+      const onAbort = (): void => {
+        for (const stream of streams) stream.destroy(abortError(signal));
+        reject(abortError(signal));
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
       transporter.send(mail, (error, info) => {
+        signal.removeEventListener('abort', onAbort);
+        if (signal.aborted) {
+          if (error === null || error === undefined)
+            this.#logger.warn(
+              { relay: hop.key },
+              'relay accepted a message after its attempt was abandoned; it may arrive twice',
+            );
+          return;
+        }
         if (error !== null && error !== undefined) reject(error);
         else resolve(info ?? {});
       });

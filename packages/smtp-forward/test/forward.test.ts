@@ -33,6 +33,7 @@ async function forwarder(
       'team@fwd.test': ['bob@dest.test', 'carol@dest.test'],
       'off@fwd.test': { destinations: [], disabled: 'reject', reason: 'closed by owner' },
       'later@fwd.test': { destinations: ['x@dest.test'], disabled: 'defer' },
+      'soon@fwd.test': { destinations: ['x@dest.test'], disabled: 'defer-recipient' },
       'void@fwd.test': { destinations: [], disabled: 'discard' },
       '*@catch.test': 'catch@dest.test',
     }),
@@ -135,13 +136,28 @@ describe('SmtpForwarder with real SMTP peers', () => {
     expect(await client.send('RCPT TO:<off@fwd.test>\r\n')).toMatch(
       /^550 5\.2\.1 .*closed by owner/,
     );
-    expect(await client.send('RCPT TO:<later@fwd.test>\r\n')).toMatch(/^450 4\.2\.1/);
+    expect(await client.send('RCPT TO:<soon@fwd.test>\r\n')).toMatch(/^450 4\.2\.1/);
     expect(await client.send('RCPT TO:<void@fwd.test>\r\n')).toMatch(/^250/);
     expect(await client.send('DATA\r\n')).toMatch(/^354/);
     expect(await client.send('Subject: gone\r\n\r\nbye\r\n.\r\n')).toMatch(/^250/);
     client.close();
     expect(sink.messages.length).toBe(before);
     expect(instance.stats().discarded).toBeGreaterThan(0);
+  });
+
+  it('answers a deferred alias 421 and ends the session, so the sender retries the whole message', async () => {
+    const before = sink.messages.length;
+    const rejectedBefore = instance.stats().rejected;
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<a@origin.test>\r\n');
+    expect(await client.send('RCPT TO:<alice@fwd.test>\r\n')).toMatch(/^250/);
+    expect(await client.send('RCPT TO:<later@fwd.test>\r\n')).toMatch(/^421 4\.2\.1/);
+    // The server hangs up: nothing more is read, and nothing was relayed for the accepted recipient.
+    expect(await client.send('DATA\r\n')).toBe('closed');
+    client.close();
+    expect(sink.messages.length).toBe(before);
+    expect(instance.stats().rejected).toBe(rejectedBefore + 1);
   });
 
   it('delivers a bounce sent to an SRS address to the original sender, and refuses forged ones', async () => {

@@ -23,6 +23,8 @@ export async function startRelay(
     rcpt?: (address: string) => number | undefined;
     data?: () => number | undefined;
     delayMs?: number;
+    /** Reads nothing of a message body for this long (the sender meets TCP back-pressure). */
+    stallDataMs?: number;
   } = {},
 ): Promise<TestRelay> {
   const messages: Received[] = [];
@@ -40,6 +42,10 @@ export async function startRelay(
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      if (behaviour.stallDataMs !== undefined) {
+        stream.pause();
+        setTimeout(() => stream.resume(), behaviour.stallDataMs);
+      }
       stream.on('end', () => {
         const finish = (): void => {
           const code = behaviour.data?.();

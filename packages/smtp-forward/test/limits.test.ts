@@ -117,6 +117,25 @@ describe('limits and ports', () => {
     client.close();
   });
 
+  it('never forwards for a resolver that answers an unknown disabled action', async () => {
+    const sink = await relay();
+    const { port } = await start(
+      {
+        resolver: () =>
+          Promise.resolve({ destinations: ['alice@dest.test'], disabled: 'blocked' as never }),
+      },
+      sink.port,
+    );
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<a@origin.test>\r\n');
+    expect(await client.send('RCPT TO:<alice@fwd.test>\r\n')).toMatch(
+      /^451 4\.3\.0 Alias misconfigured/,
+    );
+    client.close();
+    expect(sink.messages).toHaveLength(0);
+  });
+
   it('wraps every outbound attempt in the policy', async () => {
     const sink = await relay();
     let calls = 0;
@@ -134,6 +153,50 @@ describe('limits and ports', () => {
     client.close();
     expect(calls).toBe(1);
     expect(sink.messages).toHaveLength(1);
+  });
+
+  it('ends an attempt when the policy aborts it, and the relay keeps no part of the cut-off body', async () => {
+    // The relay reads nothing for 1.5 s: a 4 MiB body (spilled to disk, streamed out) stalls on TCP
+    // back-pressure, and the policy's 300 ms timeout aborts the attempt mid-DATA.
+    const slow = await startRelay({ stallDataMs: 1_500 });
+    cleanups.push(() => slow.close());
+    let aborted = 0;
+    const policy: Policy = {
+      execute: async (fn) => {
+        const controller = new AbortController();
+        const timer = setTimeout(() => {
+          aborted += 1;
+          controller.abort(new Error('policy timeout'));
+        }, 300);
+        try {
+          return await fn({ signal: controller.signal });
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+    const { forwarder, port } = await start(
+      { policy, limits: { memoryBytes: 64 * 1024, maxMessageBytes: 8 * 2 ** 20 } },
+      slow.port,
+    );
+    const deferred: string[] = [];
+    forwarder.onDeferred((event) => deferred.push(event.reason));
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    const line = `${'y'.repeat(998)}\r\n`;
+    const started = Date.now();
+    const reply = await client.send(`Subject: big\r\n\r\n${line.repeat(4200)}.\r\n`);
+    const waited = Date.now() - started;
+    client.close();
+    expect(reply).toMatch(/^451 4\.4\.0/);
+    expect(aborted).toBe(1);
+    // Answered on the abort, not when the stalled relay would have finished.
+    expect(waited).toBeLessThan(1_400);
+    expect(deferred[0]).toBe('EABORTED');
+    // The relay resumes reading after 1.5 s: the body it gets has no end, so it stores nothing.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(slow.messages).toHaveLength(0);
   });
 
   it('delivers directly to MX hosts in priority order, through an injected MX lookup', async () => {
