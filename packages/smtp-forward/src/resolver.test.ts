@@ -42,15 +42,11 @@ describe('staticResolver', () => {
   });
 
   it('refuses a disabled action it does not know, naming the alias', () => {
-    expect(() =>
+    const make = (): unknown =>
       staticResolver({
         'x@fwd.test': { destinations: ['a@dest.test'], disabled: 'block' as never },
-      }),
-    ).toThrow(
-      expect.objectContaining({
-        code: 'INVALID_OPTIONS',
-        message: expect.stringContaining('x@fwd.test'),
-      }),
-    );
+      });
+    expect(make).toThrow(/x@fwd\.test has disabled: "block"/);
+    expect(make).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
   });
 });
