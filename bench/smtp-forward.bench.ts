@@ -375,9 +375,14 @@ if (memoryChild !== undefined) {
   };
   let baseline = await sample();
   let peak = baseline;
+  // RSS (what the issue asks for) is read on every tick, never after a forced GC: it is the
+  // memory the process really took from the machine, heap growth and malloc'd buffers alike.
+  let rssBaseline = process.memoryUsage.rss();
+  let rssPeak = rssBaseline;
   let sampling = false;
   setInterval(
     () => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
       if (sampling) return;
       sampling = true;
       void sample().then((value) => {
@@ -393,11 +398,14 @@ if (memoryChild !== undefined) {
         // After one small message: connections, pools and lazily compiled code are in place.
         baseline = value;
         peak = baseline;
+        rssBaseline = process.memoryUsage.rss();
+        rssPeak = rssBaseline;
         process.send!({ reset: true });
         return;
       }
       peak = Math.max(peak, value);
-      process.send!({ peak: peak - baseline });
+      rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
+      process.send!({ peak: peak - baseline, rss: rssPeak - rssBaseline });
     });
   });
   process.send!({ port });
@@ -411,7 +419,8 @@ async function memoryGrowth(
   sinkPort: number,
   bytes: number,
   live: boolean,
-): Promise<number> {
+  flags: readonly string[] = [],
+): Promise<{ growth: number; rss: number }> {
   const child = fork(fileURLToPath(import.meta.url), [], {
     env: {
       ...process.env,
@@ -419,7 +428,7 @@ async function memoryGrowth(
       SMTPF_SINK: String(sinkPort),
       SMTPF_LIVE: live ? '1' : '0',
     },
-    execArgv: [...process.execArgv, ...(live ? ['--expose-gc'] : [])],
+    execArgv: [...process.execArgv, ...flags, ...(live ? ['--expose-gc'] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {
@@ -461,12 +470,13 @@ async function memoryGrowth(
       ),
     });
     client.close();
-    const answer = new Promise<{ peak: number }>((resolve) =>
-      child.once('message', (message) => resolve(message as { peak: number })),
+    const answer = new Promise<{ peak: number; rss: number }>((resolve) =>
+      child.once('message', (message) => resolve(message as { peak: number; rss: number })),
     );
     child.send('peak');
-    const { peak } = await answer;
-    return Math.round((peak / 2 ** 20) * 10) / 10;
+    const { peak, rss } = await answer;
+    const mib = (bytes: number): number => Math.round((bytes / 2 ** 20) * 10) / 10;
+    return { growth: mib(peak), rss: mib(rss) };
   } finally {
     child.kill();
   }
@@ -548,29 +558,61 @@ const loadAfterThroughput = loadavg();
 await harakaStock.stop();
 await harakaNodelay.stop();
 
-const memoryRuns: { kind: MemoryKind; label: string; mb: number; live: boolean }[] = [
+// The last two runs start the child with V8's young generation capped at 1 MiB (`--max-semi-space-size=1`):
+// dead Buffers are then freed by frequent scavenges instead of piling up between them.
+const SMALL_YOUNG_GEN = ['--max-semi-space-size=1'];
+const memoryRuns: {
+  kind: MemoryKind;
+  label: string;
+  mb: number;
+  live: boolean;
+  flags?: readonly string[];
+}[] = [
   { kind: 'ours', label: '@postern/smtp-forward', mb: 10, live: false },
   { kind: 'ours', label: '@postern/smtp-forward', mb: 50, live: false },
   { kind: 'ours', label: '@postern/smtp-forward', mb: 50, live: true },
   { kind: 'bare', label: 'bare smtp-server that discards', mb: 50, live: false },
   { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: false },
   { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: true },
+  {
+    kind: 'ours',
+    label: '@postern/smtp-forward --max-semi-space-size=1',
+    mb: 50,
+    live: false,
+    flags: SMALL_YOUNG_GEN,
+  },
+  {
+    kind: 'bare',
+    label: 'bare smtp-server that discards --max-semi-space-size=1',
+    mb: 50,
+    live: false,
+    flags: SMALL_YOUNG_GEN,
+  },
 ];
-const memory = new Map<string, number>();
+const memory = new Map<string, { growth: number; rss: number }>();
 for (const run of memoryRuns) {
   const what = run.live ? 'peak live growth after GC' : 'peak heap+buffer growth, garbage included';
   progress(`${run.mb} MB message: ${run.label}, ${what}`);
-  const growth = await memoryGrowth(run.kind, sink.port, run.mb * 2 ** 20, run.live);
-  progress(`  ${growth} MiB`);
-  memory.set(`${run.kind}/${run.mb}/${run.live}`, growth);
+  const measured = await memoryGrowth(run.kind, sink.port, run.mb * 2 ** 20, run.live, run.flags);
+  progress(`  ${measured.growth} MiB${run.live ? '' : `; RSS grew ${measured.rss} MiB`}`);
+  memory.set(
+    `${run.kind}/${run.mb}/${run.live}${run.flags === undefined ? '' : '/small'}`,
+    measured,
+  );
   results.push({
     name: `${run.label}, one ${run.mb} MB message, alone in a child process (${what}, MiB)`,
     msgsPerSec: 0,
-    peakMemoryGrowthMiB: growth,
+    peakMemoryGrowthMiB: measured.growth,
   });
+  if (!run.live)
+    results.push({
+      name: `${run.label}, one ${run.mb} MB message, alone in a child process (peak RSS growth, MiB)`,
+      msgsPerSec: 0,
+      peakRssGrowthMiB: measured.rss,
+    });
 }
-const oursRss = memory.get('ours/50/false')!;
-const naiveRss = memory.get('naive/50/false')!;
+const oursRss = memory.get('ours/50/false')!.growth;
+const naiveRss = memory.get('naive/50/false')!.growth;
 const round2 = (values: number[]): number[] => values.map((value) => Math.round(value * 100) / 100);
 results.push({
   name: 'machine load average (1, 5, 15 min) before and after the throughput rounds',
@@ -613,7 +655,12 @@ for (const sessions of [10, 50]) {
   );
 }
 ratios['memory 50MB ours/pass-through'] = Number((oursRss / naiveRss).toFixed(2));
-ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!;
+ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!.growth;
+ratios['memory 50MB ours peak RSS growth (MiB; target < 30.5 = 32 MB)'] =
+  memory.get('ours/50/false')!.rss;
+ratios['memory 50MB bare smtp-server peak RSS growth (MiB)'] = memory.get('bare/50/false')!.rss;
+ratios['memory 50MB ours peak RSS growth, --max-semi-space-size=1 (MiB)'] =
+  memory.get('ours/50/false/small')!.rss;
 report(
   '@postern/smtp-forward: messages/s through smtp-source → forwarder → smtp-sink (4 KiB, median of 3)',
   results,

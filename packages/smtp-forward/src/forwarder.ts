@@ -246,8 +246,14 @@ function newMessageId(): string {
   return id;
 }
 
+// The date has one-second resolution: format it once per second, not once per message.
+let lastDate = { second: Number.NaN, text: '' };
+
 function rfc5322Date(ms: number): string {
-  return new Date(ms).toUTCString().replace('GMT', '+0000');
+  const second = Math.floor(ms / 1000);
+  if (second !== lastDate.second)
+    lastDate = { second, text: new Date(ms).toUTCString().replace('GMT', '+0000') };
+  return lastDate.text;
 }
 
 function printable(text: string): string {

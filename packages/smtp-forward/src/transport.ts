@@ -318,8 +318,11 @@ export class Transport {
     };
   }
 
+  // Relays never change after construction: their pool options are built once.
+  #relays: Hop[] | undefined;
+
   #relayHops(): Hop[] {
-    return (this.#options.relays ?? []).map((relay) => {
+    this.#relays ??= (this.#options.relays ?? []).map((relay) => {
       const port = relay.port ?? 25;
       return {
         key: `${relay.host}:${port}`,
@@ -336,6 +339,7 @@ export class Transport {
         },
       };
     });
+    return this.#relays;
   }
 
   async #mxHops(domain: string): Promise<Hop[]> {
