@@ -52,11 +52,11 @@ const WSP_RUN = /[ \t]+/g;
 const SPACE_CRLF = / \r\n/g;
 
 /**
- * RFC 6376 relaxed body canonicalization, streamed: returns the base64 SHA-256 body hash.
+ * RFC 6376 relaxed body canonicalization, streamed (or from one Buffer): returns the base64 SHA-256 body hash.
  * Works on whole runs of complete lines (two regular expressions per chunk, not per line);
  * empty lines are held back until content follows them, since trailing ones are not hashed.
  */
-export async function relaxedBodyHash(body: Readable): Promise<string> {
+export async function relaxedBodyHash(body: Readable | Buffer): Promise<string> {
   const hash = createHash('sha256');
   let partial = '';
   let blankLines = 0;
@@ -78,7 +78,8 @@ export async function relaxedBodyHash(body: Readable): Promise<string> {
       blankLines += trailing;
     }
   };
-  for await (const chunk of body) {
+  // A body held in memory is hashed in one go, without a stream.
+  for await (const chunk of Buffer.isBuffer(body) ? [body] : body) {
     const text = partial + (chunk as Buffer).toString('latin1');
     const cut = text.lastIndexOf('\r\n');
     if (cut < 0) {

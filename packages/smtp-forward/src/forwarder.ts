@@ -925,7 +925,7 @@ export class SmtpForwarder {
       try {
         verdict = await withTimeout(
           verifyInbound(
-            concatStreams(serialiseHeaders(fields), spool),
+            wholeOrStream(serialiseHeaders(fields), spool),
             { ip: session.remoteAddress, helo, sender, mta: this.#hostname },
             authentication,
           ),
@@ -981,7 +981,7 @@ export class SmtpForwarder {
     const dkimKey = await this.#dkimKeyFor(recipients, messageId, session.id);
     if (sealed === undefined && dkimKey === null) return header;
     // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
-    const bodyHash = await relaxedBodyHash(spool.read());
+    const bodyHash = await relaxedBodyHash(spool.buffer() ?? spool.read());
     // The DKIM signature covers none of the ARC fields, so both are signed at once on the
     // thread pool: the seal and the signature do not wait for each other.
     const [seal, signature] = await Promise.all([
@@ -1267,7 +1267,7 @@ export class SmtpForwarder {
     if (key === null) return dsn;
     const end = dsn.indexOf('\r\n\r\n');
     const header = dsn.subarray(0, end + 2);
-    const bodyHash = await relaxedBodyHash(Readable.from([dsn.subarray(end + 4)]));
+    const bodyHash = await relaxedBodyHash(dsn.subarray(end + 4));
     return Buffer.concat([
       Buffer.from(
         await dkimSignature(header, bodyHash, key, new Date(this.#clock.now())),
@@ -1321,6 +1321,12 @@ async function readHeaderBlock(path: string): Promise<Buffer> {
 }
 
 /** A stream of `head` followed by the spooled body. */
+/** Header and body as one Buffer when the body is in memory, else as a stream. */
+function wholeOrStream(head: Buffer, spool: Spool): Readable | Buffer {
+  const body = spool.buffer();
+  return body === undefined ? concatStreams(head, spool) : Buffer.concat([head, body]);
+}
+
 function concatStreams(head: Buffer, spool: Spool): Readable {
   const out = new PassThrough();
   out.write(head);

@@ -64,7 +64,10 @@ export class Spool {
 
   /** The body as one Buffer when it is held in memory, else undefined. */
   buffer(): Buffer | undefined {
-    return this.#path === undefined ? Buffer.concat(this.#chunks) : undefined;
+    if (this.#path !== undefined) return undefined;
+    // Joined once; later calls (and later reads) share the one Buffer.
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks)];
+    return this.#chunks[0]!;
   }
 
   /** A fresh stream of the body. */

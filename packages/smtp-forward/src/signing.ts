@@ -123,7 +123,7 @@ function algorithmOf(options: DkimOptions): 'rsa-sha256' | 'ed25519-sha256' {
 
 /** Runs SPF, DKIM, DMARC and ARC verification on the incoming message. */
 export async function verifyInbound(
-  message: Readable,
+  message: Readable | Buffer,
   context: { ip: string; helo: string; sender: string; mta: string },
   options: AuthenticationOptions,
 ): Promise<InboundVerdict> {
