@@ -23,6 +23,8 @@ export async function startRelay(
     rcpt?: (address: string) => number | undefined;
     data?: () => number | undefined;
     delayMs?: number;
+    /** Answers each RCPT after this long. */
+    rcptDelayMs?: number;
     /** Reads nothing of a message body for this long (the sender meets TCP back-pressure). */
     stallDataMs?: number;
   } = {},
@@ -37,7 +39,9 @@ export async function startRelay(
     disableReverseLookup: true,
     onRcptTo(address, _session, callback) {
       const code = behaviour.rcpt?.(address.address);
-      callback(code === undefined ? undefined : fail(code));
+      const answer = (): void => callback(code === undefined ? undefined : fail(code));
+      if (behaviour.rcptDelayMs === undefined) answer();
+      else setTimeout(answer, behaviour.rcptDelayMs);
     },
     onData(stream, session, callback) {
       const chunks: Buffer[] = [];

@@ -199,6 +199,44 @@ describe('limits and ports', () => {
     expect(slow.messages).toHaveLength(0);
   });
 
+  it('ends an attempt aborted before DATA, sends no body, and the next message still goes through', async () => {
+    let slowRcpt = true;
+    const slow = await startRelay({ rcptDelayMs: 800 });
+    cleanups.push(() => slow.close());
+    const policy: Policy = {
+      execute: async (fn) => {
+        const controller = new AbortController();
+        const timer = setTimeout(
+          () => controller.abort(new Error('policy timeout')),
+          slowRcpt ? 200 : 5_000,
+        );
+        try {
+          return await fn({ signal: controller.signal });
+        } finally {
+          clearTimeout(timer);
+        }
+      },
+    };
+    const { port } = await start({ policy }, slow.port);
+    const client = await RawClient.open(port);
+    await transaction(client);
+    await client.send('DATA\r\n');
+    const started = Date.now();
+    expect(await client.send('Subject: first\r\n\r\nx\r\n.\r\n')).toMatch(/^451 4\.4\.0/);
+    expect(Date.now() - started).toBeLessThan(700);
+    // The relay answers RCPT later; the body it is then offered has ended in an error, not a dot.
+    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    expect(slow.messages).toHaveLength(0);
+    slowRcpt = false;
+    await transaction(client);
+    await client.send('DATA\r\n');
+    expect(await client.send('Subject: second\r\n\r\ny\r\n.\r\n')).toMatch(/^250/);
+    client.close();
+    expect(slow.messages.map((m) => m.data.toString('latin1'))).toEqual([
+      expect.stringContaining('Subject: second'),
+    ]);
+  });
+
   it('delivers directly to MX hosts in priority order, through an injected MX lookup', async () => {
     const sink = await relay();
     const lookups: string[] = [];
