@@ -710,38 +710,25 @@ export class SmtpForwarder {
         address: masked,
       });
     }
-    if (resolved.disabled !== undefined && !isDisabledAction(resolved.disabled)) {
-      // A disabled alias with an action we do not know must never forward: refuse for now.
-      this.#logger.error(
-        { sessionId: session.id, recipient: masked },
-        'resolver returned an unknown disabled action',
-      );
-      throw this.#reject({
+    const misconfigured = (problem: string): SmtpError => {
+      this.#logger.error({ sessionId: session.id, recipient: masked }, problem);
+      return this.#reject({
         sessionId: session.id,
         stage: 'rcpt',
         responseCode: 451,
         reason: '4.3.0 Alias misconfigured',
         address: masked,
       });
-    }
-    if (resolved.disabled !== 'discard') {
-      const valid =
-        resolved.destinations.length > 0 &&
-        resolved.destinations.every((d) => parseAddress(d) !== null);
-      if (!valid) {
-        this.#logger.error(
-          { sessionId: session.id, recipient: masked },
-          'resolver returned no valid destination',
-        );
-        throw this.#reject({
-          sessionId: session.id,
-          stage: 'rcpt',
-          responseCode: 451,
-          reason: '4.3.0 Alias misconfigured',
-          address: masked,
-        });
-      }
-    }
+    };
+    // A disabled alias with an action we do not know must never forward: refuse for now.
+    if (resolved.disabled !== undefined && !isDisabledAction(resolved.disabled))
+      throw misconfigured('resolver returned an unknown disabled action');
+    if (
+      resolved.disabled !== 'discard' &&
+      (resolved.destinations.length === 0 ||
+        !resolved.destinations.every((d) => parseAddress(d) !== null))
+    )
+      throw misconfigured('resolver returned no valid destination');
     state.recipients.push({ alias, resolved });
   }
 
