@@ -66,6 +66,11 @@ export interface Limits {
   maxRecipients?: number;
   /** Messages (MAIL commands) per connection; more get 421. Default: 100. */
   maxMessagesPerSession?: number;
+  /**
+   * Commands of any kind per connection (NOOP, RSET, HELO, unknown ones...); the next one gets
+   * 421 and the connection is closed, so one client cannot keep a slot busy forever. Default: 2_000.
+   */
+  maxCommandsPerSession?: number;
   /** Open connections in total; more get 421. Default: 500. */
   maxConnections?: number;
   /** Open connections per client IP; more get 421. Default: 20. */
@@ -168,7 +173,7 @@ export interface AcceptedEvent {
 export interface RejectedEvent {
   sessionId: string;
   messageId?: string;
-  stage: 'connect' | 'mail' | 'rcpt' | 'data';
+  stage: 'connect' | 'command' | 'mail' | 'rcpt' | 'data';
   responseCode: number;
   reason: string;
   /** Masked address involved, if any. */
@@ -214,11 +219,21 @@ interface SmtpError extends Error {
   responseCode: number;
 }
 
+/** The parts of smtp-server's connection objects (`server.connections`) the forwarder uses. */
+interface ServerConnection {
+  id: string;
+  send(code: number, text: string): void;
+  close(): void;
+  /** Called by the command parser for every command line (not for DATA content). */
+  _onCommand?: (command: Buffer, callback: () => void) => void;
+}
+
 const DEFAULT_LIMITS: Required<Limits> = {
   maxMessageBytes: 26_214_400,
   maxHeaderBytes: 262_144,
   maxRecipients: 50,
   maxMessagesPerSession: 100,
+  maxCommandsPerSession: 2_000,
   maxConnections: 500,
   maxConnectionsPerIp: 20,
   idleTimeoutMs: 300_000,
@@ -572,6 +587,41 @@ export class SmtpForwarder {
       });
     }
     this.#sessions.set(session.id, { recipients: [], messages: 0 });
+    this.#limitCommands(session.id);
+  }
+
+  /** smtp-server's connection object of a session (a scan of open connections). */
+  #connection(sessionId: string): ServerConnection | undefined {
+    for (const connection of this.#server.connections as Set<ServerConnection>)
+      if (connection.id === sessionId) return connection;
+    return undefined;
+  }
+
+  /**
+   * Counts every command line of the session. smtp-server has no hook per command, so the
+   * connection's own command handler is wrapped; a test fails if an upgrade removes it.
+   */
+  #limitCommands(sessionId: string): void {
+    const connection = this.#connection(sessionId);
+    const handle = connection?._onCommand;
+    if (connection === undefined || handle === undefined) return;
+    const max = this.#limits.maxCommandsPerSession;
+    let count = 0;
+    connection._onCommand = (command, callback) => {
+      count += 1;
+      if (count <= max) {
+        handle.call(connection, command, callback);
+        return;
+      }
+      const refusal = this.#reject({
+        sessionId,
+        stage: 'command',
+        responseCode: 421,
+        reason: '4.7.0 Too many commands in this session, closing connection',
+      });
+      // 421 closes the connection (smtp-server's send does it).
+      connection.send(421, refusal.message);
+    };
   }
 
   #state(session: SMTPServerSession): SessionState {
@@ -745,13 +795,7 @@ export class SmtpForwarder {
     });
     const dataTimer = setTimeout(() => {
       // A DATA transfer that never ends would hold a spool and a slot forever.
-      const connection = [
-        ...(this.#server.connections as Set<{
-          id: string;
-          send(code: number, text: string): void;
-          close(): void;
-        }>),
-      ].find((c) => c.id === session.id);
+      const connection = this.#connection(session.id);
       connection?.send(421, '4.4.2 DATA timeout, closing connection');
       connection?.close();
       stream.destroy();

@@ -136,6 +136,26 @@ describe('limits and ports', () => {
     expect(sink.messages).toHaveLength(0);
   });
 
+  it('closes a session after maxCommandsPerSession commands of any kind', async () => {
+    const { forwarder, port } = await start({ limits: { maxCommandsPerSession: 5 } });
+    const rejected: string[] = [];
+    forwarder.onRejected((event) => rejected.push(`${event.stage} ${event.responseCode}`));
+    const client = await RawClient.open(port);
+    expect(await client.send('EHLO x.test\r\n')).toMatch(/^250/);
+    expect(await client.send('NOOP\r\n')).toMatch(/^250/);
+    expect(await client.send('RSET\r\n')).toMatch(/^250/);
+    expect(await client.send('BOGUS\r\n')).toMatch(/^500/);
+    expect(await client.send('NOOP\r\n')).toMatch(/^250/);
+    expect(await client.send('NOOP\r\n')).toMatch(/^421 .*Too many commands/);
+    expect(await client.reply()).toBe('closed');
+    client.close();
+    expect(rejected).toEqual(['command 421']);
+    // A new session starts its own count.
+    const next = await RawClient.open(port);
+    expect(await next.send('EHLO x.test\r\n')).toMatch(/^250/);
+    next.close();
+  });
+
   it('wraps every outbound attempt in the policy', async () => {
     const sink = await relay();
     let calls = 0;
