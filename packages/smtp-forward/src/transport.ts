@@ -166,6 +166,8 @@ export class Transport {
   readonly #logger: Logger;
   readonly #pools = new Map<string, Mailer>();
   readonly #name: string;
+  // Relays never change after construction: their pool options are built once.
+  #relays: Hop[] | undefined;
 
   constructor(options: TransportOptions, policy: Policy, logger: Logger, defaultName: string) {
     if ((options.relays === undefined || options.relays.length === 0) && options.mx === undefined) {
@@ -317,9 +319,6 @@ export class Transport {
       name: this.#name,
     };
   }
-
-  // Relays never change after construction: their pool options are built once.
-  #relays: Hop[] | undefined;
 
   #relayHops(): Hop[] {
     this.#relays ??= (this.#options.relays ?? []).map((relay) => {
