@@ -176,8 +176,9 @@ describe('limits and ports', () => {
   });
 
   it('ends an attempt when the policy aborts it, and the relay keeps no part of the cut-off body', async () => {
-    // The relay reads nothing for 1.5 s: a 4 MiB body (spilled to disk, streamed out) stalls on TCP
-    // back-pressure, and the policy's 300 ms timeout aborts the attempt mid-DATA.
+    // The relay reads nothing for 1.5 s. Loopback's socket buffers absorb about 4 MiB at once, so
+    // a 12 MiB body (spilled to disk, streamed out) stalls on TCP back-pressure, and the policy's
+    // 300 ms timeout aborts the attempt mid-DATA.
     const slow = await startRelay({ stallDataMs: 1_500 });
     cleanups.push(() => slow.close());
     let aborted = 0;
@@ -196,7 +197,7 @@ describe('limits and ports', () => {
       },
     };
     const { forwarder, port } = await start(
-      { policy, limits: { memoryBytes: 64 * 1024, maxMessageBytes: 8 * 2 ** 20 } },
+      { policy, limits: { memoryBytes: 64 * 1024, maxMessageBytes: 16 * 2 ** 20 } },
       slow.port,
     );
     const deferred: string[] = [];
@@ -206,7 +207,7 @@ describe('limits and ports', () => {
     await client.send('DATA\r\n');
     const line = `${'y'.repeat(998)}\r\n`;
     const started = Date.now();
-    const reply = await client.send(`Subject: big\r\n\r\n${line.repeat(4200)}.\r\n`);
+    const reply = await client.send(`Subject: big\r\n\r\n${line.repeat(12_600)}.\r\n`);
     const waited = Date.now() - started;
     client.close();
     expect(reply).toMatch(/^451 4\.4\.0/);
