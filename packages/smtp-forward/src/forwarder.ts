@@ -317,6 +317,7 @@ export class SmtpForwarder {
   readonly #hostname: string;
   // os.tmpdir() reads TMPDIR through six privilege syscalls on every call: read it once.
   readonly #spillDir = tmpdir();
+  #commandLimitWarned = false;
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #rateLimiter: RateLimiter;
@@ -604,7 +605,16 @@ export class SmtpForwarder {
   #limitCommands(sessionId: string): void {
     const connection = this.#connection(sessionId);
     const handle = connection?._onCommand;
-    if (connection === undefined || handle === undefined) return;
+    if (connection === undefined || typeof handle !== 'function') {
+      if (!this.#commandLimitWarned) {
+        this.#commandLimitWarned = true;
+        this.#logger.warn(
+          { sessionId },
+          'this smtp-server version hides its command handler: maxCommandsPerSession is not enforced',
+        );
+      }
+      return;
+    }
     const max = this.#limits.maxCommandsPerSession;
     let count = 0;
     connection._onCommand = (command, callback) => {
