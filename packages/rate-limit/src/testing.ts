@@ -61,6 +61,9 @@ export interface BackendContractOptions {
 
 const LONG_PERIOD_MS = 3_600_000;
 
+/** Makes one test's limiter: `limit` per `periodMs` on the first backend, `keys` reset afterwards. */
+type LimiterOf = (limit: number, periodMs?: number, keys?: readonly string[]) => RateLimiter;
+
 /**
  * Defines the rate-limit backend contract suite with your test runner: exact counts under
  * concurrency, all-or-nothing charging, refill timing, peek, reset and expiry of idle keys.
@@ -71,11 +74,12 @@ export function backendContract(options: BackendContractOptions): void {
 
   const test = (
     name: string,
-    body: (
-      fixture: BackendContractFixture,
-      prefix: string,
-      used: Array<[RateLimiter, string]>,
-    ) => Promise<void>,
+    body: (context: {
+      fixture: BackendContractFixture;
+      prefix: string;
+      used: Array<[RateLimiter, string]>;
+      limiterOf: LimiterOf;
+    }) => Promise<void>,
   ): void => {
     it(
       name,
@@ -83,7 +87,19 @@ export function backendContract(options: BackendContractOptions): void {
         const fixture = await options.createFixture();
         const used: Array<[RateLimiter, string]> = [];
         try {
-          await body(fixture, `contract-${randomUUID().slice(0, 12)}`, used);
+          const prefix = `contract-${randomUUID().slice(0, 12)}`;
+          // A limiter on the fixture's first backend, whose `keys` are reset after the test.
+          const limiterOf: LimiterOf = (limit, periodMs = LONG_PERIOD_MS, keys = ['subject']) => {
+            const limiter = createRateLimiter({
+              limit,
+              periodMs,
+              backend: fixture.backends[0]!,
+              prefix,
+            });
+            for (const key of keys) used.push([limiter, key]);
+            return limiter;
+          };
+          await body({ fixture, prefix, used, limiterOf });
         } finally {
           for (const [limiter, key] of used) await limiter.reset(key);
           await fixture.close?.();
@@ -94,14 +110,10 @@ export function backendContract(options: BackendContractOptions): void {
   };
 
   describe(`rate-limit backend contract: ${options.name}`, () => {
-    test('allows exactly the burst at once, then denies with a retry time', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({
-        limit: 5,
-        periodMs: LONG_PERIOD_MS,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'subject']);
+    test('allows exactly the burst at once, then denies with a retry time', async ({
+      limiterOf,
+    }) => {
+      const limiter = limiterOf(5);
       const remaining: number[] = [];
       for (let call = 0; call < 5; call += 1) {
         const result = await limiter.consume('subject');
@@ -119,14 +131,8 @@ export function backendContract(options: BackendContractOptions): void {
       ok(denied.resetAfterMs > LONG_PERIOD_MS - 60_000 && denied.resetAfterMs <= LONG_PERIOD_MS);
     });
 
-    test('a denied call charges nothing, whatever its cost', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({
-        limit: 10,
-        periodMs: LONG_PERIOD_MS,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'subject']);
+    test('a denied call charges nothing, whatever its cost', async ({ limiterOf }) => {
+      const limiter = limiterOf(10);
       strictEqual((await limiter.consume('subject', { cost: 6 })).remaining, 4);
       const greedy = await limiter.consume('subject', { cost: 5 });
       strictEqual(greedy.allowed, false);
@@ -136,7 +142,11 @@ export function backendContract(options: BackendContractOptions): void {
       strictEqual(fitting.remaining, 0);
     });
 
-    test(`allows exactly the limit out of ${concurrentCalls} concurrent calls over every backend`, async (fixture, prefix, used) => {
+    test(`allows exactly the limit out of ${concurrentCalls} concurrent calls over every backend`, async ({
+      fixture,
+      prefix,
+      used,
+    }) => {
       const limiters = fixture.backends.map((backend) =>
         createRateLimiter({ limit: 50, periodMs: LONG_PERIOD_MS, backend, prefix }),
       );
@@ -156,14 +166,8 @@ export function backendContract(options: BackendContractOptions): void {
       );
     });
 
-    test('peek reports without charging', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({
-        limit: 3,
-        periodMs: LONG_PERIOD_MS,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'subject']);
+    test('peek reports without charging', async ({ fixture, prefix, limiterOf }) => {
+      const limiter = limiterOf(3);
       const fresh = await limiter.peek('subject');
       deepStrictEqual(fresh, { allowed: true, remaining: 3, retryAfterMs: 0, resetAfterMs: 0 });
       strictEqual(await fixture.stored(prefix, 'subject'), false);
@@ -175,14 +179,8 @@ export function backendContract(options: BackendContractOptions): void {
       strictEqual((await limiter.peek('subject')).remaining, 0);
     });
 
-    test('reset gives the key its full burst back', async (fixture, prefix, used) => {
-      const limiter = createRateLimiter({
-        limit: 2,
-        periodMs: LONG_PERIOD_MS,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'subject']);
+    test('reset gives the key its full burst back', async ({ fixture, prefix, limiterOf }) => {
+      const limiter = limiterOf(2);
       await limiter.consume('subject', { cost: 2 });
       strictEqual((await limiter.consume('subject')).allowed, false);
       await limiter.reset('subject');
@@ -190,7 +188,7 @@ export function backendContract(options: BackendContractOptions): void {
       strictEqual((await limiter.consume('subject')).remaining, 1);
     });
 
-    test('combine charges every limiter or none', async (fixture, prefix, used) => {
+    test('combine charges every limiter or none', async ({ fixture, prefix, used }) => {
       const backend = fixture.backends[0]!;
       const perMinute = createRateLimiter({
         limit: 5,
@@ -219,15 +217,9 @@ export function backendContract(options: BackendContractOptions): void {
       strictEqual((await perDay.peek('subject')).remaining, 2);
     });
 
-    test('refills one call per periodMs / limit', async (fixture, prefix, used) => {
+    test('refills one call per periodMs / limit', async ({ fixture, limiterOf }) => {
       const period = fixture.periodMs;
-      const limiter = createRateLimiter({
-        limit: 2,
-        periodMs: period,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'subject']);
+      const limiter = limiterOf(2, period);
       strictEqual((await limiter.consume('subject')).allowed, true);
       strictEqual((await limiter.consume('subject')).allowed, true);
       const denied = await limiter.consume('subject');
@@ -242,15 +234,9 @@ export function backendContract(options: BackendContractOptions): void {
       strictEqual((await limiter.consume('subject')).allowed, false);
     });
 
-    test('a key disappears once it has fully rested', async (fixture, prefix, used) => {
+    test('a key disappears once it has fully rested', async ({ fixture, prefix, limiterOf }) => {
       const period = fixture.periodMs;
-      const limiter = createRateLimiter({
-        limit: 4,
-        periodMs: period,
-        backend: fixture.backends[0]!,
-        prefix,
-      });
-      used.push([limiter, 'idle'], [limiter, 'other-1'], [limiter, 'other-2']);
+      const limiter = limiterOf(4, period, ['idle', 'other-1', 'other-2']);
       const first = await limiter.consume('idle', { cost: 4 });
       ok(
         first.resetAfterMs > period * 0.9 && first.resetAfterMs <= period,
