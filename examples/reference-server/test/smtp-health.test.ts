@@ -10,12 +10,22 @@ let sinkPort = 0;
 let silent: Server;
 let silentPort = 0;
 
+/**
+ * A loopback port with nothing listening on it, from 11000-31999: below Linux's ephemeral range
+ * (32768+), so no outgoing connection of a test running in parallel takes it before a server
+ * started on it (smtp-sink, postsrsd) binds it.
+ */
 async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return typeof address === 'object' && address !== null ? address.port : 0;
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const port = 11_000 + Math.floor(Math.random() * 21_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port found');
 }
 
 beforeAll(async () => {

@@ -8,22 +8,23 @@ import { Redis } from 'ioredis';
 
 export const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
-/** A free TCP port from the OS, optionally with `port + offset` free as well (cluster bus). */
+/**
+ * A free TCP port, optionally with `port + offset` free as well (cluster bus). Ports come from
+ * 11000-21999 (buses up to 31999): below Linux's ephemeral range (32768+), so no outgoing
+ * connection of a test running in parallel can take one between this check and the bind.
+ */
 export async function freePort(offset = 0): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt += 1) {
-    const port = await listenOnce(0);
-    if (offset === 0 || port + offset > 65_535) {
-      if (offset === 0) return port;
-      continue;
-    }
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const port = 11_000 + Math.floor(Math.random() * 11_000);
     try {
-      await listenOnce(port + offset);
+      await listenOnce(port);
+      if (offset !== 0) await listenOnce(port + offset);
       return port;
     } catch {
-      // The bus port is taken; try another.
+      // Taken; try another.
     }
   }
-  throw new Error('no free port pair found');
+  throw new Error('no free port found');
 }
 
 function listenOnce(port: number): Promise<number> {
@@ -47,25 +48,35 @@ export interface OwnRedis {
 }
 
 export async function startRedis(extraArgs: string[] = [], busOffset = 0): Promise<OwnRedis> {
-  const port = await freePort(busOffset);
   const dir = mkdtempSync(join(tmpdir(), 'postern-rl-'));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--dir',
-      dir,
-      ...extraArgs,
-    ],
-    { stdio: 'ignore' },
-  );
+  // A server that cannot bind its port (another test took it after the check) exits: try another.
+  for (let start = 0; ; start += 1) {
+    const port = await freePort(busOffset);
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+        ...extraArgs,
+      ],
+      { stdio: 'ignore' },
+    );
+    if (await answers(port, child)) return ownRedis(port, child, dir);
+    if (child.exitCode === null) child.kill('SIGKILL');
+    if (start >= 4) throw new Error(`redis-server did not start (last port ${port})`);
+  }
+}
+
+/** Waits up to ~5 s for the server to answer PING; false if it exits or never answers. */
+async function answers(port: number, child: ChildProcess): Promise<boolean> {
   const probe = new Redis({
     port,
     host: '127.0.0.1',
@@ -74,18 +85,25 @@ export async function startRedis(extraArgs: string[] = [], busOffset = 0): Promi
     maxRetriesPerRequest: 0,
   });
   probe.on('error', () => undefined);
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch {
-      if (attempt > 100) throw new Error(`redis-server on ${port} did not start`);
-      probe.disconnect();
-      await sleep(50);
+  try {
+    for (let attempt = 0; attempt <= 100; attempt += 1) {
+      if (child.exitCode !== null) return false;
+      try {
+        await probe.connect();
+        await probe.ping();
+        return true;
+      } catch {
+        probe.disconnect();
+        await sleep(50);
+      }
     }
+    return false;
+  } finally {
+    probe.disconnect();
   }
-  probe.disconnect();
+}
+
+function ownRedis(port: number, child: ChildProcess, dir: string): OwnRedis {
   return {
     port,
     process: child,

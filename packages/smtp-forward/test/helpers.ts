@@ -94,13 +94,22 @@ export async function startDeadRelay(): Promise<{ port: number; close(): Promise
   };
 }
 
-/** A loopback port with nothing listening on it (another process may bind it later). */
+/**
+ * A loopback port with nothing listening on it, from 11000-31999: below Linux's ephemeral range
+ * (32768+), so no outgoing connection of a test running in parallel takes it before a server
+ * started on it (smtp-sink, postsrsd) binds it.
+ */
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    const port = 11_000 + Math.floor(Math.random() * 21_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port found');
 }
 
 /** Runs a program and returns its exit code and output. */
