@@ -1,7 +1,9 @@
 /**
  * @postern/rate-limit against rate-limiter-flexible 11.4.0 in one run: `consume` calls/s on
  * 1,000 keys, for both Redis backends (same Redis, one ioredis client each) at concurrency 1
- * and 64, and for both in-memory limiters. Limits are high enough that every call is allowed,
+ * and 64, and for both in-memory limiters. At concurrency 1 a bare ioredis `PING` on a third
+ * connection runs in the same rounds: the round-trip floor, which bounds what any limiter making
+ * one Redis round trip per call can reach against rate-limiter-flexible. Limits are high enough that every call is allowed,
  * so both libraries run their charging path. Build the package first
  * (`cd packages/rate-limit && npx tsup`): `@postern/rate-limit` resolves to its dist.
  */
@@ -33,6 +35,7 @@ function cycler(consume: (key: string) => Promise<unknown>): () => Promise<unkno
 
 const ourRedisClient = new Redis(REDIS_URL);
 const theirRedisClient = new Redis(REDIS_URL);
+const floorRedisClient = new Redis(REDIS_URL);
 const oursRedis = createRateLimiter({
   limit: LIMIT,
   periodMs: PERIOD_SECONDS * 1000,
@@ -68,6 +71,15 @@ for (const concurrency of [1, 64]) {
           fn: cycler((key) => theirsRedis.consume(key)),
           meta: { ...meta, backend: 'redis', version: '11.4.0' },
         },
+        ...(concurrency === 1
+          ? [
+              {
+                name: 'bare ioredis PING c=1',
+                fn: () => floorRedisClient.ping(),
+                meta: { backend: 'redis', note: 'round-trip floor, not a limiter' },
+              },
+            ]
+          : []),
       ],
       // Short interleaved rounds (100 ms each): the machine's load drifts, and a drift then hits
       // both contenders of a round alike instead of deciding a whole 500 ms round.
@@ -109,12 +121,17 @@ for (const prefix of [`bench-rl-ours-${run}`, `bench-rl-theirs-${run}`]) {
     cursor = nextCursor;
   } while (cursor !== '0');
 }
-await Promise.all([ourRedisClient.quit(), theirRedisClient.quit()]);
+await Promise.all([ourRedisClient.quit(), theirRedisClient.quit(), floorRedisClient.quit()]);
 
 const byName = (name: string): BenchResult => results.find((result) => result.name === name)!;
 report('@postern/rate-limit vs rate-limiter-flexible 11.4.0: consume() on 1,000 keys', results, {
   'postern/rlf redis c=1': ratio(
     byName('@postern/rate-limit redis c=1'),
+    byName('rate-limiter-flexible redis c=1'),
+  ),
+  // The most any limiter with one Redis round trip per call could reach at concurrency 1.
+  'floor/rlf redis c=1 (ceiling for one round trip)': ratio(
+    byName('bare ioredis PING c=1'),
     byName('rate-limiter-flexible redis c=1'),
   ),
   'postern/rlf redis c=64': ratio(

@@ -5,7 +5,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter, combine } from '../src/index.js';
 import { RedisBackend, redisKey } from '../src/redis.js';
-import type { RedisScriptClient } from '../src/redis.js';
+import type { IoredisScriptClient, RedisScriptClient } from '../src/redis.js';
 import { ManualClock, backendContract } from '../src/testing.js';
 import { REDIS_URL } from './helpers.js';
 
@@ -182,6 +182,39 @@ describe('RedisBackend on a single Redis', () => {
     });
     const results = await Promise.all(Array.from({ length: 700 }, () => limiter.consume('k')));
     expect(results.filter((result) => result.allowed)).toHaveLength(300);
+    await limiter.reset('k');
+  });
+
+  it('sends a tick of 16 or more calls as two script runs, answered in call order', async () => {
+    const prefix = `split-${run}`;
+    const client = clients[3]!;
+    const runs: number[] = [];
+    // The real client, counting the keys of each script run it is asked for.
+    const counting: IoredisScriptClient = {
+      evalsha: (sha, numKeys, ...rest) => {
+        runs.push(numKeys);
+        return client.evalsha(sha, numKeys, ...rest);
+      },
+      eval: (script, numKeys, ...rest) => client.eval(script, numKeys, ...rest),
+    };
+    const limiter = createRateLimiter({
+      limit: 30,
+      periodMs: 3_600_000,
+      prefix,
+      backend: new RedisBackend({ redis: counting }),
+    });
+    await Promise.all(Array.from({ length: 15 }, (_, index) => limiter.peek(`p${index}`)));
+    expect(runs).toEqual([15]);
+    runs.length = 0;
+    const results = await Promise.all(Array.from({ length: 40 }, () => limiter.consume('k')));
+    expect(runs).toEqual([20, 20]);
+    // Exactly the first 30 in call order pass, across both runs.
+    expect(results.map((result) => result.allowed)).toEqual(
+      Array.from({ length: 40 }, (_, index) => index < 30),
+    );
+    runs.length = 0;
+    await Promise.all(Array.from({ length: 600 }, (_, index) => limiter.peek(`p${index}`)));
+    expect(runs).toEqual([256, 256, 88]);
     await limiter.reset('k');
   });
 
