@@ -68,7 +68,9 @@ export interface Limits {
   maxMessagesPerSession?: number;
   /**
    * Commands of any kind per connection (NOOP, RSET, HELO, unknown ones...); the next one gets
-   * 421 and the connection is closed, so one client cannot keep a slot busy forever. Default: 2_000.
+   * 421 and the connection is closed, so one client cannot keep a slot busy forever. Default:
+   * room for `maxMessagesPerSession` messages to `maxRecipients` each, `maxMessagesPerSession ×
+   * (maxRecipients + 4)`, at least 2_000 (5_400 with the other defaults).
    */
   maxCommandsPerSession?: number;
   /** Open connections in total; more get 421. Default: 500. */
@@ -388,7 +390,15 @@ export class SmtpForwarder {
       );
     }
     this.#options = { ...options };
-    this.#limits = { ...DEFAULT_LIMITS, ...options.limits };
+    const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    if (options.limits?.maxCommandsPerSession === undefined) {
+      // A session that uses its whole message and recipient allowance must not hit this one.
+      limits.maxCommandsPerSession = Math.max(
+        DEFAULT_LIMITS.maxCommandsPerSession,
+        limits.maxMessagesPerSession * (limits.maxRecipients + 4),
+      );
+    }
+    this.#limits = limits;
     for (const [name, value] of Object.entries(this.#limits)) {
       if (!Number.isFinite(value) || value <= 0) {
         throw new SmtpForwardError('INVALID_OPTIONS', `limits.${name} must be a positive number`);

@@ -156,6 +156,28 @@ describe('limits and ports', () => {
     next.close();
   });
 
+  it('by default lets a session send its whole message and recipient allowance', async () => {
+    // 3 messages × 800 recipients: 2,406 commands, past the 2,000 floor, within 3 × (800 + 4).
+    const recipients = Array.from({ length: 800 }, (_, index) => `r${index}@fwd.test`);
+    const { forwarder, port } = await start({
+      resolver: staticResolver({ '*@fwd.test': 'alice@dest.test' }),
+      limits: { maxMessagesPerSession: 3, maxRecipients: 800 },
+    });
+    const rejected: string[] = [];
+    forwarder.onRejected((event) => rejected.push(`${event.stage} ${event.responseCode}`));
+    const client = await RawClient.open(port);
+    expect(await client.send('EHLO x.test\r\n')).toMatch(/^250/);
+    for (let message = 0; message < 3; message += 1) {
+      expect(await client.send('MAIL FROM:<s@origin.test>\r\n')).toMatch(/^250/);
+      for (const recipient of recipients)
+        expect(await client.send(`RCPT TO:<${recipient}>\r\n`)).toMatch(/^250/);
+      expect(await client.send('RSET\r\n')).toMatch(/^250/);
+    }
+    expect(await client.send('NOOP\r\n')).toMatch(/^250/);
+    client.close();
+    expect(rejected).toEqual([]);
+  });
+
   it('wraps every outbound attempt in the policy', async () => {
     const sink = await relay();
     let calls = 0;
