@@ -54,8 +54,11 @@ export interface DeliveryQueue {
 /** Returns DNS TXT records as arrays of strings, or MX records, like node:dns/promises. */
 export type DnsResolver = (domain: string, rrtype: string) => Promise<unknown>;
 
-// One shared signal that never aborts: creating an AbortController per message shows up in profiles.
-const NEVER_ABORTED = new AbortController().signal;
+/**
+ * @internal One shared signal that never aborts: creating an AbortController per message shows up
+ * in profiles. Nothing listens on it (it never fires), so concurrent sends add no listeners to it.
+ */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;
 
 /** A policy that runs the function once, with a signal that never aborts. */
 export const passThroughPolicy: Policy = {

@@ -4,6 +4,7 @@ import nodemailer from 'nodemailer';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
 import { SmtpForwardError } from './errors.js';
 import type { Logger, Policy } from './ports.js';
+import { NEVER_ABORTED } from './ports.js';
 
 /** One smarthost. */
 export interface RelayOptions {
@@ -420,9 +421,12 @@ export class Transport {
         for (const stream of streams) stream.destroy(abortError(signal));
         reject(abortError(signal));
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      // The default policy's shared signal never fires: listening on it would only pile up one
+      // listener per concurrent send (and Node's MaxListenersExceededWarning past ten).
+      const listens = signal !== NEVER_ABORTED;
+      if (listens) signal.addEventListener('abort', onAbort, { once: true });
       transporter.send(mail, (error, info) => {
-        signal.removeEventListener('abort', onAbort);
+        if (listens) signal.removeEventListener('abort', onAbort);
         if (signal.aborted) {
           if (error === null || error === undefined)
             this.#logger.warn(

@@ -178,6 +178,44 @@ describe('limits and ports', () => {
     expect(rejected).toEqual([]);
   });
 
+  it('relays many messages at once under the default policy without piling listeners on one signal', async () => {
+    const sink = await startRelay({ rcptDelayMs: 100 });
+    cleanups.push(() => sink.close());
+    const { port } = await start(
+      { transport: { relays: [{ host: '127.0.0.1', port: sink.port }], maxConnections: 20 } },
+      sink.port,
+    );
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(`${warning.name}: ${warning.message}`);
+    };
+    process.on('warning', onWarning);
+    try {
+      const client = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port,
+        pool: true,
+        maxConnections: 15,
+        ignoreTLS: true,
+      });
+      await Promise.all(
+        Array.from({ length: 15 }, (_, index) =>
+          client.sendMail({
+            envelope: { from: 's@origin.test', to: ['alice@fwd.test'] },
+            raw: `From: s@origin.test\r\nSubject: ${index}\r\n\r\nbody\r\n`,
+          }),
+        ),
+      );
+      client.close();
+      // Node reports a listener warning on the next tick after the 11th listener.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(sink.messages).toHaveLength(15);
+    expect(warnings.filter((warning) => warning.includes('MaxListeners'))).toEqual([]);
+  });
+
   it('wraps every outbound attempt in the policy', async () => {
     const sink = await relay();
     let calls = 0;
