@@ -14,7 +14,7 @@ mkdirSync(chartsDirectory, { recursive: true });
 
 // A contender is a peer or a baseline when its name says so; every other row is Postern's.
 const PEER =
-  /cockatiel|opossum|bullmq|rate-limiter-flexible|t3-oss|t3-env|envalid|^pino|smtp-sink|pass-through|^node-rs verify|naive|^argon2\.|bare call|haraka|postfix/i;
+  /cockatiel|opossum|bullmq|rate-limiter-flexible|t3-oss|t3-env|envalid|^pino|smtp-sink|pass-through|raw relay|^node-rs verify|naive|^argon2\.|bare call|bare ioredis|haraka|postfix/i;
 
 const files = readdirSync(resultsDirectory).filter((file) => file.endsWith('.json'));
 for (const file of files) {

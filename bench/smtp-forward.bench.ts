@@ -10,7 +10,11 @@
  *      every socket it opens or accepts: stock Haraka waits on delayed ACKs, so this is the fair peer;
  *   5. our forwarder, plain forwarding (SRS only);
  *   6. our forwarder, full pipeline: SRS + DKIM (RSA-2048) + ARC + inbound SPF/DKIM/DMARC
- *      against an in-process test DNS, From rewritten (the sender's domain has p=reject).
+ *      against an in-process test DNS, From rewritten (the sender's domain has p=reject);
+ *   7. the floor of the stack: smtp-server + nodemailer's pooled client handed raw bytes the way the
+ *      forwarder does, with no checks at all (what any forwarder on these two libraries can reach);
+ *   8. our plain forwarder in two processes under node:cluster on one port (one per core).
+ * Contenders 7 and 8 separate the cost of the two libraries from ours, and one process from two.
  * All relay to the same smtp-sink. Each figure is the median of 3 interleaved runs; the message count
  * per run is below the issue's 5,000 for the slower contenders so the whole bench stays under ~3 minutes
  * (see `contenders`). Also: peak memory growth while one 10 or 50 MB message goes through, with each
@@ -26,6 +30,7 @@
  * smtp-server, nodemailer and Haraka are loaded from the bench package's own dependencies.
  */
 import { execFile, fork, spawn } from 'node:child_process';
+import cluster from 'node:cluster';
 import type { ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +62,10 @@ interface Mailer {
     raw: Buffer | Readable;
   }): Promise<unknown>;
   close(): void;
+  /** The pooled SMTP transport under `sendMail`, which the forwarder hands raw messages to. */
+  transporter: {
+    send(mail: unknown, callback: (error: Error | null | undefined) => void): void;
+  };
 }
 const { SMTPServer } = fromBench('smtp-server') as {
   SMTPServer: new (options: {
@@ -219,6 +228,60 @@ function passThrough(sinkPort: number): { listen(): Promise<number>; close(): Pr
             () => callback(),
             (error: Error) => callback(error),
           );
+      });
+    },
+  });
+  return {
+    listen: () =>
+      new Promise((resolve) =>
+        server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
+      ),
+    close: () =>
+      new Promise((resolve) => {
+        relay.close();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * The floor of the stack: smtp-server in, nodemailer's pooled client out, handed the raw bytes the
+ * way the forwarder hands them (its transport's `send`, no MimeNode), and no checks at all: no
+ * resolver, SRS, Received line, limits, loop or line-ending checks. Nothing built on these two
+ * libraries in one process can forward faster.
+ */
+function rawRelay(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
+  const relay = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: sinkPort,
+    pool: true,
+    maxConnections: 10,
+  });
+  const server = new SMTPServer({
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    authOptional: true,
+    logger: false,
+    disableReverseLookup: true,
+    maxClients: 1000,
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', () => {
+        const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
+        const to = session.envelope.rcptTo.map((r) => r.address);
+        const body = Buffer.concat(chunks);
+        relay.transporter.send(
+          {
+            data: { envelope: { from, to } },
+            message: {
+              getEnvelope: () => ({ from, to }),
+              messageId: () => '',
+              getHeader: () => '',
+              createReadStream: () => Readable.from([body], { objectMode: false }),
+            },
+          },
+          (error) => callback(error ?? undefined),
+        );
       });
     },
   });
@@ -415,6 +478,45 @@ if (memoryChild !== undefined) {
   await new Promise(() => undefined);
 }
 
+// Two forwarder processes on one port: this file again (SMTPF_CLUSTER_CHILD = number of workers) as a
+// node:cluster primary whose workers each run the plain forwarder, as a deployment runs one per core.
+const clusterChild = process.env['SMTPF_CLUSTER_CHILD'];
+if (clusterChild !== undefined) {
+  if (cluster.isPrimary) {
+    const port = await freePort();
+    const workers = Array.from({ length: Number(clusterChild) }, () =>
+      cluster.fork({ SMTPF_PORT: String(port) }),
+    );
+    await Promise.all(
+      workers.map((worker) => new Promise((resolve) => worker.once('message', resolve))),
+    );
+    process.send!({ port });
+  } else {
+    await forwarder(Number(process.env['SMTPF_SINK']), false).listen({
+      port: Number(process.env['SMTPF_PORT']),
+      host: '127.0.0.1',
+    });
+    process.send!('listening');
+  }
+  // Stays up until the parent kills it (workers exit when their primary goes).
+  await new Promise(() => undefined);
+}
+
+/** Starts `workers` plain forwarders sharing one port under node:cluster, in a child process. */
+async function startCluster(
+  sinkPort: number,
+  workers: number,
+): Promise<{ port: number; stop(): void }> {
+  const child = fork(fileURLToPath(import.meta.url), [], {
+    env: { ...process.env, SMTPF_CLUSTER_CHILD: String(workers), SMTPF_SINK: String(sinkPort) },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const { port } = await new Promise<{ port: number }>((resolve) =>
+    child.once('message', (message) => resolve(message as { port: number })),
+  );
+  return { port, stop: () => child.kill() };
+}
+
 /** Peak growth of the server's heap + Buffer memory while one message of `bytes` goes through it, in MiB. */
 async function memoryGrowth(
   kind: MemoryKind,
@@ -491,11 +593,16 @@ process.on('exit', () => sink.child.kill());
 const plain = forwarder(sink.port, false);
 const full = forwarder(sink.port, true);
 const naive = passThrough(sink.port);
+const raw = rawRelay(sink.port);
+const plainTwo = await startCluster(sink.port, 2);
+process.on('exit', () => plainTwo.stop());
 const harakaStock = await startHaraka(sink.port, false);
 const harakaNodelay = await startHaraka(sink.port, true);
 const ports = {
   direct: sink.port,
   naive: await naive.listen(),
+  raw: await raw.listen(),
+  plainTwo: plainTwo.port,
   harakaStock: harakaStock.port,
   harakaNodelay: harakaNodelay.port,
   plain: (await plain.listen({ port: 0, host: '127.0.0.1' })).port,
@@ -522,7 +629,17 @@ const contenders: { key: keyof typeof ports; name: string; messages: number }[] 
     name: `Haraka ${HARAKA_VERSION} with TCP_NODELAY`,
     messages: Math.round(3000 * scale),
   },
+  {
+    key: 'raw',
+    name: 'smtp-server + nodemailer raw relay, no checks (floor of the stack)',
+    messages: Math.round(5000 * scale),
+  },
   { key: 'plain', name: '@postern/smtp-forward plain (SRS)', messages: Math.round(5000 * scale) },
+  {
+    key: 'plainTwo',
+    name: '@postern/smtp-forward plain (SRS), 2 processes (node:cluster)',
+    messages: Math.round(5000 * scale),
+  },
   {
     key: 'full',
     name: '@postern/smtp-forward full (SRS+DKIM+ARC+SPF/DKIM/DMARC)',
@@ -651,6 +768,8 @@ results.push({
 await plain.close({ timeoutMs: 500 });
 await full.close({ timeoutMs: 500 });
 await naive.close();
+await raw.close();
+plainTwo.stop();
 sink.child.kill();
 
 const byKey = (key: keyof typeof ports, sessions: number): BenchResult => {
@@ -679,6 +798,16 @@ for (const sessions of [10, 50]) {
     byKey('plain', sessions),
     byKey('naive', sessions),
   );
+  ratios[`plain 2 processes/direct @${sessions} (target >= 0.25)`] = ratio(
+    byKey('plainTwo', sessions),
+    byKey('direct', sessions),
+  );
+  // What smtp-server + nodemailer reach with no checks at all, and how much of it ours keeps.
+  ratios[`raw relay (floor of the stack)/direct @${sessions}`] = ratio(
+    byKey('raw', sessions),
+    byKey('direct', sessions),
+  );
+  ratios[`plain/raw relay @${sessions}`] = ratio(byKey('plain', sessions), byKey('raw', sessions));
 }
 ratios['memory 50MB ours/pass-through'] = Number((oursRss / naiveRss).toFixed(2));
 ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!.growth;
