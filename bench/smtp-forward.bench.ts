@@ -200,57 +200,14 @@ function forwarder(sinkPort: number, full: boolean): SmtpForwarder {
   });
 }
 
-/** The naive peer: buffer the whole message, relay it with nodemailer, then answer. */
-function passThrough(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
-  const relay = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: sinkPort,
-    pool: true,
-    maxConnections: 10,
-  });
-  const server = new SMTPServer({
-    disabledCommands: ['AUTH', 'STARTTLS'],
-    authOptional: true,
-    logger: false,
-    disableReverseLookup: true,
-    maxClients: 1000,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
-        const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
-        relay
-          .sendMail({
-            envelope: { from, to: session.envelope.rcptTo.map((r) => r.address) },
-            raw: Buffer.concat(chunks),
-          })
-          .then(
-            () => callback(),
-            (error: Error) => callback(error),
-          );
-      });
-    },
-  });
-  return {
-    listen: () =>
-      new Promise((resolve) =>
-        server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
-      ),
-    close: () =>
-      new Promise((resolve) => {
-        relay.close();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 /**
- * The floor of the stack: smtp-server in, nodemailer's pooled client out, handed the raw bytes the
- * way the forwarder hands them (its transport's `send`, no MimeNode), and no checks at all: no
- * resolver, SRS, Received line, limits, loop or line-ending checks. Nothing built on these two
- * libraries in one process can forward faster.
+ * smtp-server that buffers each whole message, hands it to `send` with a pooled nodemailer
+ * transport to the sink, and answers once `send` settles: the shape of both pass-through peers.
  */
-function rawRelay(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
+function bufferingRelay(
+  sinkPort: number,
+  send: (relay: Mailer, from: string, to: string[], body: Buffer) => Promise<unknown>,
+): { listen(): Promise<number>; close(): Promise<void> } {
   const relay = nodemailer.createTransport({
     host: '127.0.0.1',
     port: sinkPort,
@@ -269,18 +226,9 @@ function rawRelay(sinkPort: number): { listen(): Promise<number>; close(): Promi
       stream.on('end', () => {
         const from = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
         const to = session.envelope.rcptTo.map((r) => r.address);
-        const body = Buffer.concat(chunks);
-        relay.transporter.send(
-          {
-            data: { envelope: { from, to } },
-            message: {
-              getEnvelope: () => ({ from, to }),
-              messageId: () => '',
-              getHeader: () => '',
-              createReadStream: () => Readable.from([body], { objectMode: false }),
-            },
-          },
-          (error) => callback(error ?? undefined),
+        send(relay, from, to, Buffer.concat(chunks)).then(
+          () => callback(),
+          (error: Error) => callback(error),
         );
       });
     },
@@ -296,6 +244,40 @@ function rawRelay(sinkPort: number): { listen(): Promise<number>; close(): Promi
         server.close(() => resolve());
       }),
   };
+}
+
+/** The naive peer: buffer the whole message, relay it with nodemailer's `sendMail`, then answer. */
+function passThrough(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
+  return bufferingRelay(sinkPort, (relay, from, to, body) =>
+    relay.sendMail({ envelope: { from, to }, raw: body }),
+  );
+}
+
+/**
+ * The floor of the stack: smtp-server in, nodemailer's pooled client out, handed the raw bytes the
+ * way the forwarder hands them (its transport's `send`, no MimeNode), and no checks at all: no
+ * resolver, SRS, Received line, limits, loop or line-ending checks. Nothing built on these two
+ * libraries in one process can forward faster.
+ */
+function rawRelay(sinkPort: number): { listen(): Promise<number>; close(): Promise<void> } {
+  return bufferingRelay(
+    sinkPort,
+    (relay, from, to, body) =>
+      new Promise<void>((resolve, reject) => {
+        relay.transporter.send(
+          {
+            data: { envelope: { from, to } },
+            message: {
+              getEnvelope: () => ({ from, to }),
+              messageId: () => '',
+              getHeader: () => '',
+              createReadStream: () => Readable.from([body], { objectMode: false }),
+            },
+          },
+          (error) => (error ? reject(error) : resolve()),
+        );
+      }),
+  );
 }
 
 const HARAKA_VERSION = (fromBench('Haraka/package.json') as { version: string }).version;
