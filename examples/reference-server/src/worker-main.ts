@@ -69,12 +69,7 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   // Dead letters the handler did not bounce itself (spool gone, lease lost on the last attempt,
   // any error on the last attempt): bounce from the spool, or log and count the loss.
   const settleDead = createDeadDeliveryHandler({
-    domain: shared.name,
-    relays,
-    ...(signing === null
-      ? {}
-      : { dkim: { selector: signing.selector, privateKey: signing.privateKeyPem } }),
-    timeoutMs,
+    forwarder: handler.forwarder,
     record,
     metrics,
     logger,

@@ -34,6 +34,8 @@ export interface DeliveryHandlerOptions {
 /** The handler of the delivery queue, and the forwarder it delivers with (close it on shutdown). */
 export interface DeliveryHandler {
   handle(job: Job<QueuedDelivery>): Promise<void>;
+  /** The forwarder it delivers with; its `bounceQueued` settles dead letters (dead-deliveries.ts). */
+  readonly forwarder: SmtpForwarder;
   close(): Promise<void>;
 }
 
@@ -102,6 +104,7 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
           }
       }
     },
+    forwarder,
     close: () => forwarder.close({ timeoutMs: 1_000 }),
   };
 }

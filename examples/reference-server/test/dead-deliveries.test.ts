@@ -2,12 +2,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SmtpForwarder } from '@postern/smtp-forward';
 import type { QueuedDelivery } from '@postern/smtp-forward';
 import { SyncQueue } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeadDeliveryHandler } from '../src/dead-deliveries.js';
 import { createMetrics } from '../src/metrics.js';
+import { parseRelay } from '../src/smtp/process.js';
 import { DELIVERY_QUEUE } from '../src/worker.js';
 import { eventually, startCaptureServer } from './support/capture.js';
 import { dkimVerdictsFor } from './support/dkim.js';
@@ -32,6 +34,7 @@ describe('createDeadDeliveryHandler', () => {
   let relay: Awaited<ReturnType<typeof startCaptureServer>>;
   let refusing: Awaited<ReturnType<typeof startCaptureServer>>;
   let dir: string;
+  const forwarders: SmtpForwarder[] = [];
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicBase64 = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
 
@@ -41,6 +44,7 @@ describe('createDeadDeliveryHandler', () => {
     dir = await mkdtemp(join(tmpdir(), 'postern-dead-'));
   });
   afterAll(async () => {
+    await Promise.all(forwarders.map((forwarder) => forwarder.close({ timeoutMs: 100 })));
     await relay.close();
     await refusing.close();
     await rm(dir, { recursive: true, force: true });
@@ -49,19 +53,25 @@ describe('createDeadDeliveryHandler', () => {
   function handler(relays: string[]) {
     const recorded: { alias: string; outcome: string; reason: string; messageId: string }[] = [];
     const metrics = createMetrics('worker');
-    const settle = createDeadDeliveryHandler({
+    // The forwarder a worker delivers with: it sends the DSN through its relays, signed.
+    const forwarder = new SmtpForwarder({
       domain: 'alias.test',
-      relays,
+      resolver: () => Promise.resolve(null),
+      transport: { relays: relays.map(parseRelay) },
       dkim: {
         selector: 'sel',
         privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       },
+      clock: { now: () => Date.UTC(2026, 0, 2) },
+    });
+    forwarders.push(forwarder);
+    const settle = createDeadDeliveryHandler({
+      forwarder,
       record: (alias, outcome, details) => {
         recorded.push({ alias, outcome, ...details });
         return Promise.resolve();
       },
       metrics,
-      now: () => Date.UTC(2026, 0, 2),
     });
     return { settle, recorded, metrics };
   }

@@ -9,7 +9,8 @@ export type SmtpForwardErrorCode =
   | 'SRS_INVALID'
   | 'SRS_FORGED'
   | 'SRS_EXPIRED'
-  | 'DELIVERY_FAILED';
+  | 'DELIVERY_FAILED'
+  | 'SPOOL_UNREADABLE';
 
 /** Fields that an {@link SmtpForwardError} may carry besides its message. */
 export interface SmtpForwardErrorFields {

@@ -1246,11 +1246,16 @@ export class SmtpForwarder {
         reason: first.response ?? 'delivery failed',
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
-      await this.#sendDsn(
-        job,
-        bounce.map((r) => r.response ?? 'delivery failed'),
-        bounce.some((r) => r.temporary === true),
-      );
+      if (job.originalSender !== '') {
+        const sent = await this.#sendDsn(
+          job,
+          await readHeaderBlock(job.path),
+          bounce.map((r) => r.response ?? 'delivery failed'),
+          bounce.some((r) => r.temporary === true),
+        );
+        if (sent.some((r) => !r.ok))
+          this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
+      }
     }
     if (retry.length > 0) {
       await writeFile(donePath, JSON.stringify([...done]), { mode: 0o600 });
@@ -1268,17 +1273,60 @@ export class SmtpForwarder {
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
     }
-    await Promise.all([
-      rm(job.path, { force: true }),
-      rm(`${job.path}.json`, { force: true }),
-      rm(donePath, { force: true }),
-    ]);
+    await removeSpool(job);
   }
 
-  async #sendDsn(job: QueuedDelivery, diagnostics: string[], gaveUp: boolean): Promise<void> {
-    // Never answer a bounce with a bounce.
-    if (job.originalSender === '') return;
-    const headers = await readHeaderBlock(job.path);
+  /**
+   * Gives up on a spooled job that your queue dead-lettered without `deliverQueued` bouncing it
+   * (the job's lease lost on its last attempt, an error thrown on its last attempt): sends the
+   * original sender a DSN (status 4.4.7, naming the aliases, `reason` redacted, DKIM-signed like
+   * every DSN), counts it as bounced and removes the spool. Resolves `true` once a relay took the
+   * DSN, `false` for a job with a null sender (a bounce is never bounced; the spool stays).
+   * Rejects with `SPOOL_UNREADABLE` when the spool file cannot be read, and with `DELIVERY_FAILED`
+   * when no relay took the DSN (the spool stays for an operator).
+   */
+  async bounceQueued(job: QueuedDelivery, reason: string): Promise<boolean> {
+    let headers: Buffer;
+    try {
+      headers = await readHeaderBlock(job.path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      throw new SmtpForwardError(
+        'SPOOL_UNREADABLE',
+        `spool of ${job.messageId} unreadable (${code})`,
+        { cause: error },
+      );
+    }
+    if (job.originalSender === '') return false;
+    const results = await this.#sendDsn(job, headers, [reason], true);
+    const failed = results.find((r) => !r.ok);
+    if (failed !== undefined) {
+      throw new SmtpForwardError(
+        'DELIVERY_FAILED',
+        `no relay took the DSN of ${job.messageId}: ${failed.response ?? 'delivery failed'}`,
+        {
+          temporary: failed.temporary === true,
+          ...(failed.responseCode === undefined ? {} : { responseCode: failed.responseCode }),
+        },
+      );
+    }
+    this.#stats.bounced += 1;
+    this.#bounced.emit({
+      messageId: job.messageId,
+      recipients: job.recipients.map(maskEmail),
+      reason,
+    });
+    await removeSpool(job);
+    return true;
+  }
+
+  /** Builds, signs and sends the DSN of a job to its original sender; resolves with the relay's verdict. */
+  async #sendDsn(
+    job: QueuedDelivery,
+    headers: Buffer,
+    diagnostics: string[],
+    gaveUp: boolean,
+  ): Promise<DeliveryResult['results']> {
     const dsn = buildDsn({
       domain: this.#domain,
       hostname: this.#hostname,
@@ -1302,8 +1350,7 @@ export class SmtpForwarder {
     const result = await this.#transport.deliver('', [job.originalSender], () =>
       Readable.from([signed]),
     );
-    if (result.results.some((r) => !r.ok))
-      this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
+    return result.results;
   }
 
   /** Signs a DSN (From: MAILER-DAEMON@domain) with the forwarding domain's key, so DMARC aligns. */
@@ -1356,6 +1403,15 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Deletes a job's spool file, its job file and its record of delivered destinations. */
+async function removeSpool(job: QueuedDelivery): Promise<void> {
+  await Promise.all(
+    [job.path, `${job.path}.json`, `${job.path}.delivered`].map((path) =>
+      rm(path, { force: true }),
+    ),
+  );
 }
 
 async function readHeaderBlock(path: string): Promise<Buffer> {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalDeliveryQueue, SmtpForwarder, staticResolver } from '../src/index.js';
-import type { DeliveryQueue } from '../src/index.js';
+import type { DeliveryQueue, QueuedDelivery } from '../src/index.js';
 import { RawClient, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
@@ -121,6 +121,62 @@ describe('queued delivery', () => {
     expect(deferring.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
     expect(deferring.messages[0]!.data.toString()).toContain('Status: 4.4.7');
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('bounces a dead-lettered job with bounceQueued, and says why when it cannot', async () => {
+    const sink = await relay({
+      rcpt: (address) => (address === 'refused@origin.test' ? 550 : undefined),
+    });
+    const dir = spoolDir();
+    const jobs: QueuedDelivery[] = [];
+    // A queue that keeps every job and never delivers: each one is then given up on by hand.
+    const keep: DeliveryQueue = {
+      add: (job) => {
+        jobs.push(job);
+        return Promise.resolve();
+      },
+    };
+    const forwarder = queued(sink.port, keep, dir);
+    const bounced: string[] = [];
+    forwarder.onBounced((event) => bounced.push(event.reason));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'given-up')).toMatch(/^250/);
+    expect(await sendOne(port, 'refused', 'refused@origin.test')).toMatch(/^250/);
+    expect(await sendOne(port, 'a-bounce', '')).toMatch(/^250/);
+    const [givenUp, refused, nullSender] = jobs;
+
+    expect(await forwarder.bounceQueued(givenUp!, 'lease lost for alice@dest.test')).toBe(true);
+    const dsn = sink.messages.find((m) => m.to.includes('sender@origin.test'))!;
+    expect(dsn.from).toBe('');
+    const text = dsn.data.toString();
+    expect(text).toContain('Final-Recipient: rfc822; alice@fwd.test');
+    expect(text).toContain('Status: 4.4.7');
+    expect(text).toContain('Subject: given-up');
+    expect(text).toContain('lease lost for <redacted>');
+    expect(text).not.toContain('alice@dest.test');
+    expect(bounced).toEqual(['lease lost for alice@dest.test']);
+    expect(forwarder.stats().bounced).toBe(1);
+    expect(readdirSync(dir).some((name) => name.startsWith(givenUp!.messageId))).toBe(false);
+
+    // A bounce is never bounced: nothing sent, the spool stays.
+    expect(await forwarder.bounceQueued(nullSender!, 'gave up')).toBe(false);
+    // No relay takes the DSN: a typed error, the spool stays for an operator.
+    await expect(forwarder.bounceQueued(refused!, 'gave up')).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      responseCode: 550,
+    });
+    const left = readdirSync(dir);
+    expect(left.some((name) => name.startsWith(nullSender!.messageId))).toBe(true);
+    expect(left.some((name) => name.startsWith(refused!.messageId))).toBe(true);
+    expect(sink.messages.filter((m) => m.from === '')).toHaveLength(1);
+
+    await expect(
+      forwarder.bounceQueued({ ...givenUp!, path: join(dir, 'gone.eml') }, 'gave up'),
+    ).rejects.toMatchObject({
+      code: 'SPOOL_UNREADABLE',
+      message: expect.stringContaining('ENOENT') as string,
+    });
+    expect(forwarder.stats().bounced).toBe(1);
   });
 
   it('answers 451 and keeps no spool file when the queue refuses the job', async () => {
