@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ConfigError } from './errors.js';
-import { type DirectIssue, directOf, registerDirect } from './direct.js';
+import { type DirectIssue, directOf, registerDirect, withDirectIssues } from './direct.js';
 
 /** A schema that reads one environment string and gives a typed value. */
 export type EnvSchema<T> = z.ZodPipe<z.ZodString, z.ZodTransform<T, string>>;
@@ -218,18 +218,9 @@ export function list<Item extends StringInputSchema = z.ZodString>(
     }
     return values;
   };
-  const schema = z.string().transform((raw, context) => {
-    const issues: DirectIssue[] = [];
-    const values = parse(raw, issues);
-    for (const issue of issues)
-      context.issues.push({
-        code: 'custom',
-        message: issue.message,
-        path: [...issue.path],
-        input: undefined,
-      });
-    return values;
-  });
+  const schema = z
+    .string()
+    .transform((raw, context) => withDirectIssues(context, (issues) => parse(raw, issues)));
   // For loadConfig, which deep-freezes every value: an array of primitives and frozen items
   // (Secrets) is frozen here, where that is already known, so it needs no walk there.
   return registerDirect(schema, (raw, issues) => {

@@ -1,7 +1,26 @@
+import type * as z from 'zod';
+
 /** One problem a direct parser found: the same message and path its zod pipe reports. */
 export interface DirectIssue {
   readonly message: string;
   readonly path: readonly (string | number)[];
+}
+
+/** Runs a direct parse inside a zod transform: the issues it finds become the context's issues. */
+export function withDirectIssues<T>(
+  context: z.core.$RefinementCtx,
+  parse: (issues: DirectIssue[]) => T,
+): T {
+  const issues: DirectIssue[] = [];
+  const value = parse(issues);
+  for (const issue of issues)
+    context.issues.push({
+      code: 'custom',
+      message: issue.message,
+      path: [...issue.path],
+      input: undefined,
+    });
+  return value;
 }
 
 /** Returned by a direct parser that cannot decide alone: loadConfig then runs the zod schema. */

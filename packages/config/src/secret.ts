@@ -1,5 +1,5 @@
 import * as z from 'zod';
-import { type DirectIssue, directOf, registerDirect } from './direct.js';
+import { type DirectIssue, directOf, registerDirect, withDirectIssues } from './direct.js';
 
 const REDACTED = '[redacted]';
 const SECRET_MARKER = Symbol.for('postern.config.secret');
@@ -190,18 +190,8 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
     }
     return createSecret(value, policy, fromDefault);
   };
-  const run = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret => {
-    const issues: DirectIssue[] = [];
-    const result = make(value, fromDefault, issues);
-    for (const issue of issues)
-      context.issues.push({
-        code: 'custom',
-        message: issue.message,
-        path: [...issue.path],
-        input: undefined,
-      });
-    return result;
-  };
+  const run = (value: string, fromDefault: boolean, context: z.core.$RefinementCtx): Secret =>
+    withDirectIssues(context, (issues) => make(value, fromDefault, issues));
   // loadConfig calls `make` directly for a set variable: the same checks, without zod's pipe.
   if (fallback === undefined) {
     return registerDirect(
