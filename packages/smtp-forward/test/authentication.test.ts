@@ -1,8 +1,8 @@
-import { authenticate, dkimSign } from 'mailauth';
+import { dkimSign } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
 import type { SmtpForwarderOptions } from '../src/index.js';
-import { dkimKey, testDns } from './dns.js';
+import { asReceiver, dkimKey, testDns } from './dns.js';
 import { RawClient, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
@@ -74,18 +74,6 @@ async function send(port: number, message: string, sender = 'sender@origin.test'
   return reply;
 }
 
-async function asReceiver(relay: TestRelay) {
-  const received = relay.messages.at(-1)!;
-  return authenticate(received.data, {
-    ip: '127.0.0.1',
-    helo: 'fwd.test',
-    sender: received.from,
-    mta: 'receiver.test',
-    resolver: dns,
-    disableBimi: true,
-  });
-}
-
 afterAll(async () => {
   await Promise.all(forwarders.map((f) => f.close({ timeoutMs: 200 })));
   await Promise.all(relays.map((r) => r.close()));
@@ -110,7 +98,7 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     expect(text).toContain('Reply-To: Alice Sender <sender@origin.test>');
     expect(text).toContain('X-Original-From: Alice Sender <sender@origin.test>');
     expect(text).toMatch(/^Authentication-Results: fwd\.test;[\s\S]*dkim=pass[\s\S]*dmarc=pass/m);
-    const verdict = await asReceiver(rewritten.relay);
+    const verdict = await asReceiver(rewritten.relay.messages.at(-1)!, dns);
     expect(verdict.spf && verdict.spf.status.result).toBe('pass');
     expect(verdict.spf && verdict.spf.domain).toBe('fwd.test');
     const ours = verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test');
@@ -130,7 +118,7 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     const text = rewritten.relay.messages.at(-1)!.data.toString();
     expect(text).toContain('From: Relaxed <someone@relaxed.test>');
     expect(text).not.toContain('X-Original-From');
-    const verdict = await asReceiver(rewritten.relay);
+    const verdict = await asReceiver(rewritten.relay.messages.at(-1)!, dns);
     const original = verdict.dkim.results.find((r) => r.signingDomain === 'origin.test');
     expect(original?.status.result).toBe('pass');
     expect(verdict.arc && verdict.arc.status.result).toBe('pass');
@@ -164,7 +152,7 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     const text = second.relay.messages.at(-1)!.data.toString();
     expect(text).toMatch(/^ARC-Seal: i=2; .*cv=pass/m);
     expect(text).toMatch(/^ARC-Seal: i=1; .*cv=none/m);
-    const verdict = await asReceiver(second.relay);
+    const verdict = await asReceiver(second.relay.messages.at(-1)!, dns);
     expect(verdict.arc && verdict.arc.status.result).toBe('pass');
     expect(verdict.arc && verdict.arc.i).toBe(2);
   });
@@ -184,7 +172,7 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     const text = ed.relay.messages.at(-1)!.data.toString();
     expect(text).toMatch(/a=ed25519-sha256/);
     expect(text).toContain('<alice@fwd.test>');
-    const verdict = await asReceiver(ed.relay);
+    const verdict = await asReceiver(ed.relay.messages.at(-1)!, dns);
     expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe(
       'pass',
     );

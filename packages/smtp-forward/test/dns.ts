@@ -1,4 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { authenticate } from 'mailauth';
 
 /** A test DNS: answers TXT from a map and ENOTFOUND for everything else, like node:dns. */
 export function testDns(
@@ -33,4 +34,19 @@ export function dkimKey(kind: 'rsa' | 'ed25519'): { privateKey: string; record: 
     privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     record: `v=DKIM1; k=ed25519; p=${raw.toString('base64')}`,
   };
+}
+
+/** Checks a relayed message as the receiving MTA would (SPF, DKIM, DMARC, ARC), against `dns`. */
+export function asReceiver(
+  message: { data: Buffer; from: string },
+  dns: ReturnType<typeof testDns>,
+): ReturnType<typeof authenticate> {
+  return authenticate(message.data, {
+    ip: '127.0.0.1',
+    helo: 'fwd.test',
+    sender: message.from,
+    mta: 'receiver.test',
+    resolver: dns,
+    disableBimi: true,
+  });
 }
