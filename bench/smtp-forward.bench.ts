@@ -21,8 +21,9 @@
  * server alone in a child process (the sending client stays here): peak RSS growth (what the issue asks),
  * heap + Buffer memory garbage included, and the live set (two full collections before every sample);
  * ours (spills to disk) against the pass-through (buffers in memory) and a bare smtp-server that discards
- * (the floor of anything built on smtp-server); with V8's young generation capped at 1 MiB; and for the
- * second 50 MB message of a process (V8's heap and malloc's arenas have grown once already).
+ * (the floor of anything built on smtp-server); ours with its young-generation collections turned off
+ * (`collectGarbageEveryBytes: false`: what V8 alone lets pile up); and for the second 50 MB message
+ * of a process (V8's heap and malloc's arenas have grown once already).
  * Build first (`cd packages/smtp-forward && npx tsup`): `@postern/smtp-forward` resolves to dist.
  * Sessions reuse their connection (`smtp-source -d`), for every contender alike: smtp-server pauses
  * 100 ms before every greeting to catch early talkers, which would otherwise cap every
@@ -43,6 +44,7 @@ import { Readable } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { SmtpForwarder, staticResolver } from '@postern/smtp-forward';
+import type { SmtpForwarderOptions } from '@postern/smtp-forward';
 import type { BenchResult } from './harness.ts';
 import { progress, ratio, report } from './harness.ts';
 
@@ -177,7 +179,11 @@ async function startSink(): Promise<{ port: number; child: ChildProcess }> {
   throw new Error('smtp-sink did not start');
 }
 
-function forwarder(sinkPort: number, full: boolean): SmtpForwarder {
+function forwarder(
+  sinkPort: number,
+  full: boolean,
+  extra: Partial<SmtpForwarderOptions> = {},
+): SmtpForwarder {
   return new SmtpForwarder({
     domain: 'fwd.test',
     resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
@@ -197,6 +203,7 @@ function forwarder(sinkPort: number, full: boolean): SmtpForwarder {
           fromRewrite: 'dmarc-strict' as const,
         }
       : { fromRewrite: 'never' as const }),
+    ...extra,
   });
 }
 
@@ -396,7 +403,7 @@ function bareServer(): { listen(): Promise<number> } {
   };
 }
 
-type MemoryKind = 'ours' | 'naive' | 'bare';
+type MemoryKind = 'ours' | 'oursOff' | 'naive' | 'bare';
 
 // Memory runs put the server alone in a child process (this file again, with SMTPF_MEMORY_CHILD set), so
 // the sending client's buffers are not counted. With SMTPF_LIVE=1 the child runs with --expose-gc and
@@ -406,8 +413,14 @@ if (memoryChild !== undefined) {
   const sinkPort = Number(process.env['SMTPF_SINK']);
   const gc = process.env['SMTPF_LIVE'] === '1' ? (globalThis as { gc?: () => void }).gc : undefined;
   const port =
-    memoryChild === 'ours'
-      ? (await forwarder(sinkPort, false).listen({ port: 0, host: '127.0.0.1' })).port
+    memoryChild === 'ours' || memoryChild === 'oursOff'
+      ? (
+          await forwarder(
+            sinkPort,
+            false,
+            memoryChild === 'oursOff' ? { collectGarbageEveryBytes: false } : {},
+          ).listen({ port: 0, host: '127.0.0.1' })
+        ).port
       : memoryChild === 'naive'
         ? await passThrough(sinkPort).listen()
         : await bareServer().listen();
@@ -505,7 +518,6 @@ async function memoryGrowth(
   sinkPort: number,
   bytes: number,
   live: boolean,
-  flags: readonly string[] = [],
   warm = false,
 ): Promise<{ growth: number; rss: number }> {
   const child = fork(fileURLToPath(import.meta.url), [], {
@@ -515,7 +527,7 @@ async function memoryGrowth(
       SMTPF_SINK: String(sinkPort),
       SMTPF_LIVE: live ? '1' : '0',
     },
-    execArgv: [...process.execArgv, ...flags, ...(live ? ['--expose-gc'] : [])],
+    execArgv: [...process.execArgv, ...(live ? ['--expose-gc'] : [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   try {
@@ -660,15 +672,11 @@ const loadAfterThroughput = loadavg();
 await harakaStock.stop();
 await harakaNodelay.stop();
 
-// The last two runs start the child with V8's young generation capped at 1 MiB (`--max-semi-space-size=1`):
-// dead Buffers are then freed by frequent scavenges instead of piling up between them.
-const SMALL_YOUNG_GEN = ['--max-semi-space-size=1'];
 const memoryRuns: {
   kind: MemoryKind;
   label: string;
   mb: number;
   live: boolean;
-  flags?: readonly string[];
   warm?: boolean;
 }[] = [
   { kind: 'ours', label: '@postern/smtp-forward', mb: 10, live: false },
@@ -677,19 +685,12 @@ const memoryRuns: {
   { kind: 'bare', label: 'bare smtp-server that discards', mb: 50, live: false },
   { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: false },
   { kind: 'naive', label: 'smtp-server + nodemailer pass-through', mb: 50, live: true },
+  // Ours with its young-generation collections turned off: what V8 alone lets pile up.
   {
-    kind: 'ours',
-    label: '@postern/smtp-forward --max-semi-space-size=1',
+    kind: 'oursOff',
+    label: '@postern/smtp-forward, collectGarbageEveryBytes: false',
     mb: 50,
     live: false,
-    flags: SMALL_YOUNG_GEN,
-  },
-  {
-    kind: 'bare',
-    label: 'bare smtp-server that discards --max-semi-space-size=1',
-    mb: 50,
-    live: false,
-    flags: SMALL_YOUNG_GEN,
   },
   // The second large message of a process: what a server that has already seen one grows by.
   {
@@ -711,19 +712,9 @@ const memory = new Map<string, { growth: number; rss: number }>();
 for (const run of memoryRuns) {
   const what = run.live ? 'peak live growth after GC' : 'peak heap+buffer growth, garbage included';
   progress(`${run.mb} MB message: ${run.label}, ${what}`);
-  const measured = await memoryGrowth(
-    run.kind,
-    sink.port,
-    run.mb * 2 ** 20,
-    run.live,
-    run.flags,
-    run.warm,
-  );
+  const measured = await memoryGrowth(run.kind, sink.port, run.mb * 2 ** 20, run.live, run.warm);
   progress(`  ${measured.growth} MiB${run.live ? '' : `; RSS grew ${measured.rss} MiB`}`);
-  memory.set(
-    `${run.kind}/${run.mb}/${run.live}${run.flags === undefined ? '' : '/small'}${run.warm === true ? '/warm' : ''}`,
-    measured,
-  );
+  memory.set(`${run.kind}/${run.mb}/${run.live}${run.warm === true ? '/warm' : ''}`, measured);
   results.push({
     name: `${run.label}, one ${run.mb} MB message, alone in a child process (${what}, MiB)`,
     msgsPerSec: 0,
@@ -796,8 +787,8 @@ ratios['memory 50MB ours live (MiB)'] = memory.get('ours/50/true')!.growth;
 ratios['memory 50MB ours peak RSS growth (MiB; target < 30.5 = 32 MB)'] =
   memory.get('ours/50/false')!.rss;
 ratios['memory 50MB bare smtp-server peak RSS growth (MiB)'] = memory.get('bare/50/false')!.rss;
-ratios['memory 50MB ours peak RSS growth, --max-semi-space-size=1 (MiB)'] =
-  memory.get('ours/50/false/small')!.rss;
+ratios['memory 50MB ours peak RSS growth, collectGarbageEveryBytes: false (MiB)'] =
+  memory.get('oursOff/50/false')!.rss;
 ratios['memory 50MB ours peak RSS growth, second large message (MiB)'] =
   memory.get('ours/50/false/warm')!.rss;
 report(

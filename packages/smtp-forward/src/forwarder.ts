@@ -22,6 +22,7 @@ import {
 import type { HeaderField } from './headers.js';
 import { Intake } from './intake.js';
 import type { Spool } from './intake.js';
+import { ByteCollector } from './memory.js';
 import { buildDsn } from './dsn.js';
 import type {
   Clock,
@@ -144,6 +145,14 @@ export interface SmtpForwarderOptions {
   clock?: Clock;
   /** Host name in the banner and Received lines. Default: `domain`. */
   hostname?: string;
+  /**
+   * Bytes of message data (all sessions together) after which the forwarder runs a young-generation
+   * garbage collection, so the socket buffers of a large message are freed as it streams instead of
+   * piling up until V8 collects on its own (up to 32 MiB on Node 20, about 48 MiB on Node 24).
+   * Uses `globalThis.gc` under `--expose-gc`, else exposes V8's collector once for itself. `false`
+   * leaves collection to V8. Default: 4_194_304 (4 MiB).
+   */
+  collectGarbageEveryBytes?: number | false;
 }
 
 /** Options of {@link SmtpForwarder.listen}. */
@@ -244,6 +253,8 @@ const DEFAULT_LIMITS: Required<Limits> = {
   memoryBytes: 1_048_576,
 };
 
+const DEFAULT_COLLECT_EVERY_BYTES = 4_194_304;
+
 function smtpError(responseCode: number, message: string): SmtpError {
   const error = new Error(message) as SmtpError;
   error.responseCode = responseCode;
@@ -319,6 +330,7 @@ export class SmtpForwarder {
   readonly #hostname: string;
   // os.tmpdir() reads TMPDIR through six privilege syscalls on every call: read it once.
   readonly #spillDir = tmpdir();
+  readonly #collector: ByteCollector;
   #commandLimitWarned = false;
   readonly #logger: Logger;
   readonly #clock: Clock;
@@ -404,6 +416,14 @@ export class SmtpForwarder {
         throw new SmtpForwardError('INVALID_OPTIONS', `limits.${name} must be a positive number`);
       }
     }
+    const every = options.collectGarbageEveryBytes ?? DEFAULT_COLLECT_EVERY_BYTES;
+    if (every !== false && (!Number.isFinite(every) || every <= 0)) {
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        'collectGarbageEveryBytes must be a positive number or false',
+      );
+    }
+    this.#collector = new ByteCollector(every);
     this.#domain = domain;
     this.#hostname = options.hostname ?? domain;
     this.#logger = (options.logger ?? silentLogger).child({ component: 'smtp-forward' });
@@ -812,6 +832,7 @@ export class SmtpForwarder {
       maxHeaderBytes: this.#limits.maxHeaderBytes,
       memoryBytes: this.#limits.memoryBytes,
       spoolDir: this.#spillDir,
+      onBytes: (bytes) => this.#collector.add(bytes),
     });
     const dataTimer = setTimeout(() => {
       // A DATA transfer that never ends would hold a spool and a slot forever.

@@ -15,6 +15,8 @@ export interface IntakeOptions {
   memoryBytes: number;
   /** Directory for spill files. */
   spoolDir: string;
+  /** Told the size of every chunk read, before any check, and of every chunk read back from a spill file. */
+  onBytes?: (bytes: number) => void;
 }
 
 /** A message body kept in memory or spilled to a file; read it as many times as needed. */
@@ -25,9 +27,11 @@ export class Spool {
   #path: string | undefined;
   size = 0;
 
+  /** `onBytes` is told the size of every chunk read back from a spill file. */
   constructor(
     private readonly memoryBytes: number,
     private readonly dir: string,
+    private readonly onBytes?: (bytes: number) => void,
   ) {}
 
   /** Appends bytes; spills everything to a private file once the memory budget is passed. */
@@ -72,7 +76,20 @@ export class Spool {
 
   /** A fresh stream of the body. */
   read(): Readable {
-    if (this.#path !== undefined) return createReadStream(this.#path, { highWaterMark: 64 * 1024 });
+    if (this.#path !== undefined) {
+      const file = createReadStream(this.#path, { highWaterMark: 64 * 1024 });
+      const onBytes = this.onBytes;
+      if (onBytes === undefined) return file;
+      return Readable.from(
+        (async function* () {
+          for await (const chunk of file as AsyncIterable<Buffer>) {
+            onBytes(chunk.length);
+            yield chunk;
+          }
+        })(),
+        { objectMode: false },
+      );
+    }
     return Readable.from(this.#chunks, { objectMode: false });
   }
 
@@ -112,7 +129,7 @@ export class Intake extends Writable {
 
   constructor(private readonly options: IntakeOptions) {
     super({ highWaterMark: 64 * 1024 });
-    this.spool = new Spool(options.memoryBytes, options.spoolDir);
+    this.spool = new Spool(options.memoryBytes, options.spoolDir, options.onBytes);
   }
 
   override _write(
@@ -121,6 +138,7 @@ export class Intake extends Writable {
     callback: (error?: Error | null) => void,
   ): void {
     this.bytes += chunk.length;
+    this.options.onBytes?.(chunk.length);
     if (this.problem !== undefined) {
       callback();
       return;

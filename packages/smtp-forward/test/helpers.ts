@@ -1,3 +1,4 @@
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { execFile } from 'node:child_process';
 import { createServer, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -192,4 +193,21 @@ export class RawClient {
   close(): void {
     this.#socket.destroy();
   }
+}
+
+/** Young-generation collections V8 reports while `work` runs. */
+export async function minorCollectionsDuring(work: () => unknown): Promise<number> {
+  let count = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const detail = (entry as unknown as { detail?: { kind?: number } }).detail;
+      if (detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) count += 1;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  await work();
+  // GC entries are delivered asynchronously.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  observer.disconnect();
+  return count;
 }

@@ -7,6 +7,8 @@ import nodemailer from 'nodemailer';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
+import type { SmtpForwarderOptions } from '../src/index.js';
+import { minorCollectionsDuring } from './helpers.js';
 
 // A full collection on demand, so the samples below count bytes that are held, not garbage waiting for the GC.
 setFlagsFromString('--expose-gc');
@@ -82,19 +84,54 @@ function generatedBody(bytes: number, hash: ReturnType<typeof createHash>): Read
   });
 }
 
+/** A plain forwarder to `relayPort`, closed after the file; resolves with its port. */
+async function startForwarder(
+  relayPort: number,
+  options: Partial<SmtpForwarderOptions> = {},
+): Promise<number> {
+  const forwarder = new SmtpForwarder({
+    domain: 'fwd.test',
+    resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
+    transport: { relays: [{ host: '127.0.0.1', port: relayPort }] },
+    srs: { secrets: ['test-secret-0123456789abcdef'] },
+    limits: { maxMessageBytes: 64 * 2 ** 20 },
+    fromRewrite: 'never',
+    ...options,
+  });
+  closers.push(() => forwarder.close({ timeoutMs: 100 }));
+  return (await forwarder.listen({ port: 0, host: '127.0.0.1' })).port;
+}
+
+/** Sends one message with a generated body of `bytes` (hashed into `sent`); resolves with the reply. */
+async function sendGenerated(
+  port: number,
+  bytes: number,
+  sent: ReturnType<typeof createHash>,
+): Promise<string> {
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 60_000 });
+  try {
+    const body = generatedBody(bytes, sent);
+    const info = (await client.sendMail({
+      envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
+      raw: Readable.from(
+        (async function* () {
+          yield Buffer.from(
+            'From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: large\r\n\r\n',
+          );
+          yield* body;
+        })(),
+      ),
+    })) as { response: string };
+    return info.response;
+  } finally {
+    client.close();
+  }
+}
+
 describe('a large message', () => {
   it('streams 40 MB through to the relay intact while holding a small, bounded amount of memory', async () => {
     const relay = await hashingRelay();
-    const forwarder = new SmtpForwarder({
-      domain: 'fwd.test',
-      resolver: staticResolver({ 'alice@fwd.test': 'alice@dest.test' }),
-      transport: { relays: [{ host: '127.0.0.1', port: relay.port }] },
-      srs: { secrets: ['test-secret-0123456789abcdef'] },
-      limits: { maxMessageBytes: 64 * 2 ** 20 },
-      fromRewrite: 'never',
-    });
-    closers.push(() => forwarder.close({ timeoutMs: 100 }));
-    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    const port = await startForwarder(relay.port);
 
     // V8 frees dead Buffers' memory on a background sweeper after a GC: two collections and a 10 ms
     // pause let process.memoryUsage() catch up, or garbage would be counted as held.
@@ -118,24 +155,10 @@ describe('a large message', () => {
       });
     }, 100);
     const sent = createHash('sha256');
-    const client = nodemailer.createTransport({ host: '127.0.0.1', port, socketTimeout: 60_000 });
     try {
-      const body = generatedBody(MESSAGE_BYTES, sent);
-      const info = (await client.sendMail({
-        envelope: { from: 'sender@origin.test', to: ['alice@fwd.test'] },
-        raw: Readable.from(
-          (async function* () {
-            yield Buffer.from(
-              'From: sender@origin.test\r\nTo: alice@fwd.test\r\nSubject: large\r\n\r\n',
-            );
-            yield* body;
-          })(),
-        ),
-      })) as { response: string };
-      expect(info.response).toMatch(/^250 /);
+      expect(await sendGenerated(port, MESSAGE_BYTES, sent)).toMatch(/^250 /);
     } finally {
       clearInterval(sampler);
-      client.close();
     }
     expect(relay.bodies).toHaveLength(1);
     expect(relay.bodies[0]!.bytes).toBeGreaterThanOrEqual(MESSAGE_BYTES);
@@ -144,5 +167,24 @@ describe('a large message', () => {
     // loaded machine, where the sweeper lags). Buffering the message, they would hold over 100 MiB.
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThan(20 * 2 ** 20);
+  }, 60_000);
+
+  it('frees its socket buffers as it streams: a young collection every collectGarbageEveryBytes', async () => {
+    const relay = await hashingRelay();
+    const bytes = 8 * 2 ** 20;
+    const run = async (options: Partial<SmtpForwarderOptions>): Promise<number> => {
+      const port = await startForwarder(relay.port, options);
+      const sent = createHash('sha256');
+      const collections = await minorCollectionsDuring(async () => {
+        expect(await sendGenerated(port, bytes, sent)).toMatch(/^250 /);
+      });
+      expect(relay.bodies.at(-1)!.sha256).toBe(sent.digest('hex'));
+      return collections;
+    };
+    // 8 MiB in and (spilled to disk past limits.memoryBytes) 8 MiB read back out: 64 chunks of 256 KiB.
+    const every = await run({ collectGarbageEveryBytes: 256 * 1024 });
+    const off = await run({ collectGarbageEveryBytes: false });
+    expect(every).toBeGreaterThanOrEqual(60);
+    expect(off).toBeLessThan(every / 3);
   }, 60_000);
 });

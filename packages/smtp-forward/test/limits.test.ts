@@ -531,6 +531,16 @@ describe('limits and ports', () => {
           limits: { maxRecipients: 0 },
         }),
     ).toThrow(/maxRecipients/);
+    for (const collectGarbageEveryBytes of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+      const make = (): SmtpForwarder =>
+        new SmtpForwarder({
+          domain: 'fwd.test',
+          resolver: staticResolver({}),
+          collectGarbageEveryBytes,
+        });
+      expect(make).toThrow(/collectGarbageEveryBytes/);
+      expect(make).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
+    }
     expect(
       () =>
         new SmtpForwarder({

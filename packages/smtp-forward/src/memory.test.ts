@@ -1,0 +1,41 @@
+import { runInNewContext } from 'node:vm';
+import { describe, expect, it } from 'vitest';
+import { minorCollectionsDuring } from '../test/helpers.js';
+import { ByteCollector, youngCollector } from './memory.js';
+
+describe('ByteCollector', () => {
+  it('collects once every everyBytes, carrying nothing over past a collection', () => {
+    let calls = 0;
+    const collector = new ByteCollector(1000, () => (calls += 1));
+    collector.add(999);
+    expect(calls).toBe(0);
+    collector.add(1);
+    expect(calls).toBe(1);
+    collector.add(2500);
+    expect(calls).toBe(2);
+    collector.add(999);
+    expect(calls).toBe(2);
+    collector.add(1);
+    expect(calls).toBe(3);
+  });
+
+  it('never collects when turned off', () => {
+    let calls = 0;
+    const collector = new ByteCollector(false, () => (calls += 1));
+    for (let i = 0; i < 100; i += 1) collector.add(2 ** 30);
+    expect(calls).toBe(0);
+  });
+});
+
+describe('youngCollector', () => {
+  it('runs a real young-generation collection, without exposing gc to other contexts', async () => {
+    const collect = youngCollector();
+    expect(collect).toBeTypeOf('function');
+    expect(youngCollector()).toBe(collect);
+    const runs = await minorCollectionsDuring(() => {
+      for (let i = 0; i < 5; i += 1) collect!();
+    });
+    expect(runs).toBeGreaterThanOrEqual(5);
+    expect(runInNewContext('typeof gc')).toBe('undefined');
+  });
+});
