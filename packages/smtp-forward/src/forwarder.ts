@@ -150,7 +150,7 @@ export interface SmtpForwarderOptions {
    * garbage collection, so the socket buffers of a large message are freed as it streams instead of
    * piling up until V8 collects on its own (up to 32 MiB on Node 20, about 48 MiB on Node 24).
    * Uses `globalThis.gc` under `--expose-gc`, else exposes V8's collector once for itself. `false`
-   * leaves collection to V8. Default: 4_194_304 (4 MiB).
+   * leaves collection to V8. At least 65_536. Default: 4_194_304 (4 MiB).
    */
   collectGarbageEveryBytes?: number | false;
 }
@@ -417,10 +417,11 @@ export class SmtpForwarder {
       }
     }
     const every = options.collectGarbageEveryBytes ?? DEFAULT_COLLECT_EVERY_BYTES;
-    if (every !== false && (!Number.isFinite(every) || every <= 0)) {
+    // Below one socket read (64 KiB) it would collect on every chunk and stall every session.
+    if (every !== false && (!Number.isFinite(every) || every < 65_536)) {
       throw new SmtpForwardError(
         'INVALID_OPTIONS',
-        'collectGarbageEveryBytes must be a positive number or false',
+        'collectGarbageEveryBytes must be a number of at least 65_536, or false',
       );
     }
     this.#collector = new ByteCollector(every);

@@ -531,7 +531,7 @@ describe('limits and ports', () => {
           limits: { maxRecipients: 0 },
         }),
     ).toThrow(/maxRecipients/);
-    for (const collectGarbageEveryBytes of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    for (const collectGarbageEveryBytes of [0, -1, 65_535, Number.NaN, Number.POSITIVE_INFINITY]) {
       const make = (): SmtpForwarder =>
         new SmtpForwarder({
           domain: 'fwd.test',
