@@ -34,16 +34,25 @@ function keyOf(pem: string): KeyObject {
   return key;
 }
 
+// A value with none of these is already relaxed but for one leading and one trailing space.
+const NOT_RELAXED = /[\r\n\t]| {2}/;
+
 /** RFC 6376 relaxed header canonicalization of one field. */
 export function relaxedHeader(raw: string): string {
   const colon = raw.indexOf(':');
   const name = raw.slice(0, colon).trim().toLowerCase();
-  const value = raw
-    .slice(colon + 1)
-    .replace(/\r\n(?=[ \t])/g, '')
-    .replace(/[ \t]+/g, ' ')
-    .replace(/[ \t\r\n]+$/, '')
-    .replace(/^ /, '');
+  let value = raw.slice(colon + 1);
+  if (NOT_RELAXED.test(value)) {
+    value = value
+      .replace(/\r\n(?=[ \t])/g, '')
+      .replace(/[ \t]+/g, ' ')
+      .replace(/[ \t\r\n]+$/, '')
+      .replace(/^ /, '');
+  } else {
+    // Most fields: one space after the colon, nothing to unfold or collapse.
+    if (value.endsWith(' ')) value = value.slice(0, -1);
+    if (value.startsWith(' ')) value = value.slice(1);
+  }
   return `${name}:${value}`;
 }
 
@@ -126,6 +135,46 @@ function signData(data: Buffer, options: SignOptions): Promise<string> {
   });
 }
 
+const SIGNED_KEYS = new Set(SIGNED);
+
+/** The signed fields of one header: their names for `h=` and their relaxed canonical text. */
+interface SignedHeaders {
+  names: string;
+  canonical: string;
+}
+
+// The DKIM signature and the ARC message signature of one message sign the same fields: keyed by
+// the parsed field list, which no caller changes once it has been signed.
+const signedCache = new WeakMap<readonly HeaderField[], SignedHeaders>();
+
+function signedHeaders(fields: readonly HeaderField[]): SignedHeaders {
+  let signed = signedCache.get(fields);
+  if (signed !== undefined) return signed;
+  const byKey = new Map<string, HeaderField[]>();
+  for (const field of fields) {
+    if (!SIGNED_KEYS.has(field.key)) continue;
+    const instances = byKey.get(field.key);
+    if (instances === undefined) byKey.set(field.key, [field]);
+    else instances.push(field);
+  }
+  const names: string[] = [];
+  let canonical = '';
+  // The last instance of a field is signed first (RFC 6376 5.4.2).
+  for (const name of SIGNED) {
+    const instances = byKey.get(name);
+    if (instances === undefined) continue;
+    for (let i = instances.length - 1; i >= 0; i -= 1) {
+      names.push(name);
+      canonical += `${relaxedHeader(instances[i]!.raw)}\r\n`;
+    }
+  }
+  // Over-sign From: a From added later breaks the signature.
+  names.push('from');
+  signed = { names: names.join(':'), canonical };
+  signedCache.set(fields, signed);
+  return signed;
+}
+
 /**
  * Signs with relaxed/relaxed canonicalization; returns the DKIM-Signature field (with CRLF), or
  * with `arcInstance` the ARC-Message-Signature of that instance (RFC 8617: `i=` instead of `v=`).
@@ -136,22 +185,11 @@ export async function dkimSignFields(
   options: SignOptions,
   arcInstance?: number,
 ): Promise<string> {
-  const names: string[] = [];
-  const canonical: string[] = [];
-  // The last instance of a field is signed first (RFC 6376 5.4.2).
-  for (const name of SIGNED) {
-    const instances = fields.filter((f) => f.key === name);
-    for (let i = instances.length - 1; i >= 0; i -= 1) {
-      names.push(name);
-      canonical.push(`${relaxedHeader(instances[i]!.raw)}\r\n`);
-    }
-  }
-  // Over-sign From: a From added later breaks the signature.
-  names.push('from');
+  const { names, canonical } = signedHeaders(fields);
   const name = arcInstance === undefined ? 'DKIM-Signature' : 'ARC-Message-Signature';
   const version = arcInstance === undefined ? 'v=1' : `i=${arcInstance}`;
-  const head = `${version}; a=${options.algorithm}; c=relaxed/relaxed; d=${options.domain}; s=${options.selector};\r\n t=${Math.floor(options.timestamp / 1000)}; h=${names.join(':')};\r\n bh=${bodyHash};\r\n b=`;
-  const data = Buffer.from(canonical.join('') + relaxedHeader(`${name}: ${head}`), 'latin1');
+  const head = `${version}; a=${options.algorithm}; c=relaxed/relaxed; d=${options.domain}; s=${options.selector};\r\n t=${Math.floor(options.timestamp / 1000)}; h=${names};\r\n bh=${bodyHash};\r\n b=`;
+  const data = Buffer.from(canonical + relaxedHeader(`${name}: ${head}`), 'latin1');
   return `${name}: ${head}${await signData(data, options)}\r\n`;
 }
 

@@ -1055,13 +1055,15 @@ export class SmtpForwarder {
     if (sealed === undefined && dkimKey === null) return header;
     // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
     const bodyHash = await relaxedBodyHash(spool.buffer() ?? spool.read());
+    // Parsed once: the DKIM signature and the ARC set sign the same fields.
+    const signedFields = parseHeaders(header);
     // The DKIM signature covers none of the ARC fields, so both are signed at once on the
     // thread pool: the seal and the signature do not wait for each other.
     const [seal, signature] = await Promise.all([
       sealed === undefined
         ? undefined
         : arcSeal(
-            header,
+            signedFields,
             bodyHash,
             { ...sealed.arc, domain: sealed.arc.domain ?? this.#domain },
             {
@@ -1073,7 +1075,7 @@ export class SmtpForwarder {
           ),
       dkimKey === null
         ? undefined
-        : dkimSignature(header, bodyHash, dkimKey, new Date(now)).catch((error: unknown) => {
+        : dkimSignature(signedFields, bodyHash, dkimKey, new Date(now)).catch((error: unknown) => {
             throw this.#signingFailed(error, messageId, session.id);
           }),
     ]);
@@ -1390,7 +1392,7 @@ export class SmtpForwarder {
     const bodyHash = await relaxedBodyHash(dsn.subarray(end + 4));
     return Buffer.concat([
       Buffer.from(
-        await dkimSignature(header, bodyHash, key, new Date(this.#clock.now())),
+        await dkimSignature(parseHeaders(header), bodyHash, key, new Date(this.#clock.now())),
         'latin1',
       ),
       dsn,

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { authenticate } from 'mailauth';
 import { arcSealFields, dkimSignFields } from './dkim.js';
 export { relaxedBodyHash } from './dkim.js';
-import { parseHeaders } from './headers.js';
+import type { HeaderField } from './headers.js';
 import type { DnsResolver } from './ports.js';
 
 /** A DKIM key of the forwarding domain. */
@@ -147,14 +147,14 @@ export async function verifyInbound(
 
 /** Returns the ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results lines to prepend. */
 export async function arcSeal(
-  header: Buffer,
+  fields: readonly HeaderField[],
   bodyHash: string,
   options: ArcOptions & { domain: string },
   verdict: { authResults: string; cv: 'none' | 'pass'; instance: number },
   now: Date,
 ): Promise<Buffer> {
-  const fields = await arcSealFields(
-    parseHeaders(header),
+  const sealed = await arcSealFields(
+    fields,
     bodyHash,
     { instance: verdict.instance, cv: verdict.cv, authResults: verdict.authResults },
     {
@@ -165,7 +165,7 @@ export async function arcSeal(
       timestamp: now.getTime(),
     },
   );
-  return Buffer.from(fields, 'latin1');
+  return Buffer.from(sealed, 'latin1');
 }
 
 /**
@@ -173,12 +173,12 @@ export async function arcSeal(
  * parses the PEM key for every message (about 1 ms with RSA); mailauth verifies it in the tests.
  */
 export function dkimSignature(
-  header: Buffer,
+  fields: readonly HeaderField[],
   bodyHash: string,
   options: DkimOptions & { domain: string },
   now: Date,
 ): Promise<string> {
-  return dkimSignFields(parseHeaders(header), bodyHash, {
+  return dkimSignFields(fields, bodyHash, {
     domain: options.domain,
     selector: options.selector,
     privateKey: options.privateKey,
