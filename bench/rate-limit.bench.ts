@@ -3,7 +3,10 @@
  * 1,000 keys, for both Redis backends (same Redis, one ioredis client each) at concurrency 1
  * and 64, and for both in-memory limiters. At concurrency 1 a bare ioredis `PING` on a third
  * connection runs in the same rounds: the round-trip floor, which bounds what any limiter making
- * one Redis round trip per call can reach against rate-limiter-flexible. Limits are high enough that every call is allowed,
+ * one Redis round trip per call can reach against rate-limiter-flexible, and so does an `EVALSHA` of
+ * a script that only returns `{1, 0}` (same key and argument count as ours): the floor of any
+ * limiter that runs one Lua script per call, as an exact limiter on Redis server time must.
+ * Limits are high enough that every call is allowed,
  * so both libraries run their charging path. Build the package first
  * (`cd packages/rate-limit && npx tsup`): `@postern/rate-limit` resolves to its dist.
  */
@@ -36,6 +39,9 @@ function cycler(consume: (key: string) => Promise<unknown>): () => Promise<unkno
 const ourRedisClient = new Redis(REDIS_URL);
 const theirRedisClient = new Redis(REDIS_URL);
 const floorRedisClient = new Redis(REDIS_URL);
+const scriptFloorClient = new Redis(REDIS_URL);
+// Does nothing but answer the shape our script answers: what running any script costs.
+const EMPTY_SCRIPT_SHA = (await scriptFloorClient.script('LOAD', 'return {1, 0}')) as string;
 const oursRedis = createRateLimiter({
   limit: LIMIT,
   periodMs: PERIOD_SECONDS * 1000,
@@ -77,6 +83,21 @@ for (const concurrency of [1, 64]) {
                 name: 'bare ioredis PING c=1',
                 fn: () => floorRedisClient.ping(),
                 meta: { backend: 'redis', note: 'round-trip floor, not a limiter' },
+              },
+              {
+                name: 'bare ioredis EVALSHA of an empty script c=1',
+                fn: cycler((key) =>
+                  scriptFloorClient.evalsha(
+                    EMPTY_SCRIPT_SHA,
+                    1,
+                    `bench-rl-floor-${run}:{${key}}`,
+                    '1',
+                    '1',
+                    '360',
+                    '3600000000',
+                  ),
+                ),
+                meta: { backend: 'redis', note: 'script-run floor, not a limiter' },
               },
             ]
           : []),
@@ -121,7 +142,11 @@ for (const prefix of [`bench-rl-ours-${run}`, `bench-rl-theirs-${run}`]) {
     cursor = nextCursor;
   } while (cursor !== '0');
 }
-await Promise.all([ourRedisClient.quit(), theirRedisClient.quit(), floorRedisClient.quit()]);
+await Promise.all(
+  [ourRedisClient, theirRedisClient, floorRedisClient, scriptFloorClient].map((client) =>
+    client.quit(),
+  ),
+);
 
 const byName = (name: string): BenchResult => results.find((result) => result.name === name)!;
 report('@postern/rate-limit vs rate-limiter-flexible 11.4.0: consume() on 1,000 keys', results, {
@@ -132,6 +157,11 @@ report('@postern/rate-limit vs rate-limiter-flexible 11.4.0: consume() on 1,000 
   // The most any limiter with one Redis round trip per call could reach at concurrency 1.
   'floor/rlf redis c=1 (ceiling for one round trip)': ratio(
     byName('bare ioredis PING c=1'),
+    byName('rate-limiter-flexible redis c=1'),
+  ),
+  // The most any limiter running one Lua script per call could reach at concurrency 1.
+  'empty script/rlf redis c=1 (ceiling for one script run)': ratio(
+    byName('bare ioredis EVALSHA of an empty script c=1'),
     byName('rate-limiter-flexible redis c=1'),
   ),
   'postern/rlf redis c=64': ratio(
