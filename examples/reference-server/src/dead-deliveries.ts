@@ -19,8 +19,12 @@ export interface DeadDeliveryOptions {
   logger?: { error(fields: object, message: string): void };
 }
 
-/** What became of a dead delivery: a DSN went to the sender, or it is recorded as a loss. */
-export type DeadDeliveryOutcome = 'bounced' | 'lost';
+/**
+ * What became of a dead delivery: a DSN went to the sender, it is recorded as a loss, or the
+ * worker still sending it when its lease ran out finished it (delivered or bounced, and recorded
+ * by that worker): nothing more to do.
+ */
+export type DeadDeliveryOutcome = 'bounced' | 'lost' | 'settled';
 
 // The reason may carry a relay answer naming the private destination: keep it out of logs and DSNs.
 function redact(text: string): string {
@@ -35,7 +39,9 @@ function redact(text: string): string {
  * refusal (which the delivery handler bounces itself): a missing spool file, a lease lost on the
  * last attempt, an error thrown on the last attempt. When the spool is readable and the message
  * had a sender, a DSN (status 4.4.7, naming the aliases) goes to the original sender, a `bounced`
- * row is logged and the spool removed. Otherwise nothing can be returned: a `lost` row is logged
+ * row is logged and the spool removed. When a worker was still sending the job, this waits for it
+ * (`bounceQueued` claims the job first): if that worker settled it, the outcome is `settled` and
+ * nothing is sent or logged twice. Otherwise nothing can be returned: a `lost` row is logged
  * per alias with the reason, `smtp_messages_total{outcome="lost"}` counts it, and an error is logged.
  */
 export function createDeadDeliveryHandler(
@@ -43,7 +49,7 @@ export function createDeadDeliveryHandler(
 ): (delivery: QueuedDelivery, reason: string) => Promise<DeadDeliveryOutcome> {
   const settle = async (
     delivery: QueuedDelivery,
-    outcome: DeadDeliveryOutcome,
+    outcome: 'bounced' | 'lost',
     reason: string,
   ): Promise<DeadDeliveryOutcome> => {
     options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
@@ -58,6 +64,8 @@ export function createDeadDeliveryHandler(
     try {
       sent = await options.forwarder.bounceQueued(delivery, reason);
     } catch (error) {
+      // The lease ran out, not the work: the worker holding the job settled it and recorded that.
+      if (SmtpForwardError.isInstance(error) && error.code === 'ALREADY_SETTLED') return 'settled';
       const unreadable = SmtpForwardError.isInstance(error) && error.code === 'SPOOL_UNREADABLE';
       const code = (error as { cause?: NodeJS.ErrnoException }).cause?.code ?? 'error';
       const lost = unreadable

@@ -134,6 +134,36 @@ describe('createDeadDeliveryHandler', () => {
     );
   });
 
+  it('sends nothing and records nothing when the worker still sending the job delivers it', async () => {
+    const path = join(dir, 'm3.eml');
+    await writeFile(path, SPOOLED);
+    await writeFile(`${path}.json`, '{}');
+    const slow = await startCaptureServer({ delayMs: 400 });
+    let holder: SmtpForwarder | undefined;
+    try {
+      const { settle, recorded } = handler([`smtp://127.0.0.1:${slow.port}`]);
+      // The worker whose lease ran out is still sending when the dead letter is settled.
+      holder = new SmtpForwarder({
+        domain: 'alias.test',
+        resolver: () => Promise.resolve(null),
+        transport: { relays: [parseRelay(`smtp://127.0.0.1:${slow.port}`)] },
+      });
+      const sending = holder.deliverQueued(delivery(path, { messageId: 'm3' }));
+      await eventually(() =>
+        readdir(dir).then((names) => names.includes('m3.eml.claim') || undefined),
+      );
+      expect(await settle(delivery(path, { messageId: 'm3' }), 'Lease expired')).toBe('settled');
+      await sending;
+      expect(slow.messages.map((message) => message.to)).toEqual([['private@dest.test']]);
+      expect(recorded).toEqual([]);
+      expect((await readdir(dir)).filter((name) => name.startsWith('m3'))).toEqual([]);
+    } finally {
+      // The holder's pooled connection would keep the slow relay from closing.
+      await holder?.close({ timeoutMs: 100 });
+      await slow.close();
+    }
+  });
+
   it('never bounces a bounce, and records a loss when every relay refuses the DSN', async () => {
     const path = join(dir, 'm2.eml');
     await writeFile(path, SPOOLED);

@@ -10,7 +10,8 @@ export type SmtpForwardErrorCode =
   | 'SRS_FORGED'
   | 'SRS_EXPIRED'
   | 'DELIVERY_FAILED'
-  | 'SPOOL_UNREADABLE';
+  | 'SPOOL_UNREADABLE'
+  | 'ALREADY_SETTLED';
 
 /** Fields that an {@link SmtpForwardError} may carry besides its message. */
 export interface SmtpForwardErrorFields {

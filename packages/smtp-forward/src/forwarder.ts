@@ -8,6 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { maskEmail, parseAddress } from './address.js';
+import { CLAIM_TEMP_SUFFIX, claimSpool, claimSpoolWaiting } from './claim.js';
 import { SmtpForwardError } from './errors.js';
 import { Emitter } from './events.js';
 import type { Event } from './events.js';
@@ -254,6 +255,8 @@ const DEFAULT_LIMITS: Required<Limits> = {
 };
 
 const DEFAULT_COLLECT_EVERY_BYTES = 4_194_304;
+// How long bounceQueued waits for another worker still sending the job, by default.
+const BOUNCE_WAIT_MS = 300_000;
 
 function smtpError(responseCode: number, message: string): SmtpError {
   const error = new Error(message) as SmtpError;
@@ -1208,9 +1211,17 @@ export class SmtpForwarder {
     const delivery = this.#options.delivery;
     if (delivery === undefined || delivery === 'sync') return [];
     const jobs: QueuedDelivery[] = [];
-    for (const name of await readdir(delivery.spoolDir)) {
-      if (name.endsWith('.part')) {
+    const names = await readdir(delivery.spoolDir);
+    const present = new Set(names);
+    for (const name of names) {
+      if (
         // Never acknowledged with 250: safe to drop.
+        name.endsWith('.part') ||
+        // A claim being written when its process died.
+        name.endsWith(CLAIM_TEMP_SUFFIX) ||
+        // A claim on a spool that is gone (its holder died between the two removals).
+        (name.endsWith('.eml.claim') && !present.has(name.slice(0, -'.claim'.length)))
+      ) {
         await rm(join(delivery.spoolDir, name), { force: true });
         continue;
       }
@@ -1229,12 +1240,31 @@ export class SmtpForwarder {
   /**
    * Delivers one spooled job (call it from your queue's worker). Resolves when done (delivered or
    * bounced); rejects with a temporary `DELIVERY_FAILED` error when the queue should retry.
-   * Destinations that already accepted are remembered and never sent twice by a retry.
+   * Destinations that already accepted are remembered and never sent twice by a retry. The job is
+   * claimed first (a `.claim` file beside the spool): while another worker, in any process sharing
+   * the spool directory, is still sending it, this rejects with a temporary `DELIVERY_FAILED`.
    */
   async deliverQueued(
     job: QueuedDelivery,
     info: AttemptInfo = { attempt: 1, finalAttempt: false },
   ): Promise<void> {
+    const claim = await claimSpool(job.path, this.#clock);
+    if (claim === undefined) {
+      // Another worker is sending it (the queue lost a lease and handed the job out again).
+      throw new SmtpForwardError(
+        'DELIVERY_FAILED',
+        `${job.messageId} is being delivered by another worker`,
+        { temporary: true, attempts: info.attempt },
+      );
+    }
+    try {
+      await this.#deliverClaimed(job, info);
+    } finally {
+      await claim.release();
+    }
+  }
+
+  async #deliverClaimed(job: QueuedDelivery, info: AttemptInfo): Promise<void> {
     const donePath = `${job.path}.delivered`;
     const done = new Set<string>(
       await readFile(donePath, 'utf8').then(
@@ -1308,13 +1338,52 @@ export class SmtpForwarder {
    * DSN, `false` for a job with a null sender (a bounce is never bounced; the spool stays).
    * Rejects with `SPOOL_UNREADABLE` when the spool file cannot be read, and with `DELIVERY_FAILED`
    * when no relay took the DSN (the spool stays for an operator).
+   * While another worker is still sending the job (its lease was lost, not its work), this waits
+   * for it, up to `waitMs` (default 300_000; then a temporary `DELIVERY_FAILED`): if that worker
+   * settled the job, it rejects with `ALREADY_SETTLED` and sends nothing, so mail that was
+   * delivered is never bounced.
    */
-  async bounceQueued(job: QueuedDelivery, reason: string): Promise<boolean> {
+  async bounceQueued(
+    job: QueuedDelivery,
+    reason: string,
+    options: { waitMs?: number } = {},
+  ): Promise<boolean> {
+    const waitMs = options.waitMs ?? BOUNCE_WAIT_MS;
+    if (!Number.isFinite(waitMs) || waitMs < 0) {
+      throw new SmtpForwardError(
+        'INVALID_OPTIONS',
+        `waitMs must be a finite number of ms >= 0, got ${String(waitMs)}`,
+      );
+    }
+    const claimed = await claimSpoolWaiting(job.path, this.#clock, waitMs);
+    if (claimed === undefined) {
+      throw new SmtpForwardError(
+        'DELIVERY_FAILED',
+        `${job.messageId} is still being delivered by another worker after ${waitMs} ms`,
+        { temporary: true },
+      );
+    }
+    try {
+      return await this.#bounceClaimed(job, reason, claimed.waited);
+    } finally {
+      await claimed.claim.release();
+    }
+  }
+
+  async #bounceClaimed(job: QueuedDelivery, reason: string, waited: boolean): Promise<boolean> {
     let headers: Buffer;
     try {
       headers = await readHeaderBlock(job.path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      if (waited && code === 'ENOENT') {
+        // The worker we waited for delivered it, or bounced it itself: nothing is left to do.
+        throw new SmtpForwardError(
+          'ALREADY_SETTLED',
+          `${job.messageId} was settled by the worker that held it`,
+          { cause: error },
+        );
+      }
       throw new SmtpForwardError(
         'SPOOL_UNREADABLE',
         `spool of ${job.messageId} unreadable (${code})`,

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalDeliveryQueue, SmtpForwarder, staticResolver } from '../src/index.js';
@@ -245,5 +245,136 @@ describe('queued delivery', () => {
       new Set(sink.messages.map((m) => /Subject: (\S+)/.exec(m.data.toString())?.[1] ?? ''));
     await waitFor(() => acknowledged.every((subject) => delivered().has(subject)));
     expect(acknowledged.filter((subject) => !delivered().has(subject))).toEqual([]);
+    // Claims the killed process left behind were taken over, and every spool was removed.
+    await waitFor(() => readdirSync(dir).length === 0);
   }, 60_000);
+});
+
+describe('claims on spooled jobs', () => {
+  /** Spools one message per subject through a queue that never delivers; returns the jobs. */
+  async function spooled(
+    relayPort: number,
+    subjects: string[],
+  ): Promise<{ dir: string; jobs: QueuedDelivery[] }> {
+    const dir = spoolDir();
+    const jobs: QueuedDelivery[] = [];
+    const keep: DeliveryQueue = {
+      add: (job) => {
+        jobs.push(job);
+        return Promise.resolve();
+      },
+    };
+    const intake = queued(relayPort, keep, dir);
+    const { port } = await intake.listen({ port: 0, host: '127.0.0.1' });
+    for (const subject of subjects) expect(await sendOne(port, subject)).toMatch(/^250/);
+    return { dir, jobs };
+  }
+
+  /** A second worker: another forwarder instance delivering from the same spool directory. */
+  function worker(relayPort: number, dir: string): SmtpForwarder {
+    return queued(relayPort, { add: () => Promise.resolve() }, dir);
+  }
+
+  it('never sends one job twice at once: a second worker defers while the first is sending', async () => {
+    const slow = await relay({ delayMs: 400 });
+    const { dir, jobs } = await spooled(slow.port, ['once']);
+    const job = jobs[0]!;
+    const first = worker(slow.port, dir).deliverQueued(job);
+    await waitFor(() => existsSync(`${job.path}.claim`));
+    await expect(worker(slow.port, dir).deliverQueued(job)).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      temporary: true,
+      message: expect.stringContaining('another worker') as string,
+    });
+    await first;
+    expect(slow.messages).toHaveLength(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('does not bounce a job that the worker holding it delivered', async () => {
+    const slow = await relay({ delayMs: 400 });
+    const { dir, jobs } = await spooled(slow.port, ['delivered-late']);
+    const job = jobs[0]!;
+    const holder = worker(slow.port, dir);
+    const sending = holder.deliverQueued(job);
+    await waitFor(() => existsSync(`${job.path}.claim`));
+    // The queue dead-lettered the job (its lease ran out) while the holder was still sending.
+    const reaper = worker(slow.port, dir);
+    await expect(reaper.bounceQueued(job, 'lease lost')).rejects.toMatchObject({
+      code: 'ALREADY_SETTLED',
+    });
+    await sending;
+    expect(slow.messages.map((m) => m.from)).toEqual([expect.stringMatching(/^SRS0=/)]);
+    expect(reaper.stats().bounced).toBe(0);
+    expect(holder.stats().forwarded).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('bounces once the holder gave the job back undelivered', async () => {
+    // Defers the forward (to the destination), takes the DSN (to the original sender).
+    const deferring = await relay({
+      rcpt: (address) => (address === 'alice@dest.test' ? 451 : undefined),
+      rcptDelayMs: 300,
+    });
+    const { dir, jobs } = await spooled(deferring.port, ['never-delivered']);
+    const job = jobs[0]!;
+    const sending = worker(deferring.port, dir).deliverQueued(job);
+    await waitFor(() => existsSync(`${job.path}.claim`));
+    const bounced = worker(deferring.port, dir).bounceQueued(job, 'lease lost');
+    await expect(sending).rejects.toMatchObject({ code: 'DELIVERY_FAILED', temporary: true });
+    expect(await bounced).toBe(true);
+    // Only the DSN reached the relay, after the holder had given the job back.
+    expect(deferring.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
+    expect(deferring.messages[0]!.data.toString()).toContain('Status: 4.4.7');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['dead-holder', 'old-claim']);
+    const [deadHolder, oldClaim] = jobs;
+    const finished = spawn(process.execPath, ['-e', '']);
+    const deadPid = finished.pid!;
+    await new Promise((resolve) => finished.once('exit', resolve));
+    writeFileSync(
+      `${deadHolder!.path}.claim`,
+      JSON.stringify({ host: hostname(), pid: deadPid, token: 'gone', at: Date.now() }),
+    );
+    writeFileSync(
+      `${oldClaim!.path}.claim`,
+      JSON.stringify({ host: 'another-host', pid: 1, token: 'old', at: Date.now() - 61_000 }),
+    );
+    const forwarder = worker(sink.port, dir);
+    await forwarder.deliverQueued(deadHolder!);
+    await forwarder.deliverQueued(oldClaim!);
+    expect(sink.messages).toHaveLength(2);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('waits for a live claim of another host no longer than waitMs, and checks waitMs', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['held-elsewhere']);
+    const job = jobs[0]!;
+    writeFileSync(
+      `${job.path}.claim`,
+      JSON.stringify({ host: 'another-host', pid: 1, token: 'busy', at: Date.now() }),
+    );
+    const forwarder = worker(sink.port, dir);
+    await expect(forwarder.deliverQueued(job)).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      temporary: true,
+    });
+    await expect(forwarder.bounceQueued(job, 'gave up', { waitMs: 150 })).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      temporary: true,
+      message: expect.stringContaining('still being delivered') as string,
+    });
+    await expect(forwarder.bounceQueued(job, 'gave up', { waitMs: -1 })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
+    expect(sink.messages).toHaveLength(0);
+    // The other host's claim and the spool are untouched.
+    expect(existsSync(`${job.path}.claim`)).toBe(true);
+    expect(existsSync(job.path)).toBe(true);
+  });
 });

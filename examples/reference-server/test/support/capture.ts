@@ -12,6 +12,8 @@ export async function startCaptureServer(
   options: {
     /** Refuses RCPT TO for these addresses with this code (550: permanent, 450: temporary). */
     refuse?: { addresses: readonly string[]; code: number };
+    /** Answers the end of each message's data after this long (a slow relay). */
+    delayMs?: number;
   } = {},
 ): Promise<{
   port: number;
@@ -46,7 +48,8 @@ export async function startCaptureServer(
           to: session.envelope.rcptTo.map((rcpt) => rcpt.address),
           data: Buffer.concat(chunks),
         });
-        callback();
+        if (options.delayMs === undefined) callback();
+        else setTimeout(() => callback(), options.delayMs);
       });
     },
   });

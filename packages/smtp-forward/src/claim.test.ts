@@ -1,0 +1,119 @@
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { CLAIM_TTL_MS, claimSpool, claimSpoolWaiting } from './claim.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function spool(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-claim-'));
+  dirs.push(dir);
+  const path = join(dir, 'job.eml');
+  writeFileSync(path, 'Subject: x\r\n\r\nbody\r\n');
+  return path;
+}
+
+const clock = { now: () => Date.now() };
+
+describe('claimSpool', () => {
+  it('lets one holder at a time claim a job, and the next one after release', async () => {
+    const path = spool();
+    const first = await claimSpool(path, clock);
+    expect(first).toBeDefined();
+    expect(await claimSpool(path, clock)).toBeUndefined();
+    const record = JSON.parse(readFileSync(`${path}.claim`, 'utf8')) as Record<string, unknown>;
+    expect(record).toMatchObject({ host: hostname(), pid: process.pid });
+    await first!.release();
+    // Only the spool is left: no claim, no temporary file.
+    expect(readdirSync(join(path, '..'))).toEqual(['job.eml']);
+    const second = await claimSpool(path, clock);
+    expect(second).toBeDefined();
+    await second!.release();
+  });
+
+  it('gives a contested job to exactly one of many concurrent claimers', async () => {
+    const path = spool();
+    const claims = await Promise.all(Array.from({ length: 20 }, () => claimSpool(path, clock)));
+    expect(claims.filter((claim) => claim !== undefined)).toHaveLength(1);
+    for (const claim of claims) await claim?.release();
+  });
+
+  it('takes over a damaged claim and one that its holder stopped refreshing', async () => {
+    const path = spool();
+    writeFileSync(`${path}.claim`, '{"host":');
+    const overDamaged = await claimSpool(path, clock);
+    expect(overDamaged).toBeDefined();
+    await overDamaged!.release();
+    writeFileSync(
+      `${path}.claim`,
+      JSON.stringify({ host: 'elsewhere', pid: 1, token: 't', at: Date.now() - CLAIM_TTL_MS - 1 }),
+    );
+    const overOld = await claimSpool(path, clock);
+    expect(overOld).toBeDefined();
+    await overOld!.release();
+  });
+
+  it('treats a claim left by an earlier process with the same pid as stale', async () => {
+    const path = spool();
+    writeFileSync(
+      `${path}.claim`,
+      JSON.stringify({ host: hostname(), pid: process.pid, token: 'earlier', at: Date.now() }),
+    );
+    const claim = await claimSpool(path, clock);
+    expect(claim).toBeDefined();
+    await claim!.release();
+  });
+
+  it('refreshes a held claim, so it never turns stale while its holder lives', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const path = spool();
+      let now = 1_000_000;
+      const manual = { now: () => now };
+      const claim = await claimSpool(path, manual);
+      const at = (): number =>
+        (JSON.parse(readFileSync(`${path}.claim`, 'utf8')) as { at: number }).at;
+      expect(at()).toBe(1_000_000);
+      now += CLAIM_TTL_MS;
+      vi.advanceTimersByTime(CLAIM_TTL_MS / 3);
+      await vi.waitFor(() => expect(at()).toBe(now));
+      await claim!.release();
+      expect(readdirSync(join(path, '..'))).toEqual(['job.eml']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('claims nothing, and fails nothing, when the spool directory is gone', async () => {
+    const claim = await claimSpool(join(tmpdir(), 'postern-no-such-dir', 'job.eml'), clock);
+    expect(claim).toBeDefined();
+    await claim!.release();
+  });
+});
+
+describe('claimSpoolWaiting', () => {
+  it('waits for the holder to release, and says it waited', async () => {
+    const path = spool();
+    const holder = await claimSpool(path, clock);
+    setTimeout(() => void holder!.release(), 100);
+    const claimed = await claimSpoolWaiting(path, clock, 5_000, 10);
+    expect(claimed?.waited).toBe(true);
+    await claimed!.claim.release();
+    const free = await claimSpoolWaiting(path, clock, 5_000, 10);
+    expect(free?.waited).toBe(false);
+    await free!.claim.release();
+  });
+
+  it('gives up after waitMs while the holder keeps the claim', async () => {
+    const path = spool();
+    const holder = await claimSpool(path, clock);
+    const started = Date.now();
+    expect(await claimSpoolWaiting(path, clock, 100, 10)).toBeUndefined();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    await holder!.release();
+  });
+});

@@ -1,0 +1,167 @@
+// Claims on spooled jobs. A worker that delivers or bounces a job first creates a claim file beside
+// its spool, exclusively (O_EXCL), so two workers in any processes sharing the spool directory never
+// act on one job at once: a queue that lost a lease and handed the job out again, or dead-lettered
+// it while the first worker was still sending, cannot make a duplicate send or a bounce for mail
+// that was delivered. A claim whose holder died (same host: its pid is gone) or stopped refreshing
+// it (any host: older than the time to live) is stale and taken over.
+import { randomUUID } from 'node:crypto';
+import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import type { Clock } from './ports.js';
+
+/** A claim older than this, by its holder's last refresh, is stale. */
+export const CLAIM_TTL_MS = 60_000;
+/** A holder refreshes its claim this often. */
+const REFRESH_MS = CLAIM_TTL_MS / 3;
+/** The suffix of the temporary file a claim is written to before it is linked in place. */
+export const CLAIM_TEMP_SUFFIX = '.claimtmp';
+
+// Tells this process's claims from those of an earlier process that had the same pid (containers
+// reuse small pids across restarts).
+const PROCESS_TOKEN = randomUUID();
+const HOST = hostname();
+// The claim files this process holds.
+const held = new Set<string>();
+let temporaryCount = 0;
+
+interface ClaimRecord {
+  host: string;
+  pid: number;
+  token: string;
+  /** The holder's last refresh, in ms on its clock. */
+  at: number;
+}
+
+/** A claim held: `release()` removes it. */
+export interface Claim {
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function isRecord(value: unknown): value is ClaimRecord {
+  const record = value as Partial<ClaimRecord> | null;
+  return (
+    typeof record === 'object' &&
+    record !== null &&
+    typeof record.host === 'string' &&
+    typeof record.pid === 'number' &&
+    typeof record.token === 'string' &&
+    typeof record.at === 'number'
+  );
+}
+
+/**
+ * Writes `text` to a fresh temporary file beside `path` and hands it to `place`, which puts it at
+ * `path` in one step: a claim file is never seen empty or half written.
+ */
+async function whole(
+  path: string,
+  text: string,
+  place: (temporary: string) => Promise<void>,
+): Promise<void> {
+  temporaryCount += 1;
+  const temporary = `${path}.${PROCESS_TOKEN}-${temporaryCount}${CLAIM_TEMP_SUFFIX}`;
+  await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
+  try {
+    await place(temporary);
+  } finally {
+    await rm(temporary, { force: true });
+  }
+}
+
+/** Whether the claim file at `path` still stands for a live holder. */
+async function live(path: string, clock: Clock): Promise<boolean> {
+  let record: unknown;
+  try {
+    record = JSON.parse(await readFile(path, 'utf8'));
+  } catch (error) {
+    // Released meanwhile (ENOENT), or damaged (claims are written whole): not live.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError)
+      return false;
+    throw error;
+  }
+  if (!isRecord(record)) return false;
+  if (clock.now() - record.at > CLAIM_TTL_MS) return false;
+  if (record.host !== HOST) return true;
+  if (record.token === PROCESS_TOKEN) return held.has(path);
+  if (record.pid === process.pid) return false;
+  return alive(record.pid);
+}
+
+/**
+ * Claims the spooled job at `spoolPath`; resolves `undefined` while another live worker holds it.
+ * A stale claim is taken over.
+ */
+export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim | undefined> {
+  const path = `${spoolPath}.claim`;
+  const record = (): string =>
+    JSON.stringify({ host: HOST, pid: process.pid, token: PROCESS_TOKEN, at: clock.now() });
+  for (let attempt = 0; attempt < 3; attempt += 1) {
+    let created = false;
+    try {
+      // link() fails with EEXIST when a claim is there: an exclusive create, with its content.
+      await whole(path, record(), (temporary) => link(temporary, path));
+      created = true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // No spool directory, so no spool: nothing to guard; the caller's own read reports it.
+      if (code === 'ENOENT') return { release: () => Promise.resolve() };
+      if (code !== 'EEXIST') throw error;
+    }
+    if (!created) {
+      if (await live(path, clock)) return undefined;
+      await rm(path, { force: true });
+      continue;
+    }
+    held.add(path);
+    // Refreshes run one at a time, and release waits for the one under way, so a refresh never
+    // puts back a claim that was just released.
+    let refreshing: Promise<void> = Promise.resolve();
+    const refresh = setInterval(() => {
+      refreshing = refreshing.then(() =>
+        whole(path, record(), (temporary) => rename(temporary, path)).catch(() => undefined),
+      );
+    }, REFRESH_MS);
+    refresh.unref();
+    return {
+      release: async () => {
+        clearInterval(refresh);
+        await refreshing;
+        held.delete(path);
+        await rm(path, { force: true });
+      },
+    };
+  }
+  // Lost every race for a stale claim: someone else took it over.
+  return undefined;
+}
+
+/**
+ * Claims the job, waiting while another live worker holds it (up to `waitMs`). Resolves with the
+ * claim and whether it had to wait, or `undefined` when the wait ran out.
+ */
+export async function claimSpoolWaiting(
+  spoolPath: string,
+  clock: Clock,
+  waitMs: number,
+  pollMs = 50,
+): Promise<{ claim: Claim; waited: boolean } | undefined> {
+  const deadline = Date.now() + waitMs;
+  let waited = false;
+  for (;;) {
+    const claim = await claimSpool(spoolPath, clock);
+    if (claim !== undefined) return { claim, waited };
+    if (Date.now() >= deadline) return undefined;
+    waited = true;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
