@@ -57,6 +57,20 @@ describe('claimSpool', () => {
     await overOld!.release();
   });
 
+  it('takes over a claim stamped far in the future, or naming no real process', async () => {
+    const path = spool();
+    for (const record of [
+      { host: 'elsewhere', pid: 1, token: 't', at: Date.now() + CLAIM_TTL_MS + 1_000 },
+      { host: hostname(), pid: 0, token: 't', at: Date.now() },
+      { host: hostname(), pid: -1, token: 't', at: Date.now() },
+    ]) {
+      writeFileSync(`${path}.claim`, JSON.stringify(record));
+      const claim = await claimSpool(path, clock);
+      expect(claim).toBeDefined();
+      await claim!.release();
+    }
+  });
+
   it('treats a claim left by an earlier process with the same pid as stale', async () => {
     const path = spool();
     writeFileSync(
@@ -81,8 +95,16 @@ describe('claimSpool', () => {
       now += CLAIM_TTL_MS;
       vi.advanceTimersByTime(CLAIM_TTL_MS / 3);
       await vi.waitFor(() => expect(at()).toBe(now));
+      // Taken over by another worker meanwhile: the next refresh leaves that claim alone.
+      const theirs = { host: 'elsewhere', pid: 1, token: 'theirs', at: now };
+      writeFileSync(`${path}.claim`, JSON.stringify(theirs));
+      now += 1_000;
+      vi.advanceTimersByTime(CLAIM_TTL_MS / 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(JSON.parse(readFileSync(`${path}.claim`, 'utf8'))).toEqual(theirs);
+      // Nor does the release: the claim stays theirs.
       await claim!.release();
-      expect(readdirSync(join(path, '..'))).toEqual(['job.eml']);
+      expect(JSON.parse(readFileSync(`${path}.claim`, 'utf8'))).toEqual(theirs);
     } finally {
       vi.useRealTimers();
     }

@@ -1,9 +1,12 @@
 // Claims on spooled jobs. A worker that delivers or bounces a job first creates a claim file beside
-// its spool, exclusively (O_EXCL), so two workers in any processes sharing the spool directory never
-// act on one job at once: a queue that lost a lease and handed the job out again, or dead-lettered
-// it while the first worker was still sending, cannot make a duplicate send or a bounce for mail
-// that was delivered. A claim whose holder died (same host: its pid is gone) or stopped refreshing
-// it (any host: older than the time to live) is stale and taken over.
+// its spool, exclusively (written whole to a temporary file, then link()ed in place, which fails when
+// a claim exists), so two workers in any processes sharing the spool directory never act on one job
+// at once: a queue that lost a lease and handed the job out again, or dead-lettered it while the
+// first worker was still sending, cannot make a duplicate send or a bounce for mail that was
+// delivered. A claim whose holder died (same host: its pid is gone) or stopped refreshing it (any
+// host: refreshed over the time to live ago) is stale and taken over. Hosts sharing a spool need
+// clocks within the time to live of each other. One race is left: two workers taking over the same
+// stale claim at the same instant can, rarely, both proceed; delivery stays at least once.
 import { randomUUID } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -53,7 +56,9 @@ function isRecord(value: unknown): value is ClaimRecord {
     typeof record === 'object' &&
     record !== null &&
     typeof record.host === 'string' &&
-    typeof record.pid === 'number' &&
+    // kill(0) or kill(-1) would probe a whole process group: such a pid names no holder.
+    Number.isSafeInteger(record.pid) &&
+    (record.pid as number) > 0 &&
     typeof record.token === 'string' &&
     typeof record.at === 'number'
   );
@@ -78,6 +83,25 @@ async function whole(
   }
 }
 
+/** Whether the claim file at `path` is this process's own. */
+async function ours(path: string): Promise<boolean> {
+  try {
+    const record: unknown = JSON.parse(await readFile(path, 'utf8'));
+    return isRecord(record) && record.token === PROCESS_TOKEN && record.pid === process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/** Refreshes a claim this process holds, unless another worker took it over meanwhile. */
+async function renew(path: string, text: string): Promise<void> {
+  if (!(await ours(path))) {
+    held.delete(path);
+    return;
+  }
+  await whole(path, text, (temporary) => rename(temporary, path));
+}
+
 /** Whether the claim file at `path` still stands for a live holder. */
 async function live(path: string, clock: Clock): Promise<boolean> {
   let record: unknown;
@@ -90,7 +114,9 @@ async function live(path: string, clock: Clock): Promise<boolean> {
     throw error;
   }
   if (!isRecord(record)) return false;
-  if (clock.now() - record.at > CLAIM_TTL_MS) return false;
+  // Refreshed too long ago, or stamped far ahead (a holder whose clock is off by more than the time
+  // to live, or a damaged file): either way it cannot be trusted to ever turn stale on its own.
+  if (Math.abs(clock.now() - record.at) > CLAIM_TTL_MS) return false;
   if (record.host !== HOST) return true;
   if (record.token === PROCESS_TOKEN) return held.has(path);
   if (record.pid === process.pid) return false;
@@ -127,9 +153,7 @@ export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim
     // puts back a claim that was just released.
     let refreshing: Promise<void> = Promise.resolve();
     const refresh = setInterval(() => {
-      refreshing = refreshing.then(() =>
-        whole(path, record(), (temporary) => rename(temporary, path)).catch(() => undefined),
-      );
+      refreshing = refreshing.then(() => renew(path, record()).catch(() => undefined));
     }, REFRESH_MS);
     refresh.unref();
     return {
@@ -137,7 +161,8 @@ export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim
         clearInterval(refresh);
         await refreshing;
         held.delete(path);
-        await rm(path, { force: true });
+        // Never removes a claim another worker took over meanwhile.
+        if (await ours(path)) await rm(path, { force: true });
       },
     };
   }
