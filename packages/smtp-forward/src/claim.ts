@@ -10,7 +10,6 @@
 import { randomUUID } from 'node:crypto';
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import type { Clock } from './ports.js';
 
 /** A claim older than this, by its holder's last refresh, is stale. */
 export const CLAIM_TTL_MS = 60_000;
@@ -31,7 +30,7 @@ interface ClaimRecord {
   host: string;
   pid: number;
   token: string;
-  /** The holder's last refresh, in ms on its clock. */
+  /** The holder's last refresh, in ms since the epoch (wall-clock time, compared across hosts). */
   at: number;
 }
 
@@ -103,7 +102,7 @@ async function renew(path: string, text: string): Promise<void> {
 }
 
 /** Whether the claim file at `path` still stands for a live holder. */
-async function live(path: string, clock: Clock): Promise<boolean> {
+async function live(path: string): Promise<boolean> {
   let record: unknown;
   try {
     record = JSON.parse(await readFile(path, 'utf8'));
@@ -116,7 +115,7 @@ async function live(path: string, clock: Clock): Promise<boolean> {
   if (!isRecord(record)) return false;
   // Refreshed too long ago, or stamped far ahead (a holder whose clock is off by more than the time
   // to live, or a damaged file): either way it cannot be trusted to ever turn stale on its own.
-  if (Math.abs(clock.now() - record.at) > CLAIM_TTL_MS) return false;
+  if (Math.abs(Date.now() - record.at) > CLAIM_TTL_MS) return false;
   if (record.host !== HOST) return true;
   if (record.token === PROCESS_TOKEN) return held.has(path);
   if (record.pid === process.pid) return false;
@@ -127,10 +126,10 @@ async function live(path: string, clock: Clock): Promise<boolean> {
  * Claims the spooled job at `spoolPath`; resolves `undefined` while another live worker holds it.
  * A stale claim is taken over.
  */
-export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim | undefined> {
+export async function claimSpool(spoolPath: string): Promise<Claim | undefined> {
   const path = `${spoolPath}.claim`;
   const record = (): string =>
-    JSON.stringify({ host: HOST, pid: process.pid, token: PROCESS_TOKEN, at: clock.now() });
+    JSON.stringify({ host: HOST, pid: process.pid, token: PROCESS_TOKEN, at: Date.now() });
   for (let attempt = 0; attempt < 3; attempt += 1) {
     let created = false;
     try {
@@ -144,7 +143,7 @@ export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim
       if (code !== 'EEXIST') throw error;
     }
     if (!created) {
-      if (await live(path, clock)) return undefined;
+      if (await live(path)) return undefined;
       await rm(path, { force: true });
       continue;
     }
@@ -176,14 +175,13 @@ export async function claimSpool(spoolPath: string, clock: Clock): Promise<Claim
  */
 export async function claimSpoolWaiting(
   spoolPath: string,
-  clock: Clock,
   waitMs: number,
   pollMs = 50,
 ): Promise<{ claim: Claim; waited: boolean } | undefined> {
   const deadline = Date.now() + waitMs;
   let waited = false;
   for (;;) {
-    const claim = await claimSpool(spoolPath, clock);
+    const claim = await claimSpool(spoolPath);
     if (claim !== undefined) return { claim, waited };
     if (Date.now() >= deadline) return undefined;
     waited = true;

@@ -1248,7 +1248,7 @@ export class SmtpForwarder {
     job: QueuedDelivery,
     info: AttemptInfo = { attempt: 1, finalAttempt: false },
   ): Promise<void> {
-    const claim = await claimSpool(job.path, this.#clock);
+    const claim = await claimSpool(job.path);
     if (claim === undefined) {
       // Another worker is sending it (the queue lost a lease and handed the job out again).
       throw new SmtpForwardError(
@@ -1355,7 +1355,7 @@ export class SmtpForwarder {
         `waitMs must be a finite number of ms >= 0, got ${String(waitMs)}`,
       );
     }
-    const claimed = await claimSpoolWaiting(job.path, this.#clock, waitMs);
+    const claimed = await claimSpoolWaiting(job.path, waitMs);
     if (claimed === undefined) {
       throw new SmtpForwardError(
         'DELIVERY_FAILED',

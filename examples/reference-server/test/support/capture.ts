@@ -59,7 +59,12 @@ export async function startCaptureServer(
   return {
     port,
     messages,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Connections a client pool keeps open end after 100 ms, not smtp-server's default 30 s.
+        (server.options as { closeTimeout?: number }).closeTimeout = 100;
+        server.close(() => resolve());
+      }),
   };
 }
 
