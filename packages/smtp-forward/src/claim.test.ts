@@ -2,7 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { CLAIM_TTL_MS, claimSpool, claimSpoolWaiting } from './claim.js';
+import {
+  CLAIM_TEMP_SUFFIX,
+  CLAIM_TTL_MS,
+  claimSpool,
+  claimSpoolWaiting,
+  isClaimDebris,
+} from './claim.js';
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -108,6 +114,38 @@ describe('claimSpool', () => {
 
   it('claims nothing, and fails nothing, when the spool directory is gone', async () => {
     const claim = await claimSpool(join(tmpdir(), 'postern-no-such-dir', 'job.eml'));
+    expect(claim).toBeDefined();
+    await claim!.release();
+  });
+});
+
+describe('isClaimDebris', () => {
+  it('names temporary claim files and claims on gone spools, never a claim on a spool', () => {
+    const spooled = new Set(['a.eml', 'a.eml.claim', 'b.eml.claim']);
+    expect(isClaimDebris('a.eml.claim', spooled)).toBe(false);
+    expect(isClaimDebris('b.eml.claim', spooled)).toBe(true);
+    expect(isClaimDebris(`a.eml.claim.x-1${CLAIM_TEMP_SUFFIX}`, spooled)).toBe(true);
+    expect(isClaimDebris('a.eml', spooled)).toBe(false);
+    expect(isClaimDebris('a.eml.json', spooled)).toBe(false);
+  });
+
+  it('lets a claimer whose temporary file was removed under it try again', async () => {
+    const path = spool();
+    const dir = join(path, '..');
+    // Another process's start-up clean-up removes every temporary claim file it sees, at any moment.
+    const sweeper = setInterval(() => {
+      for (const name of readdirSync(dir))
+        if (name.endsWith(CLAIM_TEMP_SUFFIX)) rmSync(join(dir, name), { force: true });
+    }, 0);
+    try {
+      const claims = await Promise.all(Array.from({ length: 50 }, () => claimSpool(path)));
+      // Never two holders, and no error: a claimer that lost its temporary file tried again.
+      expect(claims.filter((claim) => claim !== undefined).length).toBeLessThanOrEqual(1);
+      for (const claim of claims) await claim?.release();
+    } finally {
+      clearInterval(sweeper);
+    }
+    const claim = await claimSpool(path);
     expect(claim).toBeDefined();
     await claim!.release();
   });

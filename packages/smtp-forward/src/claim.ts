@@ -8,8 +8,9 @@
 // clocks within the time to live of each other. One race is left: two workers taking over the same
 // stale claim at the same instant can, rarely, both proceed; delivery stays at least once.
 import { randomUUID } from 'node:crypto';
-import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 
 /** A claim older than this, by its holder's last refresh, is stale. */
 export const CLAIM_TTL_MS = 60_000;
@@ -82,6 +83,23 @@ async function whole(
   }
 }
 
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Whether a file in a spool directory is debris of claims, safe to remove: a temporary claim file
+ * (its writer died, or it is mid-claim and simply tries again), or a claim on a spool that is gone.
+ * `spooled` lists the directory.
+ */
+export function isClaimDebris(name: string, spooled: ReadonlySet<string>): boolean {
+  if (name.endsWith(CLAIM_TEMP_SUFFIX)) return true;
+  return name.endsWith('.claim') && !spooled.has(name.slice(0, -'.claim'.length));
+}
+
 /** Whether the claim file at `path` is this process's own. */
 async function ours(path: string): Promise<boolean> {
   try {
@@ -138,8 +156,12 @@ export async function claimSpool(spoolPath: string): Promise<Claim | undefined> 
       created = true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      // No spool directory, so no spool: nothing to guard; the caller's own read reports it.
-      if (code === 'ENOENT') return { release: () => Promise.resolve() };
+      if (code === 'ENOENT') {
+        // No spool directory, so no spool: nothing to guard; the caller's own read reports it.
+        if (!(await exists(dirname(path)))) return { release: () => Promise.resolve() };
+        // Our temporary file was removed under us (a start-up clean-up elsewhere): try again.
+        continue;
+      }
       if (code !== 'EEXIST') throw error;
     }
     if (!created) {

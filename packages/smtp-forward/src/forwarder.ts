@@ -8,7 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { maskEmail, parseAddress } from './address.js';
-import { CLAIM_TEMP_SUFFIX, claimSpool, claimSpoolWaiting } from './claim.js';
+import { CLAIM_TEMP_SUFFIX, claimSpool, claimSpoolWaiting, isClaimDebris } from './claim.js';
 import { SmtpForwardError } from './errors.js';
 import { Emitter } from './events.js';
 import type { Event } from './events.js';
@@ -1214,15 +1214,14 @@ export class SmtpForwarder {
     const names = await readdir(delivery.spoolDir);
     const present = new Set(names);
     for (const name of names) {
-      if (
+      const path = join(delivery.spoolDir, name);
+      if (name.endsWith('.part')) {
         // Never acknowledged with 250: safe to drop.
-        name.endsWith('.part') ||
-        // A claim being written when its process died.
-        name.endsWith(CLAIM_TEMP_SUFFIX) ||
-        // A claim on a spool that is gone (its holder died between the two removals).
-        (name.endsWith('.eml.claim') && !present.has(name.slice(0, -'.claim'.length)))
-      ) {
-        await rm(join(delivery.spoolDir, name), { force: true });
+        await rm(path, { force: true });
+        continue;
+      }
+      if (name.endsWith('.claim') || name.endsWith(CLAIM_TEMP_SUFFIX)) {
+        if (isClaimDebris(name, present)) await rm(path, { force: true });
         continue;
       }
       if (!name.endsWith('.eml.json')) continue;
