@@ -62,6 +62,20 @@ function queued(relayPort: number, queue: DeliveryQueue, dir: string): SmtpForwa
   return forwarder;
 }
 
+/** A queue that keeps every job it is given and never delivers one. */
+function keeping(): { jobs: QueuedDelivery[]; keep: DeliveryQueue } {
+  const jobs: QueuedDelivery[] = [];
+  return {
+    jobs,
+    keep: {
+      add: (job) => {
+        jobs.push(job);
+        return Promise.resolve();
+      },
+    },
+  };
+}
+
 describe('queued delivery', () => {
   it('answers 250 after spooling, retries a deferral, and removes the spool once delivered', async () => {
     let calls = 0;
@@ -128,14 +142,8 @@ describe('queued delivery', () => {
       rcpt: (address) => (address === 'refused@origin.test' ? 550 : undefined),
     });
     const dir = spoolDir();
-    const jobs: QueuedDelivery[] = [];
-    // A queue that keeps every job and never delivers: each one is then given up on by hand.
-    const keep: DeliveryQueue = {
-      add: (job) => {
-        jobs.push(job);
-        return Promise.resolve();
-      },
-    };
+    // Each job is then given up on by hand.
+    const { jobs, keep } = keeping();
     const forwarder = queued(sink.port, keep, dir);
     const bounced: string[] = [];
     forwarder.onBounced((event) => bounced.push(event.reason));
@@ -257,13 +265,7 @@ describe('claims on spooled jobs', () => {
     subjects: string[],
   ): Promise<{ dir: string; jobs: QueuedDelivery[] }> {
     const dir = spoolDir();
-    const jobs: QueuedDelivery[] = [];
-    const keep: DeliveryQueue = {
-      add: (job) => {
-        jobs.push(job);
-        return Promise.resolve();
-      },
-    };
+    const { jobs, keep } = keeping();
     const intake = queued(relayPort, keep, dir);
     const { port } = await intake.listen({ port: 0, host: '127.0.0.1' });
     for (const subject of subjects) expect(await sendOne(port, subject)).toMatch(/^250/);
