@@ -1,8 +1,9 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import {
+  CLAIM_PLACE,
   CLAIM_TEMP_SUFFIX,
   CLAIM_TTL_MS,
   claimSpool,
@@ -30,7 +31,7 @@ describe('claimSpool', () => {
     expect(first).toBeDefined();
     expect(await claimSpool(path)).toBeUndefined();
     const record = JSON.parse(readFileSync(`${path}.claim`, 'utf8')) as Record<string, unknown>;
-    expect(record).toMatchObject({ host: hostname(), pid: process.pid });
+    expect(record).toMatchObject({ place: CLAIM_PLACE, pid: process.pid });
     await first!.release();
     // Only the spool is left: no claim, no temporary file.
     expect(readdirSync(join(path, '..'))).toEqual(['job.eml']);
@@ -46,6 +47,33 @@ describe('claimSpool', () => {
     for (const claim of claims) await claim?.release();
   });
 
+  it('never has two holders in one process while claims and releases interleave', async () => {
+    const path = spool();
+    let holding = 0;
+    let most = 0;
+    let taken = 0;
+    const until = Date.now() + 300;
+    const worker = async (): Promise<void> => {
+      while (Date.now() < until) {
+        const claim = await claimSpool(path);
+        if (claim === undefined) {
+          await new Promise((resolve) => setImmediate(resolve));
+          continue;
+        }
+        holding += 1;
+        taken += 1;
+        most = Math.max(most, holding);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        holding -= 1;
+        await claim.release();
+      }
+    };
+    await Promise.all(Array.from({ length: 20 }, worker));
+    expect(most).toBe(1);
+    expect(taken).toBeGreaterThan(10);
+    expect(readdirSync(join(path, '..'))).toEqual(['job.eml']);
+  });
+
   it('takes over a damaged claim and one that its holder stopped refreshing', async () => {
     const path = spool();
     writeFileSync(`${path}.claim`, '{"host":');
@@ -54,7 +82,13 @@ describe('claimSpool', () => {
     await overDamaged!.release();
     writeFileSync(
       `${path}.claim`,
-      JSON.stringify({ host: 'elsewhere', pid: 1, token: 't', at: Date.now() - CLAIM_TTL_MS - 1 }),
+      JSON.stringify({
+        place: 'elsewhere',
+        pid: 1,
+        token: 't',
+        id: 't',
+        at: Date.now() - CLAIM_TTL_MS - 1,
+      }),
     );
     const overOld = await claimSpool(path);
     expect(overOld).toBeDefined();
@@ -64,9 +98,9 @@ describe('claimSpool', () => {
   it('takes over a claim stamped far in the future, or naming no real process', async () => {
     const path = spool();
     for (const record of [
-      { host: 'elsewhere', pid: 1, token: 't', at: Date.now() + CLAIM_TTL_MS + 1_000 },
-      { host: hostname(), pid: 0, token: 't', at: Date.now() },
-      { host: hostname(), pid: -1, token: 't', at: Date.now() },
+      { place: 'elsewhere', pid: 1, token: 't', id: 't', at: Date.now() + CLAIM_TTL_MS + 1_000 },
+      { place: CLAIM_PLACE, pid: 0, token: 't', id: 't', at: Date.now() },
+      { place: CLAIM_PLACE, pid: -1, token: 't', id: 't', at: Date.now() },
     ]) {
       writeFileSync(`${path}.claim`, JSON.stringify(record));
       const claim = await claimSpool(path);
@@ -79,7 +113,13 @@ describe('claimSpool', () => {
     const path = spool();
     writeFileSync(
       `${path}.claim`,
-      JSON.stringify({ host: hostname(), pid: process.pid, token: 'earlier', at: Date.now() }),
+      JSON.stringify({
+        place: CLAIM_PLACE,
+        pid: process.pid,
+        token: 'earlier',
+        id: 'earlier',
+        at: Date.now(),
+      }),
     );
     const claim = await claimSpool(path);
     expect(claim).toBeDefined();
@@ -99,7 +139,7 @@ describe('claimSpool', () => {
       vi.advanceTimersByTime(CLAIM_TTL_MS / 3);
       await vi.waitFor(() => expect(at()).toBeGreaterThanOrEqual(1_000_000 + CLAIM_TTL_MS / 3));
       // Taken over by another worker meanwhile: the next refresh leaves that claim alone.
-      const theirs = { host: 'elsewhere', pid: 1, token: 'theirs', at: Date.now() };
+      const theirs = { place: 'elsewhere', pid: 1, token: 'theirs', id: 'theirs', at: Date.now() };
       writeFileSync(`${path}.claim`, JSON.stringify(theirs));
       vi.advanceTimersByTime(CLAIM_TTL_MS / 3);
       await new Promise((resolve) => setTimeout(resolve, 50));

@@ -3,11 +3,13 @@
 // a claim exists), so two workers in any processes sharing the spool directory never act on one job
 // at once: a queue that lost a lease and handed the job out again, or dead-lettered it while the
 // first worker was still sending, cannot make a duplicate send or a bounce for mail that was
-// delivered. A claim whose holder died (same host: its pid is gone) or stopped refreshing it (any
-// host: refreshed over the time to live ago) is stale and taken over. Hosts sharing a spool need
-// clocks within the time to live of each other. One race is left: two workers taking over the same
-// stale claim at the same instant can, rarely, both proceed; delivery stays at least once.
+// delivered. A claim whose holder died (same machine and pid namespace: its pid is gone) or stopped
+// refreshing it (anywhere: refreshed over the time to live ago) is stale and taken over. Machines
+// sharing a spool need clocks within the time to live of each other.
+// What is left: taking over a stale claim reads it, then removes it only if it is unchanged; two
+// workers doing that within the same instant can, rarely, both proceed. Delivery stays at least once.
 import { randomUUID } from 'node:crypto';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
@@ -19,25 +21,60 @@ const REFRESH_MS = CLAIM_TTL_MS / 3;
 /** The suffix of the temporary file a claim is written to before it is linked in place. */
 export const CLAIM_TEMP_SUFFIX = '.claimtmp';
 
+/** Best effort: the text of a Linux /proc entry, or '' elsewhere. */
+function procText(read: () => string): string {
+  try {
+    return read().trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Where a pid means something: the host name alone is not enough, since containers on the host
+ * network share it and often all run as pid 1. The boot id and the pid namespace tell them apart.
+ */
+export const CLAIM_PLACE = [
+  hostname(),
+  procText(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+  procText(() => readlinkSync('/proc/self/ns/pid')),
+].join('|');
 // Tells this process's claims from those of an earlier process that had the same pid (containers
 // reuse small pids across restarts).
 const PROCESS_TOKEN = randomUUID();
-const HOST = hostname();
-// The claim files this process holds.
-const held = new Set<string>();
+// The claim files this process holds, by path, with the id of the claim.
+const held = new Map<string, string>();
+// Claiming and releasing one path run one at a time in this process, so its own holders never race.
+const queues = new Map<string, Promise<unknown>>();
 let temporaryCount = 0;
 
 interface ClaimRecord {
-  host: string;
+  place: string;
   pid: number;
   token: string;
-  /** The holder's last refresh, in ms since the epoch (wall-clock time, compared across hosts). */
+  /** Unique per claim: a holder only ever refreshes or removes its own. */
+  id: string;
+  /** The holder's last refresh, in ms since the epoch (wall-clock time, compared across machines). */
   at: number;
 }
 
 /** A claim held: `release()` removes it. */
 export interface Claim {
   release(): Promise<void>;
+}
+
+/** Runs `task` after every earlier task on `path` in this process has settled. */
+function serially<T>(path: string, task: () => Promise<T>): Promise<T> {
+  const run = (queues.get(path) ?? Promise.resolve()).then(task, task);
+  const tail = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  queues.set(path, tail);
+  void tail.then(() => {
+    if (queues.get(path) === tail) queues.delete(path);
+  });
+  return run;
 }
 
 function alive(pid: number): boolean {
@@ -55,12 +92,38 @@ function isRecord(value: unknown): value is ClaimRecord {
   return (
     typeof record === 'object' &&
     record !== null &&
-    typeof record.host === 'string' &&
+    typeof record.place === 'string' &&
     // kill(0) or kill(-1) would probe a whole process group: such a pid names no holder.
     Number.isSafeInteger(record.pid) &&
     (record.pid as number) > 0 &&
     typeof record.token === 'string' &&
+    typeof record.id === 'string' &&
     typeof record.at === 'number'
+  );
+}
+
+function parse(text: string): ClaimRecord | undefined {
+  try {
+    const record: unknown = JSON.parse(text);
+    return isRecord(record) ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
   );
 }
 
@@ -83,11 +146,18 @@ async function whole(
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
+/** Whether a claim record stands for a live holder. */
+function live(path: string, record: ClaimRecord | undefined): boolean {
+  // Damaged (claims are written whole, so not a claim being written): not live.
+  if (record === undefined) return false;
+  // This process's own: live exactly while it holds that claim.
+  if (record.token === PROCESS_TOKEN) return held.get(path) === record.id;
+  // Refreshed too long ago, or stamped far ahead (a holder whose clock is off by more than the time
+  // to live, or a damaged file): either way it cannot be trusted to ever turn stale on its own.
+  if (Math.abs(Date.now() - record.at) > CLAIM_TTL_MS) return false;
+  if (record.place !== CLAIM_PLACE) return true;
+  if (record.pid === process.pid) return false;
+  return alive(record.pid);
 }
 
 /**
@@ -100,60 +170,29 @@ export function isClaimDebris(name: string, spooled: ReadonlySet<string>): boole
   return name.endsWith('.claim') && !spooled.has(name.slice(0, -'.claim'.length));
 }
 
-/** Whether the claim file at `path` is this process's own. */
-async function ours(path: string): Promise<boolean> {
-  try {
-    const record: unknown = JSON.parse(await readFile(path, 'utf8'));
-    return isRecord(record) && record.token === PROCESS_TOKEN && record.pid === process.pid;
-  } catch {
-    return false;
-  }
-}
-
-/** Refreshes a claim this process holds, unless another worker took it over meanwhile. */
-async function renew(path: string, text: string): Promise<void> {
-  if (!(await ours(path))) {
-    held.delete(path);
-    return;
-  }
-  await whole(path, text, (temporary) => rename(temporary, path));
-}
-
-/** Whether the claim file at `path` still stands for a live holder. */
-async function live(path: string): Promise<boolean> {
-  let record: unknown;
-  try {
-    record = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    // Released meanwhile (ENOENT), or damaged (claims are written whole): not live.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError)
-      return false;
-    throw error;
-  }
-  if (!isRecord(record)) return false;
-  // Refreshed too long ago, or stamped far ahead (a holder whose clock is off by more than the time
-  // to live, or a damaged file): either way it cannot be trusted to ever turn stale on its own.
-  if (Math.abs(Date.now() - record.at) > CLAIM_TTL_MS) return false;
-  if (record.host !== HOST) return true;
-  if (record.token === PROCESS_TOKEN) return held.has(path);
-  if (record.pid === process.pid) return false;
-  return alive(record.pid);
-}
-
 /**
  * Claims the spooled job at `spoolPath`; resolves `undefined` while another live worker holds it.
- * A stale claim is taken over.
+ * A stale claim is taken over. Rejects only on a file-system error (no space, no permission).
  */
-export async function claimSpool(spoolPath: string): Promise<Claim | undefined> {
+export function claimSpool(spoolPath: string): Promise<Claim | undefined> {
   const path = `${spoolPath}.claim`;
+  return serially(path, () => claimOnce(path));
+}
+
+async function claimOnce(path: string): Promise<Claim | undefined> {
+  const id = randomUUID();
   const record = (): string =>
-    JSON.stringify({ host: HOST, pid: process.pid, token: PROCESS_TOKEN, at: Date.now() });
-  for (let attempt = 0; attempt < 3; attempt += 1) {
-    let created = false;
+    JSON.stringify({
+      place: CLAIM_PLACE,
+      pid: process.pid,
+      token: PROCESS_TOKEN,
+      id,
+      at: Date.now(),
+    });
+  for (let attempt = 0; attempt < 5; attempt += 1) {
     try {
       // link() fails with EEXIST when a claim is there: an exclusive create, with its content.
       await whole(path, record(), (temporary) => link(temporary, path));
-      created = true;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') {
@@ -163,32 +202,53 @@ export async function claimSpool(spoolPath: string): Promise<Claim | undefined> 
         continue;
       }
       if (code !== 'EEXIST') throw error;
-    }
-    if (!created) {
-      if (await live(path)) return undefined;
-      await rm(path, { force: true });
+      const text = await readText(path);
+      // Released meanwhile: try again, removing nothing (a new claim may be there by now).
+      if (text === undefined) continue;
+      if (live(path, parse(text))) return undefined;
+      // Stale: remove it only if it is still the claim judged stale, never one made since.
+      if ((await readText(path)) === text) await rm(path, { force: true });
       continue;
     }
-    held.add(path);
-    // Refreshes run one at a time, and release waits for the one under way, so a refresh never
-    // puts back a claim that was just released.
-    let refreshing: Promise<void> = Promise.resolve();
-    const refresh = setInterval(() => {
-      refreshing = refreshing.then(() => renew(path, record()).catch(() => undefined));
-    }, REFRESH_MS);
-    refresh.unref();
-    return {
-      release: async () => {
+    held.set(path, id);
+    return hold(path, id, record);
+  }
+  // Lost every race: someone else holds it now, or will in a moment.
+  return undefined;
+}
+
+/** Whether the claim file at `path` is the claim `id`. */
+async function isOwn(path: string, id: string): Promise<boolean> {
+  const text = await readText(path).catch(() => undefined);
+  return text !== undefined && parse(text)?.id === id;
+}
+
+function hold(path: string, id: string, record: () => string): Claim {
+  // Refreshes run one at a time, and release waits for the one under way, so a refresh never
+  // puts back a claim that was just released.
+  let refreshing: Promise<void> = Promise.resolve();
+  const refresh = setInterval(() => {
+    refreshing = refreshing.then(async () => {
+      try {
+        // Taken over (this process looked dead to another): stop; the sender finds out at release.
+        if (await isOwn(path, id))
+          await whole(path, record(), (temporary) => rename(temporary, path));
+      } catch {
+        // Out of space or the like: the next refresh tries again; the time to live is three of them.
+      }
+    });
+  }, REFRESH_MS);
+  refresh.unref();
+  return {
+    release: () =>
+      serially(path, async () => {
         clearInterval(refresh);
         await refreshing;
-        held.delete(path);
+        if (held.get(path) === id) held.delete(path);
         // Never removes a claim another worker took over meanwhile.
-        if (await ours(path)) await rm(path, { force: true });
-      },
-    };
-  }
-  // Lost every race for a stale claim: someone else took it over.
-  return undefined;
+        if (await isOwn(path, id)) await rm(path, { force: true });
+      }),
+  };
 }
 
 /**

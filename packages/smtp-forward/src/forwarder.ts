@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolveTxt } from 'node:dns/promises';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { open as openFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open as openFile, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -9,6 +9,7 @@ import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { maskEmail, parseAddress } from './address.js';
 import { CLAIM_TEMP_SUFFIX, claimSpool, claimSpoolWaiting, isClaimDebris } from './claim.js';
+import type { Claim } from './claim.js';
 import { SmtpForwardError } from './errors.js';
 import { Emitter } from './events.js';
 import type { Event } from './events.js';
@@ -1242,12 +1243,19 @@ export class SmtpForwarder {
    * Destinations that already accepted are remembered and never sent twice by a retry. The job is
    * claimed first (a `.claim` file beside the spool): while another worker, in any process sharing
    * the spool directory, is still sending it, this rejects with a temporary `DELIVERY_FAILED`.
+   * When the spool file is gone it sends nothing and rejects with `SPOOL_UNREADABLE`.
    */
   async deliverQueued(
     job: QueuedDelivery,
     info: AttemptInfo = { attempt: 1, finalAttempt: false },
   ): Promise<void> {
-    const claim = await claimSpool(job.path);
+    const claim = await claimSpool(job.path).catch((error: unknown) => {
+      throw new SmtpForwardError('DELIVERY_FAILED', `could not claim ${job.messageId}`, {
+        temporary: true,
+        attempts: info.attempt,
+        cause: error,
+      });
+    });
     if (claim === undefined) {
       // Another worker is sending it (the queue lost a lease and handed the job out again).
       throw new SmtpForwardError(
@@ -1257,10 +1265,30 @@ export class SmtpForwarder {
       );
     }
     try {
+      if (!(await exists(job.path))) {
+        // Settled by a worker that held it before (the queue handed it out again after a lease
+        // ran out), or lost: this cannot tell which, so it sends nothing and says so.
+        await removeSpool(job);
+        throw new SmtpForwardError(
+          'SPOOL_UNREADABLE',
+          `spool of ${job.messageId} is gone: settled by an earlier attempt, or lost`,
+          { attempts: info.attempt },
+        );
+      }
       await this.#deliverClaimed(job, info);
     } finally {
-      await claim.release();
+      await this.#release(claim, job);
     }
+  }
+
+  /** Releases a claim; a failure to remove the file leaves a stale claim, which is taken over. */
+  async #release(claim: Claim, job: QueuedDelivery): Promise<void> {
+    await claim.release().catch((error: unknown) => {
+      this.#logger.warn(
+        { messageId: job.messageId, error: (error as Error).message },
+        'claim could not be released',
+      );
+    });
   }
 
   async #deliverClaimed(job: QueuedDelivery, info: AttemptInfo): Promise<void> {
@@ -1354,7 +1382,12 @@ export class SmtpForwarder {
         `waitMs must be a finite number of ms >= 0, got ${String(waitMs)}`,
       );
     }
-    const claimed = await claimSpoolWaiting(job.path, waitMs);
+    const claimed = await claimSpoolWaiting(job.path, waitMs).catch((error: unknown) => {
+      throw new SmtpForwardError('DELIVERY_FAILED', `could not claim ${job.messageId}`, {
+        temporary: true,
+        cause: error,
+      });
+    });
     if (claimed === undefined) {
       throw new SmtpForwardError(
         'DELIVERY_FAILED',
@@ -1365,7 +1398,7 @@ export class SmtpForwarder {
     try {
       return await this.#bounceClaimed(job, reason, claimed.waited);
     } finally {
-      await claimed.claim.release();
+      await this.#release(claimed.claim, job);
     }
   }
 
@@ -1497,12 +1530,19 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
   }
 }
 
-/** Deletes a job's spool file, its job file and its record of delivered destinations. */
+/**
+ * Deletes a job's job file first (so a crash midway never has `pendingSpool` queue it again), then
+ * its spool file and its record of delivered destinations.
+ */
 async function removeSpool(job: QueuedDelivery): Promise<void> {
-  await Promise.all(
-    [job.path, `${job.path}.json`, `${job.path}.delivered`].map((path) =>
-      rm(path, { force: true }),
-    ),
+  await rm(`${job.path}.json`, { force: true });
+  await Promise.all([job.path, `${job.path}.delivered`].map((path) => rm(path, { force: true })));
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
   );
 }
 

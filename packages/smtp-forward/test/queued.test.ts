@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CLAIM_PLACE } from '../src/claim.js';
 import { LocalDeliveryQueue, SmtpForwarder, staticResolver } from '../src/index.js';
 import type { DeliveryQueue, QueuedDelivery } from '../src/index.js';
 import { RawClient, startRelay } from './helpers.js';
@@ -331,6 +332,55 @@ describe('claims on spooled jobs', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('never has two holders across processes claiming one spool again and again', async () => {
+    const dir = spoolDir();
+    const spool = join(dir, 'contested.eml');
+    const log = join(dir, 'holders.log');
+    writeFileSync(spool, 'Subject: x\r\n\r\nbody\r\n');
+    writeFileSync(log, '');
+    const workers = Array.from({ length: 4 }, () =>
+      spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'fixtures/claim-worker.ts')],
+        {
+          env: { ...process.env, SPOOL: spool, LOG: log, ROUNDS: '25' },
+          stdio: 'inherit',
+        },
+      ),
+    );
+    const codes = await Promise.all(
+      workers.map((worker) => new Promise((resolve) => worker.once('exit', resolve))),
+    );
+    expect(codes).toEqual([0, 0, 0, 0]);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(4 * 25 * 2);
+    // Each hold ends before the next begins: "+pid" and "-pid" strictly alternate.
+    for (let index = 0; index < lines.length; index += 2) {
+      expect(lines[index]!.startsWith('+')).toBe(true);
+      expect(lines[index + 1]).toBe(`-${lines[index]!.slice(1)}`);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['contested.eml', 'holders.log']);
+  }, 60_000);
+
+  it('sends nothing, and says why, for a job handed out again after it was settled', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['settled-before']);
+    const job = jobs[0]!;
+    const forwarder = worker(sink.port, dir);
+    const events: string[] = [];
+    forwarder.onBounced(() => events.push('bounced'));
+    forwarder.onDeferred(() => events.push('deferred'));
+    await forwarder.deliverQueued(job);
+    expect(sink.messages).toHaveLength(1);
+    // The queue lost the lease of the finished attempt and hands the job out once more.
+    await expect(
+      forwarder.deliverQueued(job, { attempt: 2, finalAttempt: true }),
+    ).rejects.toMatchObject({ code: 'SPOOL_UNREADABLE', temporary: false });
+    expect(sink.messages).toHaveLength(1);
+    expect(events).toEqual([]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
     const sink = await relay();
     const { dir, jobs } = await spooled(sink.port, ['dead-holder', 'old-claim']);
@@ -340,11 +390,23 @@ describe('claims on spooled jobs', () => {
     await new Promise((resolve) => finished.once('exit', resolve));
     writeFileSync(
       `${deadHolder!.path}.claim`,
-      JSON.stringify({ host: hostname(), pid: deadPid, token: 'gone', at: Date.now() }),
+      JSON.stringify({
+        place: CLAIM_PLACE,
+        pid: deadPid,
+        token: 'gone',
+        id: 'gone',
+        at: Date.now(),
+      }),
     );
     writeFileSync(
       `${oldClaim!.path}.claim`,
-      JSON.stringify({ host: 'another-host', pid: 1, token: 'old', at: Date.now() - 61_000 }),
+      JSON.stringify({
+        place: 'another-host',
+        pid: 1,
+        token: 'old',
+        id: 'old',
+        at: Date.now() - 61_000,
+      }),
     );
     const forwarder = worker(sink.port, dir);
     await forwarder.deliverQueued(deadHolder!);
@@ -359,7 +421,7 @@ describe('claims on spooled jobs', () => {
     const job = jobs[0]!;
     writeFileSync(
       `${job.path}.claim`,
-      JSON.stringify({ host: 'another-host', pid: 1, token: 'busy', at: Date.now() }),
+      JSON.stringify({ place: 'another-host', pid: 1, token: 'busy', id: 'busy', at: Date.now() }),
     );
     const forwarder = worker(sink.port, dir);
     await expect(forwarder.deliverQueued(job)).rejects.toMatchObject({
