@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { link, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 
 /** A claim older than this, by its holder's last refresh, is stale. */
 export const CLAIM_TTL_MS = 60_000;
@@ -39,8 +39,15 @@ export const CLAIM_PLACE = [
   procText(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
   procText(() => readlinkSync('/proc/self/ns/pid')),
 ].join('|');
-// Tells this process's claims from those of an earlier process that had the same pid (containers
-// reuse small pids across restarts).
+/**
+ * When this process started (Linux: clock ticks after boot, from /proc/self/stat; '' elsewhere),
+ * shared by all its threads: with the pid, it tells another thread of this process (live) from an
+ * earlier process that had the same pid (containers reuse small pids across restarts).
+ */
+export const CLAIM_PROCESS_STARTED = procText(
+  () => readFileSync('/proc/self/stat', 'utf8').split(') ')[1]?.split(' ')[19] ?? '',
+);
+// Tells this thread's claims (its module copy) from every other thread's and process's.
 const PROCESS_TOKEN = randomUUID();
 // The claim files this process holds, by path, with the id of the claim.
 const held = new Map<string, string>();
@@ -51,6 +58,8 @@ let temporaryCount = 0;
 interface ClaimRecord {
   place: string;
   pid: number;
+  /** The holder's process start (see CLAIM_PROCESS_STARTED). */
+  started: string;
   token: string;
   /** Unique per claim: a holder only ever refreshes or removes its own. */
   id: string;
@@ -96,6 +105,7 @@ function isRecord(value: unknown): value is ClaimRecord {
     // kill(0) or kill(-1) would probe a whole process group: such a pid names no holder.
     Number.isSafeInteger(record.pid) &&
     (record.pid as number) > 0 &&
+    typeof record.started === 'string' &&
     typeof record.token === 'string' &&
     typeof record.id === 'string' &&
     typeof record.at === 'number'
@@ -138,8 +148,8 @@ async function whole(
 ): Promise<void> {
   temporaryCount += 1;
   const temporary = `${path}.${PROCESS_TOKEN}-${temporaryCount}${CLAIM_TEMP_SUFFIX}`;
-  await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
   try {
+    await writeFile(temporary, text, { mode: 0o600, flag: 'wx' });
     await place(temporary);
   } finally {
     await rm(temporary, { force: true });
@@ -156,7 +166,10 @@ function live(path: string, record: ClaimRecord | undefined): boolean {
   // to live, or a damaged file): either way it cannot be trusted to ever turn stale on its own.
   if (Math.abs(Date.now() - record.at) > CLAIM_TTL_MS) return false;
   if (record.place !== CLAIM_PLACE) return true;
-  if (record.pid === process.pid) return false;
+  // Same pid: another thread of this process (live), unless the process start tells it was an
+  // earlier process. Without a start time to compare, the time to live decides.
+  if (record.pid === process.pid)
+    return CLAIM_PROCESS_STARTED === '' || record.started === CLAIM_PROCESS_STARTED;
   return alive(record.pid);
 }
 
@@ -175,7 +188,8 @@ export function isClaimDebris(name: string, spooled: ReadonlySet<string>): boole
  * A stale claim is taken over. Rejects only on a file-system error (no space, no permission).
  */
 export function claimSpool(spoolPath: string): Promise<Claim | undefined> {
-  const path = `${spoolPath}.claim`;
+  // One file, one key: `dir//job.eml` and `dir/job.eml` must not make two holders in a process.
+  const path = `${resolve(spoolPath)}.claim`;
   return serially(path, () => claimOnce(path));
 }
 
@@ -185,6 +199,7 @@ async function claimOnce(path: string): Promise<Claim | undefined> {
     JSON.stringify({
       place: CLAIM_PLACE,
       pid: process.pid,
+      started: CLAIM_PROCESS_STARTED,
       token: PROCESS_TOKEN,
       id,
       at: Date.now(),

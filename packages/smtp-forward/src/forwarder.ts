@@ -1275,7 +1275,9 @@ export class SmtpForwarder {
           { attempts: info.attempt },
         );
       }
-      await this.#deliverClaimed(job, info);
+      await this.#deliverClaimed(job, info).catch((error: unknown) => {
+        throw typed(error, job, info.attempt);
+      });
     } finally {
       await this.#release(claim, job);
     }
@@ -1293,12 +1295,7 @@ export class SmtpForwarder {
 
   async #deliverClaimed(job: QueuedDelivery, info: AttemptInfo): Promise<void> {
     const donePath = `${job.path}.delivered`;
-    const done = new Set<string>(
-      await readFile(donePath, 'utf8').then(
-        (text) => JSON.parse(text) as string[],
-        () => [],
-      ),
-    );
+    const done = new Set<string>(await readDelivered(donePath, job.messageId));
     const remaining = job.recipients.filter((r) => !done.has(r));
     const result =
       remaining.length === 0
@@ -1339,7 +1336,10 @@ export class SmtpForwarder {
       }
     }
     if (retry.length > 0) {
-      await writeFile(donePath, JSON.stringify([...done]), { mode: 0o600 });
+      // Whole or not at all: a crash mid-write must not leave a record that cannot be read.
+      const temporary = `${donePath}.tmp`;
+      await writeFile(temporary, JSON.stringify([...done]), { mode: 0o600 });
+      await rename(temporary, donePath);
       this.#stats.deferred += 1;
       const first = retry[0]!;
       this.#deferred.emit({
@@ -1396,7 +1396,9 @@ export class SmtpForwarder {
       );
     }
     try {
-      return await this.#bounceClaimed(job, reason, claimed.waited);
+      return await this.#bounceClaimed(job, reason, claimed.waited).catch((error: unknown) => {
+        throw typed(error, job, undefined);
+      });
     } finally {
       await this.#release(claimed.claim, job);
     }
@@ -1537,6 +1539,41 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
 async function removeSpool(job: QueuedDelivery): Promise<void> {
   await rm(`${job.path}.json`, { force: true });
   await Promise.all([job.path, `${job.path}.delivered`].map((path) => rm(path, { force: true })));
+}
+
+/** A file-system failure (no space, no permission) as a temporary `DELIVERY_FAILED`; typed errors pass. */
+function typed(error: unknown, job: QueuedDelivery, attempts: number | undefined): unknown {
+  if (SmtpForwardError.isInstance(error)) return error;
+  return new SmtpForwardError(
+    'DELIVERY_FAILED',
+    `${job.messageId} failed locally: ${(error as Error).message}`,
+    { temporary: true, cause: error, ...(attempts === undefined ? {} : { attempts }) },
+  );
+}
+
+/** The destinations a job already delivered to, from its `.delivered` record (none yet: []). */
+async function readDelivered(path: string, messageId: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every((entry) => typeof entry === 'string')) {
+    // Sending again to every destination could duplicate; an operator (or the dead-letter bounce) decides.
+    throw new SmtpForwardError(
+      'SPOOL_UNREADABLE',
+      `the delivery record of ${messageId} is damaged`,
+    );
+  }
+  return parsed;
 }
 
 async function exists(path: string): Promise<boolean> {

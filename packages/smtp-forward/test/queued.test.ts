@@ -381,6 +381,19 @@ describe('claims on spooled jobs', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('refuses, typed, to deliver a job whose delivery record is damaged', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['damaged-record']);
+    const job = jobs[0]!;
+    writeFileSync(`${job.path}.delivered`, '["alice@de');
+    await expect(worker(sink.port, dir).deliverQueued(job)).rejects.toMatchObject({
+      code: 'SPOOL_UNREADABLE',
+      message: expect.stringContaining('damaged') as string,
+    });
+    expect(sink.messages).toHaveLength(0);
+    expect(existsSync(job.path)).toBe(true);
+  });
+
   it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
     const sink = await relay();
     const { dir, jobs } = await spooled(sink.port, ['dead-holder', 'old-claim']);
@@ -393,6 +406,7 @@ describe('claims on spooled jobs', () => {
       JSON.stringify({
         place: CLAIM_PLACE,
         pid: deadPid,
+        started: '',
         token: 'gone',
         id: 'gone',
         at: Date.now(),
@@ -403,6 +417,7 @@ describe('claims on spooled jobs', () => {
       JSON.stringify({
         place: 'another-host',
         pid: 1,
+        started: '',
         token: 'old',
         id: 'old',
         at: Date.now() - 61_000,
@@ -421,7 +436,14 @@ describe('claims on spooled jobs', () => {
     const job = jobs[0]!;
     writeFileSync(
       `${job.path}.claim`,
-      JSON.stringify({ place: 'another-host', pid: 1, token: 'busy', id: 'busy', at: Date.now() }),
+      JSON.stringify({
+        place: 'another-host',
+        pid: 1,
+        started: '',
+        token: 'busy',
+        id: 'busy',
+        at: Date.now(),
+      }),
     );
     const forwarder = worker(sink.port, dir);
     await expect(forwarder.deliverQueued(job)).rejects.toMatchObject({
