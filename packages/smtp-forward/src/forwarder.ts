@@ -1,14 +1,20 @@
 import { randomBytes } from 'node:crypto';
 import { resolveTxt } from 'node:dns/promises';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { open as openFile, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open as openFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { maskEmail, parseAddress } from './address.js';
-import { CLAIM_TEMP_SUFFIX, claimSpool, claimSpoolWaiting, isClaimDebris } from './claim.js';
+import {
+  CLAIM_TEMP_SUFFIX,
+  claimSpool,
+  claimSpoolWaiting,
+  exists,
+  isClaimDebris,
+} from './claim.js';
 import type { Claim } from './claim.js';
 import { SmtpForwardError } from './errors.js';
 import { Emitter } from './events.js';
@@ -258,6 +264,8 @@ const DEFAULT_LIMITS: Required<Limits> = {
 const DEFAULT_COLLECT_EVERY_BYTES = 4_194_304;
 // How long bounceQueued waits for another worker still sending the job, by default.
 const BOUNCE_WAIT_MS = 300_000;
+// A job's record of delivered destinations is written here first, then renamed into place.
+const DELIVERED_TEMP_SUFFIX = '.tmp';
 
 function smtpError(responseCode: number, message: string): SmtpError {
   const error = new Error(message) as SmtpError;
@@ -1216,8 +1224,8 @@ export class SmtpForwarder {
     const present = new Set(names);
     for (const name of names) {
       const path = join(delivery.spoolDir, name);
-      if (name.endsWith('.part')) {
-        // Never acknowledged with 250: safe to drop.
+      if (name.endsWith('.part') || name.endsWith(`.delivered${DELIVERED_TEMP_SUFFIX}`)) {
+        // Never acknowledged with 250, or a delivery record cut off by a crash: safe to drop.
         await rm(path, { force: true });
         continue;
       }
@@ -1337,7 +1345,7 @@ export class SmtpForwarder {
     }
     if (retry.length > 0) {
       // Whole or not at all: a crash mid-write must not leave a record that cannot be read.
-      const temporary = `${donePath}.tmp`;
+      const temporary = `${donePath}${DELIVERED_TEMP_SUFFIX}`;
       await writeFile(temporary, JSON.stringify([...done]), { mode: 0o600 });
       await rename(temporary, donePath);
       this.#stats.deferred += 1;
@@ -1538,7 +1546,11 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
  */
 async function removeSpool(job: QueuedDelivery): Promise<void> {
   await rm(`${job.path}.json`, { force: true });
-  await Promise.all([job.path, `${job.path}.delivered`].map((path) => rm(path, { force: true })));
+  await Promise.all(
+    [job.path, `${job.path}.delivered`, `${job.path}.delivered${DELIVERED_TEMP_SUFFIX}`].map(
+      (path) => rm(path, { force: true }),
+    ),
+  );
 }
 
 /** A file-system failure (no space, no permission) as a temporary `DELIVERY_FAILED`; typed errors pass. */
@@ -1574,13 +1586,6 @@ async function readDelivered(path: string, messageId: string): Promise<string[]>
     );
   }
   return parsed;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function readHeaderBlock(path: string): Promise<Buffer> {

@@ -394,6 +394,20 @@ describe('claims on spooled jobs', () => {
     expect(existsSync(job.path)).toBe(true);
   });
 
+  it('clears claim debris at start-up, and keeps claims on spools that are still there', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['kept']);
+    const job = jobs[0]!;
+    const name = job.path.slice(dir.length + 1);
+    writeFileSync(`${job.path}.claim`, '{}');
+    writeFileSync(join(dir, 'gone.eml.claim'), '{}');
+    writeFileSync(join(dir, `gone.eml.claim.token-1.claimtmp`), '{}');
+    writeFileSync(join(dir, 'gone.eml.delivered.tmp'), '["a@b.test"');
+    const pending = await worker(sink.port, dir).pendingSpool();
+    expect(pending.map((entry) => entry.messageId)).toEqual([job.messageId]);
+    expect(readdirSync(dir).sort()).toEqual([name, `${name}.claim`, `${name}.json`]);
+  });
+
   it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
     const sink = await relay();
     const { dir, jobs } = await spooled(sink.port, ['dead-holder', 'old-claim']);
