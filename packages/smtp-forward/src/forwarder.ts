@@ -1323,6 +1323,29 @@ export class SmtpForwarder {
       });
     }
     if (bounce.length > 0) {
+      if (job.originalSender !== '') {
+        const sent = await this.#sendDsn(
+          job,
+          await readHeaderBlock(job.path),
+          bounce.map((r) => r.response ?? 'delivery failed'),
+          bounce.some((r) => r.temporary === true),
+        );
+        const refused = sent.find((r) => !r.ok);
+        if (refused !== undefined) {
+          // The sender must hear of it: the spool stays, the refused destinations stay undone (the
+          // next attempt bounces them again), and the queue retries, or gives up to bounceQueued.
+          await writeDelivered(donePath, done);
+          throw new SmtpForwardError(
+            'DELIVERY_FAILED',
+            `no relay took the DSN of ${job.messageId}: ${refused.response ?? 'delivery failed'}`,
+            {
+              temporary: refused.temporary === true,
+              attempts: info.attempt,
+              ...(refused.responseCode === undefined ? {} : { responseCode: refused.responseCode }),
+            },
+          );
+        }
+      }
       for (const entry of bounce) done.add(entry.recipient);
       this.#stats.bounced += 1;
       const first = bounce[0]!;
@@ -1332,22 +1355,9 @@ export class SmtpForwarder {
         reason: first.response ?? 'delivery failed',
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
-      if (job.originalSender !== '') {
-        const sent = await this.#sendDsn(
-          job,
-          await readHeaderBlock(job.path),
-          bounce.map((r) => r.response ?? 'delivery failed'),
-          bounce.some((r) => r.temporary === true),
-        );
-        if (sent.some((r) => !r.ok))
-          this.#logger.warn({ messageId: job.messageId }, 'bounce could not be delivered');
-      }
     }
     if (retry.length > 0) {
-      // Whole or not at all: a crash mid-write must not leave a record that cannot be read.
-      const temporary = `${donePath}${DELIVERED_TEMP_SUFFIX}`;
-      await writeFile(temporary, JSON.stringify([...done]), { mode: 0o600 });
-      await rename(temporary, donePath);
+      await writeDelivered(donePath, done);
       this.#stats.deferred += 1;
       const first = retry[0]!;
       this.#deferred.emit({
@@ -1561,6 +1571,13 @@ function typed(error: unknown, job: QueuedDelivery, attempts: number | undefined
     `${job.messageId} failed locally: ${(error as Error).message}`,
     { temporary: true, cause: error, ...(attempts === undefined ? {} : { attempts }) },
   );
+}
+
+/** Records the destinations a job has settled, whole or not at all (a crash mid-write leaves the old record). */
+async function writeDelivered(path: string, done: ReadonlySet<string>): Promise<void> {
+  const temporary = `${path}${DELIVERED_TEMP_SUFFIX}`;
+  await writeFile(temporary, JSON.stringify([...done]), { mode: 0o600 });
+  await rename(temporary, path);
 }
 
 /** The destinations a job already delivered to, from its `.delivered` record (none yet: []). */

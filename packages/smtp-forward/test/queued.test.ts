@@ -138,6 +138,41 @@ describe('queued delivery', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('keeps the spool and retries when the DSN of a refused message is not accepted', async () => {
+    let takeDsn = false;
+    const relayed = await relay({
+      rcpt: (address) =>
+        address === 'alice@dest.test'
+          ? 550
+          : address === 'sender@origin.test' && !takeDsn
+            ? 451
+            : undefined,
+    });
+    const dir = spoolDir();
+    const { jobs, keep } = keeping();
+    const forwarder = queued(relayed.port, keep, dir);
+    const bounced: string[] = [];
+    forwarder.onBounced((event) => bounced.push(event.messageId));
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'dsn-deferred')).toMatch(/^250/);
+    const job = jobs[0]!;
+    await expect(forwarder.deliverQueued(job)).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      temporary: true,
+      responseCode: 451,
+    });
+    // Nothing is lost: the spool stays, and nothing counts as bounced before the sender heard.
+    expect(existsSync(job.path)).toBe(true);
+    expect(bounced).toEqual([]);
+    expect(forwarder.stats().bounced).toBe(0);
+    takeDsn = true;
+    await forwarder.deliverQueued(job, { attempt: 2, finalAttempt: false });
+    expect(relayed.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
+    expect(relayed.messages[0]!.data.toString()).toContain('Status: 5.0.0');
+    expect(bounced).toEqual([job.messageId]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('bounces a dead-lettered job with bounceQueued, and says why when it cannot', async () => {
     const sink = await relay({
       rcpt: (address) => (address === 'refused@origin.test' ? 550 : undefined),

@@ -16,6 +16,9 @@ export class OutboxDeliveryQueue implements DeliveryQueue {
   async add(job: QueuedDelivery): Promise<void> {
     const raw = await readFile(job.path);
     await this.#outbox.write({ from: job.mailFrom, to: job.recipients, raw });
-    await unlink(job.path).catch(() => undefined);
+    // The spool and its job file: nothing of a message moved to the outbox stays behind.
+    await Promise.all(
+      [job.path, `${job.path}.json`].map((path) => unlink(path).catch(() => undefined)),
+    );
   }
 }
