@@ -1275,8 +1275,9 @@ export class SmtpForwarder {
     try {
       if (!(await exists(job.path))) {
         // Settled by a worker that held it before (the queue handed it out again after a lease
-        // ran out), or lost: this cannot tell which, so it sends nothing and says so.
-        await removeSpool(job);
+        // ran out), or lost: this cannot tell which, so it sends nothing and says so. What is
+        // left of it goes, or else waits for pendingSpool; the answer is the same either way.
+        await removeSpool(job).catch(() => undefined);
         throw new SmtpForwardError(
           'SPOOL_UNREADABLE',
           `spool of ${job.messageId} is gone: settled by an earlier attempt, or lost`,
