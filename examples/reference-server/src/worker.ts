@@ -1,4 +1,4 @@
-import { SmtpForwardError, SmtpForwarder } from '@postern/smtp-forward';
+import { SmtpForwarder } from '@postern/smtp-forward';
 import type {
   DeliveryEvent,
   DkimOptions,
@@ -39,10 +39,6 @@ export interface DeliveryHandler {
   close(): Promise<void>;
 }
 
-function isDeferral(error: unknown): boolean {
-  return SmtpForwardError.isInstance(error) && error.code === 'DELIVERY_FAILED';
-}
-
 // The relay's answer names the private destination (`550 <me@dest>: no such user`); the log keeps
 // the reason without it, as the DSN does.
 function redact(text: string): string {
@@ -67,41 +63,42 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
     ...(options.policy === undefined ? {} : { policy: options.policy }),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
-  const bounces = new Map<string, DeliveryEvent[]>();
+  // The bounces each run of a message saw, oldest run first: sync-queue may start a second run of
+  // a message whose first run outlived its handler timeout. Only the run holding the message's
+  // claim sends, and that is the oldest; a newer run fails at once and must not drop its events.
+  const bounces = new Map<string, DeliveryEvent[][]>();
   const count = (outcome: string, reason: string): void =>
     options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
   forwarder.onForwarded((event) => count('forwarded', event.reason));
   forwarder.onDeferred((event) => count('deferred', redact(event.reason)));
-  // Counted and logged only once the DSN went out (see handle): a bounce whose DSN could not be
-  // built (spool gone) fails the job, which then reaches the dead letters and dead-deliveries.ts.
-  forwarder.onBounced((event) => bounces.get(event.messageId)?.push(event));
+  // The forwarder reports a bounce only once its DSN went out; a DSN no relay took fails the job
+  // instead, which is retried or reaches the dead letters and dead-deliveries.ts.
+  forwarder.onBounced((event) => bounces.get(event.messageId)?.[0]?.push(event));
 
   return {
     async handle(job) {
       const { payload } = job;
       const seen: DeliveryEvent[] = [];
-      bounces.set(payload.messageId, seen);
-      // A temporary DELIVERY_FAILED is thrown after the DSN of any bounced recipient was sent.
-      let dsnSent = true;
+      const runs = bounces.get(payload.messageId) ?? [];
+      runs.push(seen);
+      bounces.set(payload.messageId, runs);
       try {
         await forwarder.deliverQueued(payload, {
           attempt: job.attempt,
           finalAttempt: job.attempt >= job.maxAttempts,
         });
-      } catch (error) {
-        dsnSent = isDeferral(error);
-        throw error;
       } finally {
-        bounces.delete(payload.messageId);
-        if (dsnSent)
-          for (const event of seen) {
-            count('bounced', redact(event.reason));
-            for (const alias of payload.aliases)
-              await options.recordBounce(alias, {
-                reason: redact(event.reason),
-                messageId: payload.messageId,
-              });
-          }
+        runs.splice(runs.indexOf(seen), 1);
+        if (runs.length === 0) bounces.delete(payload.messageId);
+        // Every event seen is a DSN that went out, whatever this run ends with.
+        for (const event of seen) {
+          count('bounced', redact(event.reason));
+          for (const alias of payload.aliases)
+            await options.recordBounce(alias, {
+              reason: redact(event.reason),
+              messageId: payload.messageId,
+            });
+        }
       }
     },
     forwarder,

@@ -88,6 +88,56 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
   }, 40_000);
 });
 
+describe('bounces: a second run of a message while the first is still sending', () => {
+  it('records the bounce of the first run once, and the second run sends nothing', async () => {
+    // Refuses the destination at once; takes the DSN slowly, so the first run is still sending.
+    const relay = await startCaptureServer({
+      refuse: { addresses: ['gone@dest.test'], code: 550 },
+      delayMs: 400,
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-overlap-'));
+    const recorded: string[] = [];
+    const handler = createDeliveryHandler({
+      domain: 'alias.test',
+      relays: [{ host: '127.0.0.1', port: relay.port }],
+      recordBounce: (alias) => {
+        recorded.push(alias);
+        return Promise.resolve();
+      },
+    });
+    try {
+      const path = join(dir, 'm2.eml');
+      await writeFile(path, 'From: a@origin.test\r\nSubject: twice\r\n\r\nbody\r\n');
+      const payload = {
+        messageId: 'm2',
+        path,
+        mailFrom: 'SRS0=x=yy=origin.test=a@alias.test',
+        originalSender: 'a@origin.test',
+        recipients: ['gone@dest.test'],
+        aliases: ['twice@alias.test'],
+      };
+      const job = { id: 'm2', key: null, payload, createdAt: 0, maxAttempts: 3 };
+      const first = handler.handle({ ...job, attempt: 1 });
+      await eventually(() =>
+        readdir(dir).then((names) => names.includes('m2.eml.claim') || undefined),
+      );
+      // sync-queue's handler timeout ran out on the first run and started a second one.
+      await expect(handler.handle({ ...job, attempt: 2 })).rejects.toMatchObject({
+        code: 'DELIVERY_FAILED',
+        temporary: true,
+      });
+      await first;
+      expect(relay.messages.map((message) => message.to)).toEqual([['a@origin.test']]);
+      expect(recorded).toEqual(['twice@alias.test']);
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await handler.close();
+      await relay.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
 describe('bounces: retries exhausted', () => {
   it('defers a temporary refusal while attempts remain, and bounces with 4.4.7 on the last attempt', async () => {
     const relay = await startCaptureServer({
