@@ -88,6 +88,50 @@ describe('bounces: a queued delivery the relay refuses with 550', () => {
   }, 40_000);
 });
 
+/**
+ * A delivery handler on `relay` with one spooled message `id` (to `recipient`, written to alias
+ * `alias`) in a fresh directory; `recorded` collects its bounce rows. `close()` tears it all down.
+ */
+async function spooledDelivery(
+  relay: { port: number; close(): Promise<void> },
+  id: string,
+  recipient: string,
+  alias: string,
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-'));
+  const recorded: { alias: string; reason: string }[] = [];
+  const handler = createDeliveryHandler({
+    domain: 'alias.test',
+    relays: [{ host: '127.0.0.1', port: relay.port }],
+    recordBounce: (to, details) => {
+      recorded.push({ alias: to, reason: details.reason });
+      return Promise.resolve();
+    },
+  });
+  const path = join(dir, `${id}.eml`);
+  await writeFile(path, `From: a@origin.test\r\nSubject: ${id}\r\n\r\nbody\r\n`);
+  const payload = {
+    messageId: id,
+    path,
+    mailFrom: 'SRS0=x=yy=origin.test=a@alias.test',
+    originalSender: 'a@origin.test',
+    recipients: [recipient],
+    aliases: [alias],
+  };
+  const job = { id, key: null, payload, createdAt: 0, maxAttempts: 3 };
+  return {
+    dir,
+    handler,
+    recorded,
+    job,
+    close: async () => {
+      await handler.close();
+      await relay.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('bounces: a second run of a message while the first is still sending', () => {
   it('records the bounce of the first run once, and the second run sends nothing', async () => {
     // Refuses the destination at once; takes the DSN slowly, so the first run is still sending.
@@ -95,28 +139,13 @@ describe('bounces: a second run of a message while the first is still sending', 
       refuse: { addresses: ['gone@dest.test'], code: 550 },
       delayMs: 400,
     });
-    const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-overlap-'));
-    const recorded: string[] = [];
-    const handler = createDeliveryHandler({
-      domain: 'alias.test',
-      relays: [{ host: '127.0.0.1', port: relay.port }],
-      recordBounce: (alias) => {
-        recorded.push(alias);
-        return Promise.resolve();
-      },
-    });
+    const { dir, handler, recorded, job, close } = await spooledDelivery(
+      relay,
+      'm2',
+      'gone@dest.test',
+      'twice@alias.test',
+    );
     try {
-      const path = join(dir, 'm2.eml');
-      await writeFile(path, 'From: a@origin.test\r\nSubject: twice\r\n\r\nbody\r\n');
-      const payload = {
-        messageId: 'm2',
-        path,
-        mailFrom: 'SRS0=x=yy=origin.test=a@alias.test',
-        originalSender: 'a@origin.test',
-        recipients: ['gone@dest.test'],
-        aliases: ['twice@alias.test'],
-      };
-      const job = { id: 'm2', key: null, payload, createdAt: 0, maxAttempts: 3 };
       const first = handler.handle({ ...job, attempt: 1 });
       await eventually(() =>
         readdir(dir).then((names) => names.includes('m2.eml.claim') || undefined),
@@ -128,12 +157,10 @@ describe('bounces: a second run of a message while the first is still sending', 
       });
       await first;
       expect(relay.messages.map((message) => message.to)).toEqual([['a@origin.test']]);
-      expect(recorded).toEqual(['twice@alias.test']);
+      expect(recorded.map((row) => row.alias)).toEqual(['twice@alias.test']);
       expect(await readdir(dir)).toEqual([]);
     } finally {
-      await handler.close();
-      await relay.close();
-      await rm(dir, { recursive: true, force: true });
+      await close();
     }
   }, 30_000);
 });
@@ -143,28 +170,13 @@ describe('bounces: retries exhausted', () => {
     const relay = await startCaptureServer({
       refuse: { addresses: ['busy@dest.test'], code: 450 },
     });
-    const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-final-'));
-    const recorded: { alias: string; reason: string }[] = [];
-    const handler = createDeliveryHandler({
-      domain: 'alias.test',
-      relays: [{ host: '127.0.0.1', port: relay.port }],
-      recordBounce: (alias, details) => {
-        recorded.push({ alias, reason: details.reason });
-        return Promise.resolve();
-      },
-    });
+    const { dir, handler, recorded, job, close } = await spooledDelivery(
+      relay,
+      'm1',
+      'busy@dest.test',
+      'later@alias.test',
+    );
     try {
-      const path = join(dir, 'm1.eml');
-      await writeFile(path, 'From: a@origin.test\r\nSubject: later\r\n\r\nbody\r\n');
-      const payload = {
-        messageId: 'm1',
-        path,
-        mailFrom: 'SRS0=x=yy=origin.test=a@alias.test',
-        originalSender: 'a@origin.test',
-        recipients: ['busy@dest.test'],
-        aliases: ['later@alias.test'],
-      };
-      const job = { id: 'm1', key: null, payload, createdAt: 0, maxAttempts: 3 };
       await expect(handler.handle({ ...job, attempt: 1 })).rejects.toMatchObject({
         code: 'DELIVERY_FAILED',
       });
@@ -181,9 +193,7 @@ describe('bounces: retries exhausted', () => {
       expect(recorded[0]?.reason).not.toContain('busy@dest.test');
       expect(await readdir(dir)).toEqual([]);
     } finally {
-      await handler.close();
-      await relay.close();
-      await rm(dir, { recursive: true, force: true });
+      await close();
     }
   }, 30_000);
 });
