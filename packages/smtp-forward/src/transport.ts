@@ -114,6 +114,33 @@ interface SendError extends Error {
 
 type Mailer = ReturnType<typeof nodemailer.createTransport>;
 
+/**
+ * Turns the relay's refusal of the message into an answer, as nodemailer already does when it
+ * refuses only some recipients: every recipient refused at RCPT, or the message refused with a 5xx
+ * after DATA. The relay works, so the policy (a circuit breaker, say) must not count it against
+ * the relay: one mailbox answering 450 five times would otherwise cut off every message to it.
+ * Anything else (no connection, a timeout, TLS, 421, MAIL FROM refused) stays a failure.
+ */
+function refusalsAsAnswer(error: unknown, recipients: readonly string[]): SendInfo {
+  const failure = error as SendError;
+  if (failure.rejected !== undefined && failure.rejectedErrors !== undefined)
+    return { rejected: failure.rejected, rejectedErrors: failure.rejectedErrors };
+  const code = failure.responseCode;
+  if (failure.code === 'EMESSAGE' && code !== undefined && code >= 500) {
+    const { response } = failure;
+    return {
+      rejected: [...recipients],
+      rejectedErrors: recipients.map((recipient) => ({
+        ...failure,
+        recipient,
+        responseCode: code,
+        ...(response === undefined ? {} : { response }),
+      })),
+    };
+  }
+  throw error;
+}
+
 interface SendInfo {
   rejected?: unknown;
   rejectedErrors?: SendError[];
@@ -223,7 +250,9 @@ export class Transport {
         const streams: Readable[] = [];
         try {
           const info: SendInfo = await this.#policy.execute(({ signal }) =>
-            this.#send(hop, mailFrom, pending, open, streams, signal),
+            this.#send(hop, mailFrom, pending, open, streams, signal).catch((error: unknown) =>
+              refusalsAsAnswer(error, pending),
+            ),
           );
           const rejected = new Set(
             (Array.isArray(info.rejected) ? (info.rejected as string[]) : []).map((r) =>
@@ -243,28 +272,18 @@ export class Transport {
             { relay: hop.key, code: failure.code, responseCode: failure.responseCode },
             'relay attempt failed',
           );
-          if (failure.rejected !== undefined && failure.rejectedErrors !== undefined) {
-            this.#recordRejections(
-              results,
-              pending,
-              new Set(failure.rejected.map((r) => r.toLowerCase())),
-              failure.rejectedErrors,
-              hop.key,
-            );
-          } else {
-            const responseCode = failure.responseCode;
-            // A failed TLS upgrade or a broken connection says nothing about the message: retry later.
-            const transient = failure.code !== undefined && TRANSIENT_CODES.has(failure.code);
-            for (const recipient of pending) {
-              results.set(recipient, {
-                recipient,
-                ok: false,
-                ...(responseCode === undefined ? {} : { responseCode }),
-                temporary: transient || responseCode === undefined || responseCode < 500,
-                response: shortReply(failure.response, failure.code ?? failure.message),
-                relay: hop.key,
-              });
-            }
+          const responseCode = failure.responseCode;
+          // A failed TLS upgrade or a broken connection says nothing about the message: retry later.
+          const transient = failure.code !== undefined && TRANSIENT_CODES.has(failure.code);
+          for (const recipient of pending) {
+            results.set(recipient, {
+              recipient,
+              ok: false,
+              ...(responseCode === undefined ? {} : { responseCode }),
+              temporary: transient || responseCode === undefined || responseCode < 500,
+              response: shortReply(failure.response, failure.code ?? failure.message),
+              relay: hop.key,
+            });
           }
         } finally {
           // A stream the relay never read (refused before DATA) still holds a file descriptor.

@@ -12,7 +12,7 @@ import type {
   RateLimiter,
   SmtpForwarderOptions,
 } from '../src/index.js';
-import { RawClient, run, startRelay } from './helpers.js';
+import { RawClient, run, startDeadRelay, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -233,6 +233,48 @@ describe('limits and ports', () => {
     client.close();
     expect(calls).toBe(1);
     expect(sink.messages).toHaveLength(1);
+  });
+
+  it("hands the policy a relay's refusal of recipients or of the message as an answer, and only its failures as errors", async () => {
+    // A circuit breaker as the policy must not open because one mailbox keeps answering 450.
+    const outcomes: string[] = [];
+    const policy: Policy = {
+      execute: async (fn, signal) => {
+        try {
+          const value = await fn({ signal: signal ?? new AbortController().signal });
+          outcomes.push('answered');
+          return value;
+        } catch (error) {
+          outcomes.push('failed');
+          throw error;
+        }
+      },
+    };
+    const send = async (port: number): Promise<string> => {
+      const client = await RawClient.open(port);
+      await transaction(client);
+      await client.send('DATA\r\n');
+      const answer = await client.send('Subject: p\r\n\r\nx\r\n.\r\n');
+      client.close();
+      return answer;
+    };
+    const busy = await startRelay({ rcpt: () => 450 });
+    const gone = await startRelay({ rcpt: () => 550 });
+    const spam = await startRelay({ data: () => 554 });
+    const dead = await startDeadRelay();
+    cleanups.push(
+      () => busy.close(),
+      () => gone.close(),
+      () => spam.close(),
+      () => dead.close(),
+    );
+
+    expect(await send((await start({ policy }, busy.port)).port)).toMatch(/^451/);
+    expect(await send((await start({ policy }, gone.port)).port)).toMatch(/^550/);
+    expect(await send((await start({ policy }, spam.port)).port)).toMatch(/^550/);
+    expect(outcomes).toEqual(['answered', 'answered', 'answered']);
+    expect(await send((await start({ policy }, dead.port)).port)).toMatch(/^451/);
+    expect(outcomes).toEqual(['answered', 'answered', 'answered', 'failed']);
   });
 
   it('ends an attempt when the policy aborts it, and the relay keeps no part of the cut-off body', async () => {
