@@ -1,6 +1,6 @@
 import { ConfigError } from '@postern/config';
 import { describe, expect, it, vi } from 'vitest';
-import { loadServerConfig, loadServerConfigOrExit, serverMode } from './config.js';
+import { deliveryRetry, loadServerConfig, loadServerConfigOrExit, serverMode } from './config.js';
 
 const strong = 'Vq8#pL2!zR6@wN4$kT9&bX3*mJ7^dF5%';
 const production = {
@@ -29,6 +29,26 @@ describe('loadServerConfig', () => {
     const config = loadServerConfig(production);
     expect(config.smtp.relays).toEqual(['smtp://relay.internal:587']);
     expect(config.jwtSecret.reveal()).toBe(strong);
+  });
+
+  it('retries queued mail for five days by default, from 1 minute doubling to 1 hour, and reads durations', () => {
+    expect(deliveryRetry(loadServerConfig({}))).toEqual({
+      lifetimeMs: 5 * 24 * 3_600_000,
+      initialDelayMs: 60_000,
+      maxDelayMs: 3_600_000,
+    });
+    expect(
+      deliveryRetry(
+        loadServerConfig({
+          SMTP_QUEUE_LIFETIME_MS: '2d',
+          SMTP_RETRY_DELAY_MS: '30s',
+          SMTP_RETRY_MAX_DELAY_MS: '15m',
+        }),
+      ),
+    ).toEqual({ lifetimeMs: 2 * 24 * 3_600_000, initialDelayMs: 30_000, maxDelayMs: 900_000 });
+    expect(() => loadServerConfig({ SMTP_QUEUE_LIFETIME_MS: '10ms' })).toThrow(
+      /SMTP_QUEUE_LIFETIME_MS/,
+    );
   });
 
   it('refuses in production: no database, no Redis, no relay, default or weak secrets, all listed at once', () => {

@@ -12,6 +12,7 @@ import {
 } from '@postern/config';
 import type { Config, Mode } from '@postern/config';
 import * as z from 'zod';
+import type { DeliveryRetry } from './worker.js';
 
 const postgresUrl = (): ReturnType<typeof url> => url({ protocols: ['postgres', 'postgresql'] });
 const redisUrl = (): ReturnType<typeof url> => url({ protocols: ['redis', 'rediss'] });
@@ -55,6 +56,12 @@ export function configShape(mode: Mode) {
       fromRewrite: z.enum(['never', 'dmarc-strict', 'always']).default('dmarc-strict'),
       aliasCacheTtlMs: duration().default(30_000),
       relayTimeoutMs: duration().default(30_000),
+      /** Queued delivery: age at which a message still not delivered is bounced (Postfix's default: 5 days). */
+      queueLifetimeMs: duration({ minMs: 1_000 }).default(5 * 24 * 3_600_000),
+      /** Queued delivery: delay before the first retry; it doubles up to `retryMaxDelayMs`. */
+      retryDelayMs: duration({ minMs: 100 }).default(60_000),
+      /** Queued delivery: longest delay between two tries. */
+      retryMaxDelayMs: duration({ minMs: 100 }).default(3_600_000),
       /** Port of the SMTP process's own `/metrics` (Prometheus); unset: not served. */
       metricsPort: port({ allowZero: true }).optional(),
     },
@@ -96,6 +103,15 @@ export function loadServerConfig(
     Object.assign(shape.smtp, { relays: list(url({ protocols: ['smtp', 'smtps'] })) });
   }
   return loadConfig(shape, { env, mode });
+}
+
+/** The retry schedule of queued delivery, from the `SMTP_QUEUE_LIFETIME_MS` and `SMTP_RETRY_*` settings. */
+export function deliveryRetry(config: ServerConfig): DeliveryRetry {
+  return {
+    lifetimeMs: config.smtp.queueLifetimeMs,
+    initialDelayMs: config.smtp.retryDelayMs,
+    maxDelayMs: config.smtp.retryMaxDelayMs,
+  };
 }
 
 /** For process entries: loads the configuration, or prints every problem (no stack) and exits with 78 (EX_CONFIG). */

@@ -2,12 +2,12 @@
 import { SyncQueue } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
 import type { QueuedDelivery } from '@postern/smtp-forward';
-import { loadServerConfigOrExit } from './config.js';
+import { deliveryRetry, loadServerConfigOrExit } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './metrics-server.js';
 import { startSmtp } from './smtp/process.js';
-import { DELIVERY_QUEUE } from './worker.js';
+import { DELIVERY_QUEUE, deliveryRetryOptions } from './worker.js';
 
 const config = loadServerConfigOrExit();
 const container = createContainer(config, 'smtp');
@@ -19,6 +19,8 @@ const queue =
     : new SyncQueue<QueuedDelivery>({
         name: DELIVERY_QUEUE,
         backend: new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` }),
+        // The runs each job gets: enough to span SMTP_QUEUE_LIFETIME_MS (the workers use the same).
+        retry: deliveryRetryOptions(deliveryRetry(config)),
       });
 const smtp = await startSmtp(container, {
   host: config.smtp.host,

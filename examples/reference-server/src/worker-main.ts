@@ -3,7 +3,7 @@ import { SyncQueue } from '@postern/sync-queue';
 import type { Worker } from '@postern/sync-queue';
 import { RedisBackend } from '@postern/sync-queue/redis';
 import type { QueuedDelivery } from '@postern/smtp-forward';
-import { loadServerConfigOrExit } from './config.js';
+import { deliveryRetry, loadServerConfigOrExit } from './config.js';
 import { createContainer, disposeContainer, get } from './container.js';
 import { announceReady, onShutdown } from './lifecycle.js';
 import { serveMetrics } from './metrics-server.js';
@@ -16,6 +16,7 @@ import {
   DELIVERY_QUEUE,
   SYSTEM_MAIL_QUEUE,
   createDeliveryHandler,
+  deliveryRetryOptions,
   findDeadLetter,
 } from './worker.js';
 import type { DeliveryHandler } from './worker.js';
@@ -36,7 +37,13 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   const backend = new RedisBackend({ redis, prefix: `${config.redisKeyPrefix}sq:` });
   const relays = config.smtp.relays ?? [];
   const timeoutMs = config.smtp.relayTimeoutMs;
-  const queue = new SyncQueue<QueuedDelivery>({ name: DELIVERY_QUEUE, backend, logger });
+  const retry = deliveryRetry(config);
+  const queue = new SyncQueue<QueuedDelivery>({
+    name: DELIVERY_QUEUE,
+    backend,
+    logger,
+    retry: deliveryRetryOptions(retry),
+  });
   // Alias addresses in a job may carry a sub-address tag: resolve them as the SMTP process does.
   const routes = createAliasResolver({
     findRoute: (address) => get(container, 'aliases').findRoute(address),
@@ -63,6 +70,7 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
     policy: relayPolicy(metrics, logger, 'worker-relay', timeoutMs),
     metrics,
     logger,
+    lifetimeMs: retry.lifetimeMs,
     recordBounce: (alias, details) => record(alias, 'bounced', details),
   });
   delivery = handler;

@@ -6,7 +6,7 @@ import type {
   QueuedDelivery,
   RelayOptions,
 } from '@postern/smtp-forward';
-import type { DeadLetter, Job, SyncQueue } from '@postern/sync-queue';
+import type { DeadLetter, Job, RetryOptions, SyncQueue } from '@postern/sync-queue';
 import type { Metrics } from './metrics.js';
 
 /** The sync-queue that carries spooled messages from the SMTP process to the workers. */
@@ -14,6 +14,39 @@ export const DELIVERY_QUEUE = 'smtp-delivery';
 
 /** The sync-queue that carries system mail (verification, reset) from the API to the workers. */
 export const SYSTEM_MAIL_QUEUE = 'system-mail';
+
+/** How long, and how often, queued messages are retried (the `SMTP_QUEUE_LIFETIME_MS` and `SMTP_RETRY_*` settings). */
+export interface DeliveryRetry {
+  /** Age at which a message still not delivered is bounced to its sender, in ms (Postfix's `maximal_queue_lifetime`). */
+  lifetimeMs: number;
+  /** Delay before the first retry, in ms; it doubles on every retry up to `maxDelayMs`. */
+  initialDelayMs: number;
+  /** Longest delay between two tries, in ms. */
+  maxDelayMs: number;
+}
+
+/**
+ * The delivery queue's retry options, the same in the SMTP process (which adds jobs) and the
+ * workers (which retry them): delays double from `initialDelayMs` to `maxDelayMs`, and a job gets
+ * enough runs to span `lifetimeMs` even when jitter halves every delay, so the message's age, not
+ * its run count, decides when it is bounced (see `createDeliveryHandler`).
+ */
+export function deliveryRetryOptions(retry: DeliveryRetry): Required<RetryOptions> {
+  const maxDelayMs = Math.max(retry.maxDelayMs, retry.initialDelayMs);
+  let runs = 1;
+  let spanned = 0;
+  for (let delay = retry.initialDelayMs; spanned < retry.lifetimeMs; runs += 1) {
+    spanned += delay / 2;
+    delay = Math.min(delay * 2, maxDelayMs);
+  }
+  return {
+    maxAttempts: Math.min(runs + 1, 1_000_000),
+    initialDelayMs: retry.initialDelayMs,
+    factor: 2,
+    maxDelayMs,
+    jitter: true,
+  };
+}
 
 /** Options of `createDeliveryHandler`. */
 export interface DeliveryHandlerOptions {
@@ -25,6 +58,13 @@ export interface DeliveryHandlerOptions {
   dkim?: DkimOptions;
   /** Wraps each relay attempt (timeout, circuit breaker). Default: run once. */
   policy?: Policy;
+  /**
+   * Age (since the job was first queued) from which a run is the message's last: a temporary
+   * failure then bounces it instead of retrying. Default: none, the job's runs decide alone.
+   */
+  lifetimeMs?: number;
+  /** Clock for `lifetimeMs`, in ms since the epoch. Default: `Date.now`. */
+  now?: () => number;
   /** Records a bounce in the forwarding log, by alias address (sub-address tags included). */
   recordBounce: (alias: string, details: { reason: string; messageId: string }) => Promise<void>;
   metrics?: Pick<Metrics, 'smtpMessages'>;
@@ -48,7 +88,8 @@ function redact(text: string): string {
 /**
  * Delivers spooled messages with @postern/smtp-forward's own `deliverQueued` (the forwarder is
  * never listening here). A temporary failure throws, so sync-queue retries with backoff; a
- * permanent one (5xx), or a temporary one on the last attempt, completes the job with a DSN to
+ * permanent one (5xx), or a temporary one on the last attempt or once the message is older than
+ * `lifetimeMs`, completes the job with a DSN to
  * the original (SRS-reversed) sender naming the alias, never the destination (DKIM-signed with
  * `dkim`), and a `bounced`
  * row in the forwarding log and the `smtp_messages_total{outcome="bounced"}` metric.
@@ -67,6 +108,7 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
   // a message whose first run outlived its handler timeout. Only the run holding the message's
   // claim sends, and that is the oldest; a newer run fails at once and must not drop its events.
   const bounces = new Map<string, DeliveryEvent[][]>();
+  const now = options.now ?? Date.now;
   const count = (outcome: string, reason: string): void =>
     options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
   forwarder.onForwarded((event) => count('forwarded', event.reason));
@@ -85,7 +127,9 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
       try {
         await forwarder.deliverQueued(payload, {
           attempt: job.attempt,
-          finalAttempt: job.attempt >= job.maxAttempts,
+          finalAttempt:
+            job.attempt >= job.maxAttempts ||
+            (options.lifetimeMs !== undefined && now() - job.createdAt >= options.lifetimeMs),
         });
       } finally {
         runs.splice(runs.indexOf(seen), 1);

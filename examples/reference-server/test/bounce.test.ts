@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDeliveryHandler } from '../src/worker.js';
+import type { DeliveryHandlerOptions } from '../src/worker.js';
 import { eventually, startCaptureServer } from './support/capture.js';
 import { dkimVerdictsFor } from './support/dkim.js';
 import { seedAlias, startProcessHarness } from './support/processes.js';
@@ -97,10 +98,12 @@ async function spooledDelivery(
   id: string,
   recipient: string,
   alias: string,
+  options: Pick<DeliveryHandlerOptions, 'lifetimeMs' | 'now'> = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-'));
   const recorded: { alias: string; reason: string }[] = [];
   const handler = createDeliveryHandler({
+    ...options,
     domain: 'alias.test',
     relays: [{ host: '127.0.0.1', port: relay.port }],
     recordBounce: (to, details) => {
@@ -192,6 +195,37 @@ describe('bounces: retries exhausted', () => {
       ]);
       expect(recorded[0]?.reason).not.toContain('busy@dest.test');
       expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('makes a run the last once the message is older than the queue lifetime, whatever runs remain', async () => {
+    const relay = await startCaptureServer({
+      refuse: { addresses: ['busy@dest.test'], code: 450 },
+    });
+    const now = 10_000_000;
+    const { handler, recorded, job, close } = await spooledDelivery(
+      relay,
+      'm3',
+      'busy@dest.test',
+      'aged@alias.test',
+      { lifetimeMs: 60_000, now: () => now },
+    );
+    try {
+      const runs = { ...job, maxAttempts: 100 };
+      // One ms short of the lifetime: a temporary refusal is retried, nothing is sent.
+      await expect(
+        handler.handle({ ...runs, attempt: 1, createdAt: now - 59_999 }),
+      ).rejects.toMatchObject({ code: 'DELIVERY_FAILED', temporary: true });
+      expect(relay.messages).toHaveLength(0);
+      expect(recorded).toHaveLength(0);
+
+      // At the lifetime, with 97 runs left, the same refusal bounces.
+      await handler.handle({ ...runs, attempt: 3, createdAt: now - 60_000 });
+      const dsn = relay.messages.find((message) => message.to.includes('a@origin.test'));
+      expect(dsn?.data.toString('utf8')).toContain('Status: 4.4.7');
+      expect(recorded.map((row) => row.alias)).toEqual(['aged@alias.test']);
     } finally {
       await close();
     }

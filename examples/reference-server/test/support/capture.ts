@@ -18,9 +18,12 @@ export async function startCaptureServer(
 ): Promise<{
   port: number;
   messages: Captured[];
+  /** Every RCPT TO address refused, once per refusal. */
+  refused: string[];
   close(): Promise<void>;
 }> {
   const messages: Captured[] = [];
+  const refused: string[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -29,6 +32,7 @@ export async function startCaptureServer(
       const refuse = options.refuse;
       if (refuse !== undefined && refuse.addresses.includes(address.address)) {
         const status = refuse.code >= 500 ? '5.1.1' : '4.2.1';
+        refused.push(address.address);
         callback(
           Object.assign(new Error(`${status} <${address.address}>: mailbox unavailable`), {
             responseCode: refuse.code,
@@ -59,6 +63,7 @@ export async function startCaptureServer(
   return {
     port,
     messages,
+    refused,
     close: () =>
       new Promise<void>((resolve) => {
         // Connections a client pool keeps open end after 100 ms, not smtp-server's default 30 s.
