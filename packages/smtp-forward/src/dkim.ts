@@ -2,6 +2,7 @@ import { createHash, createPrivateKey, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { HeaderField } from './headers.js';
+import { headerBytes } from './headers.js';
 
 /** Header fields signed when present (From twice, so a second From cannot be added unnoticed). */
 const SIGNED = [
@@ -209,7 +210,7 @@ export async function arcSealFields(
   chain: { instance: number; cv: 'none' | 'pass'; authResults: string },
   options: SignOptions,
 ): Promise<string> {
-  const aar = `ARC-Authentication-Results: i=${chain.instance}; ${chain.authResults}\r\n`;
+  const aar = `ARC-Authentication-Results: i=${chain.instance}; ${headerBytes(chain.authResults)}\r\n`;
   const ams = await dkimSignFields(fields, bodyHash, options, chain.instance);
   // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
   const byInstance = (key: string, instance: number): HeaderField | undefined =>

@@ -21,6 +21,7 @@ import { Emitter } from './events.js';
 import type { Event } from './events.js';
 import {
   encodeDisplayName,
+  headerBytes,
   fieldValue,
   makeField,
   parseHeaders,
@@ -294,6 +295,20 @@ function rfc5322Date(ms: number): string {
   if (second !== lastDate.second)
     lastDate = { second, text: new Date(ms).toUTCString().replace('GMT', '+0000') };
   return lastDate.text;
+}
+
+// eslint-disable-next-line no-control-regex
+const NON_ASCII = /[^\u0000-\u007f]/;
+
+/** RFC 6531: an address may hold non-ASCII characters only in a transaction that announced SMTPUTF8 on MAIL FROM. */
+function asciiOrAnnounced(address: string, mailFrom: SMTPServerAddress | undefined): boolean {
+  if (!NON_ASCII.test(address)) return true;
+  const args: unknown = mailFrom?.args;
+  return (
+    typeof args === 'object' &&
+    args !== null &&
+    (args as Record<string, unknown>)['SMTPUTF8'] === true
+  );
 }
 
 function printable(text: string): string {
@@ -699,6 +714,14 @@ export class SmtpForwarder {
       });
     }
     const sender = address.address;
+    if (!asciiOrAnnounced(sender, address)) {
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'mail',
+        responseCode: 553,
+        reason: '5.6.7 Non-ASCII address without SMTPUTF8',
+      });
+    }
     if (sender !== '' && parseAddress(sender) === null) {
       throw this.#reject({
         sessionId: session.id,
@@ -734,6 +757,16 @@ export class SmtpForwarder {
         stage: 'rcpt',
         responseCode: 553,
         reason: '5.1.3 Bad recipient address syntax',
+        address: masked,
+      });
+    }
+    const mailFrom = session.envelope.mailFrom;
+    if (!asciiOrAnnounced(alias, mailFrom === false ? undefined : mailFrom)) {
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'rcpt',
+        responseCode: 553,
+        reason: '5.6.7 Non-ASCII address without SMTPUTF8',
         address: masked,
       });
     }
@@ -1043,7 +1076,8 @@ export class SmtpForwarder {
         });
       }
     }
-    const forFirst = recipients.length === 1 ? `\r\n\tfor <${recipients[0]!.alias}>` : '';
+    const forFirst =
+      recipients.length === 1 ? `\r\n\tfor <${headerBytes(recipients[0]!.alias)}>` : '';
     // Our own folded Received line; every part of it is checked or generated here.
     const out: HeaderField[] = [
       {

@@ -48,12 +48,22 @@ export function encodeDisplayName(name: string): string {
   return `=?UTF-8?B?${Buffer.from(name, 'utf8').toString('base64')}?=`;
 }
 
-/** A field from a name and a value that we generated (no CR/LF can come in: callers pass checked addresses). */
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f]+/g;
+
+/**
+ * Text we write into a header (an address, an authentication result), as the byte string fields
+ * hold: UTF-8 bytes, one character per byte. Control characters, CR and LF among them, become one
+ * space. Never `Buffer.from(text, 'latin1')`: that keeps only the low byte of each character, so
+ * U+010A would become a bare LF and end the line.
+ */
+export function headerBytes(text: string): string {
+  return Buffer.from(text.replace(CONTROLS, ' '), 'utf8').toString('latin1');
+}
+
+/** A field from a name and a value that we generated; the value goes through {@link headerBytes}. */
 export function makeField(name: string, value: string): HeaderField {
-  return {
-    key: name.toLowerCase(),
-    raw: Buffer.from(`${name}: ${value.replace(/[\r\n]+/g, ' ')}\r\n`, 'utf8').toString('latin1'),
-  };
+  return { key: name.toLowerCase(), raw: `${name}: ${headerBytes(value)}\r\n` };
 }
 
 /** Extracts the first address and display name of a From-like value (best effort, RFC 5322 subset). */

@@ -215,3 +215,71 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     ).toThrow(/arc needs authentication/);
   });
 });
+
+describe('text from the envelope in the header fields we write', () => {
+  it('cannot end a line: characters whose low byte is CR, LF or a colon stay UTF-8 in Authentication-Results, the ARC set and Received', async () => {
+    const { port, relay } = await start({
+      resolver: staticResolver({ '*@fwd.test': 'alice@dest.test' }),
+      dkim: { selector: 'rsa', privateKey: forwardRsa.privateKey },
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      fromRewrite: 'never',
+    });
+    // U+010D, U+010A, U+013A and U+0120 are stored as 0x10D, 0x10A, 0x13A and 0x120: their low
+    // bytes are CR, LF, ':' and a space, all a header needs to start a field of its own.
+    const forged = 'x\u010d\u010aSubject\u013a\u0120URGENT';
+    // RawClient writes one byte per character: hand it the UTF-8 bytes.
+    const utf8 = (line: string): string => Buffer.from(line, 'utf8').toString('latin1');
+    const client = await RawClient.open(port);
+    await client.send('EHLO mx.origin.test\r\n');
+    expect(await client.send(utf8(`MAIL FROM:<${forged}@origin.test> SMTPUTF8\r\n`))).toMatch(
+      /^250/,
+    );
+    expect(await client.send(utf8(`RCPT TO:<${forged}@fwd.test>\r\n`))).toMatch(/^250/);
+    await client.send('DATA\r\n');
+    const body = 'From: Someone <someone@relaxed.test>\r\nSubject: harmless\r\n\r\nHello.\r\n.\r\n';
+    expect(await client.send(body)).toMatch(/^250/);
+    client.close();
+    const relayed = relay.messages.at(-1)!;
+    const header = relayed.data.subarray(0, relayed.data.indexOf('\r\n\r\n') + 2);
+    const bytes = header.toString('latin1');
+    expect(bytes.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
+    expect(bytes.match(/^Subject:/gim)).toEqual(['Subject:']);
+    const text = header.toString('utf8');
+    expect(text).toMatch(
+      new RegExp(`^Authentication-Results: .*smtp\\.mailfrom="${forged}@origin\\.test"`, 'm'),
+    );
+    expect(text).toMatch(
+      new RegExp(
+        `^ARC-Authentication-Results: i=1; .*smtp\\.mailfrom="${forged}@origin\\.test"`,
+        'm',
+      ),
+    );
+    expect(text).toContain(`for <${forged}@fwd.test>`);
+    expect(Buffer.from(text, 'utf8').equals(header)).toBe(true);
+    const verdict = await asReceiver(relayed, dns);
+    expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe(
+      'pass',
+    );
+  });
+
+  it('refuses non-ASCII addresses in a transaction that did not announce SMTPUTF8 (RFC 6531)', async () => {
+    const { port, relay } = await start({
+      resolver: staticResolver({ '*@fwd.test': 'alice@dest.test' }),
+    });
+    const utf8 = (line: string): string => Buffer.from(line, 'utf8').toString('latin1');
+    const client = await RawClient.open(port);
+    await client.send('EHLO mx.origin.test\r\n');
+    expect(await client.send(utf8('MAIL FROM:<j\u00fcrgen@origin.test>\r\n'))).toMatch(
+      /^553 5\.6\.7/,
+    );
+    expect(await client.send('MAIL FROM:<sender@origin.test>\r\n')).toMatch(/^250/);
+    expect(await client.send(utf8('RCPT TO:<j\u00fcrgen@fwd.test>\r\n'))).toMatch(/^553 5\.6\.7/);
+    expect(await client.send('RSET\r\n')).toMatch(/^250/);
+    expect(await client.send(utf8('MAIL FROM:<j\u00fcrgen@origin.test> SMTPUTF8\r\n'))).toMatch(
+      /^250/,
+    );
+    expect(await client.send(utf8('RCPT TO:<j\u00fcrgen@fwd.test>\r\n'))).toMatch(/^250/);
+    client.close();
+    expect(relay.messages).toHaveLength(0);
+  });
+});
