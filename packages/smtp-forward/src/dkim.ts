@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import type { HeaderField } from './headers.js';
 import { headerBytes } from './headers.js';
 
-/** Header fields signed when present (From twice, so a second From cannot be added unnoticed). */
+/** Header fields signed when present, and each oversigned once (so none can be added unnoticed). */
 const SIGNED = [
   'from',
   'reply-to',
@@ -169,8 +169,9 @@ function signedHeaders(fields: readonly HeaderField[]): SignedHeaders {
       canonical += `${relaxedHeader(instances[i]!.raw)}\r\n`;
     }
   }
-  // Over-sign From: a From added later breaks the signature.
-  names.push('from');
+  // Over-sign every signed field, present or not: a From, Subject, Reply-To or List-Unsubscribe
+  // added to the message later breaks the signature instead of being shown to the reader.
+  names.push(...SIGNED);
   signed = { names: names.join(':'), canonical };
   signedCache.set(fields, signed);
   return signed;
@@ -194,8 +195,10 @@ export async function dkimSignFields(
   return `${name}: ${head}${await signData(data, options)}\r\n`;
 }
 
+/** The `i=` tag of an ARC field, wherever it stands in the tag list (RFC 8617 puts no order on tags). */
 function instanceOf(raw: string): number {
-  const match = /^[^:]*:\s*i\s*=\s*(\d+)/i.exec(raw);
+  const value = raw.slice(raw.indexOf(':') + 1);
+  const match = /(?:^|;)\s*i\s*=\s*(\d+)\s*(?:;|$)/.exec(value);
   return match === null ? 0 : Number(match[1]);
 }
 

@@ -297,6 +297,9 @@ function rfc5322Date(ms: number): string {
   return lastDate.text;
 }
 
+/** Most ARC sets a chain may hold (RFC 8617 4.2.1). */
+const MAX_ARC_SETS = 50;
+
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
@@ -1087,17 +1090,25 @@ export class SmtpForwarder {
     ];
     if (recipients.length === 1) out.push(makeField('Delivered-To', recipients[0]!.alias));
     if (verdict !== undefined) out.push(makeField('Authentication-Results', verdict.authResults));
-    const rewritten = await this.#maybeRewriteFrom(fields, recipients, verdict);
+    // The key first: a rewritten From must be at the domain it signs for (DMARC alignment).
+    const dkimKey = await this.#dkimKeyFor(recipients, messageId, session.id);
+    const rewritten = await this.#maybeRewriteFrom(
+      fields,
+      recipients,
+      verdict,
+      (dkimKey?.domain ?? this.#domain).toLowerCase(),
+    );
     out.push(...rewritten);
     const header = serialiseHeaders(out);
     const arc = this.#options.arc;
+    // RFC 8617 allows 50 ARC sets: a chain that already has them is not extended.
     const sealed =
       arc !== undefined &&
       verdict !== undefined &&
-      (verdict.arc === 'none' || verdict.arc === 'pass')
+      (verdict.arc === 'none' || verdict.arc === 'pass') &&
+      verdict.arcInstance < MAX_ARC_SETS
         ? { arc, verdict }
         : undefined;
-    const dkimKey = await this.#dkimKeyFor(recipients, messageId, session.id);
     if (sealed === undefined && dkimKey === null) return header;
     // DKIM and the ARC message signature share one relaxed body hash: one pass over the body.
     const bodyHash = await relaxedBodyHash(spool.buffer() ?? spool.read());
@@ -1163,10 +1174,15 @@ export class SmtpForwarder {
     });
   }
 
+  /**
+   * Rewrites From to an alias at `signingDomain` (the domain of the DKIM key, so the new From is
+   * aligned) when the sender's DMARC policy asks for it, or always with `fromRewrite: 'always'`.
+   */
   async #maybeRewriteFrom(
     fields: HeaderField[],
     recipients: Accepted[],
     verdict: InboundVerdict | undefined,
+    signingDomain: string,
   ): Promise<HeaderField[]> {
     const mode = this.#options.fromRewrite ?? 'dmarc-strict';
     const fromField = fields.find((f) => f.key === 'from');
@@ -1176,9 +1192,9 @@ export class SmtpForwarder {
     if (mailbox === null) return fields;
     const fromDomain = mailbox.address.slice(mailbox.address.lastIndexOf('@') + 1).toLowerCase();
     const alias =
-      recipients.find((r) => parseAddress(r.alias)?.domain === this.#domain)?.alias ??
-      `postmaster@${this.#domain}`;
-    if (fromDomain === this.#domain) return fields;
+      recipients.find((r) => parseAddress(r.alias)?.domain === signingDomain)?.alias ??
+      `postmaster@${signingDomain}`;
+    if (fromDomain === signingDomain) return fields;
     if (mode === 'dmarc-strict') {
       // A DMARC lookup that hangs must not hold the sender: after the timeout, treat it as no policy.
       const policy =
@@ -1194,8 +1210,17 @@ export class SmtpForwarder {
     }
     const name = `${mailbox.name || mailbox.address} via ${alias.slice(0, alias.lastIndexOf('@'))}`;
     const result: HeaderField[] = [];
+    let first = true;
     for (const field of fields) {
-      if (field.key === 'from') {
+      if (field.key === 'from' && !first) {
+        // A second From (RFC 5322 allows one) is kept only as an X-Original-From: receivers must
+        // see one From, ours.
+        result.push({
+          key: 'x-original-from',
+          raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
+        });
+      } else if (field.key === 'from') {
+        first = false;
         result.push(makeField('From', `${encodeDisplayName(name)} <${alias}>`));
         // Keep the original From where replies and humans can find it.
         result.push({

@@ -1,4 +1,5 @@
-import { dkimSign } from 'mailauth';
+import { createHash, sign } from 'node:crypto';
+import { authenticate, dkimSign } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
 import type { SmtpForwarderOptions } from '../src/index.js';
@@ -10,12 +11,14 @@ const origin = dkimKey('rsa');
 const forwardRsa = dkimKey('rsa');
 const forwardEd = dkimKey('ed25519');
 const arcKey = dkimKey('rsa');
+const otherArc = dkimKey('rsa');
 
 const dns = testDns({
   'TXT orig._domainkey.origin.test': origin.record,
   'TXT rsa._domainkey.fwd.test': forwardRsa.record,
   'TXT ed._domainkey.fwd.test': forwardEd.record,
   'TXT arc._domainkey.fwd.test': arcKey.record,
+  'TXT arc._domainkey.other.test': otherArc.record,
   'TXT origin.test': 'v=spf1 ip4:127.0.0.1 -all',
   'TXT fwd.test': 'v=spf1 ip4:127.0.0.1 -all',
   'TXT _dmarc.origin.test': 'v=DMARC1; p=reject',
@@ -281,5 +284,113 @@ describe('text from the envelope in the header fields we write', () => {
     expect(await client.send(utf8('RCPT TO:<j\u00fcrgen@fwd.test>\r\n'))).toMatch(/^250/);
     client.close();
     expect(relay.messages).toHaveLength(0);
+  });
+});
+
+describe('ARC chains from other forwarders, and what a replay may add', () => {
+  let forwarder: Awaited<ReturnType<typeof start>>;
+
+  beforeAll(async () => {
+    forwarder = await start({
+      dkim: { selector: 'rsa', privateKey: forwardRsa.privateKey },
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      fromRewrite: 'dmarc-strict',
+    });
+  });
+
+  /** `message` after `sets` forwards through other.test, each sealing with mailauth's own sealer. */
+  async function sealedBy(message: string, sets: number): Promise<string> {
+    let sealed = message;
+    for (let i = 0; i < sets; i += 1) {
+      const result = await authenticate(Buffer.from(sealed), {
+        ip: '127.0.0.1',
+        helo: 'mx.relaxed.test',
+        sender: 'someone@relaxed.test',
+        mta: 'other.test',
+        resolver: dns,
+        disableBimi: true,
+        seal: { signingDomain: 'other.test', selector: 'arc', privateKey: otherArc.privateKey },
+      });
+      const arcFields = result.headers.split(/\r\n(?![ \t])/).filter((h) => /^ARC-/i.test(h));
+      sealed = `${arcFields.join('\r\n')}\r\n${sealed}`;
+    }
+    return sealed;
+  }
+
+  it('adds no 51st ARC set to a chain that already holds the 50 RFC 8617 allows, and the chain stays valid', async () => {
+    const inbound = await sealedBy(await signedOriginal('Rel <someone@relaxed.test>'), 50);
+    expect(await send(forwarder.port, inbound, 'someone@relaxed.test')).toMatch(/^250/);
+    const relayed = forwarder.relay.messages.at(-1)!;
+    expect(relayed.data.toString()).not.toMatch(/^ARC-Seal: i=51/m);
+    const verdict = await asReceiver(relayed, dns);
+    expect(verdict.arc && [verdict.arc.status.result, verdict.arc.i]).toEqual(['pass', 50]);
+    expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe(
+      'pass',
+    );
+  });
+
+  it('seals over an inbound ARC set whose i= tag is not the first tag', async () => {
+    const relaxed = (field: string): string => {
+      const colon = field.indexOf(':');
+      const value = field.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '');
+      return `${field.slice(0, colon).trim().toLowerCase()}:${value.replace(/[ \t]+/g, ' ').trim()}`;
+    };
+    const rsa = (data: string): string =>
+      sign('sha256', Buffer.from(data), otherArc.privateKey).toString('base64');
+    const base = await signedOriginal('Rel <someone@relaxed.test>');
+    const split = base.indexOf('\r\n\r\n');
+    const fields = base.slice(0, split + 2).split(/\r\n(?![ \t])/);
+    const field = (name: string): string =>
+      fields.find((f) => f.toLowerCase().startsWith(`${name}:`))!;
+    const bodyHash = createHash('sha256')
+      .update(base.slice(split + 4))
+      .digest('base64');
+    const t = Math.floor(Date.now() / 1000);
+    const aar =
+      'ARC-Authentication-Results: i=1; other.test; spf=pass smtp.mailfrom=someone@relaxed.test';
+    const amsHead = `ARC-Message-Signature: a=rsa-sha256; c=relaxed/relaxed; d=other.test; s=arc; t=${t}; h=from:to:subject; bh=${bodyHash}; i=1; b=`;
+    const signedFields = ['from', 'to', 'subject'].map((name) => `${relaxed(field(name))}\r\n`);
+    const ams = amsHead + rsa(signedFields.join('') + relaxed(amsHead));
+    const sealHead = `ARC-Seal: a=rsa-sha256; cv=none; d=other.test; s=arc; t=${t}; i=1; b=`;
+    const seal = sealHead + rsa(`${relaxed(aar)}\r\n${relaxed(ams)}\r\n${relaxed(sealHead)}`);
+    const inbound = `${seal}\r\n${ams}\r\n${aar}\r\n${base}`;
+    expect(
+      (await asReceiver({ from: 'someone@relaxed.test', data: Buffer.from(inbound) }, dns)).arc,
+    ).toMatchObject({ status: { result: 'pass' }, i: 1 });
+
+    expect(await send(forwarder.port, inbound, 'someone@relaxed.test')).toMatch(/^250/);
+    const verdict = await asReceiver(forwarder.relay.messages.at(-1)!, dns);
+    expect(verdict.arc && [verdict.arc.status.result, verdict.arc.i]).toEqual(['pass', 2]);
+  });
+
+  it('oversigns: a Subject, Reply-To, To or List-Unsubscribe added to a forwarded message breaks our signature', async () => {
+    expect(await send(forwarder.port, await signedOriginal())).toMatch(/^250/);
+    const relayed = forwarder.relay.messages.at(-1)!;
+    const ours = async (data: Buffer): Promise<string | undefined> =>
+      (await asReceiver({ from: relayed.from, data }, dns)).dkim.results.find(
+        (r) => r.signingDomain === 'fwd.test',
+      )?.status.result;
+    expect(await ours(relayed.data)).toBe('pass');
+    for (const added of [
+      'Subject: Your account is locked',
+      'Reply-To: attacker@evil.test',
+      'To: someone-else@dest.test',
+      'List-Unsubscribe: <https://evil.test/u>',
+    ]) {
+      expect(await ours(Buffer.concat([Buffer.from(`${added}\r\n`), relayed.data]))).toBe('fail');
+    }
+  });
+
+  it('rewrites the first of two From fields and keeps the second only as X-Original-From', async () => {
+    const message =
+      'From: Alice <sender@origin.test>\r\nFrom: Bob <bob@origin.test>\r\nTo: alice@fwd.test\r\nSubject: two\r\n\r\nHi.\r\n';
+    expect(await send(forwarder.port, message)).toMatch(/^250/);
+    const header = forwarder.relay.messages.at(-1)!.data.toString().split('\r\n\r\n')[0]!;
+    expect(header.match(/^From: .*$/gm)).toEqual(['From: "Alice via alice" <alice@fwd.test>']);
+    expect(header.match(/^X-Original-From: .*$/gm)).toEqual([
+      'X-Original-From: Alice <sender@origin.test>',
+      'X-Original-From: Bob <bob@origin.test>',
+    ]);
+    expect(header.match(/^Reply-To: .*$/gm)).toEqual(['Reply-To: Alice <sender@origin.test>']);
   });
 });
