@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { HeaderField } from './headers.js';
-import { headerBytes } from './headers.js';
+import { foldLine, headerBytes } from './headers.js';
 
 /** Header fields signed when present, and each oversigned once (so none can be added unnoticed). */
 const SIGNED = [
@@ -172,9 +172,28 @@ function signedHeaders(fields: readonly HeaderField[]): SignedHeaders {
   // Over-sign every signed field, present or not: a From, Subject, Reply-To or List-Unsubscribe
   // added to the message later breaks the signature instead of being shown to the reader.
   names.push(...SIGNED);
-  signed = { names: names.join(':'), canonical };
+  signed = { names: foldNames(names), canonical };
   signedCache.set(fields, signed);
   return signed;
+}
+
+/** The `h=` list, folded after a colon every few names so no line of the signature runs long. */
+function foldNames(names: readonly string[]): string {
+  let out = '';
+  let line = 0;
+  for (const [index, name] of names.entries()) {
+    const piece = index === 0 ? name : `:${name}`;
+    if (line + piece.length > 60 && index > 0) {
+      out += ':\r\n ';
+      line = 0;
+      out += name;
+      line += name.length;
+    } else {
+      out += piece;
+      line += piece.length;
+    }
+  }
+  return out;
 }
 
 /**
@@ -213,7 +232,7 @@ export async function arcSealFields(
   chain: { instance: number; cv: 'none' | 'pass'; authResults: string },
   options: SignOptions,
 ): Promise<string> {
-  const aar = `ARC-Authentication-Results: i=${chain.instance}; ${headerBytes(chain.authResults)}\r\n`;
+  const aar = `${foldLine(`ARC-Authentication-Results: i=${chain.instance}; ${headerBytes(chain.authResults)}`)}\r\n`;
   const ams = await dkimSignFields(fields, bodyHash, options, chain.instance);
   // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
   const byInstance = (key: string, instance: number): HeaderField | undefined =>

@@ -1,3 +1,9 @@
+import addressparser from 'nodemailer/lib/addressparser';
+import { encodeWord } from 'nodemailer/lib/mime-funcs';
+
+// eslint-disable-next-line no-control-regex
+const CONTROLS = /[\u0000-\u001f\u007f]+/g;
+
 /** One header field as it appeared, including its folded continuation lines and the final CRLF. */
 export interface HeaderField {
   /** Lower-cased field name. */
@@ -42,14 +48,12 @@ export function serialiseHeaders(fields: readonly HeaderField[]): Buffer {
   return Buffer.from(`${fields.map((f) => f.raw).join('')}\r\n`, 'latin1');
 }
 
-/** Encodes a display name as an RFC 2047 word when it is not plain ASCII, or quotes it. */
+/** Encodes a display name: quoted when it is printable ASCII, else RFC 2047 words of at most 52 characters each. */
 export function encodeDisplayName(name: string): string {
-  if (/^[\x20-\x7e]*$/.test(name)) return `"${name.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-  return `=?UTF-8?B?${Buffer.from(name, 'utf8').toString('base64')}?=`;
+  const clean = name.replace(CONTROLS, ' ');
+  if (/^[\x20-\x7e]*$/.test(clean)) return `"${clean.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return encodeWord(clean, 'B', 52);
 }
-
-// eslint-disable-next-line no-control-regex
-const CONTROLS = /[\u0000-\u001f\u007f]+/g;
 
 /**
  * Text we write into a header (an address, an authentication result), as the byte string fields
@@ -61,20 +65,66 @@ export function headerBytes(text: string): string {
   return Buffer.from(text.replace(CONTROLS, ' '), 'utf8').toString('latin1');
 }
 
-/** A field from a name and a value that we generated; the value goes through {@link headerBytes}. */
-export function makeField(name: string, value: string): HeaderField {
-  return { key: name.toLowerCase(), raw: `${name}: ${headerBytes(value)}\r\n` };
+/** Longest line we write before folding (RFC 5322 2.1.1 recommends 78). */
+const FOLD_AT = 78;
+
+/** Folds a header line (no CRLF) at spaces so that lines stay within {@link FOLD_AT} where words allow. */
+export function foldLine(line: string): string {
+  if (line.length <= FOLD_AT) return line;
+  let out = '';
+  let current = '';
+  for (const word of line.split(' ')) {
+    if (current === '') current = word;
+    else if (current.length + 1 + word.length > FOLD_AT && current.trim() !== '') {
+      out += `${current}\r\n`;
+      current = ` ${word}`;
+    } else current += ` ${word}`;
+  }
+  return out + current;
 }
 
-/** Extracts the first address and display name of a From-like value (best effort, RFC 5322 subset). */
+/** A field from a name and a value that we generated: through {@link headerBytes}, then folded. */
+export function makeField(name: string, value: string): HeaderField {
+  return { key: name.toLowerCase(), raw: `${foldLine(`${name}: ${headerBytes(value)}`)}\r\n` };
+}
+
+const ENCODED_WORD = /=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=/g;
+
+/**
+ * Decodes RFC 2047 encoded-words (`=?UTF-8?B?...?=`, `=?iso-8859-1?Q?...?=`); the whitespace
+ * between two of them goes (RFC 2047 6.2). A word in a charset Node cannot decode stays as written.
+ */
+export function decodeWords(text: string): string {
+  return text
+    .replace(/(\?=)[ \t]+(?==\?)/g, '$1')
+    .replace(ENCODED_WORD, (word, charset: string, encoding: string, data: string) => {
+      const bytes =
+        encoding.toUpperCase() === 'B'
+          ? Buffer.from(data, 'base64')
+          : Buffer.from(
+              data
+                .replace(/_/g, ' ')
+                .replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) =>
+                  String.fromCharCode(parseInt(hex, 16)),
+                ),
+              'latin1',
+            );
+      try {
+        return new TextDecoder(charset).decode(bytes);
+      } catch {
+        return word;
+      }
+    });
+}
+
+/**
+ * The first mailbox of a From-like value, given as the field's raw bytes (a latin1 string): its
+ * address, and its display name with encoded-words decoded. Quoted strings, comments and groups
+ * are parsed as RFC 5322 says (nodemailer's address parser), so an address inside a quoted name
+ * or a comment is never taken for the mailbox.
+ */
 export function parseMailbox(value: string): { name: string; address: string } | null {
-  const angle = /^(.*?)<\s*([^<>\s]+@[^<>\s]+)\s*>/s.exec(value);
-  if (angle !== null) {
-    let name = angle[1]!.trim();
-    if (name.startsWith('"') && name.endsWith('"') && name.length >= 2)
-      name = name.slice(1, -1).replace(/\\(.)/g, '$1');
-    return { name, address: angle[2]! };
-  }
-  const bare = /([^\s<>,;:"()]+@[^\s<>,;:"()]+)/.exec(value);
-  return bare === null ? null : { name: '', address: bare[1]! };
+  const text = Buffer.from(value, 'latin1').toString('utf8');
+  const first = addressparser(text, { flatten: true }).find((entry) => entry.address.includes('@'));
+  return first === undefined ? null : { name: decodeWords(first.name), address: first.address };
 }

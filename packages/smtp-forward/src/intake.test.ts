@@ -27,6 +27,19 @@ describe('Intake', () => {
     await intake.spool.dispose();
   });
 
+  it('takes a message that starts with the blank line as an empty header and all body', async () => {
+    for (const chunks of [
+      ['\r\nFrom: x@y.test\r\n\r\nbody\r\n'],
+      ['\r', '\nFrom: x@y.test\r\n', '\r\nbody\r\n'],
+      ['\nFrom: x@y.test\n\nbody\n'],
+    ]) {
+      const intake = await take(chunks);
+      expect(intake.header.length).toBe(0);
+      expect(await text(intake.spool.read())).toBe('From: x@y.test\r\n\r\nbody\r\n');
+      await intake.spool.dispose();
+    }
+  });
+
   it('normalises bare LF and bare CR to CRLF, across chunk boundaries', async () => {
     const intake = await take(['A: 1\n\nline\rnext\r', 'x\n.\r\n']);
     expect(intake.header.toString()).toBe('A: 1\r\n');

@@ -228,6 +228,13 @@ export class Intake extends Writable {
       await this.spool.write(chunk);
       return;
     }
+    if (this.#headerChunks.length === 0 && chunk[0] === CR && chunk[1] === LF) {
+      // The message starts with the blank line: its header is empty and all of it is body.
+      this.header = Buffer.alloc(0);
+      this.headerDone = true;
+      await this.spool.write(chunk.subarray(2));
+      return;
+    }
     const joined = Buffer.concat([this.#tail, chunk]);
     const end = joined.indexOf('\r\n\r\n');
     if (end < 0) {

@@ -2,6 +2,7 @@ import { createHash, sign } from 'node:crypto';
 import { authenticate, dkimSign } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
+import { decodeWords } from '../src/headers.js';
 import type { SmtpForwarderOptions } from '../src/index.js';
 import { asReceiver, dkimKey, testDns } from './dns.js';
 import { RawClient, startRelay } from './helpers.js';
@@ -199,6 +200,29 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     );
   });
 
+  it('reads the From mailbox as RFC 5322 does: never an address in a quoted name or a comment, names in UTF-8 or encoded-words', async () => {
+    const plain = await start({ dnsResolver: dns, fromRewrite: 'dmarc-strict' }, false);
+    const rewrittenFrom = async (from: string): Promise<string | undefined> => {
+      expect(await send(plain.port, `From: ${from}\r\nSubject: x\r\n\r\nbody\r\n`)).toMatch(/^250/);
+      const text = plain.relay.messages.at(-1)!.data.toString('utf8');
+      return /^From: (.*)\r$/m.exec(text.replace(/\r\n(?=[ \t])/g, ''))?.[1];
+    };
+    // origin.test publishes p=reject, relaxed.test p=none: the policy is origin.test's.
+    expect(await rewrittenFrom('"Support <help@relaxed.test>" <sender@origin.test>')).toBe(
+      '"Support <help@relaxed.test> via alice" <alice@fwd.test>',
+    );
+    expect(await rewrittenFrom('sender@origin.test (was <help@relaxed.test>)')).toBe(
+      '"was <help@relaxed.test> via alice" <alice@fwd.test>',
+    );
+    const utf8 = await rewrittenFrom(
+      Buffer.from('Jürgen Müller <sender@origin.test>').toString('latin1'),
+    );
+    expect(utf8).toMatch(/^=\?UTF-8\?B\?.*\?= <alice@fwd\.test>$/);
+    expect(decodeWords(utf8!.slice(0, utf8!.lastIndexOf(' <')))).toBe('Jürgen Müller via alice');
+    const encoded = await rewrittenFrom('=?utf-8?q?J=C3=BCrgen?= <sender@origin.test>');
+    expect(decodeWords(encoded!.slice(0, encoded!.lastIndexOf(' <')))).toBe('Jürgen via alice');
+  });
+
   it('answers 451 when inbound checks outlive their timeout (a DNS that never answers)', async () => {
     const hanging = await start({
       authentication: { dnsResolver: () => new Promise<never>(() => undefined), timeoutMs: 50 },
@@ -247,7 +271,8 @@ describe('text from the envelope in the header fields we write', () => {
     const bytes = header.toString('latin1');
     expect(bytes.replace(/\r\n/g, '')).not.toMatch(/[\r\n]/);
     expect(bytes.match(/^Subject:/gim)).toEqual(['Subject:']);
-    const text = header.toString('utf8');
+    // Unfolded: our fields are folded at spaces.
+    const text = header.toString('utf8').replace(/\r\n(?=[ \t])/g, '');
     expect(text).toMatch(
       new RegExp(`^Authentication-Results: .*smtp\\.mailfrom="${forged}@origin\\.test"`, 'm'),
     );
@@ -258,7 +283,7 @@ describe('text from the envelope in the header fields we write', () => {
       ),
     );
     expect(text).toContain(`for <${forged}@fwd.test>`);
-    expect(Buffer.from(text, 'utf8').equals(header)).toBe(true);
+    expect(Buffer.from(header.toString('utf8'), 'utf8').equals(header)).toBe(true);
     const verdict = await asReceiver(relayed, dns);
     expect(verdict.dkim.results.find((r) => r.signingDomain === 'fwd.test')?.status.result).toBe(
       'pass',
