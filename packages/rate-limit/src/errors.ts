@@ -5,7 +5,7 @@ const PACKAGE = '@postern/rate-limit';
 export type RateLimitErrorCode =
   /** An option of `createRateLimiter`, `combine`, a backend or a helper is out of range. */
   | 'INVALID_OPTION'
-  /** A key is empty, not a string, or longer than the limit. */
+  /** A key is empty, not a string, longer than the limit, or not well-formed UTF-16 (a lone surrogate). */
   | 'INVALID_KEY'
   /** A `cost` is not a positive finite number, or exceeds the burst so it could never pass. */
   | 'INVALID_COST'

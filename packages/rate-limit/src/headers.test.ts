@@ -54,10 +54,37 @@ describe('rateLimitHeaders', () => {
     });
   });
 
-  it('reports a window of at least one second', async () => {
+  it('reports a window of at least one second, with the quota of that second', async () => {
     const limiter = createRateLimiter({ limit: 5, periodMs: 100, prefix: 'fast' });
     expect(rateLimitHeaders(limiter, await limiter.consume('k'))['RateLimit-Policy']).toBe(
-      '"fast";q=5;w=1',
+      '"fast";q=50;w=1',
     );
+  });
+});
+
+describe('RateLimit-Policy', () => {
+  const policyOf = async (limit: number, periodMs: number, burst?: number): Promise<string> => {
+    const limiter = createRateLimiter({
+      limit,
+      periodMs,
+      ...(burst === undefined ? {} : { burst }),
+      prefix: 'p',
+      backend: new MemoryBackend({ clock: new ManualClock() }),
+    });
+    return rateLimitHeaders(limiter, await limiter.consume('k'))['RateLimit-Policy'];
+  };
+
+  it('states the rate of fractional limits and of periods that are not whole seconds', async () => {
+    // Quota per window equals limit per periodMs, with the window in whole seconds.
+    expect(await policyOf(10, 500)).toBe('"p";q=20;w=1');
+    expect(await policyOf(3, 1_500)).toBe('"p";q=4;w=2');
+    expect(await policyOf(2.5, 2_000)).toBe('"p";q=2;w=2');
+    // Less than one call per window: the window grows to the time of one call.
+    expect(await policyOf(0.5, 3_600_000)).toBe('"p";q=1;w=7200');
+    expect(await policyOf(0.3, 1_000, 1)).toBe('"p";q=1;w=4');
+  });
+
+  it('keeps q and w Structured Field Integers of at most 15 digits', async () => {
+    expect(await policyOf(1e21, 1e18, 1)).toBe('"p";q=999999999999999;w=999999999999999');
   });
 });

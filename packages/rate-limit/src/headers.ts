@@ -20,8 +20,27 @@ export interface RateLimitHeaders {
   'Retry-After'?: string;
 }
 
+// Structured Field Integers have at most 15 digits (RFC 9651).
+const MAX_INTEGER = 999_999_999_999_999;
+
 function item(name: string, parameters: string): string {
   return `"${name}";${parameters}`;
+}
+
+/** A non-negative whole number as a Structured Field Integer, clamped to its range. */
+function integer(value: number): string {
+  return String(Math.min(MAX_INTEGER, Math.max(0, value)));
+}
+
+/**
+ * The policy's quota `q` per window `w` (whole seconds), at the limiter's rate: the window is
+ * the period rounded up, or the time of one call when that is longer (a limit below one per window).
+ */
+function policy(limit: number, periodMs: number): string {
+  const windowSeconds = Math.max(1, Math.ceil(periodMs / 1000));
+  const quota = Math.floor((limit * windowSeconds * 1000) / periodMs);
+  if (quota >= 1) return `q=${integer(quota)};w=${integer(windowSeconds)}`;
+  return `q=1;w=${integer(Math.ceil(periodMs / limit / 1000))}`;
 }
 
 /**
@@ -38,14 +57,12 @@ export function rateLimitHeaders(
   const states: string[] = [];
   limiters.forEach((part, index) => {
     const partResult = results[index] ?? result;
-    policies.push(
+    policies.push(item(part.prefix, policy(part.limit, part.periodMs)));
+    states.push(
       item(
         part.prefix,
-        `q=${Math.floor(part.limit)};w=${Math.max(1, Math.ceil(part.periodMs / 1000))}`,
+        `r=${integer(partResult.remaining)};t=${integer(Math.ceil(partResult.resetAfterMs / 1000))}`,
       ),
-    );
-    states.push(
-      item(part.prefix, `r=${partResult.remaining};t=${Math.ceil(partResult.resetAfterMs / 1000)}`),
     );
   });
   const headers: RateLimitHeaders = {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { BackendDecision, BackendMode, BackendRequest, RateLimitBackend } from './backend.js';
 import { RateLimitError } from './errors.js';
 import { combine, createRateLimiter } from './limiter.js';
@@ -59,6 +59,38 @@ describe('createRateLimiter options', () => {
     );
   });
 
+  it('defaults the burst to one call when the limit is below one', async () => {
+    const clock = new ManualClock();
+    const limiter = createRateLimiter({
+      limit: 0.5,
+      periodMs: 3_600_000,
+      backend: new MemoryBackend({ clock }),
+    });
+    expect(limiter.burst).toBe(1);
+    expect((await limiter.consume('k')).allowed).toBe(true);
+    expect(await limiter.consume('k')).toEqual({
+      allowed: false,
+      remaining: 0,
+      retryAfterMs: 7_200_000,
+      resetAfterMs: 7_200_000,
+    });
+    clock.advance(7_200_000);
+    expect((await limiter.consume('k')).allowed).toBe(true);
+  });
+
+  it('names periodMs, not a burst the caller never passed, when the period is too long', () => {
+    expectCode(
+      () => createRateLimiter({ limit: 10, periodMs: 1e300 }),
+      'INVALID_OPTION',
+      'periodMs',
+    );
+    expectCode(
+      () => createRateLimiter({ limit: 0.001, periodMs: 1e12 }),
+      'INVALID_OPTION',
+      'periodMs',
+    );
+  });
+
   it('rejects a rate finer than one call per microsecond', () => {
     expectCode(() => createRateLimiter({ limit: 10_000, periodMs: 1 }), 'INVALID_OPTION', 'limit');
   });
@@ -104,6 +136,22 @@ describe('consume, peek and reset input', () => {
     await expectRejection(limiter.peek(42 as unknown as string), 'INVALID_KEY', 'key');
     await expectRejection(limiter.reset(''), 'INVALID_KEY', 'key');
     expect((await limiter.consume('12345678')).allowed).toBe(true);
+  });
+
+  it('rejects keys that are not well-formed UTF-16 with INVALID_KEY', async () => {
+    // Redis stores keys as UTF-8, where every lone surrogate becomes U+FFFD: they would share state.
+    for (const key of ['\uD800', '\uDBFF', 'a\uDC00', '\uDE00\uD83D']) {
+      await expectRejection(limiter.consume(key), 'INVALID_KEY', 'key');
+      await expectRejection(limiter.peek(key), 'INVALID_KEY', 'key');
+      await expectRejection(limiter.reset(key), 'INVALID_KEY', 'key');
+      await expectRejection(combine(limiter).consume(key), 'INVALID_KEY', 'key');
+      await expectRejection(combine(limiter).reset(key), 'INVALID_KEY', 'key');
+    }
+    const backend = new MemoryBackend({ clock: new ManualClock() });
+    const other = createRateLimiter({ limit: 1, periodMs: 1_000, backend });
+    await expectRejection(other.consume('\uD800'), 'INVALID_KEY', 'key');
+    expect((await other.consume('\uD83D\uDE00')).allowed).toBe(true);
+    expect((await other.consume('\uFFFD')).allowed).toBe(true);
   });
 
   it.each([0, -1, Number.NaN, Number.POSITIVE_INFINITY, '2' as unknown as number])(
@@ -243,6 +291,19 @@ describe('combine', () => {
       'limiters',
     );
     expectCode(() => combine(a, { ...a }), 'INVALID_OPTION', 'limiters');
+  });
+
+  it('combines limiters made by another copy of the package (its CJS and ESM builds)', async () => {
+    vi.resetModules();
+    const copy = await import('./limiter.js');
+    expect(copy.createRateLimiter).not.toBe(createRateLimiter);
+    const backend = new MemoryBackend({ clock: new ManualClock() });
+    const ours = createRateLimiter({ limit: 2, periodMs: 1_000, backend, prefix: 'ours' });
+    const theirs = copy.createRateLimiter({ limit: 1, periodMs: 1_000, backend, prefix: 'theirs' });
+    const both = combine(ours, theirs);
+    expect((await both.consume('k')).results.map((result) => result.remaining)).toEqual([1, 0]);
+    expect((await copy.combine(theirs, ours).consume('k')).allowed).toBe(false);
+    expectCode(() => combine(ours, { ...theirs }), 'INVALID_OPTION', 'limiters');
   });
 
   it('reports the binding limit and peeks without charging', async () => {

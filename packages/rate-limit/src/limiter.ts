@@ -8,7 +8,7 @@ export interface RateLimiterOptions {
   readonly limit: number;
   /** The period `limit` applies to, in ms. Positive, finite. Required. */
   readonly periodMs: number;
-  /** Most calls allowed at once by a rested key (the bucket size). Default: `limit`. */
+  /** Most calls allowed at once by a rested key (the bucket size), at least 1. Default: `max(1, limit)`. */
   readonly burst?: number;
   /** Where state lives. Default: a new `MemoryBackend()` for this limiter. */
   readonly backend?: RateLimitBackend;
@@ -18,7 +18,7 @@ export interface RateLimiterOptions {
    * distinct prefixes. Default: `rl:<limit>:<periodMs>:<burst>`.
    */
   readonly prefix?: string;
-  /** Longest key accepted, in UTF-16 code units. Default: 512. */
+  /** Longest key accepted, in UTF-16 code units. Default: 512. Keys must be well-formed UTF-16. */
   readonly maxKeyLength?: number;
 }
 
@@ -88,12 +88,22 @@ const MAX_PREFIX_LENGTH = 100;
 // Keeps TAT + tolerance far below 2^53 µs so Lua doubles and JS numbers stay exact integers.
 const MAX_TOLERANCE_US = 1e15;
 const PREFIX_PATTERN = /^[!#-[\]-z|~]+$/;
+// Marks limiters that `combine` can use, across copies of the package (its ESM and CJS builds).
+// The value names the internal `request`/`settings` protocol; change it when they change.
+const LIMITER_BRAND: unique symbol = Symbol.for('postern.rate-limit.limiter') as never;
+const LIMITER_PROTOCOL = 1;
 
 interface Settings {
   readonly prefix: string;
   readonly intervalUs: number;
   readonly toleranceUs: number;
   readonly maxKeyLength: number;
+}
+
+/** True unless `key` has a lone surrogate, which Redis (UTF-8) would store as U+FFFD. */
+function isWellFormed(key: string): boolean {
+  // String.prototype.isWellFormed is in every Node the package supports, not in the ES2023 lib.
+  return (key as unknown as { isWellFormed(): boolean }).isWellFormed();
 }
 
 function validateKey(key: unknown, maxKeyLength: number): asserts key is string {
@@ -105,6 +115,13 @@ function validateKey(key: unknown, maxKeyLength: number): asserts key is string 
       {
         option: 'key',
       },
+    );
+  }
+  if (!isWellFormed(key)) {
+    throw new RateLimitError(
+      'INVALID_KEY',
+      'key must be well-formed UTF-16: a lone surrogate would share its state with other keys in Redis',
+      { option: 'key' },
     );
   }
 }
@@ -193,6 +210,15 @@ function checkDecision(decision: BackendDecision, count: number): BackendDecisio
   return decision;
 }
 
+/** Whether `value` is a limiter of `createRateLimiter`, from this copy of the package or another. */
+function isGcraLimiter(value: unknown): value is GcraLimiter {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { [LIMITER_BRAND]?: unknown })[LIMITER_BRAND] === LIMITER_PROTOCOL
+  );
+}
+
 class GcraLimiter implements RateLimiter {
   readonly limit: number;
   readonly periodMs: number;
@@ -214,7 +240,8 @@ class GcraLimiter implements RateLimiter {
     const { limit, periodMs } = options;
     assertPositive(limit, 'limit');
     assertPositive(periodMs, 'periodMs');
-    const burst = options.burst ?? limit;
+    // A limit below one call per period still needs room for one call at once.
+    const burst = options.burst ?? Math.max(1, limit);
     assertPositive(burst, 'burst');
     const maxKeyLength = options.maxKeyLength ?? DEFAULT_MAX_KEY_LENGTH;
     if (!Number.isSafeInteger(maxKeyLength) || maxKeyLength < 1) {
@@ -246,7 +273,7 @@ class GcraLimiter implements RateLimiter {
       throw new RateLimitError(
         'INVALID_OPTION',
         `burst × periodMs / limit must stay under ~31 years`,
-        { option: 'burst' },
+        { option: options.burst === undefined ? 'periodMs' : 'burst' },
       );
     }
     const prefix = options.prefix ?? `rl:${limit}:${periodMs}:${burst}`;
@@ -269,6 +296,11 @@ class GcraLimiter implements RateLimiter {
     this.settings = { prefix, intervalUs, toleranceUs, maxKeyLength };
     this.#memory = this.backend instanceof MemoryBackend ? this.backend : undefined;
     this.#table = this.#memory?.table(prefix);
+  }
+
+  /** @internal On the prototype, so a copy of the limiter's fields (`{ ...limiter }`) lacks it. */
+  get [LIMITER_BRAND](): number {
+    return LIMITER_PROTOCOL;
   }
 
   /** @internal Builds the backend request for one call; throws on bad input. */
@@ -377,7 +409,7 @@ export function combine(...limiters: RateLimiter[]): CombinedRateLimiter {
     });
   }
   const parts = limiters.map((limiter) => {
-    if (!(limiter instanceof GcraLimiter)) {
+    if (!isGcraLimiter(limiter)) {
       throw new RateLimitError(
         'INVALID_OPTION',
         'combine takes limiters made by createRateLimiter',

@@ -8,7 +8,7 @@ import type {
   NodeRedisScriptClient,
   RedisScriptClient,
 } from './ports.js';
-import { RateLimitError, assertPositive, toError } from './errors.js';
+import { RateLimitError, assertPositive, rejectWith } from './errors.js';
 import { MemoryBackend } from './memory-backend.js';
 import script from './lua/gcra.lua';
 
@@ -19,7 +19,7 @@ export type RedisErrorPolicy = 'fallback' | 'fail-open' | 'fail-closed' | 'throw
 export interface RedisBackendOptions {
   /** An ioredis `Redis` or `Cluster`, or a node-redis client. Required. */
   readonly redis: RedisScriptClient;
-  /** Longest wait for one Redis call, in ms, before it counts as failed. Default: 500. */
+  /** Longest wait for one Redis call, in ms, before it counts as failed; at most 2^31 - 1. Default: 500. */
   readonly timeoutMs?: number;
   /**
    * On a Redis error or timeout: `'fallback'` asks `fallback` (a local memory limiter),
@@ -31,7 +31,7 @@ export interface RedisBackendOptions {
   readonly fallback?: RateLimitBackend;
   /**
    * After a failure, calls skip Redis for this long, in ms; then one call probes Redis and,
-   * if it answers, all calls return to it. Default: 1_000.
+   * if it answers (even that the call's own key is bad), all calls return to it. Default: 1_000.
    */
   readonly probeIntervalMs?: number;
   /** Source of time for the probe schedule, in ms. Default: `Date`. Limiter time is Redis's own. */
@@ -62,8 +62,7 @@ export interface Disposable {
 }
 
 const SCRIPT_SHA = createHash('sha1').update(script).digest('hex');
-const MODE: Record<BackendMode, string> = { peek: '0', consume: '1' };
-const RESET_MODE = '2';
+const MODE: Record<CallMode, string> = { peek: '0', consume: '1', reset: '2' };
 const DEFAULTS = {
   timeoutMs: 500,
   onError: 'fallback' as RedisErrorPolicy,
@@ -73,6 +72,8 @@ const DEFAULTS = {
 };
 const POLICIES: readonly RedisErrorPolicy[] = ['fallback', 'fail-open', 'fail-closed', 'throw'];
 const ESCAPED = /[%}]/g;
+// Node fires a timer of more than 2^31 - 1 ms after 1 ms (with a TimeoutOverflowWarning).
+const MAX_TIMEOUT_MS = 2_147_483_647;
 // Keeps one script run short, so a burst of calls cannot stall Redis for long.
 const MAX_BATCH_CALLS = 256;
 // From this many calls in one tick, they go as two script runs back to back: Redis runs the
@@ -80,12 +81,26 @@ const MAX_BATCH_CALLS = 256;
 // (+27% at 16 concurrent calls, +34% at 64, measured in bench/rate-limit.bench.ts).
 const MIN_SPLIT_CALLS = 16;
 
+/** What one queued call asks of the script: an `apply` mode, or deleting its keys. */
+type CallMode = BackendMode | 'reset';
+
 /** One `apply` waiting for its script run. */
-interface PendingCall {
-  readonly requests: readonly BackendRequest[];
+interface PendingApply {
   readonly mode: BackendMode;
+  readonly requests: readonly BackendRequest[];
   readonly resolve: (decision: BackendDecision | Promise<BackendDecision>) => void;
 }
+
+/** One `reset` waiting for its script run. */
+interface PendingReset {
+  readonly mode: 'reset';
+  readonly requests: readonly Pick<BackendRequest, 'prefix' | 'key'>[];
+  readonly resolve: () => void;
+  readonly reject: (error: RateLimitError) => void;
+}
+
+/** A call waiting for its script run; resets share the queue so Redis sees calls in call order. */
+type PendingCall = PendingApply | PendingReset;
 
 /**
  * The Redis key of one subject. Every limiter's key of one subject shares the `{hash tag}`
@@ -158,6 +173,13 @@ export class RedisBackend implements RateLimitBackend {
       );
     }
     assertPositive(settings.timeoutMs, 'timeoutMs');
+    if (settings.timeoutMs > MAX_TIMEOUT_MS) {
+      throw new RateLimitError(
+        'INVALID_OPTION',
+        `timeoutMs must be at most ${MAX_TIMEOUT_MS} (about 24.8 days), got ${settings.timeoutMs}`,
+        { option: 'timeoutMs' },
+      );
+    }
     assertPositive(settings.probeIntervalMs, 'probeIntervalMs');
     if (!POLICIES.includes(settings.onError)) {
       throw new RateLimitError('INVALID_OPTION', `onError must be one of ${POLICIES.join(', ')}`, {
@@ -195,22 +217,23 @@ export class RedisBackend implements RateLimitBackend {
       if (this.#probing || this.#clock.now() < this.#probeAtMs)
         return this.#degraded(requests, mode, undefined);
       this.#probing = true;
-      return new Promise((resolve) => this.#send([{ requests, mode, resolve }]));
     }
-    return new Promise((resolve) => {
-      const call: PendingCall = { requests, mode, resolve };
-      if (!this.#batch) {
-        this.#send([call]);
-        return;
-      }
-      this.#queue.push(call);
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        // nextTick runs once the current run of promise callbacks has drained, so every
-        // call made in response to one reply joins the same batch.
-        process.nextTick(this.#flush);
-      }
-    });
+    return new Promise((resolve) => this.#enqueue({ mode, requests, resolve }));
+  }
+
+  /** Sends a call with the others of this tick (or at once when not batching), in call order. */
+  #enqueue(call: PendingCall): void {
+    if (!this.#batch) {
+      this.#send([call]);
+      return;
+    }
+    this.#queue.push(call);
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      // nextTick runs once the current run of promise callbacks has drained, so every
+      // call made in response to one reply joins the same batch.
+      process.nextTick(this.#flush);
+    }
   }
 
   readonly #flush = (): void => {
@@ -228,16 +251,10 @@ export class RedisBackend implements RateLimitBackend {
 
   #send(calls: readonly PendingCall[]): void {
     const first = calls[0]!;
-    if (calls.length === 1 && first.requests.length === 1) {
+    if (calls.length === 1 && first.mode !== 'reset' && first.requests.length === 1) {
       // One call on one key, the common case: no key or argument arrays on the ioredis path.
       const request = first.requests[0]!;
-      const flight = new Flight(
-        performance.now() + this.#timeoutMs,
-        calls,
-        undefined,
-        undefined,
-        undefined,
-      );
+      const flight = new Flight(performance.now() + this.#timeoutMs, calls, undefined, undefined);
       flight.key = redisKey(request.prefix, request.key);
       flight.mode = MODE[first.mode];
       flight.increment = this.#text(request.incrementUs);
@@ -249,12 +266,12 @@ export class RedisBackend implements RateLimitBackend {
     const args: string[] = [];
     for (const call of calls) {
       args.push(MODE[call.mode], String(call.requests.length));
-      for (const request of call.requests) {
-        keys.push(redisKey(request.prefix, request.key));
+      for (const request of call.requests) keys.push(redisKey(request.prefix, request.key));
+      if (call.mode === 'reset') continue;
+      for (const request of call.requests)
         args.push(this.#text(request.incrementUs), this.#text(request.toleranceUs));
-      }
     }
-    this.#launch(new Flight(performance.now() + this.#timeoutMs, calls, keys, args, undefined));
+    this.#launch(new Flight(performance.now() + this.#timeoutMs, calls, keys, args));
   }
 
   /** The decimal text of a whole number, remembering the last two (a limiter's usual increment and tolerance). */
@@ -281,37 +298,60 @@ export class RedisBackend implements RateLimitBackend {
       );
       return;
     }
+    // Redis answered, whatever it said about each call: a probe succeeded.
+    this.#probing = false;
+    if (this.#state === 'degraded') this.#enter('redis', undefined);
     let offset = 0;
-    let healthy = false;
     for (const call of calls) {
-      const count = call.requests.length;
-      const allowed: unknown = reply[offset];
-      if (allowed !== 0 && allowed !== 1) {
-        const message =
-          allowed === -1
-            ? 'a rate-limit key in Redis holds another type'
-            : 'Redis returned an unexpected reply to the rate-limit script';
-        // A bad key is that call's problem, not an outage: the policy answers it, Redis stays in use.
-        call.resolve(
-          this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)),
-        );
-      } else {
-        const backlogUs = new Array<number>(count);
-        for (let index = 0; index < count; index += 1)
-          backlogUs[index] = Number(reply[offset + 1 + index]);
-        healthy = true;
-        call.resolve({ allowed: allowed === 1, backlogUs });
+      if (call.mode === 'reset') {
+        this.#answerReset(call, reply[offset]);
+        offset += 1;
+        continue;
       }
-      offset += count + 1;
-    }
-    if (healthy) {
-      this.#probing = false;
-      if (this.#state === 'degraded') this.#enter('redis', undefined);
+      this.#answer(call, reply, offset);
+      offset += call.requests.length + 1;
     }
   }
 
+  /** Resolves one `apply` from its part of a batch reply, which starts at `offset`. */
+  #answer(call: PendingApply, reply: readonly unknown[], offset: number): void {
+    const count = call.requests.length;
+    const allowed = replyInteger(reply[offset]);
+    if (allowed !== 0 && allowed !== 1) {
+      const message =
+        allowed === -1
+          ? 'a rate-limit key in Redis holds another type or a value that is not a number'
+          : 'Redis returned an unexpected reply to the rate-limit script';
+      // A bad key is that call's problem, not an outage: the policy answers it, Redis stays in use.
+      call.resolve(
+        this.#degraded(call.requests, call.mode, new RateLimitError('BACKEND_ERROR', message)),
+      );
+      return;
+    }
+    const backlogUs = new Array<number>(count);
+    for (let index = 0; index < count; index += 1)
+      backlogUs[index] = Number(reply[offset + 1 + index]);
+    call.resolve({ allowed: allowed === 1, backlogUs });
+  }
+
+  /** Settles one `reset` from its part of a batch reply: the number of keys deleted. */
+  #answerReset(call: PendingReset, deleted: unknown): void {
+    if (Number.isInteger(replyInteger(deleted))) call.resolve();
+    else
+      call.reject(
+        new RateLimitError(
+          'BACKEND_ERROR',
+          'Redis returned an unexpected reply to the rate-limit script',
+        ),
+      );
+  }
+
   #failAll(calls: readonly PendingCall[], error: unknown): void {
-    for (const call of calls) call.resolve(this.#fail(error, call.requests, call.mode));
+    for (const call of calls) {
+      // A failed reset rejects whatever the policy, and is no reason to skip Redis.
+      if (call.mode === 'reset') call.reject(asBackendError(error));
+      else call.resolve(this.#fail(error, call.requests, call.mode));
+    }
   }
 
   #fail(
@@ -330,17 +370,19 @@ export class RedisBackend implements RateLimitBackend {
   /**
    * Deletes the keys in Redis and in the fallback. Rejects with a `RateLimitError` when Redis
    * fails, whatever `onError` says, since a reset that did not reach Redis did not happen.
+   * Joins the calls of its tick, so Redis applies it after the calls made before it.
    */
-  async reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): Promise<void> {
-    await this.#fallback.reset(keys);
+  reset(keys: readonly Pick<BackendRequest, 'prefix' | 'key'>[]): Promise<void> {
+    const inRedis = new Promise<void>((resolve, reject) =>
+      this.#enqueue({ mode: 'reset', requests: keys, resolve, reject }),
+    );
+    let inFallback: void | Promise<void>;
     try {
-      await this.#call(
-        keys.map(({ prefix, key }) => redisKey(prefix, key)),
-        [RESET_MODE, String(keys.length)],
-      );
+      inFallback = this.#fallback.reset(keys);
     } catch (error) {
-      throw asBackendError(error);
+      inFallback = rejectWith(error);
     }
+    return Promise.all([inFallback, inRedis]).then(() => undefined);
   }
 
   #enter(state: RedisBackendState, error: RateLimitError | undefined): void {
@@ -360,7 +402,9 @@ export class RedisBackend implements RateLimitBackend {
     mode: BackendMode,
     failure: RateLimitError | undefined,
   ): Promise<BackendDecision> {
-    const waitMs = Math.max(0, this.#probeAtMs - this.#clock.now());
+    const untilProbeMs = this.#probeAtMs - this.#clock.now();
+    // With a probe in flight, or a bad key while Redis is in use, the next probe is at most an interval away.
+    const waitMs = untilProbeMs > 0 ? untilProbeMs : this.#probeIntervalMs;
     switch (this.#onError) {
       case 'fallback':
         return this.#fallback.apply(requests, mode);
@@ -387,14 +431,6 @@ export class RedisBackend implements RateLimitBackend {
     }
   }
 
-  #call(keys: string[], args: string[]): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      this.#launch(
-        new Flight(performance.now() + this.#timeoutMs, undefined, keys, args, { resolve, reject }),
-      );
-    });
-  }
-
   /**
    * Runs the script of a flight once (by SHA, by text after NOSCRIPT) and settles it exactly
    * once: with the reply, the error, or a `BACKEND_TIMEOUT` after `timeoutMs`. No timer per run:
@@ -414,8 +450,7 @@ export class RedisBackend implements RateLimitBackend {
     if (flight.settled) return;
     flight.settled = true;
     this.#release();
-    if (flight.calls !== undefined) this.#decide(flight.calls, reply);
-    else flight.reset!.resolve(reply);
+    this.#decide(flight.calls, reply);
   }
 
   #reject(flight: Flight, error: unknown): void {
@@ -430,12 +465,7 @@ export class RedisBackend implements RateLimitBackend {
     }
     flight.settled = true;
     this.#release();
-    this.#failFlight(flight, error);
-  }
-
-  #failFlight(flight: Flight, error: unknown): void {
-    if (flight.calls !== undefined) this.#failAll(flight.calls, error);
-    else flight.reset!.reject(toError(error));
+    this.#failAll(flight.calls, error);
   }
 
   /** Drops settled flights from the front of the queue, so it stays as short as what is in flight. */
@@ -489,8 +519,8 @@ export class RedisBackend implements RateLimitBackend {
     }
     this.#release();
     for (const flight of timedOut) {
-      this.#failFlight(
-        flight,
+      this.#failAll(
+        flight.calls,
         new RateLimitError('BACKEND_TIMEOUT', `Redis did not answer within ${this.#timeoutMs} ms`, {
           timeoutMs: this.#timeoutMs,
         }),
@@ -537,13 +567,17 @@ class Flight {
   constructor(
     /** When it times out, on the `performance.now()` scale. */
     readonly deadline: number,
-    /** The calls it answers, or undefined for a reset. */
-    readonly calls: readonly PendingCall[] | undefined,
+    /** The calls it answers, in call order. */
+    readonly calls: readonly PendingCall[],
     readonly keys: string[] | undefined,
     readonly args: string[] | undefined,
-    readonly reset:
-      { resolve: (reply: unknown) => void; reject: (error: Error) => void } | undefined,
   ) {}
+}
+
+/** An integer reply as a number: clients give integers as numbers, or as strings (ioredis `stringNumbers`). */
+function replyInteger(value: unknown): number {
+  if (typeof value === 'number') return value;
+  return typeof value === 'string' && value !== '' ? Number(value) : Number.NaN;
 }
 
 function asBackendError(error: unknown): RateLimitError {

@@ -172,6 +172,103 @@ describe('RedisBackend on a single Redis', () => {
     await limiter.reset('good');
   });
 
+  it('answers a call on a key holding a non-number by the policy, alone or in a batch', async () => {
+    const prefix = `nan-${run}`;
+    await clients[0]!.set(redisKey(prefix, 'bad'), 'not-a-number');
+    await clients[0]!.set(redisKey(prefix, 'nan'), 'nan');
+    const backend = new RedisBackend({ redis: clients[0]!, onError: 'throw' });
+    const limiter = createRateLimiter({ limit: 5, periodMs: 60_000, prefix, backend });
+    const [good, bad, nan, again] = await Promise.allSettled([
+      limiter.consume('good'),
+      limiter.consume('bad'),
+      limiter.consume('nan'),
+      limiter.consume('good'),
+    ]);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 4 } });
+    expect(again).toMatchObject({ status: 'fulfilled', value: { allowed: true, remaining: 3 } });
+    for (const failed of [bad, nan]) {
+      expect(failed).toMatchObject({ status: 'rejected', reason: { code: 'BACKEND_ERROR' } });
+    }
+    // Alone, on the script's one-key path.
+    await expect(limiter.consume('bad')).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+    await expect(limiter.peek('nan')).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
+    expect(backend.state).toBe('redis');
+    expect(await clients[0]!.get(redisKey(prefix, 'bad'))).toBe('not-a-number');
+    await limiter.reset('bad');
+    await limiter.reset('nan');
+    await limiter.reset('good');
+  });
+
+  it('reads integer replies given as strings (ioredis stringNumbers)', async () => {
+    const prefix = `strings-${run}`;
+    const client = new Redis(REDIS_URL, { stringNumbers: true });
+    try {
+      const backend = new RedisBackend({ redis: client, onError: 'throw' });
+      const limiter = createRateLimiter({ limit: 5, periodMs: 60_000, prefix, backend });
+      expect((await limiter.consume('k', { cost: 2 })).remaining).toBe(3);
+      const [first, second] = await Promise.all([
+        limiter.consume('k', { cost: 3 }),
+        limiter.consume('k'),
+      ]);
+      expect(first).toMatchObject({ allowed: true, remaining: 0 });
+      expect(second).toMatchObject({ allowed: false, remaining: 0 });
+      await limiter.reset('k');
+      expect((await limiter.peek('k')).remaining).toBe(5);
+    } finally {
+      await client.quit();
+    }
+  });
+
+  it('applies a reset in call order with the other calls of its tick', async () => {
+    const backends = [
+      new RedisBackend({ redis: clients[0]! }),
+      new RedisBackend({ redis: nodeRedis }),
+      new RedisBackend({ redis: clients[1]!, batch: false }),
+    ];
+    for (const [index, backend] of backends.entries()) {
+      const limiter = createRateLimiter({
+        limit: 5,
+        periodMs: 60_000,
+        prefix: `order-${index}-${run}`,
+        backend,
+      });
+      await Promise.all([limiter.consume('bob'), limiter.reset('bob')]);
+      expect((await limiter.peek('bob')).remaining).toBe(5);
+      await Promise.all([limiter.consume('bob'), limiter.reset('bob'), limiter.consume('bob')]);
+      expect((await limiter.peek('bob')).remaining).toBe(4);
+      // Two resets of one key each in one run: four arguments, not the one-call path.
+      const other = createRateLimiter({
+        limit: 5,
+        periodMs: 60_000,
+        prefix: `order-${index}-b-${run}`,
+        backend,
+      });
+      await Promise.all([other.consume('bob', { cost: 5 }), limiter.consume('bob')]);
+      await Promise.all([limiter.reset('bob'), other.reset('bob')]);
+      expect((await limiter.peek('bob')).remaining).toBe(5);
+      expect((await other.peek('bob')).remaining).toBe(5);
+    }
+  });
+
+  it('rejects keys that are not well-formed UTF-16, which Redis would merge', async () => {
+    const limiter = createRateLimiter({
+      limit: 1,
+      periodMs: 60_000,
+      prefix: `utf16-${run}`,
+      backend: new RedisBackend({ redis: clients[0]!, onError: 'throw' }),
+    });
+    for (const key of ['\uD800', '\uDBFF', 'a\uDC00b']) {
+      await expect(limiter.consume(key)).rejects.toMatchObject({
+        code: 'INVALID_KEY',
+        option: 'key',
+      });
+    }
+    expect((await limiter.consume('\uFFFD')).allowed).toBe(true);
+    expect((await limiter.consume('\u{1F600}')).allowed).toBe(true);
+    await limiter.reset('\uFFFD');
+    await limiter.reset('\u{1F600}');
+  });
+
   it('stays exact when more calls arrive at once than one script run takes', async () => {
     const prefix = `bigbatch-${run}`;
     const limiter = createRateLimiter({

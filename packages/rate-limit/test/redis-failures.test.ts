@@ -2,7 +2,7 @@ import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRateLimiter, MemoryBackend, RateLimitError } from '../src/index.js';
-import { RedisBackend } from '../src/redis.js';
+import { RedisBackend, redisKey } from '../src/redis.js';
 import type { RedisBackendStateChange, RedisScriptClient } from '../src/redis.js';
 import { ManualClock } from '../src/testing.js';
 import { freePort, startRedis, type OwnRedis } from './helpers.js';
@@ -162,6 +162,58 @@ describe('RedisBackend when Redis is slow or gone', () => {
     await limiter.reset('k');
   });
 
+  it('returns to Redis when the probe lands on a key of another type', async () => {
+    const { clock, changes, backend, limiter } = setup({
+      onError: 'fallback',
+      prefix: 'probe-wrongtype',
+    });
+    await redis.hset(redisKey('probe-wrongtype', 'bad'), 'field', 'value');
+    pause();
+    try {
+      await limiter.consume('k');
+      expect(backend.state).toBe('degraded');
+    } finally {
+      resume();
+    }
+    clock.advance(5_000);
+    // The probe's only call fails on its own key, but Redis answered: that is a recovery.
+    expect((await limiter.consume('bad')).allowed).toBe(true);
+    expect(backend.state).toBe('redis');
+    expect(changes.map((change) => change.state)).toEqual(['degraded', 'redis']);
+    await limiter.consume('fresh');
+    expect(await redis.exists(redisKey('probe-wrongtype', 'fresh'))).toBe(1);
+    await redis.del(redisKey('probe-wrongtype', 'bad'));
+    await limiter.reset('k');
+    await limiter.reset('fresh');
+  });
+
+  it('tells calls made while the probe is in flight to wait one probe interval', async () => {
+    const closed = setup({ onError: 'fail-closed', prefix: 'probe-closed' });
+    const thrown = setup({ onError: 'throw', prefix: 'probe-throw' });
+    pause();
+    try {
+      await closed.limiter.consume('k');
+      await thrown.limiter.consume('k').catch(() => undefined);
+      closed.clock.advance(5_000);
+      thrown.clock.advance(5_000);
+      // Each probe waits on the paused Redis; the calls meanwhile get the policy's answer.
+      const probes = [
+        closed.limiter.consume('k'),
+        thrown.limiter.consume('k').catch((error: unknown) => error),
+      ];
+      expect((await closed.limiter.consume('k')).retryAfterMs).toBe(5_000);
+      await expect(thrown.limiter.consume('k')).rejects.toMatchObject({
+        code: 'BACKEND_UNAVAILABLE',
+        retryAfterMs: 5_000,
+      });
+      await Promise.all(probes);
+    } finally {
+      resume();
+    }
+    await closed.limiter.reset('k');
+    await thrown.limiter.reset('k');
+  });
+
   it('rejects a reset that cannot reach Redis, whatever the policy', async () => {
     const fallback = new MemoryBackend();
     const backend = new RedisBackend({ redis, timeoutMs: 100, onError: 'fail-open', fallback });
@@ -232,6 +284,14 @@ describe('RedisBackend options and replies', () => {
     expect(make({ onError: 'ignore' })).toThrowError(
       expect.objectContaining({ option: 'onError' }) as Error,
     );
+  });
+
+  it('rejects a timeoutMs that setTimeout cannot hold', () => {
+    // Past 2^31 - 1 ms Node fires the timer after 1 ms, so every run would time out at once.
+    expect(() => new RedisBackend({ redis, timeoutMs: 2 ** 31 })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTION', option: 'timeoutMs' }) as Error,
+    );
+    expect(new RedisBackend({ redis, timeoutMs: 2 ** 31 - 1 }).state).toBe('redis');
   });
 
   it('treats a reply of the wrong shape as a store error', async () => {

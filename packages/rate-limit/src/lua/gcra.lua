@@ -16,25 +16,31 @@
                   tolerance_i  burst x emission interval, in microseconds, an integer
   Returns     per call, in order, modes 0 and 1: allowed, backlog_1, ..., backlog_n, where
               allowed is 1 when every key had room for its increment (in mode 1 all were
-              charged), 0 when none was written, -1 when a key holds another type (nothing
-              written); backlog_i = max(TAT_i - now, 0) before the call, in microseconds.
+              charged), 0 when none was written, -1 when a key holds another type or a value
+              that is not a number of microseconds (nothing written; that call only);
+              backlog_i = max(TAT_i - now, 0) before the call, in microseconds.
               Mode 2: the number of keys deleted.
   A charged key expires when its backlog has drained, so idle keys leave on their own.
-  A run of exactly 4 ARGV (one call on one key) takes a straight-line path with the same result.
+  A run of exactly 4 ARGV whose first call is a mode 0 or 1 call on one key (so the only call)
+  takes a straight-line path with the same result; two one-key resets are also 4 ARGV.
   Numbers go to SET as string.format('%d') text: exact for these integers (< 2^53; Lua 5.1
   formats %d as a C long) and about 10% cheaper per call than Redis's own %.17g conversion.
 ]]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-if #ARGV == 4 then
+-- A stored TAT is used only when it is a number whose doubles are exact integers (|TAT| < 2^53).
+local exact = 9007199254740992
+if #ARGV == 4 and ARGV[1] ~= '2' and ARGV[2] == '1' then
   -- One call on one key (mode 0 or 1): the common case, straight-line (about 1 us less).
   local stored = redis.pcall('GET', KEYS[1])
-  if type(stored) == 'table' then
-    return {-1, 0}
-  end
   local backlog = 0
   if stored then
-    backlog = tonumber(stored) - now
+    -- A key of another type gives an error table; text that is not a number gives nil.
+    local tat = type(stored) == 'string' and tonumber(stored)
+    if not (tat and tat > -exact and tat < exact) then
+      return {-1, 0}
+    end
+    backlog = tat - now
     if backlog < 0 then
       backlog = 0
     end
@@ -69,12 +75,15 @@ while arg <= argc do
     for i = 1, count do
       local stored = redis.pcall('GET', KEYS[key + i])
       local backlog = 0
-      if type(stored) == 'table' then
-        allowed = -1
-      elseif stored then
-        backlog = tonumber(stored) - now
-        if backlog < 0 then
-          backlog = 0
+      if stored then
+        local tat = type(stored) == 'string' and tonumber(stored)
+        if tat and tat > -exact and tat < exact then
+          backlog = tat - now
+          if backlog < 0 then
+            backlog = 0
+          end
+        else
+          allowed = -1
         end
       end
       if allowed == 1 and backlog + tonumber(ARGV[arg]) > tonumber(ARGV[arg + 1]) then
