@@ -30,6 +30,7 @@ import {
 } from './headers.js';
 import type { HeaderField } from './headers.js';
 import { Intake } from './intake.js';
+import { dropOldMarks, markSettled, wasSettled } from './settled.js';
 import type { Spool } from './intake.js';
 import { ByteCollector } from './memory.js';
 import { buildDsn } from './dsn.js';
@@ -1272,13 +1273,18 @@ export class SmtpForwarder {
   }
 
   /**
-   * Jobs spooled but not yet delivered, e.g. after a crash: add them to the queue again at start-up.
-   * Delivery is at least once: a message may be sent twice if the crash came right after a relay accepted it.
+   * Jobs spooled but not yet delivered: add them to the queue again at start-up, so none is lost
+   * when the queue lost its jobs (a Redis restart without persistence) or a process crashed. A
+   * job the queue still holds is harmless to add again: a copy that runs after the job was settled
+   * finds it settled (for `SETTLED_DAYS`, 7 days) and resolves without sending. Delivery is at
+   * least once: a message may be sent twice if a crash came right after a relay accepted it.
+   * Also clears what crashes leave behind (partial files, stale claims, old settled marks).
    */
   async pendingSpool(): Promise<QueuedDelivery[]> {
     const delivery = this.#options.delivery;
     if (delivery === undefined || delivery === 'sync') return [];
     const jobs: QueuedDelivery[] = [];
+    await dropOldMarks(delivery.spoolDir);
     const names = await readdir(delivery.spoolDir);
     const present = new Set(names);
     for (const name of names) {
@@ -1333,13 +1339,14 @@ export class SmtpForwarder {
     }
     try {
       if (!(await exists(job.path))) {
-        // Settled by a worker that held it before (the queue handed it out again after a lease
-        // ran out), or lost: this cannot tell which, so it sends nothing and says so. What is
-        // left of it goes, or else waits for pendingSpool; the answer is the same either way.
+        // What is left of it goes, or else waits for pendingSpool. Settled by a worker that held
+        // it before (the queue handed it out again after a lease ran out, or pendingSpool added
+        // it again): done, nothing to send. Otherwise it is lost, and this says so.
         await removeSpool(job).catch(() => undefined);
+        if (await wasSettled(job.path)) return;
         throw new SmtpForwardError(
           'SPOOL_UNREADABLE',
-          `spool of ${job.messageId} is gone: settled by an earlier attempt, or lost`,
+          `spool of ${job.messageId} is gone and was never settled`,
           { attempts: info.attempt },
         );
       }
@@ -1432,7 +1439,7 @@ export class SmtpForwarder {
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
     }
-    await removeSpool(job);
+    await settle(job);
   }
 
   /**
@@ -1488,7 +1495,7 @@ export class SmtpForwarder {
       headers = await readHeaderBlock(job.path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      if (waited && code === 'ENOENT') {
+      if (code === 'ENOENT' && (waited || (await wasSettled(job.path)))) {
         // The worker we waited for delivered it, or bounced it itself: nothing is left to do.
         throw new SmtpForwardError(
           'ALREADY_SETTLED',
@@ -1521,7 +1528,7 @@ export class SmtpForwarder {
       recipients: job.recipients.map(maskEmail),
       reason,
     });
-    await removeSpool(job);
+    await settle(job);
     return true;
   }
 
@@ -1608,6 +1615,12 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Marks a job settled (delivered or bounced), then deletes its files. */
+async function settle(job: QueuedDelivery): Promise<void> {
+  await markSettled(job.path);
+  await removeSpool(job);
 }
 
 /**

@@ -16,6 +16,7 @@ export type {
   TlsOptions,
 } from './forwarder.js';
 export { LocalDeliveryQueue } from './queue.js';
+export { SETTLED_DAYS } from './settled.js';
 export type { AttemptInfo, LocalDeliveryQueueOptions } from './queue.js';
 export { staticResolver } from './resolver.js';
 export type {

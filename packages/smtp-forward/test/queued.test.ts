@@ -15,6 +15,11 @@ afterAll(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
+/** The files in a spool folder, without the marks of settled jobs (its `settled` folder). */
+function spoolFiles(dir: string): string[] {
+  return readdirSync(dir).filter((name) => name !== 'settled');
+}
+
 function spoolDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'postern-spool-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -92,7 +97,7 @@ describe('queued delivery', () => {
     expect(flaky.messages).toHaveLength(1);
     expect(flaky.messages[0]!.data.toString()).toContain('body of retry-me');
     expect(forwarder.stats().deferred).toBe(1);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('bounces a permanent failure to the original sender with a DSN that hides the destination', async () => {
@@ -117,7 +122,7 @@ describe('queued delivery', () => {
     expect(text).toContain('Subject: doomed');
     expect(text).not.toContain('alice@dest.test');
     expect(forwarder.stats().bounced).toBe(1);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('bounces after the final attempt when the failure stays temporary, and never bounces a bounce', async () => {
@@ -135,7 +140,7 @@ describe('queued delivery', () => {
     await queue.onIdle();
     expect(deferring.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
     expect(deferring.messages[0]!.data.toString()).toContain('Status: 4.4.7');
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('keeps the spool and retries when the DSN of a refused message is not accepted', async () => {
@@ -170,7 +175,7 @@ describe('queued delivery', () => {
     expect(relayed.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
     expect(relayed.messages[0]!.data.toString()).toContain('Status: 5.0.0');
     expect(bounced).toEqual([job.messageId]);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('bounces a dead-lettered job with bounceQueued, and says why when it cannot', async () => {
@@ -200,7 +205,7 @@ describe('queued delivery', () => {
     expect(text).not.toContain('alice@dest.test');
     expect(bounced).toEqual(['lease lost for alice@dest.test']);
     expect(forwarder.stats().bounced).toBe(1);
-    expect(readdirSync(dir).some((name) => name.startsWith(givenUp!.messageId))).toBe(false);
+    expect(spoolFiles(dir).some((name) => name.startsWith(givenUp!.messageId))).toBe(false);
 
     // A bounce is never bounced: nothing sent, the spool stays.
     expect(await forwarder.bounceQueued(nullSender!, 'gave up')).toBe(false);
@@ -209,7 +214,7 @@ describe('queued delivery', () => {
       code: 'DELIVERY_FAILED',
       responseCode: 550,
     });
-    const left = readdirSync(dir);
+    const left = spoolFiles(dir);
     expect(left.some((name) => name.startsWith(nullSender!.messageId))).toBe(true);
     expect(left.some((name) => name.startsWith(refused!.messageId))).toBe(true);
     expect(sink.messages.filter((m) => m.from === '')).toHaveLength(1);
@@ -233,7 +238,7 @@ describe('queued delivery', () => {
     );
     const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
     expect(await sendOne(port, 'no-queue')).toMatch(/^451 4\.3\.0/);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('delivers every message that got 250 after the forwarder is killed with SIGKILL and restarted', async () => {
@@ -290,7 +295,7 @@ describe('queued delivery', () => {
     await waitFor(() => acknowledged.every((subject) => delivered().has(subject)));
     expect(acknowledged.filter((subject) => !delivered().has(subject))).toEqual([]);
     // Claims the killed process left behind were taken over, and every spool was removed.
-    await waitFor(() => readdirSync(dir).length === 0);
+    await waitFor(() => spoolFiles(dir).length === 0);
   }, 60_000);
 });
 
@@ -326,7 +331,7 @@ describe('claims on spooled jobs', () => {
     });
     await first;
     expect(slow.messages).toHaveLength(1);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('does not bounce a job that the worker holding it delivered', async () => {
@@ -345,7 +350,7 @@ describe('claims on spooled jobs', () => {
     expect(slow.messages.map((m) => m.from)).toEqual([expect.stringMatching(/^SRS0=/)]);
     expect(reaper.stats().bounced).toBe(0);
     expect(holder.stats().forwarded).toBe(1);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('bounces once the holder gave the job back undelivered', async () => {
@@ -364,7 +369,7 @@ describe('claims on spooled jobs', () => {
     // Only the DSN reached the relay, after the holder had given the job back.
     expect(deferring.messages.map((m) => m.to)).toEqual([['sender@origin.test']]);
     expect(deferring.messages[0]!.data.toString()).toContain('Status: 4.4.7');
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('never has two holders across processes claiming one spool again and again', async () => {
@@ -394,26 +399,38 @@ describe('claims on spooled jobs', () => {
       expect(lines[index]!.startsWith('+')).toBe(true);
       expect(lines[index + 1]).toBe(`-${lines[index]!.slice(1)}`);
     }
-    expect(readdirSync(dir).sort()).toEqual(['contested.eml', 'holders.log']);
+    expect(spoolFiles(dir).sort()).toEqual(['contested.eml', 'holders.log']);
   }, 60_000);
 
-  it('sends nothing, and says why, for a job handed out again after it was settled', async () => {
+  it('sends nothing for a job handed out again after it was settled, and says so for one never settled', async () => {
     const sink = await relay();
-    const { dir, jobs } = await spooled(sink.port, ['settled-before']);
-    const job = jobs[0]!;
+    const { dir, jobs } = await spooled(sink.port, ['settled-before', 'lost-before']);
+    const [job, lost] = jobs;
     const forwarder = worker(sink.port, dir);
     const events: string[] = [];
+    forwarder.onForwarded(() => events.push('forwarded'));
     forwarder.onBounced(() => events.push('bounced'));
     forwarder.onDeferred(() => events.push('deferred'));
-    await forwarder.deliverQueued(job);
+    await forwarder.deliverQueued(job!);
+    expect(events).toEqual(['forwarded']);
     expect(sink.messages).toHaveLength(1);
-    // The queue lost the lease of the finished attempt and hands the job out once more.
-    await expect(
-      forwarder.deliverQueued(job, { attempt: 2, finalAttempt: true }),
-    ).rejects.toMatchObject({ code: 'SPOOL_UNREADABLE', temporary: false });
+    // The queue lost the lease of the finished attempt, or pendingSpool added the job again at
+    // start-up while the queue still held it: the copy finds the job settled and sends nothing.
+    await forwarder.deliverQueued(job!, { attempt: 2, finalAttempt: true });
+    await expect(forwarder.bounceQueued(job!, 'gave up')).rejects.toMatchObject({
+      code: 'ALREADY_SETTLED',
+    });
     expect(sink.messages).toHaveLength(1);
-    expect(events).toEqual([]);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(events).toEqual(['forwarded']);
+    // A spool that went without being settled is lost, and the answer says so.
+    rmSync(lost!.path);
+    await expect(forwarder.deliverQueued(lost!)).rejects.toMatchObject({
+      code: 'SPOOL_UNREADABLE',
+      temporary: false,
+    });
+    expect(sink.messages).toHaveLength(1);
+    expect(spoolFiles(dir)).toEqual([]);
+    expect(readdirSync(join(dir, 'settled'))).toHaveLength(1);
   });
 
   it('refuses, typed, to deliver a job whose delivery record is damaged', async () => {
@@ -440,7 +457,7 @@ describe('claims on spooled jobs', () => {
     writeFileSync(join(dir, 'gone.eml.delivered.tmp'), '["a@b.test"');
     const pending = await worker(sink.port, dir).pendingSpool();
     expect(pending.map((entry) => entry.messageId)).toEqual([job.messageId]);
-    expect(readdirSync(dir).sort()).toEqual([name, `${name}.claim`, `${name}.json`]);
+    expect(spoolFiles(dir).sort()).toEqual([name, `${name}.claim`, `${name}.json`]);
   });
 
   it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
@@ -476,7 +493,7 @@ describe('claims on spooled jobs', () => {
     await forwarder.deliverQueued(deadHolder!);
     await forwarder.deliverQueued(oldClaim!);
     expect(sink.messages).toHaveLength(2);
-    expect(readdirSync(dir)).toEqual([]);
+    expect(spoolFiles(dir)).toEqual([]);
   });
 
   it('waits for a live claim of another host no longer than waitMs, and checks waitMs', async () => {
