@@ -212,6 +212,15 @@ export async function startSmtp(
     metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }),
   );
 
+  if (delivery !== 'sync') {
+    // Mail spooled before a crash, or whose job the queue lost (Redis restarted without its data),
+    // is queued again: nothing that got 250 waits for ever. A job the queue still holds is
+    // harmless to add twice: it coalesces while it waits (same key), and a copy that runs after
+    // the job was settled finds it settled and sends nothing.
+    const pending = await forwarder.pendingSpool();
+    for (const job of pending) await delivery.queue.add(job);
+    if (pending.length > 0) logger.info({ jobs: pending.length }, 'spooled mail queued again');
+  }
   const address = await forwarder.listen({ port: options.port, host: options.host });
   logger.info(
     {
