@@ -69,7 +69,10 @@ import type { DeliveryResult, TransportOptions } from './transport.js';
 
 /** Limits enforced while mail streams in. */
 export interface Limits {
-  /** Largest message accepted, in bytes; 552 as soon as it is crossed (the rest is drained, not stored). Default: 26_214_400 (25 MiB). */
+  /**
+   * Largest message accepted, in bytes, counted as relayed (bare LFs made CRLF). Nothing past the
+   * limit is stored: the rest is drained, then answered 552. Default: 26_214_400 (25 MiB).
+   */
   maxMessageBytes?: number;
   /** Largest header block, in bytes. Default: 262_144. */
   maxHeaderBytes?: number;
@@ -92,7 +95,7 @@ export interface Limits {
   idleTimeoutMs?: number;
   /** Time allowed for one DATA transfer, in ms; then 421 and the connection is closed. Default: 600_000. */
   dataTimeoutMs?: number;
-  /** Received headers allowed before the message is treated as a loop (554 5.4.6). Default: 30. */
+  /** A message with this many Received headers or more is treated as a loop (554 5.4.6). Default: 30. */
   maxHops?: number;
   /** Bytes of a message kept in memory before the body spills to a file. Default: 1_048_576. */
   memoryBytes?: number;
@@ -298,15 +301,22 @@ function rfc5322Date(ms: number): string {
   return lastDate.text;
 }
 
+const SP = 0x20;
+const HTAB = 0x09;
+
 /** Most ARC sets a chain may hold (RFC 8617 4.2.1). */
 const MAX_ARC_SETS = 50;
 
 // eslint-disable-next-line no-control-regex
 const NON_ASCII = /[^\u0000-\u007f]/;
 
-/** RFC 6531: an address may hold non-ASCII characters only in a transaction that announced SMTPUTF8 on MAIL FROM. */
+/**
+ * RFC 6531: a local part may hold non-ASCII characters only in a transaction that announced
+ * SMTPUTF8 on MAIL FROM. The domain is not checked: smtp-server turns an A-label
+ * (`xn--mnchen-3ya.de`, plain ASCII on the wire) into Unicode before we see it.
+ */
 function asciiOrAnnounced(address: string, mailFrom: SMTPServerAddress | undefined): boolean {
-  if (!NON_ASCII.test(address)) return true;
+  if (!NON_ASCII.test(address.slice(0, address.lastIndexOf('@') + 1))) return true;
   const args: unknown = mailFrom?.args;
   return (
     typeof args === 'object' &&
@@ -649,8 +659,12 @@ export class SmtpForwarder {
         reason: `4.7.0 Rate limit reached, try again in ${seconds}s`,
       });
     }
+    // The client may have gone while the limiter answered: its session is closed (and forgotten)
+    // already, and must not be stored again.
+    const connection = this.#connection(session.id);
+    if (connection === undefined) return;
     this.#sessions.set(session.id, { recipients: [], messages: 0 });
-    this.#limitCommands(session.id);
+    this.#limitCommands(session.id, connection);
   }
 
   /** smtp-server's connection object of a session (a scan of open connections). */
@@ -664,10 +678,9 @@ export class SmtpForwarder {
    * Counts every command line of the session. smtp-server has no hook per command, so the
    * connection's own command handler is wrapped; a test fails if an upgrade removes it.
    */
-  #limitCommands(sessionId: string): void {
-    const connection = this.#connection(sessionId);
-    const handle = connection?._onCommand;
-    if (connection === undefined || typeof handle !== 'function') {
+  #limitCommands(sessionId: string, connection: ServerConnection): void {
+    const handle = connection._onCommand;
+    if (typeof handle !== 'function') {
       if (!this.#commandLimitWarned) {
         this.#commandLimitWarned = true;
         this.#logger.warn(
@@ -785,6 +798,18 @@ export class SmtpForwarder {
     }
     let resolved: ResolvedRecipient | null;
     if (this.#srs !== undefined && Srs.isSrs(parsed.local)) {
+      // Only bounces (and auto-replies, RFC 3834) come back to an SRS address, from the null
+      // sender. Anyone else could send through an SRS address their own alias showed them, as
+      // through an open relay to the sender it names.
+      if (mailFrom !== false && mailFrom.address !== '') {
+        throw this.#reject({
+          sessionId: session.id,
+          stage: 'rcpt',
+          responseCode: 550,
+          reason: '5.7.1 SRS addresses take bounces only (MAIL FROM:<>)',
+          address: masked,
+        });
+      }
       try {
         resolved = { destinations: [this.#srs.reverse(alias)] };
       } catch (error) {
@@ -912,6 +937,10 @@ export class SmtpForwarder {
         throw reject(552, '5.3.4 Header section too large');
       }
       if (intake.problem === 'spool') throw reject(451, '4.3.0 Temporary local problem, try again');
+      // A header section that starts with a folded line would continue the last field we write
+      // above it (our Authentication-Results, say) with the sender's text.
+      if (intake.header[0] === SP || intake.header[0] === HTAB)
+        throw reject(550, '5.6.0 Header section starts with a folded line');
       const fields = parseHeaders(intake.header);
       const received = fields.filter((f) => f.key === 'received').length;
       const deliveredTo = new Set(

@@ -40,6 +40,19 @@ describe('Intake', () => {
     }
   });
 
+  it('counts the size limit on the message as relayed, bare LFs made CRLF', async () => {
+    const bare = await take(['H: v\n\n', 'a\n'.repeat(10)], { maxMessageBytes: 30 });
+    expect(bare.bytes).toBe(26);
+    expect(bare.problem).toBe('size');
+    await bare.spool.dispose();
+    const exact = await take(['H: v\r\n\r\n', 'a\r\n'.repeat(8)], { maxMessageBytes: 32 });
+    expect(exact.problem).toBeUndefined();
+    await exact.spool.dispose();
+    const trailingCr = await take(['H: v\r\n\r\nabc\r'], { maxMessageBytes: 12 });
+    expect(trailingCr.problem).toBe('size');
+    await trailingCr.spool.dispose();
+  });
+
   it('normalises bare LF and bare CR to CRLF, across chunk boundaries', async () => {
     const intake = await take(['A: 1\n\nline\rnext\r', 'x\n.\r\n']);
     expect(intake.header.toString()).toBe('A: 1\r\n');

@@ -124,6 +124,8 @@ export class Intake extends Writable {
   #pendingCr = false;
   #headerChunks: Buffer[] = [];
   #headerSize = 0;
+  // Bytes after line endings were made CRLF: what the size limit counts.
+  #cleanBytes = 0;
   // The last 3 bytes of header seen so far, to find CRLFCRLF across chunks.
   #tail = Buffer.alloc(0);
 
@@ -143,12 +145,15 @@ export class Intake extends Writable {
       callback();
       return;
     }
-    if (this.bytes > this.options.maxMessageBytes) {
+    // The limit counts the message as it will be relayed: every bare LF made CRLF.
+    const clean = this.#normalise(chunk);
+    this.#cleanBytes += clean.length;
+    if (this.#cleanBytes > this.options.maxMessageBytes) {
       this.problem = 'size';
       callback();
       return;
     }
-    this.#accept(this.#normalise(chunk)).then(
+    this.#accept(clean).then(
       () => callback(),
       () => {
         this.problem = 'spool';
@@ -163,6 +168,11 @@ export class Intake extends Writable {
       if (this.#pendingCr) {
         this.#pendingCr = false;
         this.normalised += 1;
+        this.#cleanBytes += 2;
+        if (this.#cleanBytes > this.options.maxMessageBytes) {
+          this.problem = 'size';
+          return;
+        }
         await this.#accept(Buffer.from([CR, LF]));
       }
       if (!this.headerDone) {

@@ -49,4 +49,22 @@ describe('staticResolver', () => {
     expect(make).toThrow(/x@fwd\.test has disabled: "block"/);
     expect(make).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }));
   });
+
+  it('matches IDN domains whether the map or the address uses the A-label or Unicode', async () => {
+    const resolve = staticResolver({
+      'info@xn--mnchen-3ya.test': 'a@dest.test',
+      '*@k\u00f6ln.test': 'b@dest.test',
+    });
+    const context = { sender: '', remoteAddress: '127.0.0.1', sessionId: 's' };
+    expect(await resolve('info@m\u00fcnchen.test', context)).toEqual({
+      destinations: ['a@dest.test'],
+    });
+    expect(await resolve('info@xn--mnchen-3ya.test', context)).toEqual({
+      destinations: ['a@dest.test'],
+    });
+    expect(await resolve('any@xn--kln-sna.test', context)).toEqual({
+      destinations: ['b@dest.test'],
+    });
+    expect(await resolve('other@m\u00fcnchen.test', context)).toBeNull();
+  });
 });

@@ -1,3 +1,4 @@
+import { domainToUnicode } from 'node:url';
 import { parseAddress } from './address.js';
 import { SmtpForwardError } from './errors.js';
 
@@ -68,6 +69,17 @@ function normalise(alias: string, entry: StaticEntry): ResolvedRecipient {
   return resolved;
 }
 
+/**
+ * The address with an IDN domain in Unicode: smtp-server hands us `münchen.example` for
+ * `xn--mnchen-3ya.example`, so a map written either way matches mail sent either way.
+ */
+function unicodeDomain(address: string): string {
+  const at = address.lastIndexOf('@');
+  if (at < 0 || !address.includes('xn--', at)) return address;
+  const unicode = domainToUnicode(address.slice(at + 1));
+  return unicode === '' ? address : `${address.slice(0, at + 1)}${unicode}`;
+}
+
 function addTag(destination: string, tag: string, separator: string): string {
   const at = destination.lastIndexOf('@');
   if (at < 0 || tag === '') return destination;
@@ -85,9 +97,9 @@ export function staticResolver(
   const separator = options.separator ?? '+';
   const table = new Map<string, ResolvedRecipient>();
   for (const [alias, entry] of Object.entries(map))
-    table.set(alias.toLowerCase(), normalise(alias, entry));
+    table.set(unicodeDomain(alias.toLowerCase()), normalise(alias, entry));
   return (address) => {
-    const parsed = parseAddress(address);
+    const parsed = parseAddress(unicodeDomain(address));
     if (parsed === null) return Promise.resolve(null);
     const local = parsed.local.toLowerCase();
     const exact = table.get(`${local}@${parsed.domain}`);

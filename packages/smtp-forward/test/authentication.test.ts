@@ -310,6 +310,22 @@ describe('text from the envelope in the header fields we write', () => {
     client.close();
     expect(relay.messages).toHaveLength(0);
   });
+
+  it('takes IDN domains written as A-labels without SMTPUTF8, whichever form the alias map uses', async () => {
+    const { port } = await start({
+      resolver: staticResolver({
+        'info@xn--mnchen-3ya.test': 'a@dest.test',
+        'post@k\u00f6ln.test': 'b@dest.test',
+      }),
+    });
+    const client = await RawClient.open(port);
+    await client.send('EHLO mx.origin.test\r\n');
+    // smtp-server hands the forwarder these domains in Unicode; on the wire they are ASCII.
+    expect(await client.send('MAIL FROM:<hans@xn--mnchen-3ya.de>\r\n')).toMatch(/^250/);
+    expect(await client.send('RCPT TO:<info@xn--mnchen-3ya.test>\r\n')).toMatch(/^250/);
+    expect(await client.send('RCPT TO:<post@xn--kln-sna.test>\r\n')).toMatch(/^250/);
+    client.close();
+  });
 });
 
 describe('ARC chains from other forwarders, and what a replay may add', () => {

@@ -179,6 +179,11 @@ describe('SmtpForwarder with real SMTP peers', () => {
     expect(await client.send(`RCPT TO:<${forged}>\r\n`)).toMatch(
       /^550 5\.1\.1 Invalid SRS address \(SRS_FORGED\)/,
     );
+    // A valid SRS address relays bounces only: anyone who saw one (in mail to their own alias)
+    // could otherwise send through it to the sender it names.
+    await client.send('RSET\r\n');
+    await client.send('MAIL FROM:<spammer@evil.test>\r\n');
+    expect(await client.send(`RCPT TO:<${srsAddress}>\r\n`)).toMatch(/^550 5\.7\.1/);
     client.close();
   });
 
@@ -246,6 +251,19 @@ describe('SmtpForwarder with real SMTP peers', () => {
     expect(await client.send(`${hops}Subject: loop\r\n\r\nx\r\n.\r\n`)).toMatch(/^554 5\.4\.6/);
     client.close();
     expect(instance.stats().loops).toBe(2);
+  });
+
+  it('refuses a header section that starts with a folded line, which would continue our own fields', async () => {
+    const before = sink.messages.length;
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('MAIL FROM:<a@origin.test>\r\n');
+    await client.send('RCPT TO:<alice@fwd.test>\r\n');
+    await client.send('DATA\r\n');
+    const folded = ' ; dkim=pass header.d=paypal.com\r\nSubject: x\r\n\r\nbody\r\n.\r\n';
+    expect(await client.send(folded)).toMatch(/^550 5\.6\.0/);
+    client.close();
+    expect(sink.messages).toHaveLength(before);
   });
 
   it('rejects listen() on a port in use with a typed BIND_FAILED error', async () => {

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
@@ -556,6 +557,52 @@ describe('limits and ports', () => {
     expect(text).toContain('a***@fwd.test');
     expect(text).not.toContain('alice@fwd.test');
     expect(text).not.toContain('secret.person');
+  });
+
+  it('forgets a client that left while the rate limiter answered, and still counts the commands of the next', async () => {
+    const warnings: string[] = [];
+    const quiet = (): void => undefined;
+    const logger: Logger = {
+      debug: quiet,
+      info: quiet,
+      warn: (object, message) => warnings.push(`${JSON.stringify(object)} ${message ?? ''}`),
+      error: quiet,
+      child: () => logger,
+    };
+    // A Redis round trip the test holds until the client is gone.
+    let held: (() => void)[] | undefined = [];
+    const slow: RateLimiter = {
+      consume: () =>
+        new Promise((resolve) => {
+          const answer = (): void => resolve({ allowed: true, retryAfterMs: 0 });
+          if (held === undefined) answer();
+          else held.push(answer);
+        }),
+    };
+    const { forwarder, port } = await start({
+      rateLimiter: slow,
+      logger,
+      limits: { maxCommandsPerSession: 3 },
+    });
+    const socket = connect(port, '127.0.0.1');
+    await waitUntil(() => held!.length === 1);
+    await new Promise((resolve) => {
+      socket.once('close', resolve);
+      socket.destroy();
+    });
+    await waitUntil(() => forwarder.stats().activeConnections === 0);
+    await new Promise((resolve) => setImmediate(resolve));
+    const answers = held!;
+    held = undefined;
+    for (const answer of answers) answer();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(warnings.filter((line) => line.includes('maxCommandsPerSession'))).toEqual([]);
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send('NOOP\r\n');
+    await client.send('NOOP\r\n');
+    expect(await client.send('NOOP\r\n')).toMatch(/^421/);
+    client.close();
   });
 
   it('refuses invalid options with INVALID_OPTIONS', () => {
