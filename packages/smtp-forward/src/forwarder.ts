@@ -1209,14 +1209,18 @@ export class SmtpForwarder {
    * aligned) when the sender's DMARC policy asks for it, or always with `fromRewrite: 'always'`.
    */
   async #maybeRewriteFrom(
-    fields: HeaderField[],
+    given: HeaderField[],
     recipients: Accepted[],
     verdict: InboundVerdict | undefined,
     signingDomain: string,
   ): Promise<HeaderField[]> {
     const mode = this.#options.fromRewrite ?? 'dmarc-strict';
+    if (mode === 'never') return given;
+    // Receivers must see one From (RFC 5322 allows one): any other is kept as X-Original-From,
+    // whether or not the first is rewritten.
+    const fields = oneFrom(given);
     const fromField = fields.find((f) => f.key === 'from');
-    if (mode === 'never' || fromField === undefined) return fields;
+    if (fromField === undefined) return fields;
     const original = fieldValue(fromField);
     const mailbox = parseMailbox(original);
     if (mailbox === null) return fields;
@@ -1240,32 +1244,15 @@ export class SmtpForwarder {
     }
     const name = `${mailbox.name || mailbox.address} via ${alias.slice(0, alias.lastIndexOf('@'))}`;
     const result: HeaderField[] = [];
-    let first = true;
     for (const field of fields) {
-      if (field.key === 'from' && !first) {
-        // A second From (RFC 5322 allows one) is kept only as an X-Original-From: receivers must
-        // see one From, ours.
-        result.push({
-          key: 'x-original-from',
-          raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
-        });
-      } else if (field.key === 'from') {
-        first = false;
-        result.push(makeField('From', `${encodeDisplayName(name)} <${alias}>`));
-        // Keep the original From where replies and humans can find it.
-        result.push({
-          key: 'x-original-from',
-          raw: `X-Original-From:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
-        });
-        if (!fields.some((f) => f.key === 'reply-to')) {
-          result.push({
-            key: 'reply-to',
-            raw: `Reply-To:${field.raw.slice(field.raw.indexOf(':') + 1)}`,
-          });
-        }
-      } else {
+      if (field.key !== 'from') {
         result.push(field);
+        continue;
       }
+      result.push(makeField('From', `${encodeDisplayName(name)} <${alias}>`));
+      // Keep the original From where replies and humans can find it.
+      result.push(renamed(field, 'X-Original-From'));
+      if (!fields.some((f) => f.key === 'reply-to')) result.push(renamed(field, 'Reply-To'));
     }
     return result;
   }
@@ -1644,6 +1631,27 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** The same field under another name, its value byte for byte. */
+function renamed(field: HeaderField, name: string): HeaderField {
+  return { key: name.toLowerCase(), raw: `${name}:${field.raw.slice(field.raw.indexOf(':') + 1)}` };
+}
+
+/** The fields with every From after the first turned into an X-Original-From (the same array when there is one). */
+function oneFrom(fields: HeaderField[]): HeaderField[] {
+  let seen = false;
+  let changed = false;
+  const result = fields.map((field) => {
+    if (field.key !== 'from') return field;
+    if (!seen) {
+      seen = true;
+      return field;
+    }
+    changed = true;
+    return renamed(field, 'X-Original-From');
+  });
+  return changed ? result : fields;
 }
 
 /** Marks a job settled (delivered or bounced), then deletes its files. */

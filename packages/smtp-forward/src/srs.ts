@@ -17,7 +17,8 @@ export interface SrsOptions {
   /**
    * Hash format. `postern` (default): HMAC-SHA256, base32, fields joined with `=`.
    * `postsrsd`: HMAC-SHA1, base64, as postsrsd and libsrs2 make it, so addresses interoperate
-   * with a Postfix + postsrsd setup sharing the same secret (24 bits at the default length).
+   * with a Postfix + postsrsd setup sharing the same secret (about 21 bits at the default length:
+   * base64 compared without case, as libsrs2 does).
    */
   scheme?: 'postern' | 'postsrsd';
   /** Time source. Default: the system clock. */

@@ -433,5 +433,15 @@ describe('ARC chains from other forwarders, and what a replay may add', () => {
       'X-Original-From: Bob <bob@origin.test>',
     ]);
     expect(header.match(/^Reply-To: .*$/gm)).toEqual(['Reply-To: Alice <sender@origin.test>']);
+
+    // A first From with no address to rewrite still leaves one From.
+    const unreadable =
+      'From: undisclosed-recipients:;\r\nFrom: Bob <bob@origin.test>\r\nTo: alice@fwd.test\r\nSubject: two\r\n\r\nHi.\r\n';
+    expect(await send(forwarder.port, unreadable)).toMatch(/^250/);
+    const kept = forwarder.relay.messages.at(-1)!.data.toString().split('\r\n\r\n')[0]!;
+    expect(kept.match(/^From: .*$/gm)).toEqual(['From: undisclosed-recipients:;']);
+    expect(kept.match(/^X-Original-From: .*$/gm)).toEqual([
+      'X-Original-From: Bob <bob@origin.test>',
+    ]);
   });
 });
