@@ -592,7 +592,7 @@ describe('limits and ports', () => {
     });
     await waitUntil(() => forwarder.stats().activeConnections === 0);
     await new Promise((resolve) => setImmediate(resolve));
-    const answers = held!;
+    const answers = held;
     held = undefined;
     for (const answer of answers) answer();
     await new Promise((resolve) => setTimeout(resolve, 50));
