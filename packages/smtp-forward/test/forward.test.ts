@@ -189,11 +189,7 @@ describe('SmtpForwarder with real SMTP peers', () => {
 
   it('turns bare LF end-of-data tricks into one normalised message, never two', async () => {
     const before = sink.messages.length;
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     const smuggled =
       'Subject: one\r\n\r\nfirst\n.\r\nMAIL FROM:<evil@origin.test>\r\nRCPT TO:<alice@fwd.test>\r\nDATA\r\nSubject: two\r\n\r\nsecond\r\n.\r\n';
     expect(await client.send(smuggled)).toMatch(/^250/);
@@ -236,11 +232,7 @@ describe('SmtpForwarder with real SMTP peers', () => {
   });
 
   it('stops mail loops by hop count and by a repeated Delivered-To', async () => {
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     expect(
       await client.send('Delivered-To: alice@fwd.test\r\nSubject: loop\r\n\r\nx\r\n.\r\n'),
     ).toMatch(/^554 5\.4\.6/);
@@ -255,11 +247,7 @@ describe('SmtpForwarder with real SMTP peers', () => {
 
   it('refuses a header section that starts with a folded line, which would continue our own fields', async () => {
     const before = sink.messages.length;
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     const folded = ' ; dkim=pass header.d=paypal.com\r\nSubject: x\r\n\r\nbody\r\n.\r\n';
     expect(await client.send(folded)).toMatch(/^550 5\.6\.0/);
     client.close();
@@ -312,11 +300,7 @@ describe('relay failover', () => {
     const { port, forwarder: instance } = await forwarder([dead, busy.port]);
     const deferred: DeliveryEvent[] = [];
     instance.onDeferred((event) => deferred.push(event));
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     expect(await client.send('Subject: x\r\n\r\nx\r\n.\r\n')).toMatch(/^451 4\.4\.0/);
     client.close();
     expect(deferred).toHaveLength(1);
@@ -400,11 +384,7 @@ describe('protocol extensions and peers', () => {
     });
     const rejected: RejectedEvent[] = [];
     instance.onRejected((event) => rejected.push(event));
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     client.write('Subject: slow\r\n\r\nnever finished');
     expect(await client.reply()).toMatch(/^421 4\.4\.2/);
     client.close();

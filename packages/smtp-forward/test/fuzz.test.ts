@@ -73,11 +73,7 @@ describe('bad input through real sockets', () => {
     expect(forwarder.stats().activeConnections).toBe(0);
     // Still serving, and what it accepts is delivered.
     const before = sink.messages.length;
-    const client = await RawClient.open(port);
-    await client.send('EHLO x.test\r\n');
-    await client.send('MAIL FROM:<a@origin.test>\r\n');
-    await client.send('RCPT TO:<alice@fwd.test>\r\n');
-    await client.send('DATA\r\n');
+    const client = await RawClient.atData(port);
     expect(await client.send('Subject: after fuzz\r\n\r\nstill here\r\n.\r\n')).toMatch(/^250/);
     client.close();
     expect(sink.messages.length).toBe(before + 1);

@@ -160,6 +160,20 @@ export class RawClient {
     return client;
   }
 
+  /** Opens a session and starts one transaction (EHLO, MAIL, RCPT, DATA): the message comes next. */
+  static async atData(
+    port: number,
+    from = 'a@origin.test',
+    to = 'alice@fwd.test',
+  ): Promise<RawClient> {
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    await client.send(`MAIL FROM:<${from}>\r\n`);
+    await client.send(`RCPT TO:<${to}>\r\n`);
+    await client.send('DATA\r\n');
+    return client;
+  }
+
   #drain(): void {
     for (;;) {
       const match = /^(\d{3}) .*\r\n/m.exec(this.#buffer);
