@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { resolveTxt } from 'node:dns/promises';
 import { createReadStream, mkdirSync } from 'node:fs';
-import { open as openFile, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { open as openFile, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -1303,11 +1303,19 @@ export class SmtpForwarder {
     await dropOldMarks(delivery.spoolDir);
     const names = await readdir(delivery.spoolDir);
     const present = new Set(names);
+    const now = Date.now();
     for (const name of names) {
       const path = join(delivery.spoolDir, name);
-      if (name.endsWith('.part') || name.endsWith(`.delivered${DELIVERED_TEMP_SUFFIX}`)) {
-        // Never acknowledged with 250, or a delivery record cut off by a crash: safe to drop.
-        await rm(path, { force: true });
+      if (
+        name.endsWith('.part') ||
+        name.endsWith(`.delivered${DELIVERED_TEMP_SUFFIX}`) ||
+        (name.endsWith('.eml') && !present.has(`${name}.json`)) ||
+        (name.endsWith('.eml.delivered') && !present.has(name.slice(0, -'.delivered'.length)))
+      ) {
+        // Never acknowledged with 250, a delivery record cut off by a crash, or what a crash left
+        // of a settled job: safe to drop once old. Another process sharing the folder may be
+        // writing a fresh one right now (this runs at every start), so fresh ones stay.
+        if (await olderThan(path, STALE_FILE_MS, now)) await rm(path, { force: true });
         continue;
       }
       if (name.endsWith('.claim') || name.endsWith(CLAIM_TEMP_SUFFIX)) {
@@ -1354,12 +1362,16 @@ export class SmtpForwarder {
       );
     }
     try {
-      if (!(await exists(job.path))) {
-        // What is left of it goes, or else waits for pendingSpool. Settled by a worker that held
-        // it before (the queue handed it out again after a lease ran out, or pendingSpool added
-        // it again): done, nothing to send. Otherwise it is lost, and this says so.
+      // Settled by a worker that held it before (the queue handed it out again after a lease ran
+      // out, or pendingSpool added it again), perhaps cut off before its files went: done.
+      if (await wasSettled(job.path)) {
         await removeSpool(job).catch(() => undefined);
-        if (await wasSettled(job.path)) return;
+        return;
+      }
+      if (!(await exists(job.path))) {
+        // Gone and never settled: lost, and this says so. What is left of it goes, or else waits
+        // for pendingSpool.
+        await removeSpool(job).catch(() => undefined);
         throw new SmtpForwardError(
           'SPOOL_UNREADABLE',
           `spool of ${job.messageId} is gone and was never settled`,
@@ -1372,6 +1384,21 @@ export class SmtpForwarder {
     } finally {
       await this.#release(claim, job);
     }
+  }
+
+  /**
+   * Marks a job settled (delivered or bounced), then deletes its files. The mark is best effort:
+   * failing to write it (a full disk) must not fail a job whose mail already went out, which the
+   * queue would then send again; without it, a later copy of the job reads as lost instead.
+   */
+  async #settle(job: QueuedDelivery): Promise<void> {
+    await markSettled(job.path).catch((error: unknown) => {
+      this.#logger.warn(
+        { messageId: job.messageId, error: (error as Error).message },
+        'settled mark could not be written',
+      );
+    });
+    await removeSpool(job);
   }
 
   /** Releases a claim; a failure to remove the file leaves a stale claim, which is taken over. */
@@ -1455,7 +1482,7 @@ export class SmtpForwarder {
         ...(first.responseCode === undefined ? {} : { responseCode: first.responseCode }),
       });
     }
-    await settle(job);
+    await this.#settle(job);
   }
 
   /**
@@ -1506,12 +1533,16 @@ export class SmtpForwarder {
   }
 
   async #bounceClaimed(job: QueuedDelivery, reason: string, waited: boolean): Promise<boolean> {
+    if (await wasSettled(job.path)) {
+      await removeSpool(job).catch(() => undefined);
+      throw new SmtpForwardError('ALREADY_SETTLED', `${job.messageId} was settled before`);
+    }
     let headers: Buffer;
     try {
       headers = await readHeaderBlock(job.path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? 'error';
-      if (code === 'ENOENT' && (waited || (await wasSettled(job.path)))) {
+      if (code === 'ENOENT' && waited) {
         // The worker we waited for delivered it, or bounced it itself: nothing is left to do.
         throw new SmtpForwardError(
           'ALREADY_SETTLED',
@@ -1544,7 +1575,7 @@ export class SmtpForwarder {
       recipients: job.recipients.map(maskEmail),
       reason,
     });
-    await settle(job);
+    await this.#settle(job);
     return true;
   }
 
@@ -1633,6 +1664,17 @@ async function writeDurably(path: string, source: Readable): Promise<void> {
   }
 }
 
+/** Age from which pendingSpool takes a temporary or orphaned spool file for debris: an hour. */
+const STALE_FILE_MS = 3_600_000;
+
+/** True when the file at `path` was last written more than `ms` before `now` (false when gone). */
+async function olderThan(path: string, ms: number, now: number): Promise<boolean> {
+  return stat(path).then(
+    (info) => now - info.mtimeMs > ms,
+    () => false,
+  );
+}
+
 /** The same field under another name, its value byte for byte. */
 function renamed(field: HeaderField, name: string): HeaderField {
   return { key: name.toLowerCase(), raw: `${name}:${field.raw.slice(field.raw.indexOf(':') + 1)}` };
@@ -1652,12 +1694,6 @@ function oneFrom(fields: HeaderField[]): HeaderField[] {
     return renamed(field, 'X-Original-From');
   });
   return changed ? result : fields;
-}
-
-/** Marks a job settled (delivered or bounced), then deletes its files. */
-async function settle(job: QueuedDelivery): Promise<void> {
-  await markSettled(job.path);
-  await removeSpool(job);
 }
 
 /**

@@ -27,6 +27,13 @@ describe('settled marks', () => {
     expect(await wasSettled(join(dir, 'a.eml'), start + (SETTLED_DAYS + 1) * DAY)).toBe(false);
   });
 
+  it('finds a mark made just after midnight by a worker whose clock runs a little ahead', async () => {
+    const dir = spool();
+    const midnight = Date.UTC(2026, 10, 25);
+    await markSettled(join(dir, 'a.eml'), midnight + 5_000);
+    expect(await wasSettled(join(dir, 'a.eml'), midnight - 5_000)).toBe(true);
+  });
+
   it('drops the folders of days past SETTLED_DAYS, on the first mark of a day and at start-up', async () => {
     const dir = spool();
     const start = Date.UTC(2026, 0, 1, 12);

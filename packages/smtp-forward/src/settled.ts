@@ -52,7 +52,9 @@ export async function wasSettled(path: string, now = Date.now()): Promise<boolea
   const spoolDir = dirname(path);
   const name = basename(path);
   const today = dayOf(now);
-  for (let day = today; day >= today - SETTLED_DAYS; day -= 1) {
+  // From tomorrow: a worker whose clock is behind another's by a few seconds at midnight (UTC)
+  // must still find the mark the other made.
+  for (let day = today + 1; day >= today - SETTLED_DAYS; day -= 1) {
     if (await exists(join(dayFolder(spoolDir, day), name))) return true;
   }
   return false;

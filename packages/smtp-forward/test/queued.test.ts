@@ -1,10 +1,19 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLAIM_PLACE } from '../src/claim.js';
+import { markSettled } from '../src/settled.js';
 import { LocalDeliveryQueue, SmtpForwarder, staticResolver } from '../src/index.js';
 import type { DeliveryQueue, QueuedDelivery } from '../src/index.js';
 import { RawClient, startRelay } from './helpers.js';
@@ -433,6 +442,28 @@ describe('claims on spooled jobs', () => {
     expect(readdirSync(join(dir, 'settled'))).toHaveLength(1);
   });
 
+  it('sends once when its settled mark cannot be written, and nothing for a job marked but not yet removed', async () => {
+    const sink = await relay();
+    const { dir, jobs } = await spooled(sink.port, ['no-mark', 'marked', 'marked-bounce']);
+    const [noMark, marked, markedBounce] = jobs;
+    // A file where the marks' folder should be: writing the mark fails (as on a full disk).
+    writeFileSync(join(dir, 'settled'), 'in the way');
+    const forwarder = worker(sink.port, dir);
+    await forwarder.deliverQueued(noMark!);
+    expect(sink.messages).toHaveLength(1);
+    expect(existsSync(noMark!.path)).toBe(false);
+    rmSync(join(dir, 'settled'));
+    // A crash came after the mark and before the spool went: the next run sends nothing.
+    await markSettled(marked!.path);
+    await markSettled(markedBounce!.path);
+    await forwarder.deliverQueued(marked!);
+    await expect(forwarder.bounceQueued(markedBounce!, 'gave up')).rejects.toMatchObject({
+      code: 'ALREADY_SETTLED',
+    });
+    expect(sink.messages).toHaveLength(1);
+    expect(spoolFiles(dir)).toEqual([]);
+  });
+
   it('refuses, typed, to deliver a job whose delivery record is damaged', async () => {
     const sink = await relay();
     const { dir, jobs } = await spooled(sink.port, ['damaged-record']);
@@ -454,10 +485,31 @@ describe('claims on spooled jobs', () => {
     writeFileSync(`${job.path}.claim`, '{}');
     writeFileSync(join(dir, 'gone.eml.claim'), '{}');
     writeFileSync(join(dir, `gone.eml.claim.token-1.claimtmp`), '{}');
-    writeFileSync(join(dir, 'gone.eml.delivered.tmp'), '["a@b.test"');
+    // Debris a crash left an hour ago goes; the same files fresh may be another process's work
+    // in progress (pendingSpool runs at every start), and stay.
+    const hourAgo = new Date(Date.now() - 3_600_000 - 60_000);
+    for (const debris of [
+      'gone.eml.delivered.tmp',
+      'cut.eml.part',
+      'orphan.eml',
+      'gone.eml.delivered',
+    ]) {
+      writeFileSync(join(dir, debris), 'x');
+      utimesSync(join(dir, debris), hourAgo, hourAgo);
+    }
+    writeFileSync(join(dir, 'writing.eml.part'), 'x');
+    writeFileSync(join(dir, 'saving.eml.delivered.tmp'), 'x');
     const pending = await worker(sink.port, dir).pendingSpool();
     expect(pending.map((entry) => entry.messageId)).toEqual([job.messageId]);
-    expect(spoolFiles(dir).sort()).toEqual([name, `${name}.claim`, `${name}.json`]);
+    expect(spoolFiles(dir).sort()).toEqual(
+      [
+        name,
+        `${name}.claim`,
+        `${name}.json`,
+        'saving.eml.delivered.tmp',
+        'writing.eml.part',
+      ].sort(),
+    );
   });
 
   it('takes over a claim whose holder died, or that its holder stopped refreshing', async () => {
