@@ -1,4 +1,4 @@
-import { SmtpForwarder } from '@postern/smtp-forward';
+import { SmtpForwardError, SmtpForwarder } from '@postern/smtp-forward';
 import type {
   DeliveryEvent,
   DkimOptions,
@@ -6,6 +6,7 @@ import type {
   QueuedDelivery,
   RelayOptions,
 } from '@postern/smtp-forward';
+import { PermanentError } from '@postern/sync-queue';
 import type { DeadLetter, Job, RetryOptions, SyncQueue } from '@postern/sync-queue';
 import type { Metrics } from './metrics.js';
 
@@ -131,6 +132,12 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
             job.attempt >= job.maxAttempts ||
             (options.lifetimeMs !== undefined && now() - job.createdAt >= options.lifetimeMs),
         });
+      } catch (error) {
+        // Nothing another run could change (the spool is gone, its record damaged, the DSN
+        // refused for good): to the dead letters at once, which settle it, not after days of runs.
+        if (SmtpForwardError.isInstance(error) && !error.temporary)
+          throw new PermanentError(error.message, { cause: error });
+        throw error;
       } finally {
         runs.splice(runs.indexOf(seen), 1);
         if (runs.length === 0) bounces.delete(payload.messageId);

@@ -232,4 +232,24 @@ describe('bounces: retries exhausted', () => {
       await close();
     }
   }, 30_000);
+
+  it('sends a job that no run can settle (its spool is gone) to the dead letters at once', async () => {
+    const relay = await startCaptureServer();
+    const { handler, job, close } = await spooledDelivery(
+      relay,
+      'm4',
+      'x@dest.test',
+      'gone@alias.test',
+    );
+    try {
+      await rm(job.payload.path);
+      await expect(handler.handle({ ...job, attempt: 1, maxAttempts: 100 })).rejects.toMatchObject({
+        code: 'PERMANENT_FAILURE',
+        message: expect.stringContaining('never settled') as string,
+      });
+      expect(relay.messages).toHaveLength(0);
+    } finally {
+      await close();
+    }
+  }, 30_000);
 });

@@ -82,6 +82,18 @@ export function relayPolicy(
   return wrap(breaker, timeout(timeoutMs));
 }
 
+/** Adds every spooled job not yet settled to the delivery queue again; resolves with how many. */
+export async function requeueSpool(
+  forwarder: Pick<SmtpForwarder, 'pendingSpool'>,
+  queue: DeliveryQueue,
+  logger: Pick<Logger, 'info'>,
+): Promise<number> {
+  const pending = await forwarder.pendingSpool();
+  for (const job of pending) await queue.add(job);
+  if (pending.length > 0) logger.info({ jobs: pending.length }, 'spooled mail queued again');
+  return pending.length;
+}
+
 /**
  * Starts the forwarder with everything the container holds: aliases from PostgreSQL through a
  * cache invalidated over Redis pub/sub, each alias domain's DKIM key (cached), SRS, per-IP and per-sender
@@ -212,16 +224,17 @@ export async function startSmtp(
     metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }),
   );
 
+  const address = await forwarder.listen({ port: options.port, host: options.host });
   if (delivery !== 'sync') {
     // Mail spooled before a crash, or whose job the queue lost (Redis restarted without its data),
     // is queued again: nothing that got 250 waits for ever. A job the queue still holds is
     // harmless to add twice: it coalesces while it waits (same key), and a copy that runs after
-    // the job was settled finds it settled and sends nothing.
-    const pending = await forwarder.pendingSpool();
-    for (const job of pending) await delivery.queue.add(job);
-    if (pending.length > 0) logger.info({ jobs: pending.length }, 'spooled mail queued again');
+    // the job was settled finds it settled and sends nothing. In the background, after listen:
+    // with Redis down the process still starts and answers 451, and this waits for Redis.
+    requeueSpool(forwarder, delivery.queue, logger).catch((error: unknown) =>
+      logger.error({ err: error }, 'could not queue spooled mail again; the next start will'),
+    );
   }
-  const address = await forwarder.listen({ port: options.port, host: options.host });
   logger.info(
     {
       host: address.host,
