@@ -32,9 +32,15 @@ describe('youngCollector', () => {
     const collect = youngCollector();
     expect(collect).toBeTypeOf('function');
     expect(youngCollector()).toBe(collect);
+    let kept: unknown[] = [];
     const runs = await minorCollectionsDuring(() => {
-      for (let i = 0; i < 5; i += 1) collect!();
+      for (let i = 0; i < 5; i += 1) {
+        // Young garbage for each collection to sweep, so none can be skipped as a no-op.
+        kept = Array.from({ length: 2000 }, (_, index) => ({ index }));
+        collect!();
+      }
     });
+    expect(kept).toHaveLength(2000);
     expect(runs).toBeGreaterThanOrEqual(5);
     expect(runInNewContext('typeof gc')).toBe('undefined');
   });

@@ -220,8 +220,11 @@ export async function minorCollectionsDuring(work: () => unknown): Promise<numbe
   });
   observer.observe({ entryTypes: ['gc'] });
   await work();
-  // GC entries are delivered asynchronously.
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // GC entries are delivered asynchronously: wait until 100 ms pass with none (at most 1 s).
+  for (let last = -1, waited = 0; count !== last && waited < 1000; waited += 100) {
+    last = count;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   observer.disconnect();
   return count;
 }
