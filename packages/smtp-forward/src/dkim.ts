@@ -179,19 +179,12 @@ function signedHeaders(fields: readonly HeaderField[]): SignedHeaders {
 
 /** The `h=` list, folded after a colon every few names so no line of the signature runs long. */
 function foldNames(names: readonly string[]): string {
-  let out = '';
-  let line = 0;
-  for (const [index, name] of names.entries()) {
-    const piece = index === 0 ? name : `:${name}`;
-    if (line + piece.length > 60 && index > 0) {
-      out += ':\r\n ';
-      line = 0;
-      out += name;
-      line += name.length;
-    } else {
-      out += piece;
-      line += piece.length;
-    }
+  let out = names[0] ?? '';
+  let line = out.length;
+  for (const name of names.slice(1)) {
+    const wrap = line + 1 + name.length > 60;
+    out += wrap ? `:\r\n ${name}` : `:${name}`;
+    line = wrap ? name.length : line + 1 + name.length;
   }
   return out;
 }
