@@ -304,6 +304,10 @@ describe('combine', () => {
     expect((await both.consume('k')).results.map((result) => result.remaining)).toEqual([1, 0]);
     expect((await copy.combine(theirs, ours).consume('k')).allowed).toBe(false);
     expectCode(() => combine(ours, { ...theirs }), 'INVALID_OPTION', 'limiters');
+    // The brand alone is not enough: combine needs what a limiter has.
+    const brand = Symbol.for('postern.rate-limit.limiter');
+    const forged = { [brand]: 1, backend, prefix: 'forged' } as unknown as typeof ours;
+    expectCode(() => combine(ours, forged), 'INVALID_OPTION', 'limiters');
   });
 
   it('reports the binding limit and peeks without charging', async () => {

@@ -212,10 +212,17 @@ function checkDecision(decision: BackendDecision, count: number): BackendDecisio
 
 /** Whether `value` is a limiter of `createRateLimiter`, from this copy of the package or another. */
 function isGcraLimiter(value: unknown): value is GcraLimiter {
+  if (typeof value !== 'object' || value === null) return false;
+  const limiter = value as Partial<GcraLimiter> & { [LIMITER_BRAND]?: unknown };
+  const settings = limiter.settings as Partial<Settings> | undefined;
+  // The brand, and the shape combine relies on: an object that only copies the brand is refused.
   return (
-    typeof value === 'object' &&
-    value !== null &&
-    (value as { [LIMITER_BRAND]?: unknown })[LIMITER_BRAND] === LIMITER_PROTOCOL
+    limiter[LIMITER_BRAND] === LIMITER_PROTOCOL &&
+    typeof limiter.request === 'function' &&
+    typeof limiter.prefix === 'string' &&
+    typeof settings?.intervalUs === 'number' &&
+    typeof settings.toleranceUs === 'number' &&
+    typeof settings.maxKeyLength === 'number'
   );
 }
 

@@ -329,8 +329,19 @@ export class RedisBackend implements RateLimitBackend {
       return;
     }
     const backlogUs = new Array<number>(count);
-    for (let index = 0; index < count; index += 1)
-      backlogUs[index] = Number(reply[offset + 1 + index]);
+    for (let index = 0; index < count; index += 1) {
+      const backlog = replyInteger(reply[offset + 1 + index]);
+      if (!Number.isSafeInteger(backlog) || backlog < 0) {
+        // A missing or malformed backlog would turn into NaN in `remaining` and the headers.
+        const error = new RateLimitError(
+          'BACKEND_ERROR',
+          'Redis returned an unexpected reply to the rate-limit script',
+        );
+        call.resolve(this.#degraded(call.requests, call.mode, error));
+        return;
+      }
+      backlogUs[index] = backlog;
+    }
     call.resolve({ allowed: allowed === 1, backlogUs });
   }
 

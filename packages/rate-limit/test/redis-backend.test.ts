@@ -5,7 +5,11 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRateLimiter, combine } from '../src/index.js';
 import { RedisBackend, redisKey } from '../src/redis.js';
-import type { IoredisScriptClient, RedisScriptClient } from '../src/redis.js';
+import type {
+  IoredisScriptClient,
+  NodeRedisScriptClient,
+  RedisScriptClient,
+} from '../src/redis.js';
 import { ManualClock, backendContract } from '../src/testing.js';
 import { REDIS_URL } from './helpers.js';
 
@@ -216,6 +220,20 @@ describe('RedisBackend on a single Redis', () => {
       expect((await limiter.peek('k')).remaining).toBe(5);
     } finally {
       await client.quit();
+    }
+  });
+
+  it('answers a reply whose backlog is missing or malformed as unexpected, never with NaN', async () => {
+    // A client standing in for a Redis (or a proxy) that answers the script wrongly: the shapes
+    // here cannot be produced by the real script, which the tests above run.
+    for (const reply of [[1], [1, 'abc'], [1, -5], [1, null], [0, 1.5]]) {
+      const odd: NodeRedisScriptClient = {
+        evalSha: () => Promise.resolve(reply),
+        eval: () => Promise.resolve(reply),
+      };
+      const backend = new RedisBackend({ redis: odd, onError: 'throw' });
+      const limiter = createRateLimiter({ limit: 5, periodMs: 60_000, backend });
+      await expect(limiter.consume('k')).rejects.toMatchObject({ code: 'BACKEND_ERROR' });
     }
   });
 
