@@ -213,6 +213,12 @@ export interface DeliveryEvent {
   responseCode?: number;
 }
 
+/** A session ended. */
+export interface SessionClosedEvent {
+  /** The id the session's other events carried. */
+  sessionId: string;
+}
+
 /** Counters since the forwarder was created. */
 export interface ForwarderStats {
   connections: number;
@@ -223,6 +229,8 @@ export interface ForwarderStats {
   deferred: number;
   bounced: number;
   discarded: number;
+  /** Queued messages given up with no DSN (`dropQueued`): a null sender, or a DSN no relay took. */
+  dropped: number;
   rateLimited: number;
   oversized: number;
   loops: number;
@@ -391,6 +399,7 @@ export class SmtpForwarder {
     deferred: 0,
     bounced: 0,
     discarded: 0,
+    dropped: 0,
     rateLimited: 0,
     oversized: 0,
     loops: 0,
@@ -402,6 +411,8 @@ export class SmtpForwarder {
   readonly #deferred = new Emitter<DeliveryEvent>();
   readonly #bounced = new Emitter<DeliveryEvent>();
   readonly #discarded = new Emitter<DeliveryEvent>();
+  readonly #dropped = new Emitter<DeliveryEvent>();
+  readonly #sessionClosed = new Emitter<SessionClosedEvent>();
 
   /** A message was accepted with 250. */
   readonly onAccepted: Event<AcceptedEvent> = this.#accepted.event;
@@ -415,6 +426,10 @@ export class SmtpForwarder {
   readonly onBounced: Event<DeliveryEvent> = this.#bounced.event;
   /** Mail for a disabled alias set to `discard` was accepted and dropped. */
   readonly onDiscarded: Event<DeliveryEvent> = this.#discarded.event;
+  /** A queued message was given up with no DSN (`dropQueued`): nothing was delivered or bounced. */
+  readonly onDropped: Event<DeliveryEvent> = this.#dropped.event;
+  /** A session ended (the client quit or went away, or it was closed): drop what you keyed on its id. */
+  readonly onSessionClosed: Event<SessionClosedEvent> = this.#sessionClosed.event;
 
   constructor(options: SmtpForwarderOptions) {
     const domain = options.domain.toLowerCase();
@@ -608,6 +623,7 @@ export class SmtpForwarder {
         const count = (this.#perIp.get(session.remoteAddress) ?? 1) - 1;
         if (count <= 0) this.#perIp.delete(session.remoteAddress);
         else this.#perIp.set(session.remoteAddress, count);
+        this.#sessionClosed.emit({ sessionId: session.id });
       },
     });
     server.on('error', (error: Error) => {
@@ -985,6 +1001,7 @@ export class SmtpForwarder {
             originalSender: sender,
             recipients: destinations,
             aliases: live.map((r) => r.alias),
+            queuedAt: this.#clock.now(),
           },
           open,
         ).catch((error: unknown) => {
@@ -1490,9 +1507,10 @@ export class SmtpForwarder {
    * (the job's lease lost on its last attempt, an error thrown on its last attempt): sends the
    * original sender a DSN (status 4.4.7, naming the aliases, `reason` redacted, DKIM-signed like
    * every DSN), counts it as bounced and removes the spool. Resolves `true` once a relay took the
-   * DSN, `false` for a job with a null sender (a bounce is never bounced; the spool stays).
-   * Rejects with `SPOOL_UNREADABLE` when the spool file cannot be read, and with `DELIVERY_FAILED`
-   * when no relay took the DSN (the spool stays for an operator).
+   * DSN, `false` for a job with a null sender (a bounce is never bounced; the spool stays for
+   * `dropQueued`). Rejects with `SPOOL_UNREADABLE` when the spool file cannot be read, and with
+   * `DELIVERY_FAILED` when no relay took the DSN (temporary or not, as the relay answered; the
+   * spool stays, for another try or for `dropQueued`).
    * While another worker is still sending the job (its lease was lost, not its work), this waits
    * for it, up to `waitMs` (default 300_000; then a temporary `DELIVERY_FAILED`): if that worker
    * settled the job, it rejects with `ALREADY_SETTLED` and sends nothing, so mail that was
@@ -1503,7 +1521,57 @@ export class SmtpForwarder {
     reason: string,
     options: { waitMs?: number } = {},
   ): Promise<boolean> {
-    const waitMs = options.waitMs ?? BOUNCE_WAIT_MS;
+    return this.#whenClaimed(job, options.waitMs, (waited) =>
+      this.#bounceClaimed(job, reason, waited),
+    );
+  }
+
+  /**
+   * Gives up on a spooled job without sending anything, when not even a DSN can go out: its
+   * sender is null (a bounce is never bounced, and `bounceQueued` resolved `false`), or its DSN
+   * was refused for good or could not be sent for as long as you retry bounces (Postfix's
+   * `bounce_queue_lifetime`). Marks the job settled and removes its files, so `pendingSpool`
+   * never returns it again; `reason` goes to the error log and the `dropped` event, and
+   * `stats().dropped` counts it. Resolves `true` when it removed the message, `false` when there
+   * was nothing to remove: settled before (by a worker it waited for, as `bounceQueued` waits) or
+   * its spool already gone.
+   */
+  async dropQueued(
+    job: QueuedDelivery,
+    reason: string,
+    options: { waitMs?: number } = {},
+  ): Promise<boolean> {
+    return this.#whenClaimed(job, options.waitMs, async () => {
+      if (await wasSettled(job.path)) {
+        await removeSpool(job).catch(() => undefined);
+        return false;
+      }
+      const present = await exists(job.path);
+      await this.#settle(job);
+      if (!present) return false;
+      this.#stats.dropped += 1;
+      this.#logger.error(
+        { messageId: job.messageId, reason: reason.slice(0, 300) },
+        'queued message dropped: it could be neither delivered nor bounced',
+      );
+      this.#dropped.emit({
+        messageId: job.messageId,
+        recipients: job.recipients.map(maskEmail),
+        reason,
+      });
+      return true;
+    });
+  }
+
+  /**
+   * Runs `work` holding the job's claim, waiting up to `waitMs` (default 300_000) for another
+   * worker still sending it; local failures become temporary `DELIVERY_FAILED` errors.
+   */
+  async #whenClaimed<T>(
+    job: QueuedDelivery,
+    waitMs: number = BOUNCE_WAIT_MS,
+    work: (waited: boolean) => Promise<T>,
+  ): Promise<T> {
     if (!Number.isFinite(waitMs) || waitMs < 0) {
       throw new SmtpForwardError(
         'INVALID_OPTIONS',
@@ -1524,7 +1592,7 @@ export class SmtpForwarder {
       );
     }
     try {
-      return await this.#bounceClaimed(job, reason, claimed.waited).catch((error: unknown) => {
+      return await work(claimed.waited).catch((error: unknown) => {
         throw typed(error, job, undefined);
       });
     } finally {

@@ -5,6 +5,7 @@ export type {
   AcceptedEvent,
   BoundAddress,
   DeliveryEvent,
+  SessionClosedEvent,
   DeliveryMode,
   ForwarderStats,
   FromRewrite,

@@ -43,6 +43,12 @@ export interface QueuedDelivery {
   recipients: string[];
   /** The aliases the sender wrote to (named in a bounce instead of the private destinations). */
   aliases: string[];
+  /**
+   * When the message was accepted and spooled, in ms since the epoch (the forwarder's `clock`):
+   * a queue that adds the job again (`pendingSpool`) keeps its age, so its lifetime is not
+   * restarted. Absent in jobs spooled by versions before it was added.
+   */
+  queuedAt?: number;
 }
 
 /** Where queued mode hands spooled messages; @postern/sync-queue fits behind it. */

@@ -1,7 +1,9 @@
-import { resolveMx } from 'node:dns/promises';
+import { lookup, resolveMx } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import type { SMTPPoolOptions } from 'nodemailer/lib/smtp-pool';
+import { maskEmail } from './address.js';
 import { SmtpForwardError } from './errors.js';
 import type { Logger, Policy } from './ports.js';
 import { NEVER_ABORTED } from './ports.js';
@@ -24,8 +26,21 @@ export interface RelayOptions {
 
 /** Direct delivery to each recipient domain's MX hosts. */
 export interface MxOptions {
-  /** MX lookup; tests point it at local servers. Default: node:dns/promises resolveMx. */
+  /**
+   * MX lookup; tests point it at local servers. Default: node:dns/promises resolveMx. A rejection
+   * with code `ENODATA` means no MX records (the domain itself is the host), `ENOTFOUND` means no
+   * such domain (a permanent failure); an empty exchange or `.` is a null MX (RFC 7505: no mail).
+   */
   resolveMx?: (domain: string) => Promise<{ exchange: string; priority: number }[]>;
+  /** Address lookup (A/AAAA) of an MX host. Default: node:dns/promises lookup, every address. */
+  resolveAddresses?: (host: string) => Promise<string[]>;
+  /**
+   * Which addresses MX hosts may be reached at. Default: public unicast addresses only, so a
+   * domain whose MX points at loopback, private (RFC 1918, ULA), link-local, CGNAT, multicast or
+   * reserved addresses gets nothing from us (no requests into internal services). Return true
+   * for addresses you trust (tests, an internal MX).
+   */
+  allowAddress?: (address: string) => boolean;
   /** Port used on every MX host. Default: 25. */
   port?: number;
   /** TLS options for opportunistic STARTTLS. Default: `{ rejectUnauthorized: false }` (opportunistic, as MTAs do). */
@@ -105,6 +120,8 @@ export interface DeliveryResult {
 
 interface SendError extends Error {
   code?: string;
+  /** Set on an MX selection that can never succeed (null MX, no such domain). */
+  permanent?: boolean;
   responseCode?: number;
   response?: string;
   rejected?: string[];
@@ -183,8 +200,74 @@ function abortError(signal: AbortSignal): SendError {
   return Object.assign(new Error(`relay attempt aborted: ${message}`), { code: 'EABORTED' });
 }
 
+// An address in a server's reply (`550 5.1.1 <bob@example.com>: no such user`) is a private
+// destination: it is masked before the reply reaches results, events and logs.
+const ADDRESS_IN_TEXT = /[^\s<>()[\]"',;:]+@[^\s<>()[\]"',;:]+/g;
+
 function shortReply(text: string | undefined, fallback: string): string {
-  return (text ?? fallback).replace(/[\r\n]+/g, ' ').slice(0, 200);
+  return (text ?? fallback)
+    .replace(/[\r\n]+/g, ' ')
+    .replace(ADDRESS_IN_TEXT, (address) => maskEmail(address))
+    .slice(0, 200);
+}
+
+/** Addresses no MX host of a foreign domain may have (RFC 6890 special-purpose, not global). */
+const NOT_PUBLIC = new BlockList();
+for (const [network, prefix] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.0.0.0', 24],
+  ['192.0.2.0', 24],
+  ['192.168.0.0', 16],
+  ['198.18.0.0', 15],
+  ['198.51.100.0', 24],
+  ['203.0.113.0', 24],
+  ['224.0.0.0', 4],
+  ['240.0.0.0', 4],
+] as const)
+  NOT_PUBLIC.addSubnet(network, prefix, 'ipv4');
+for (const [network, prefix] of [
+  ['::', 128],
+  ['::1', 128],
+  ['::ffff:0:0', 96],
+  ['64:ff9b:1::', 48],
+  ['100::', 64],
+  ['2001:db8::', 32],
+  ['fc00::', 7],
+  ['fe80::', 10],
+  ['fec0::', 10],
+  ['ff00::', 8],
+] as const)
+  NOT_PUBLIC.addSubnet(network, prefix, 'ipv6');
+
+/** True for a public unicast address: the default of `MxOptions.allowAddress`. */
+export function isPublicAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 0) return false;
+  return !NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+async function lookupAddresses(host: string): Promise<string[]> {
+  const found = await lookup(host, { all: true });
+  return found.map((entry) => entry.address);
+}
+
+/**
+ * Pools kept at most. Direct MX delivery opens one per MX host address; past this many, the least
+ * recently used idle pools are closed, so connections stay bounded however many domains mail goes to.
+ */
+const MAX_POOLS = 100;
+
+/** Addresses tried per domain at most, over all its MX hosts (Postfix: smtp_mx_address_limit). */
+const MAX_MX_ADDRESSES = 10;
+
+/** An MX selection that failed for good: no delivery to this domain can succeed. */
+function permanentFailure(code: string, responseCode: number, response: string): SendError {
+  return Object.assign(new Error(response), { code, responseCode, response, permanent: true });
 }
 
 /** Sends messages through relays with failover, or to MX hosts. Pooled connections per host. */
@@ -232,13 +315,30 @@ export class Transport {
       try {
         hops = domain === '' ? this.#relayHops() : await this.#mxHops(domain);
       } catch (error) {
+        const failure = error as SendError;
         for (const recipient of group) {
-          results.set(recipient, {
+          results.set(
             recipient,
-            ok: false,
-            temporary: true,
-            response: `MX selection failed: ${(error as SendError).code ?? 'error'}`,
-          });
+            failure.permanent === true
+              ? {
+                  recipient,
+                  ok: false,
+                  temporary: false,
+                  ...(failure.responseCode === undefined
+                    ? {}
+                    : { responseCode: failure.responseCode }),
+                  response: shortReply(failure.response, failure.message),
+                }
+              : {
+                  recipient,
+                  ok: false,
+                  temporary: true,
+                  response: shortReply(
+                    failure.response,
+                    `MX selection failed: ${failure.code ?? 'error'}`,
+                  ),
+                },
+          );
         }
         continue;
       }
@@ -266,6 +366,10 @@ export class Transport {
           const errors = info.rejectedErrors ?? [];
           this.#recordRejections(results, pending, rejected, errors, hop.key);
           remaining = pending.filter((r) => rejected.has(r.toLowerCase()));
+          // A backup MX takes anything and bounces later: only a temporary refusal at one MX
+          // host is worth the next one. Relays are the sender's own and all are tried.
+          if (domain !== '')
+            remaining = remaining.filter((r) => results.get(r)?.temporary === true);
         } catch (error) {
           const failure = error as SendError;
           this.#logger.warn(
@@ -363,8 +467,20 @@ export class Transport {
 
   async #mxHops(domain: string): Promise<Hop[]> {
     const mx = this.#options.mx!;
-    const lookup = mx.resolveMx ?? resolveMx;
-    let records = await lookup(domain);
+    const lookupMx = mx.resolveMx ?? resolveMx;
+    let records: { exchange: string; priority: number }[];
+    try {
+      records = await lookupMx(domain);
+    } catch (error) {
+      const code = (error as SendError).code;
+      if (code === 'ENOTFOUND')
+        throw permanentFailure(code, 550, `550 5.1.2 Domain ${domain} does not exist`);
+      if (code !== 'ENODATA') throw error;
+      records = [];
+    }
+    // RFC 7505: a null MX (`0 .`, an empty exchange from node:dns) means the domain takes no mail.
+    if (records.some((record) => record.exchange === '' || record.exchange === '.'))
+      throw permanentFailure('ENULLMX', 556, '556 5.1.10 Recipient address has null MX');
     // RFC 5321: no MX means the domain itself is the host.
     if (records.length === 0) records = [{ exchange: domain, priority: 0 }];
     const port = mx.port ?? 25;
@@ -377,26 +493,64 @@ export class Transport {
     if (allowed.length === 0) {
       throw Object.assign(new Error('no MX host matches the MTA-STS policy'), { code: 'EMTASTS' });
     }
-    return allowed.map((record) => ({
-      key: `${record.exchange}:${port}${enforce ? ':sts' : ''}`,
-      options: enforce
-        ? // MTA-STS enforce: a valid certificate for the MX name, and never plaintext.
-          {
-            ...this.#common(),
-            host: record.exchange,
-            port,
-            secure: false,
-            requireTLS: true,
-            tls: { ...mx.tls, rejectUnauthorized: true, servername: record.exchange },
-          }
-        : {
-            ...this.#common(),
-            host: record.exchange,
-            port,
-            secure: false,
-            tls: mx.tls ?? { rejectUnauthorized: false },
-          },
-    }));
+    // Each host is reached at the addresses looked up here (never looked up again by nodemailer,
+    // so the checked address is the one connected to), with its name for SNI and certificates.
+    const resolveAddresses = mx.resolveAddresses ?? lookupAddresses;
+    const allowAddress = mx.allowAddress ?? isPublicAddress;
+    const hops: Hop[] = [];
+    let refused = 0;
+    let lookupError: Error | undefined;
+    for (const record of allowed) {
+      if (hops.length >= MAX_MX_ADDRESSES) break;
+      const exchange = record.exchange.replace(/\.$/, '');
+      let addresses: string[];
+      try {
+        addresses = isIP(exchange) === 0 ? await resolveAddresses(exchange) : [exchange];
+      } catch (error) {
+        lookupError = error instanceof Error ? error : new Error(String(error));
+        continue;
+      }
+      for (const address of addresses) {
+        if (hops.length >= MAX_MX_ADDRESSES) break;
+        if (!allowAddress(address)) {
+          refused += 1;
+          continue;
+        }
+        const servername = isIP(exchange) === 0 ? { servername: exchange } : {};
+        hops.push({
+          key: `${exchange}[${address}]:${port}${enforce ? ':sts' : ''}`,
+          options: enforce
+            ? // MTA-STS enforce: a valid certificate for the MX name, and never plaintext.
+              {
+                ...this.#common(),
+                host: address,
+                port,
+                ...servername,
+                secure: false,
+                requireTLS: true,
+                tls: { ...mx.tls, rejectUnauthorized: true, servername: exchange },
+              }
+            : {
+                ...this.#common(),
+                host: address,
+                port,
+                ...servername,
+                secure: false,
+                tls: mx.tls ?? { rejectUnauthorized: false },
+              },
+        });
+      }
+    }
+    if (hops.length === 0) {
+      if (lookupError !== undefined || refused === 0)
+        throw lookupError ?? Object.assign(new Error('MX hosts have no address'), { code: 'EDNS' });
+      throw permanentFailure(
+        'EPRIVATE',
+        550,
+        `550 5.4.4 MX hosts of ${domain} are at a private address`,
+      );
+    }
+    return hops;
   }
 
   /**
@@ -446,6 +600,7 @@ export class Transport {
       if (listens) signal.addEventListener('abort', onAbort, { once: true });
       transporter.send(mail, (error, info) => {
         if (listens) signal.removeEventListener('abort', onAbort);
+        this.#trimPools();
         if (signal.aborted) {
           if (error === null || error === undefined)
             this.#logger.warn(
@@ -462,10 +617,25 @@ export class Transport {
 
   #pool(hop: Hop): Mailer {
     let pool = this.#pools.get(hop.key);
-    if (pool === undefined) {
-      pool = nodemailer.createTransport(hop.options);
-      this.#pools.set(hop.key, pool);
-    }
+    // Map order is recency: a pool in use moves to the end, the first ones are closed first.
+    if (pool !== undefined) this.#pools.delete(hop.key);
+    else pool = nodemailer.createTransport(hop.options);
+    this.#pools.set(hop.key, pool);
+    this.#trimPools();
     return pool;
+  }
+
+  /** Closes the least recently used pools past {@link MAX_POOLS} that have nothing in flight. */
+  #trimPools(): void {
+    let excess = this.#pools.size - MAX_POOLS;
+    if (excess <= 0) return;
+    for (const [key, pool] of this.#pools) {
+      if (excess <= 0) break;
+      const pending = (pool.transporter as { pendingCount?: () => number }).pendingCount?.() ?? 1;
+      if (pending > 0) continue;
+      pool.close();
+      this.#pools.delete(key);
+      excess -= 1;
+    }
   }
 }

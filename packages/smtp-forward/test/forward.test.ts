@@ -160,6 +160,30 @@ describe('SmtpForwarder with real SMTP peers', () => {
     expect(instance.stats().rejected).toBe(rejectedBefore + 1);
   });
 
+  it('tells when a session ends, with the id its other events carried', async () => {
+    const closed: string[] = [];
+    const rejectedIn: string[] = [];
+    const subscriptions = [
+      instance.onSessionClosed((event) => closed.push(event.sessionId)),
+      instance.onRejected((event) => rejectedIn.push(event.sessionId)),
+    ];
+    try {
+      const client = await RawClient.open(port);
+      await client.send('EHLO x.test\r\n');
+      await client.send('MAIL FROM:<a@origin.test>\r\n');
+      expect(await client.send('RCPT TO:<nobody@fwd.test>\r\n')).toMatch(/^550/);
+      // A session that leaves without QUIT ends too.
+      client.close();
+      const [session] = rejectedIn;
+      expect(session).toBeDefined();
+      for (let waited = 0; !closed.includes(session!) && waited < 5_000; waited += 20)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closed).toContain(session);
+    } finally {
+      for (const subscription of subscriptions) subscription.dispose();
+    }
+  });
+
   it('delivers a bounce sent to an SRS address to the original sender, and refuses forged ones', async () => {
     const srsAddress = sink.messages.find((m) => m.from.startsWith('SRS0='))!.from;
     const bouncer = await RawClient.open(port);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import type {
   RateLimiter,
   SmtpForwarderOptions,
 } from '../src/index.js';
-import { RawClient, run, startDeadRelay, startRelay } from './helpers.js';
+import { RawClient, selfSignedCertificate, startDeadRelay, startRelay } from './helpers.js';
 import type { TestRelay } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -368,6 +368,7 @@ describe('limits and ports', () => {
       transport: {
         mx: {
           port: sink.port,
+          allowAddress: () => true,
           resolveMx: (domain) => {
             lookups.push(domain);
             return Promise.resolve([
@@ -395,6 +396,7 @@ describe('limits and ports', () => {
           mx: {
             port: sink.port,
             resolveMx: () => Promise.resolve([{ exchange: '127.0.0.1', priority: 10 }]),
+            allowAddress: () => true,
             mtaSts,
           },
         },
@@ -447,29 +449,7 @@ describe('limits and ports', () => {
   it('offers STARTTLS with the configured certificate and reloads it without a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'postern-tls-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const make = async (name: string): Promise<{ key: string; cert: string }> => {
-      const key = join(dir, `${name}.key`);
-      const cert = join(dir, `${name}.crt`);
-      const result = await run('/usr/bin/openssl', [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        `/CN=${name}`,
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ]);
-      expect(result.code).toBe(0);
-      return { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') };
-    };
+    const make = (name: string) => selfSignedCertificate(dir, name);
     const sink = await relay();
     const first = await make('first.test');
     const second = await make('second.test');

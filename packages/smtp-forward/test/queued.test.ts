@@ -237,6 +237,59 @@ describe('queued delivery', () => {
     expect(forwarder.stats().bounced).toBe(1);
   });
 
+  it('drops a job nothing can be done for with dropQueued, so pendingSpool never returns it again', async () => {
+    const sink = await relay({
+      rcpt: (address) => (address === 'refused@origin.test' ? 550 : undefined),
+    });
+    const dir = spoolDir();
+    const { jobs, keep } = keeping();
+    const forwarder = queued(sink.port, keep, dir);
+    const dropped: string[] = [];
+    forwarder.onDropped((event) => dropped.push(`${event.messageId} ${event.reason}`));
+    const before = Date.now();
+    const { port } = await forwarder.listen({ port: 0, host: '127.0.0.1' });
+    expect(await sendOne(port, 'a-bounce', '')).toMatch(/^250/);
+    expect(await sendOne(port, 'refused', 'refused@origin.test')).toMatch(/^250/);
+    expect(await sendOne(port, 'kept')).toMatch(/^250/);
+    const [nullSender, refused, kept] = jobs;
+    // Each job carries when it was spooled, so a queue that adds it again keeps its age.
+    for (const job of jobs) {
+      expect(job.queuedAt).toBeGreaterThanOrEqual(before);
+      expect(job.queuedAt).toBeLessThanOrEqual(Date.now());
+    }
+    const byId = (a: QueuedDelivery, b: QueuedDelivery): number =>
+      a.messageId.localeCompare(b.messageId);
+    expect(
+      (await forwarder.pendingSpool()).sort(byId).map((job) => [job.messageId, job.queuedAt]),
+    ).toEqual([...jobs].sort(byId).map((job) => [job.messageId, job.queuedAt]));
+
+    expect(await forwarder.bounceQueued(nullSender!, 'gave up')).toBe(false);
+    await expect(forwarder.bounceQueued(refused!, 'gave up')).rejects.toMatchObject({
+      code: 'DELIVERY_FAILED',
+      temporary: false,
+    });
+    expect(await forwarder.dropQueued(nullSender!, 'null sender')).toBe(true);
+    expect(await forwarder.dropQueued(refused!, 'DSN refused')).toBe(true);
+    expect(dropped).toEqual([
+      `${nullSender!.messageId} null sender`,
+      `${refused!.messageId} DSN refused`,
+    ]);
+    expect(forwarder.stats().dropped).toBe(2);
+    // Only the job still to deliver is left, and a copy of a dropped job sends nothing.
+    expect((await forwarder.pendingSpool()).map((job) => job.messageId)).toEqual([kept!.messageId]);
+    await forwarder.deliverQueued(refused!);
+    expect(await forwarder.dropQueued(refused!, 'again')).toBe(false);
+    await expect(forwarder.bounceQueued(nullSender!, 'again')).rejects.toMatchObject({
+      code: 'ALREADY_SETTLED',
+    });
+    expect(sink.messages).toHaveLength(0);
+    expect(forwarder.stats().dropped).toBe(2);
+    await expect(forwarder.dropQueued(kept!, 'x', { waitMs: -1 })).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
+    expect(existsSync(kept!.path)).toBe(true);
+  });
+
   it('answers 451 and keeps no spool file when the queue refuses the job', async () => {
     const sink = await relay();
     const dir = spoolDir();
