@@ -42,8 +42,15 @@ export function backoffDelay(
   attempt: number,
   random: () => number,
 ): number {
-  const exponential = options.initialDelayMs * options.factor ** Math.max(0, attempt - 1);
-  const capped = Math.min(options.maxDelayMs, exponential);
+  const growth = options.factor ** Math.max(0, attempt - 1);
+  // 0 * Infinity is NaN: a zero initial delay stays zero however many attempts were made.
+  const exponential = options.initialDelayMs === 0 ? 0 : options.initialDelayMs * growth;
+  const capped = Number.isFinite(exponential)
+    ? Math.min(options.maxDelayMs, exponential)
+    : options.maxDelayMs;
   if (!options.jitter) return Math.round(capped);
-  return Math.round(capped / 2 + (random() * capped) / 2);
+  // A user-supplied random source may return anything: keep the jitter within [0, 1].
+  const drawn = random();
+  const unit = Number.isFinite(drawn) ? Math.min(1, Math.max(0, drawn)) : 0.5;
+  return Math.round(capped / 2 + (unit * capped) / 2);
 }

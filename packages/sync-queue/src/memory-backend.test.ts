@@ -79,3 +79,22 @@ describe('MemoryBackend ready order', () => {
     },
   );
 });
+
+describe('MemoryBackend input checks', () => {
+  it('refuses a fail with a retry delay it cannot schedule, as the Redis backend does, before changing anything', async () => {
+    const clock = new ManualClock();
+    const backend = new MemoryBackend({ clock });
+    await backend.add('q', [{ key: 'k', payload: '1', delayMs: 0, maxAttempts: 3 }]);
+    const [job] = (await backend.claim('q', 1, 60_000)).jobs;
+    if (job === undefined) throw new Error('nothing claimed');
+    for (const delay of [Number.NaN, Number.POSITIVE_INFINITY, -5]) {
+      await expect(backend.fail('q', job.id, job.token, 'boom', delay)).rejects.toThrow(
+        /retry delay/,
+      );
+    }
+    expect(await backend.stats('q')).toMatchObject({ active: 1, waiting: 0, delayed: 0 });
+    expect(await backend.fail('q', job.id, job.token, 'boom', 0)).toBe('retried');
+    const [again] = (await backend.claim('q', 1, 60_000)).jobs;
+    expect(again).toMatchObject({ id: job.id, attempt: 2 });
+  });
+});

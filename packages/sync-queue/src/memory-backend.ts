@@ -13,6 +13,7 @@ import type {
   QueueStats,
   RunRef,
 } from './backend.js';
+import { SyncQueueError } from './errors.js';
 import type { Clock } from './ports.js';
 import { systemClock } from './ports.js';
 
@@ -371,6 +372,15 @@ export class MemoryBackend implements QueueBackend {
     error: string,
     retryInMs: number | null,
   ): Promise<FailResult> {
+    if (retryInMs !== null && !(Number.isFinite(retryInMs) && retryInMs >= 0)) {
+      // As on Redis: a delay that cannot be scheduled would leave the job due never.
+      return Promise.reject(
+        new SyncQueueError(
+          'INVALID_OPTIONS',
+          `sync-queue: retry delay must be a finite number >= 0; got ${String(retryInMs)}.`,
+        ),
+      );
+    }
     const state = this.#state(queue);
     const now = this.#clock.now();
     const job = this.#fenced(state, id, token, now);

@@ -4,7 +4,7 @@ import { backoffDelay, resolveRetry } from './backoff.js';
 import { PermanentError, SyncQueueError, toError } from './errors.js';
 import { MemoryBackend } from './memory-backend.js';
 import { SyncQueue } from './sync-queue.js';
-import type { Job, Worker } from './sync-queue.js';
+import type { Handler, Job, Worker } from './sync-queue.js';
 import { ManualClock } from './testing.js';
 
 /** Advances fake time in small steps until `condition` holds (fails after `maxMs` of fake time). */
@@ -15,7 +15,19 @@ async function until(condition: () => boolean, maxMs = 120_000): Promise<void> {
   }
 }
 
-describe('SyncQueue', () => {
+/** A handler that runs until its signal aborts, then tells `onAbort` the reason and resolves. */
+function abortable(onAbort: (reason: unknown) => void): Handler<string> {
+  return (_job, { signal }) =>
+    new Promise<void>((resolve) => {
+      signal.addEventListener('abort', () => {
+        onAbort(signal.reason);
+        resolve();
+      });
+    });
+}
+
+/** Runs the describe block on fake time; the workers pushed to the list are closed after each test. */
+function workersOnFakeTime(): Worker[] {
   const workers: Worker[] = [];
   beforeEach(() => {
     vi.useFakeTimers();
@@ -26,6 +38,11 @@ describe('SyncQueue', () => {
     await closing;
     vi.useRealTimers();
   });
+  return workers;
+}
+
+describe('SyncQueue', () => {
+  const workers = workersOnFakeTime();
 
   it('runs a job and hands the handler its id, key, payload and attempt', async () => {
     const queue = new SyncQueue<{ to: string }>({ name: 'basic' });
@@ -199,7 +216,11 @@ describe('SyncQueue', () => {
   it('sends a PermanentError straight to the dead letters; they can be listed, retried and purged', async () => {
     const queue = new SyncQueue<{ n: number }>({ name: 'permanent' });
     const dead: string[] = [];
-    queue.onDead(({ id }) => dead.push(id));
+    const payloads: unknown[] = [];
+    queue.onDead(({ id, job }) => {
+      dead.push(id);
+      payloads.push(job?.payload);
+    });
     let calls = 0;
     workers.push(
       queue.process((job) => {
@@ -210,6 +231,8 @@ describe('SyncQueue', () => {
     const { id } = await queue.add({ n: 1 });
     await until(() => dead.length === 1);
     expect(calls).toBe(1);
+    // The worker that ran the last attempt hands the job over with the event.
+    expect(payloads).toEqual([{ n: 1 }]);
     const [letter] = await queue.deadLetters.list();
     expect(letter).toMatchObject({
       id,
@@ -337,15 +360,7 @@ describe('SyncQueue', () => {
     let reason: unknown;
     const lost: string[] = [];
     queue.onLeaseLost(({ job }) => lost.push(job.id));
-    const worker = queue.process(
-      (_job, { signal }) =>
-        new Promise<void>((resolve) => {
-          signal.addEventListener('abort', () => {
-            reason = signal.reason;
-            resolve();
-          });
-        }),
-    );
+    const worker = queue.process(abortable((why) => (reason = why)));
     workers.push(worker);
     await queue.add('x');
     await until(() => worker.active === 1);
@@ -454,8 +469,7 @@ describe('SyncQueue', () => {
   it('keeps claiming after backend errors and reports them', async () => {
     const inner = new MemoryBackend();
     let failClaims = 3;
-    const flaky: QueueBackend = {
-      add: (queue, jobs) => inner.add(queue, jobs),
+    const flaky = wrapBackend(inner, {
       claim: (queue, count, leaseMs) => {
         if (failClaims > 0) {
           failClaims -= 1;
@@ -463,17 +477,7 @@ describe('SyncQueue', () => {
         }
         return inner.claim(queue, count, leaseMs);
       },
-      extend: (queue, id, token, leaseMs) => inner.extend(queue, id, token, leaseMs),
-      complete: (queue, runs, fetch, leaseMs, keep) =>
-        inner.complete(queue, runs, fetch, leaseMs, keep),
-      fail: (queue, id, token, error, retryInMs) => inner.fail(queue, id, token, error, retryInMs),
-      release: (queue, id, token) => inner.release(queue, id, token),
-      stats: (queue) => inner.stats(queue),
-      listDead: (queue, offset, limit) => inner.listDead(queue, offset, limit),
-      listCompleted: (queue, offset, limit) => inner.listCompleted(queue, offset, limit),
-      retryDead: (queue, id) => inner.retryDead(queue, id),
-      purgeDead: (queue) => inner.purgeDead(queue),
-    };
+    });
     const queue = new SyncQueue<string>({ name: 'flaky', backend: flaky });
     const errors: string[] = [];
     queue.onError(({ error }) => errors.push(error.message));
@@ -650,5 +654,217 @@ describe('errors and backoff', () => {
     const jittered = resolveRetry({ initialDelayMs: 100, factor: 2 });
     expect(backoffDelay(jittered, 2, () => 0)).toBe(100);
     expect(backoffDelay(jittered, 2, () => 0.999_999)).toBe(200);
+  });
+});
+
+/** A backend that forwards to `inner` except for the methods given in `overrides`. */
+function wrapBackend(inner: QueueBackend, overrides: Partial<QueueBackend>): QueueBackend {
+  return {
+    add: (queue, jobs) => inner.add(queue, jobs),
+    claim: (queue, count, leaseMs) => inner.claim(queue, count, leaseMs),
+    extend: (queue, id, token, leaseMs) => inner.extend(queue, id, token, leaseMs),
+    complete: (queue, runs, fetch, leaseMs, keep) =>
+      inner.complete(queue, runs, fetch, leaseMs, keep),
+    fail: (queue, id, token, error, retryInMs) => inner.fail(queue, id, token, error, retryInMs),
+    release: (queue, id, token) => inner.release(queue, id, token),
+    stats: (queue) => inner.stats(queue),
+    listDead: (queue, offset, limit) => inner.listDead(queue, offset, limit),
+    listCompleted: (queue, offset, limit) => inner.listCompleted(queue, offset, limit),
+    retryDead: (queue, id) => inner.retryDead(queue, id),
+    purgeDead: (queue) => inner.purgeDead(queue),
+    ...overrides,
+  };
+}
+
+describe('failure modes', () => {
+  const workers = workersOnFakeTime();
+
+  it('never computes a NaN, negative or over-max backoff delay', () => {
+    // 0 * 2 ** 2000 is 0 * Infinity = NaN without care.
+    const immediate = resolveRetry({ initialDelayMs: 0, maxAttempts: 1_000_000 });
+    expect(backoffDelay(immediate, 2_000, () => 0.5)).toBe(0);
+    const capped = resolveRetry({ initialDelayMs: 100, maxDelayMs: 1_000 });
+    for (const random of [() => Number.NaN, () => 1.5, () => -1, () => Infinity]) {
+      const delay = backoffDelay(capped, 10, random);
+      expect(Number.isFinite(delay)).toBe(true);
+      expect(delay).toBeGreaterThanOrEqual(500);
+      expect(delay).toBeLessThanOrEqual(1_000);
+    }
+  });
+
+  it('retries a failed job even when the random source misbehaves (no job stuck as delayed)', async () => {
+    const queue = new SyncQueue<string>({
+      name: 'nan-random',
+      random: () => Number.NaN,
+      retry: { initialDelayMs: 100 },
+    });
+    const attempts: number[] = [];
+    let done = false;
+    queue.onCompleted(() => (done = true));
+    workers.push(
+      queue.process((job) => {
+        attempts.push(job.attempt);
+        if (job.attempt === 1) throw new Error('first run fails');
+      }),
+    );
+    await queue.add('x', { key: 'k' });
+    await until(() => done, 10_000);
+    expect(attempts).toEqual([1, 2]);
+  });
+
+  it('rejects timer options above 2^31-1 ms that setTimeout would fire at once', () => {
+    expect(() => new SyncQueue({ name: 'q', leaseMs: 2 ** 32 })).toThrow(/leaseMs/);
+    const queue = new SyncQueue({ name: 'q' });
+    expect(() => queue.process(() => undefined, { timeoutMs: 2 ** 31 })).toThrow(/timeoutMs/);
+    expect(() => queue.process(() => undefined, { pollIntervalMs: 2 ** 31 })).toThrow(
+      /pollIntervalMs/,
+    );
+    const worker = queue.process(() => undefined, { timeoutMs: 2 ** 31 - 1 });
+    workers.push(worker);
+  });
+
+  it('close() with a timeout above 2^31-1 ms still waits for a running handler', async () => {
+    const queue = new SyncQueue<string>({ name: 'close-huge-timeout' });
+    const completed: string[] = [];
+    queue.onCompleted(({ job }) => completed.push(job.payload));
+    const worker = queue.process(() => new Promise((resolve) => setTimeout(resolve, 5_000)));
+    await queue.add('slow');
+    await until(() => worker.active === 1);
+    const closing = worker.close({ timeoutMs: 2 ** 32 });
+    await vi.advanceTimersByTimeAsync(6_000);
+    await closing;
+    expect(completed).toEqual(['slow']);
+    expect(await queue.stats()).toMatchObject({ waiting: 0, active: 0 });
+  });
+
+  it('lists dead letters whose stored payload is not valid JSON instead of failing the whole list', async () => {
+    const backend = new MemoryBackend();
+    const queue = new SyncQueue<{ n: number }>({ name: 'bad-json', backend });
+    await backend.add('bad-json', [
+      { key: null, payload: '{not json', delayMs: 0, maxAttempts: 5 },
+    ]);
+    await queue.add({ n: 1 }, { attempts: 1 });
+    const dead: string[] = [];
+    queue.onDead(({ id }) => dead.push(id));
+    workers.push(
+      queue.process((job) => {
+        throw new PermanentError(`no ${job.payload.n}`);
+      }),
+    );
+    await until(() => dead.length === 2);
+    const letters = await queue.deadLetters.list();
+    expect(letters.map((letter) => letter.payload)).toEqual([undefined, { n: 1 }]);
+    expect(letters[0]).toMatchObject({ rawPayload: '{not json' });
+    expect(letters[1]).not.toHaveProperty('rawPayload');
+  });
+
+  it('aborts the signal once the lease has run out while renewals fail, so the next owner never overlaps', async () => {
+    const clock = new ManualClock();
+    const inner = new MemoryBackend({ clock });
+    const errors: string[] = [];
+    const backend = wrapBackend(inner, {
+      extend: () => Promise.reject(new Error('ECONNRESET')),
+    });
+    const queue = new SyncQueue<string>({ name: 'renew-errors', backend, leaseMs: 1_000, clock });
+    queue.onError(({ error }) => errors.push(error.message));
+    let reason: unknown;
+    const worker = queue.process(abortable((why) => (reason = why)));
+    workers.push(worker);
+    await queue.add('x', { key: 'k' });
+    await until(() => worker.active === 1);
+    // The first renewal fails, but the lease still has time left: the handler keeps running.
+    await vi.advanceTimersByTimeAsync(500);
+    clock.advance(500);
+    expect(errors).toEqual(['ECONNRESET']);
+    expect(reason).toBeUndefined();
+    // The lease is over (another worker may reclaim the job now): the handler must stop.
+    clock.advance(600);
+    await until(() => reason !== undefined, 5_000);
+    expect(SyncQueueError.isInstance(reason) && reason.code).toBe('LEASE_LOST');
+  });
+
+  it('close() releases the next job fetched by a completion it abandoned, instead of leaving it leased', async () => {
+    const inner = new MemoryBackend();
+    let holdComplete: (() => void) | null = null;
+    const backend = wrapBackend(inner, {
+      complete: async (queue, runs, fetch, leaseMs, keep) => {
+        await new Promise<void>((resolve) => (holdComplete = resolve));
+        return inner.complete(queue, runs, fetch, leaseMs, keep);
+      },
+    });
+    const queue = new SyncQueue<string>({ name: 'close-next', backend, leaseMs: 60_000 });
+    const ran: string[] = [];
+    const worker = queue.process((job) => void ran.push(job.payload));
+    await queue.addBulk([{ payload: 'first' }, { payload: 'second' }]);
+    await until(() => holdComplete !== null);
+    const closing = worker.close({ timeoutMs: 0 });
+    await vi.advanceTimersByTimeAsync(10);
+    (holdComplete as unknown as () => void)();
+    await vi.advanceTimersByTimeAsync(1_100);
+    await closing;
+    expect(ran).toEqual(['first']);
+    // The abandoned run was released, so its completion was refused and fetched the next job
+    // (which may be that same job): it must be back to waiting, not left leased to nobody.
+    expect(await queue.stats()).toEqual({
+      waiting: 2,
+      delayed: 0,
+      active: 0,
+      dead: 0,
+      completed: 0,
+    });
+  });
+
+  it('reports a backend whose extend throws synchronously instead of crashing the process', async () => {
+    const inner = new MemoryBackend();
+    const backend = wrapBackend(inner, {
+      extend: () => {
+        throw new Error('sync extend failure');
+      },
+    });
+    const queue = new SyncQueue<string>({ name: 'sync-throw', backend, leaseMs: 1_000 });
+    const errors: string[] = [];
+    queue.onError(({ error }) => errors.push(error.message));
+    let done = false;
+    queue.onCompleted(() => (done = true));
+    workers.push(queue.process(() => new Promise((resolve) => setTimeout(resolve, 700))));
+    await queue.add('x');
+    await until(() => done, 5_000);
+    expect(errors).toEqual(['sync extend failure']);
+  });
+
+  it('rejects a non-object addBulk item with a typed error', async () => {
+    const queue = new SyncQueue<string>({ name: 'bulk-null' });
+    await expect(queue.addBulk([null as unknown as { payload: string }])).rejects.toMatchObject({
+      code: 'INVALID_OPTIONS',
+    });
+    expect(await queue.stats()).toMatchObject({ waiting: 0 });
+  });
+
+  it('keeps a slot usable when reporting a failure throws (a user random source that throws)', async () => {
+    const clock = new ManualClock();
+    const queue = new SyncQueue<string>({
+      name: 'random-throws',
+      backend: new MemoryBackend({ clock }),
+      clock,
+      leaseMs: 1_000,
+      random: () => {
+        throw new Error('random exploded');
+      },
+    });
+    const errors: string[] = [];
+    queue.onError(({ error }) => errors.push(error.message));
+    const ran: string[] = [];
+    const worker = queue.process((job) => {
+      ran.push(job.payload);
+      if (job.payload === 'fails') throw new Error('handler failed');
+    });
+    workers.push(worker);
+    await queue.add('fails');
+    await until(() => errors.length === 1, 5_000);
+    expect(errors).toEqual(['random exploded']);
+    // The slot is free again: the next job runs on the same single-slot worker.
+    await queue.add('next');
+    await until(() => ran.includes('next'), 5_000);
+    expect(worker.active).toBe(0);
   });
 });

@@ -129,12 +129,18 @@ export interface Worker {
 
 /** A dead-lettered job with its payload parsed. */
 export interface DeadLetter<T> extends Omit<DeadLetterRecord, 'payload'> {
+  /** The parsed payload; undefined when the stored text is not valid JSON (see `rawPayload`). */
   readonly payload: T;
+  /** The stored payload text, present only when it is not valid JSON. */
+  readonly rawPayload?: string;
 }
 
 /** A kept completed job with its payload parsed. */
 export interface CompletedJob<T> extends Omit<CompletedRecord, 'payload'> {
+  /** The parsed payload; undefined when the stored text is not valid JSON (see `rawPayload`). */
   readonly payload: T;
+  /** The stored payload text, present only when it is not valid JSON. */
+  readonly rawPayload?: string;
 }
 
 /** Kept completed jobs (see the `keepCompleted` option). */
@@ -164,9 +170,14 @@ export interface FailedEvent<T> {
   readonly retryInMs: number | null;
 }
 /** Event of `onDead`. */
-export interface DeadEvent {
+export interface DeadEvent<T = unknown> {
   readonly id: string;
   readonly error: Error;
+  /**
+   * The job, when this worker ran its last attempt; absent when a lease expired on the last
+   * attempt (this worker only reclaimed it: read it from `deadLetters.list()`).
+   */
+  readonly job?: Job<T>;
 }
 /** Event of `onStalled`: a lease expired and the job went back to waiting. */
 export interface StalledEvent {
@@ -183,6 +194,10 @@ export interface ErrorEvent {
 
 const QUEUE_NAME = /^[^{}]{1,200}$/;
 const MAX_ERROR_CHARS = 2_000;
+/** Longest delay setTimeout can hold; a longer one fires at once (TimeoutOverflowWarning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest delay of a job or a retry, in ms (10 years, as for `delayMs`). */
+const MAX_DELAY_MS = 10 * 365 * 86_400_000;
 
 interface Internals<T> {
   readonly name: string;
@@ -200,7 +215,7 @@ interface Internals<T> {
 interface QueueEvents<T> {
   readonly completed: EventSource<CompletedEvent<T>>;
   readonly failed: EventSource<FailedEvent<T>>;
-  readonly dead: EventSource<DeadEvent>;
+  readonly dead: EventSource<DeadEvent<T>>;
   readonly stalled: EventSource<StalledEvent>;
   readonly leaseLost: EventSource<LeaseLostEvent<T>>;
   readonly error: EventSource<ErrorEvent>;
@@ -208,6 +223,20 @@ interface QueueEvents<T> {
 
 function parsePayload<T>(text: string): T {
   return JSON.parse(text) as T;
+}
+
+/**
+ * Parses the payload of a listed record. A payload that is not valid JSON (the very reason such a
+ * job was dead-lettered) must not make the whole listing fail: it comes back as `rawPayload`.
+ */
+function parseRecord<R extends { readonly payload: string }, T>(
+  record: R,
+): Omit<R, 'payload'> & { readonly payload: T; readonly rawPayload?: string } {
+  try {
+    return { ...record, payload: parsePayload<T>(record.payload) };
+  } catch {
+    return { ...record, payload: undefined as T, rawPayload: record.payload };
+  }
 }
 
 function resolveKeepCompleted(
@@ -250,7 +279,7 @@ export class SyncQueue<T> {
     if (typeof options.name !== 'string' || !QUEUE_NAME.test(options.name)) {
       throw new SyncQueueError('INVALID_OPTIONS', 'name must be 1-200 characters without braces.');
     }
-    const leaseMs = checkInteger('leaseMs', options.leaseMs ?? 30_000, 10);
+    const leaseMs = checkInteger('leaseMs', options.leaseMs ?? 30_000, 10, MAX_TIMER_MS);
     this.#maxPayloadBytes = checkInteger(
       'maxPayloadBytes',
       options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
@@ -289,7 +318,7 @@ export class SyncQueue<T> {
         checkInteger('offset', offset, 0);
         checkInteger('limit', limit, 1, 10_000);
         const records = await backend.listDead(name, offset, limit);
-        return records.map((record) => ({ ...record, payload: parsePayload<T>(record.payload) }));
+        return records.map((record) => parseRecord<typeof record, T>(record));
       },
       retry: async (id: string) => {
         const runId = await backend.retryDead(name, id);
@@ -305,7 +334,7 @@ export class SyncQueue<T> {
         checkInteger('offset', offset, 0);
         checkInteger('limit', limit, 1, 10_000);
         const records = await backend.listCompleted(name, offset, limit);
-        return records.map((record) => ({ ...record, payload: parsePayload<T>(record.payload) }));
+        return records.map((record) => parseRecord<typeof record, T>(record));
       },
     };
   }
@@ -322,10 +351,14 @@ export class SyncQueue<T> {
     const list: unknown = items;
     if (!Array.isArray(list))
       throw new SyncQueueError('INVALID_OPTIONS', 'addBulk takes an array.');
+    for (const item of items) {
+      if (typeof item !== 'object' || item === null)
+        throw new SyncQueueError('INVALID_OPTIONS', 'Each addBulk item must be an object.');
+    }
     const jobs: NewJob[] = items.map((item) => ({
       key: checkKey(item.key, this.#maxKeyBytes),
       payload: serialisePayload(item.payload, this.#maxPayloadBytes),
-      delayMs: Math.round(checkNumber('delayMs', item.delayMs ?? 0, 0, 10 * 365 * 86_400_000)),
+      delayMs: Math.round(checkNumber('delayMs', item.delayMs ?? 0, 0, MAX_DELAY_MS)),
       maxAttempts: checkInteger(
         'attempts',
         item.attempts ?? this.#internals.retry.maxAttempts,
@@ -346,8 +379,13 @@ export class SyncQueue<T> {
       throw new SyncQueueError('INVALID_OPTIONS', 'handler must be a function.');
     const worker = new QueueWorker(this.#internals, handler, {
       concurrency: checkInteger('concurrency', options.concurrency ?? 1, 1, 10_000),
-      pollIntervalMs: checkInteger('pollIntervalMs', options.pollIntervalMs ?? 100, 1),
-      timeoutMs: checkInteger('timeoutMs', options.timeoutMs ?? 600_000, 1),
+      pollIntervalMs: checkInteger(
+        'pollIntervalMs',
+        options.pollIntervalMs ?? 100,
+        1,
+        MAX_TIMER_MS,
+      ),
+      timeoutMs: checkInteger('timeoutMs', options.timeoutMs ?? 600_000, 1, MAX_TIMER_MS),
     });
     this.#internals.workers.add(worker);
     return worker;
@@ -373,7 +411,7 @@ export class SyncQueue<T> {
     return this.#internals.events.failed.subscribe(listener);
   }
   /** A job went to the dead letters. */
-  onDead(listener: (event: DeadEvent) => void): Disposable {
+  onDead(listener: (event: DeadEvent<T>) => void): Disposable {
     return this.#internals.events.dead.subscribe(listener);
   }
   /** A job's lease expired (its worker died or stalled) and it went back to waiting. */
@@ -427,6 +465,8 @@ class QueueWorker<T> implements Worker {
   #lastClaimAt: number | null = null;
   #completions: PendingCompletion[] = [];
   readonly #slots = new Set<Promise<void>>();
+  /** When the backend call that leased each job was sent: its lease runs from no earlier. */
+  readonly #leasedAt = new WeakMap<LeasedJob, number>();
   #flushScheduled = false;
 
   constructor(internals: Internals<T>, handler: Handler<T>, settings: WorkerSettings) {
@@ -484,6 +524,7 @@ class QueueWorker<T> implements Worker {
         continue;
       }
       let result: ClaimResult;
+      const askedAt = this.#internals.clock.now();
       try {
         result = await backend.claim(name, this.#idle, leaseMs);
       } catch (error) {
@@ -496,7 +537,10 @@ class QueueWorker<T> implements Worker {
       errorDelayMs = this.#settings.pollIntervalMs;
       this.#lastClaimAt = this.#internals.clock.now();
       this.#reportReclaims(result);
-      for (const leased of result.jobs) this.#startSlot(leased);
+      for (const leased of result.jobs) {
+        this.#leasedAt.set(leased, askedAt);
+        this.#startSlot(leased);
+      }
       if (result.jobs.length === 0 && !this.#closed) {
         const due = result.nextDueInMs ?? this.#settings.pollIntervalMs;
         await this.#pause(Math.max(1, Math.min(this.#settings.pollIntervalMs, due)));
@@ -531,15 +575,22 @@ class QueueWorker<T> implements Worker {
 
   async #slot(first: LeasedJob): Promise<void> {
     let current: LeasedJob | null = first;
-    while (current !== null) {
-      if (this.#closed) {
-        await this.#release(current);
-        break;
+    try {
+      while (current !== null) {
+        if (this.#closed) {
+          await this.#release(current);
+          break;
+        }
+        current = await this.#execute(current);
       }
-      current = await this.#execute(current);
+    } catch (error) {
+      // A bug in a user hook (say a `random` that throws) must neither become an unhandled
+      // rejection nor cost the worker a slot; the job's lease expires and it runs again.
+      this.#emitError(error);
+    } finally {
+      this.#idle += 1;
+      this.wake();
     }
-    this.#idle += 1;
-    this.wake();
   }
 
   async #release(leased: LeasedJob): Promise<void> {
@@ -558,7 +609,7 @@ class QueueWorker<T> implements Worker {
       leased,
       controller: new AbortController(),
       job: null,
-      leaseDeadline: clock.now() + leaseMs,
+      leaseDeadline: (this.#leasedAt.get(leased) ?? clock.now()) + leaseMs,
       abandoned: false,
     };
     this.#runs.add(run);
@@ -594,7 +645,13 @@ class QueueWorker<T> implements Worker {
       }
       if (outcome.ok) {
         const reply = await this.#persist(run, () => this.#complete(leased, !this.#closed));
-        if (reply === undefined || run.abandoned) return null;
+        if (reply === undefined) return null;
+        if (run.abandoned) {
+          // close() gave up on this run while its completion was in flight; the job that the
+          // completion leased for this slot would otherwise stay leased to nobody until it expires.
+          if (reply.next !== null) await this.#release(reply.next);
+          return null;
+        }
         if (reply.result === 'stale') {
           events.leaseLost.emit({ job });
         } else {
@@ -634,6 +691,7 @@ class QueueWorker<T> implements Worker {
     const { backend, name, leaseMs, clock, keepCompleted } = this.#internals;
     const fetch = this.#closed ? 0 : batch.filter((pending) => pending.wantsNext).length;
     let reply: CompleteResult;
+    const askedAt = clock.now();
     try {
       reply = await backend.complete(
         name,
@@ -647,6 +705,7 @@ class QueueWorker<T> implements Worker {
       return;
     }
     const jobs = reply.next?.jobs.slice() ?? [];
+    for (const leased of jobs) this.#leasedAt.set(leased, askedAt);
     if (reply.next !== null) {
       this.#reportReclaims(reply.next);
       this.#lastClaimAt = clock.now();
@@ -663,23 +722,41 @@ class QueueWorker<T> implements Worker {
   async #runHandler(run: Run<T>, job: Job<T>): Promise<{ ok: true } | { ok: false; error: Error }> {
     const { backend, name, leaseMs, clock } = this.#internals;
     const { controller } = run;
+    const leaseLost = (): void => {
+      if (controller.signal.aborted) return;
+      controller.abort(
+        new SyncQueueError('LEASE_LOST', `Lease of job ${job.id} was lost.`, { jobId: job.id }),
+      );
+    };
+    // Renewals that keep failing (the backend unreachable from this process only) must not let
+    // the handler outlive its lease: past it, another worker may already be running the job.
+    let watchdog: ReturnType<typeof setTimeout> | undefined;
+    const watch = (): void => {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(
+        () => (clock.now() >= run.leaseDeadline ? leaseLost() : watch()),
+        Math.min(MAX_TIMER_MS, Math.max(1, run.leaseDeadline - clock.now())),
+      );
+    };
+    watch();
     // Renewing at half the lease means one slow or lost renewal never loses the job.
     const renewal = setInterval(
       () => {
-        backend.extend(name, job.id, run.leased.token, leaseMs).then(
-          (result) => {
-            if (result === 'ok') {
-              run.leaseDeadline = clock.now() + leaseMs;
-            } else if (!controller.signal.aborted) {
-              controller.abort(
-                new SyncQueueError('LEASE_LOST', `Lease of job ${job.id} was lost.`, {
-                  jobId: job.id,
-                }),
-              );
-            }
-          },
-          (error: unknown) => this.#emitError(error),
-        );
+        // The new deadline counts from when the renewal was sent, as the backend's may.
+        const sentAt = clock.now();
+        Promise.resolve()
+          .then(() => backend.extend(name, job.id, run.leased.token, leaseMs))
+          .then(
+            (result) => {
+              if (result !== 'ok') {
+                leaseLost();
+              } else if (!controller.signal.aborted) {
+                run.leaseDeadline = Math.max(run.leaseDeadline, sentAt + leaseMs);
+                watch();
+              }
+            },
+            (error: unknown) => this.#emitError(error),
+          );
       },
       Math.max(1, Math.floor(leaseMs / 2)),
     );
@@ -707,6 +784,7 @@ class QueueWorker<T> implements Worker {
       return await Promise.race([handled, aborted]);
     } finally {
       clearInterval(renewal);
+      clearTimeout(watchdog);
       clearTimeout(timeout);
       if (onAbort !== undefined) controller.signal.removeEventListener('abort', onAbort);
     }
@@ -718,10 +796,13 @@ class QueueWorker<T> implements Worker {
     let retryInMs: number | null = null;
     if (!permanent && run.leased.attempt < run.leased.maxAttempts) {
       const hinted = (error as { retryAfterMs?: unknown }).retryAfterMs;
-      retryInMs =
+      const delay =
         typeof hinted === 'number' && Number.isFinite(hinted) && hinted >= 0
-          ? Math.round(hinted)
+          ? hinted
           : backoffDelay(retry, run.leased.attempt, random);
+      // A backend must never get a delay it cannot schedule (NaN, negative, beyond any date).
+      const finite = Number.isFinite(delay) ? delay : retry.maxDelayMs;
+      retryInMs = Math.min(MAX_DELAY_MS, Math.max(0, Math.round(finite)));
     }
     const message = `${error.name}: ${error.message}`.slice(0, MAX_ERROR_CHARS);
     const result = await this.#persist(run, () =>
@@ -733,7 +814,7 @@ class QueueWorker<T> implements Worker {
       return null;
     }
     events.failed.emit({ job, error, retryInMs: result === 'dead' ? null : retryInMs });
-    if (result === 'dead') events.dead.emit({ id: job.id, error });
+    if (result === 'dead') events.dead.emit({ id: job.id, error, job });
     return null;
   }
 
@@ -782,7 +863,9 @@ class QueueWorker<T> implements Worker {
 
   async #within(ms: number, work: Promise<unknown>): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+    // Past 2^31-1 ms setTimeout would fire at once; ~24.8 days is as good as "wait for ever".
+    const wait = Math.min(ms, MAX_TIMER_MS);
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, wait)));
     try {
       await Promise.race([work, deadline]);
     } finally {

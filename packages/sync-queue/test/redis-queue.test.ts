@@ -272,4 +272,59 @@ describe('SyncQueue on Redis', () => {
     expect(ran).toEqual(['doc-1']);
     expect(deadIds).toEqual([id]);
   });
+
+  it('refuses a fail whose retry delay Redis cannot score before changing anything, so the job is not lost', async () => {
+    const queue = `bad-delay-${randomUUID()}`;
+    await backend.add(queue, [{ key: 'k', payload: '1', delayMs: 0, maxAttempts: 3 }]);
+    const [job] = (await backend.claim(queue, 1, 60_000)).jobs;
+    if (job === undefined) throw new Error('nothing claimed');
+    for (const delay of [Number.NaN, Number.POSITIVE_INFINITY, -5]) {
+      await expect(backend.fail(queue, job.id, job.token, 'boom', delay)).rejects.toThrow(
+        /retry delay/,
+      );
+    }
+    expect(await backend.stats(queue)).toMatchObject({ active: 1, waiting: 0, delayed: 0 });
+    expect(await backend.fail(queue, job.id, job.token, 'boom', 0)).toBe('retried');
+    const [again] = (await backend.claim(queue, 1, 60_000)).jobs;
+    expect(again).toMatchObject({ id: job.id, attempt: 2 });
+  });
+
+  it('claims around job hashes with missing or malformed fields instead of failing the claim and losing jobs', async () => {
+    const queue = `malformed-${randomUUID()}`;
+    const base = `${prefix}{${queue}}:`;
+    const added = await backend.add(queue, [
+      { key: null, payload: '"no counters"', delayMs: 0, maxAttempts: 3 },
+      { key: 'k', payload: '"no payload"', delayMs: 0, maxAttempts: 3 },
+      { key: null, payload: '"fine"', delayMs: 0, maxAttempts: 3 },
+    ]);
+    const [noCounters, noPayload, fine] = added.map((result) => result.id);
+    await redis.hdel(`${base}j:${String(noCounters)}`, 'at', 'ct');
+    await redis.hset(`${base}j:${String(noCounters)}`, 'ma', 'x');
+    await redis.hdel(`${base}j:${String(noPayload)}`, 'p');
+    const claimed = await backend.claim(queue, 10, 60_000);
+    expect(claimed.jobs.map((job) => job.id).sort()).toEqual([noCounters, fine].sort());
+    const broken = claimed.jobs.find((job) => job.id === noCounters);
+    expect(broken?.attempt).toBe(1);
+    expect(Number.isFinite(broken?.maxAttempts)).toBe(true);
+    expect(Number.isFinite(broken?.createdAt)).toBe(true);
+    // The job without a payload is dead-lettered (visible), not dropped with its key slot left
+    // pointing at it, which would swallow every later change of the key.
+    expect(claimed.dead).toEqual([]);
+    expect(await backend.stats(queue)).toMatchObject({ dead: 1, active: 2 });
+    const letters = await new SyncQueue<string>({ name: queue, backend }).deadLetters.list();
+    expect(letters).toMatchObject([
+      { id: noPayload, payload: undefined, rawPayload: '', lastError: 'stored job has no payload' },
+    ]);
+    const next = await backend.add(queue, [
+      { key: 'k', payload: '"next"', delayMs: 0, maxAttempts: 3 },
+    ]);
+    expect(next[0]?.coalesced).toBe(false);
+    const after = await backend.claim(queue, 10, 60_000);
+    expect(after.jobs.map((job) => job.payload)).toEqual(['"next"']);
+    // A lease expiring on a job with malformed counters is reclaimed, not a script error.
+    await redis.zadd(`${base}a`, 0, String(noCounters));
+    await expect(backend.claim(queue, 0, 60_000)).resolves.toMatchObject({
+      dead: [noCounters],
+    });
+  });
 });

@@ -89,9 +89,12 @@ local function claim(count, leaseMs)
     rcall('ZREM', A, id)
     local jk = JP .. id
     local f = rcall('HMGET', jk, 'at', 'ma', 'k')
-    if f[1] then
-      if tonumber(f[1]) >= tonumber(f[2]) then
-        toDead(id, f[3], 'lease expired on attempt ' .. f[1])
+    if rcall('EXISTS', jk) == 1 then
+      -- Malformed counters must not raise an error halfway through the script (its earlier
+      -- writes would stay): a missing run count is 0, missing allowed runs mean no more runs.
+      local attempt = tonumber(f[1]) or 0
+      if attempt >= (tonumber(f[2]) or 0) then
+        toDead(id, f[3], 'lease expired on attempt ' .. attempt)
         dead[#dead + 1] = id
       else
         rcall('HSET', jk, 'tk', '', 'ra', NOW)
@@ -109,14 +112,22 @@ local function claim(count, leaseMs)
       local f = rcall('HMGET', jk, 'k', 'p', 'at', 'ma', 'ct')
       if f[2] then
         local token = tostring(rcall('INCR', SEQ))
-        local attempt = tonumber(f[3]) + 1
+        -- Malformed counters never raise an error here, after the writes above.
+        local attempt = (tonumber(f[3]) or 0) + 1
+        local maxAttempts = tonumber(f[4]) or attempt
         rcall('HSET', jk, 'tk', token, 'at', attempt)
         rcall('ZADD', A, NOW + leaseMs, id)
         if f[1] then
           if rcall('HGET', P, f[1]) == id then rcall('HDEL', P, f[1]) end
           rcall('HSET', O, f[1], id)
         end
-        jobs[#jobs + 1] = { id, f[1] or '', f[2], attempt, f[4], token, f[5] }
+        jobs[#jobs + 1] = { id, f[1] or '', f[2], attempt, maxAttempts, token, tonumber(f[5]) or NOW }
+      elseif rcall('EXISTS', jk) == 1 then
+        -- A job without a payload cannot run; dropping it silently would lose it and leave its
+        -- key's pending slot pointing at it, swallowing every later change of the key. It goes
+        -- to the dead letters, where it is listed and counted.
+        if f[1] and rcall('HGET', P, f[1]) == id then rcall('HDEL', P, f[1]) end
+        toDead(id, f[1], 'stored job has no payload')
       end
     end
   end
