@@ -26,7 +26,10 @@ const argon2 = createRequire(import.meta.resolve('@postern/auth'))('argon2') as 
 const redis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
 const prefix = `bench:auth:${randomBytes(6).toString('hex')}:`;
 const PASSWORD = 'benchmark password 2026';
-const EMAIL = 'runner@example.test';
+// One account per concurrent login: logins of one account in flight at once count as attempts
+// (past lockout.freeAttempts they are refused, since they cannot be told from a burst of guesses),
+// so concurrency here is across users, as a service sees it.
+const EMAILS = Array.from({ length: 32 }, (_, index) => `runner${index}@example.test`);
 
 const tokens = {
   issuer: 'https://bench.test',
@@ -57,21 +60,32 @@ async function cleanup(): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  await auth.register({ email: EMAIL, password: PASSWORD });
+  for (const email of EMAILS) await auth.register({ email, password: PASSWORD });
+  const freeAccounts = [...EMAILS];
+  /** Logs in with an account no other call is using (there are as many as the concurrency). */
+  const withAccount = async (service: AuthService): Promise<void> => {
+    const email = freeAccounts.pop()!;
+    try {
+      await service.login({ email, password: PASSWORD });
+    } finally {
+      freeAccounts.push(email);
+    }
+  };
   const hash = await argon2.hash(PASSWORD, {
     type: argon2.argon2id,
     memoryCost: 19_456,
     timeCost: 2,
     parallelism: 1,
   });
-  const login = () => auth.login({ email: EMAIL, password: PASSWORD });
-  const loginRust = () => authRust.login({ email: EMAIL, password: PASSWORD });
+  const login = () => withAccount(auth);
+  const loginRust = () => withAccount(authRust);
   const bareVerify = () => argon2.verify(hash, PASSWORD);
   const bareVerifyRust = () => rustBinding.verify(hash, PASSWORD, undefined);
 
   // Token pools: each call takes a token, refreshes it, and returns the successor.
   const ours: string[] = [];
-  for (let index = 0; index < 32; index += 1) ours.push((await login()).refreshToken);
+  for (const email of EMAILS)
+    ours.push((await auth.login({ email, password: PASSWORD })).refreshToken);
   const refresh = async () => {
     const token = ours.pop()!;
     const next = await auth.refresh(token);

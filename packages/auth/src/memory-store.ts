@@ -31,6 +31,10 @@ export class MemoryAuthStore implements AuthStore {
   readonly #oneTime = new Map<string, { tokenHash: string; expiresAt: number }>();
   readonly #cooldowns = new Map<string, number>();
   readonly #maxEntries: number;
+  // Sizes at which each map is swept next. After a sweep that leaves many live entries, the next
+  // one waits until the map has doubled, so a spray of live keys costs amortised O(1) per key
+  // instead of a full scan on every insert.
+  readonly #sweepAt = { sessions: 0, failures: 0, cooldowns: 0 };
 
   /**
    * `maxEntries` (default 10_000): when the counters, cooldowns or sessions grow past it, expired
@@ -38,6 +42,9 @@ export class MemoryAuthStore implements AuthStore {
    */
   constructor(options: { maxEntries?: number } = {}) {
     this.#maxEntries = options.maxEntries ?? 10_000;
+    this.#sweepAt.sessions = this.#maxEntries;
+    this.#sweepAt.failures = this.#maxEntries;
+    this.#sweepAt.cooldowns = this.#maxEntries;
   }
 
   createUser(user: UserRecord): Promise<boolean> {
@@ -60,6 +67,8 @@ export class MemoryAuthStore implements AuthStore {
   updateUser(userId: string, patch: UserPatch): Promise<boolean> {
     const user = this.#users.get(userId);
     if (user === undefined) return Promise.resolve(false);
+    if (patch.ifPasswordHash !== undefined && user.passwordHash !== patch.ifPasswordHash)
+      return Promise.resolve(false);
     if (patch.passwordHash !== undefined) user.passwordHash = patch.passwordHash;
     if (patch.emailVerified !== undefined) user.emailVerified = patch.emailVerified;
     return Promise.resolve(true);
@@ -77,13 +86,14 @@ export class MemoryAuthStore implements AuthStore {
   }
 
   createSession(session: NewSession): Promise<void> {
-    if (this.#sessions.size >= this.#maxEntries) {
+    if (this.#sessions.size >= this.#sweepAt.sessions) {
       for (const [id, entry] of this.#sessions) {
         if (
           session.createdAt >= Math.min(entry.record.idleExpiresAt, entry.record.absoluteExpiresAt)
         )
           this.#removeSession(entry.record.userId, id);
       }
+      this.#sweepAt.sessions = this.#nextSweep(this.#sessions.size);
     }
     const record: SessionRecord = {
       id: session.id,
@@ -187,9 +197,10 @@ export class MemoryAuthStore implements AuthStore {
     const current = this.#failures.get(key);
     const count =
       current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
-    if (current === undefined && this.#failures.size >= this.#maxEntries) {
+    if (current === undefined && this.#failures.size >= this.#sweepAt.failures) {
       for (const [entryKey, entry] of this.#failures)
         if (now >= entry.expiresAt) this.#failures.delete(entryKey);
+      this.#sweepAt.failures = this.#nextSweep(this.#failures.size);
     }
     this.#failures.set(key, { count, lastFailureAt: now, expiresAt: now + windowMs });
     return Promise.resolve({ count, lastFailureAt: now });
@@ -238,9 +249,10 @@ export class MemoryAuthStore implements AuthStore {
   acquireCooldown(key: string, now: number, cooldownMs: number): Promise<boolean> {
     const until = this.#cooldowns.get(key);
     if (until !== undefined && now < until) return Promise.resolve(false);
-    if (until === undefined && this.#cooldowns.size >= this.#maxEntries) {
+    if (until === undefined && this.#cooldowns.size >= this.#sweepAt.cooldowns) {
       for (const [entryKey, entryUntil] of this.#cooldowns)
         if (now >= entryUntil) this.#cooldowns.delete(entryKey);
+      this.#sweepAt.cooldowns = this.#nextSweep(this.#cooldowns.size);
     }
     this.#cooldowns.set(key, now + cooldownMs);
     return Promise.resolve(true);
@@ -253,6 +265,10 @@ export class MemoryAuthStore implements AuthStore {
       cooldowns: this.#cooldowns.size,
       sessions: this.#sessions.size,
     };
+  }
+
+  #nextSweep(liveEntries: number): number {
+    return Math.max(this.#maxEntries, liveEntries * 2);
   }
 
   #removeSession(userId: string, sessionId: string): void {

@@ -8,7 +8,7 @@ import cooldownLua from './lua/cooldown-1.lua';
 import deleteIfEqualLua from './lua/delete-if-equal-1.lua';
 import recordFailureLua from './lua/record-failure-1.lua';
 import rotateRefreshLua from './lua/rotate-refresh-2.lua';
-import updateUserLua from './lua/update-user-1.lua';
+import updateUserLua from './lua/update-user-2.lua';
 import type {
   AuthStore,
   ConsumeResult,
@@ -36,7 +36,8 @@ const SCRIPTS = {
   posternAuthV1RecordFailure: { numberOfKeys: 1, lua: recordFailureLua },
   posternAuthV1ConsumeToken: { numberOfKeys: 1, lua: consumeTokenLua },
   posternAuthV1Cooldown: { numberOfKeys: 1, lua: cooldownLua },
-  posternAuthV1UpdateUser: { numberOfKeys: 1, lua: updateUserLua },
+  // V2: takes an expected password hash first (compare-and-swap for rehashing at login).
+  posternAuthV2UpdateUser: { numberOfKeys: 1, lua: updateUserLua },
   posternAuthV1DeleteIfEqual: { numberOfKeys: 1, lua: deleteIfEqualLua },
 } as const;
 
@@ -109,8 +110,15 @@ export class RedisAuthStore implements AuthStore {
     if (patch.passwordHash !== undefined) fields.push('passwordHash', patch.passwordHash);
     if (patch.emailVerified !== undefined)
       fields.push('emailVerified', patch.emailVerified ? '1' : '0');
-    if (fields.length === 0) return (await this.#redis.exists(this.#userKey(userId))) === 1;
-    return (await this.#scripts.posternAuthV1UpdateUser(this.#userKey(userId), ...fields)) === 1;
+    if (fields.length === 0 && patch.ifPasswordHash === undefined)
+      return (await this.#redis.exists(this.#userKey(userId))) === 1;
+    return (
+      (await this.#scripts.posternAuthV2UpdateUser(
+        this.#userKey(userId),
+        patch.ifPasswordHash ?? '',
+        ...fields,
+      )) === 1
+    );
   }
 
   async deleteUser(userId: string): Promise<boolean> {
@@ -143,14 +151,16 @@ export class RedisAuthStore implements AuthStore {
     // The index first: a session that exists is always findable by logoutAll. Its expiry only
     // grows, so a session with a longer life than the newest one never drops out of it.
     const lifetimeMs = Math.max(1, session.absoluteExpiresAt - session.createdAt);
-    const [, ttl] = (await this.#redis.multi().sadd(index, session.id).pttl(index).exec()) ?? [];
+    const [, ttl] = checked(await this.#redis.multi().sadd(index, session.id).pttl(index).exec());
     // -1 (no expiry yet) also sets it.
-    if (Number(ttl?.[1] ?? -1) < lifetimeMs) await this.#redis.pexpire(index, lifetimeMs);
-    await this.#redis
-      .multi()
-      .hset(key, fields)
-      .pexpire(key, Math.max(1, idleExpiresAt - session.createdAt))
-      .exec();
+    if (Number(ttl) < lifetimeMs) await this.#redis.pexpire(index, lifetimeMs);
+    checked(
+      await this.#redis
+        .multi()
+        .hset(key, fields)
+        .pexpire(key, Math.max(1, idleExpiresAt - session.createdAt))
+        .exec(),
+    );
   }
 
   async getSession(sessionId: string): Promise<SessionRecord | null> {
@@ -265,12 +275,14 @@ export class RedisAuthStore implements AuthStore {
   ): Promise<void> {
     const key = this.#oneTimeKey(purpose, userId);
     // Kept a day past expiry so a late click reads "expired", not "invalid".
-    await this.#redis
-      .multi()
-      .del(key)
-      .hset(key, { tokenHash, expiresAt: String(expiresAt) })
-      .pexpireat(key, expiresAt + 86_400_000)
-      .exec();
+    checked(
+      await this.#redis
+        .multi()
+        .del(key)
+        .hset(key, { tokenHash, expiresAt: String(expiresAt) })
+        .pexpireat(key, expiresAt + 86_400_000)
+        .exec(),
+    );
   }
 
   async consumeOneTimeToken(
@@ -345,4 +357,17 @@ function toSession(id: string, hash: Record<string, string>): SessionRecord | nu
   if (hash['ip'] !== undefined) session.ip = hash['ip'];
   if (hash['userAgent'] !== undefined) session.userAgent = hash['userAgent'];
   return session;
+}
+
+/**
+ * The replies of a MULTI, or the first command's error: ioredis resolves `exec()` with per-command
+ * errors inside (out of memory, a key of the wrong type), and a session that was never stored
+ * must not be handed out as a login.
+ */
+function checked(replies: [Error | null, unknown][] | null): unknown[] {
+  if (replies === null) throw new Error('Redis transaction was aborted');
+  return replies.map(([error, value]) => {
+    if (error !== null) throw error;
+    return value;
+  });
 }

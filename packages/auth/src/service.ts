@@ -231,6 +231,7 @@ export class AuthService {
     context: RequestContext = {},
   ): Promise<RegisterResult> {
     const email = normalizeEmail(input.email);
+    requireString(input.password, 'password');
     const reasons = checkPassword(this.#policy, input.password, email);
     if (reasons.length > 0)
       throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, {
@@ -288,13 +289,14 @@ export class AuthService {
     }
     const now = this.#clock.now();
     const keys = this.#throttleKeys(email, context);
-    await this.#throttle(keys, now, context);
+    const attempt = await this.#reserveAttempt(keys, now, context);
     const user = await this.#store.getUserByEmail(email);
     const hash = user?.passwordHash ?? (await this.#dummyHash);
     const matches = await this.#hasher.verify(hash, input.password);
     if (user === null || !matches) {
       await this.#fail(
         keys,
+        attempt,
         now,
         user?.id,
         user === null ? 'unknown_user' : 'wrong_password',
@@ -302,17 +304,36 @@ export class AuthService {
       );
       throw new AuthError('INVALID_CREDENTIALS', 'email or password is incorrect');
     }
+    // The attempt was counted before hashing; the right password takes it back.
+    await this.#store.clearFailures(keys.account);
     if (this.#requireVerifiedEmail && !user.emailVerified) {
       throw new AuthError('EMAIL_NOT_VERIFIED', 'email address is not verified yet');
     }
-    await this.#store.clearFailures(keys.account);
+    // The hash known to belong to this password; a concurrent change must never be overwritten.
+    let knownHash = user.passwordHash;
     if (this.#hasher.needsRehash(user.passwordHash)) {
-      await this.#store.updateUser(user.id, {
-        passwordHash: await this.#hasher.hash(input.password),
+      const rehashed = await this.#hasher.hash(input.password);
+      const updated = await this.#store.updateUser(user.id, {
+        passwordHash: rehashed,
+        ifPasswordHash: user.passwordHash,
       });
-      this.#emit({ type: 'password_rehashed', at: now, userId: user.id });
+      if (updated) {
+        knownHash = rehashed;
+        this.#emit({ type: 'password_rehashed', at: now, userId: user.id });
+      }
     }
     const pair = await this.#openSession(user.id, now, context);
+    // A password change, reset or deletion that finished while this login was hashing revoked
+    // sessions before this one existed: look again, and drop the session if the password is stale.
+    const current = await this.#store.getUserById(user.id);
+    if (
+      current === null ||
+      (current.passwordHash !== knownHash &&
+        !(await this.#hasher.verify(current.passwordHash, input.password)))
+    ) {
+      await this.#store.deleteSession(user.id, pair.sessionId);
+      throw new AuthError('INVALID_CREDENTIALS', 'email or password is incorrect');
+    }
     this.#emit({
       type: 'login_succeeded',
       at: now,
@@ -425,6 +446,8 @@ export class AuthService {
       (session.parentHash !== undefined && safeEqual(hash, session.parentHash));
     if (!owns) return false;
     const deleted = await this.#store.deleteSession(session.userId, session.id);
+    // A dead session is no session: the memory store still holds it, Redis has let it expire.
+    if (isDead(session, this.#clock.now())) return false;
     if (deleted)
       this.#emit({
         type: 'session_revoked',
@@ -479,6 +502,8 @@ export class AuthService {
 
   /** Changes a password after checking the current one (throttled like login); revokes every other session and any reset token. */
   async changePassword(input: ChangePasswordInput, context: RequestContext = {}): Promise<void> {
+    requireString(input.currentPassword, 'currentPassword');
+    requireString(input.newPassword, 'newPassword');
     if (isOversized(input.currentPassword, this.#policy.maxBytes))
       throw new AuthError('INVALID_INPUT', 'password is too long', { field: 'currentPassword' });
     const user = await this.#store.getUserById(input.userId);
@@ -486,14 +511,15 @@ export class AuthService {
     const now = this.#clock.now();
     // A stolen access token must not become an unthrottled password oracle: same counters as login.
     const keys = user === null ? undefined : this.#throttleKeys(user.email, requestContext);
-    if (keys !== undefined) await this.#throttle(keys, now, requestContext);
+    const attempt =
+      keys === undefined ? undefined : await this.#reserveAttempt(keys, now, requestContext);
     const matches = await this.#hasher.verify(
       user?.passwordHash ?? (await this.#dummyHash),
       input.currentPassword,
     );
-    if (user === null || keys === undefined || !matches) {
-      if (keys !== undefined)
-        await this.#fail(keys, now, user?.id, 'wrong_password', requestContext);
+    if (user === null || keys === undefined || attempt === undefined || !matches) {
+      if (keys !== undefined && attempt !== undefined)
+        await this.#fail(keys, attempt, now, user?.id, 'wrong_password', requestContext);
       throw new AuthError('INVALID_CREDENTIALS', 'current password is incorrect');
     }
     await this.#store.clearFailures(keys.account);
@@ -615,6 +641,7 @@ export class AuthService {
   }
 
   #checkNewPassword(password: string, email: string): void {
+    requireString(password, 'password');
     const reasons = checkPassword(this.#policy, password, email);
     if (reasons.length > 0)
       throw new AuthError('WEAK_PASSWORD', `password refused: ${reasons.join(', ')}`, {
@@ -692,7 +719,7 @@ export class AuthService {
     keys: { account: string; ip: string | undefined },
     now: number,
     context: RequestContext,
-  ): Promise<void> {
+  ): Promise<FailureRecord | null> {
     const { windowMs } = this.#lockout;
     const [account, ip] = await Promise.all([
       this.#store.getFailures(keys.account, now, windowMs),
@@ -710,22 +737,45 @@ export class AuthService {
         retryAfterMs: blockedUntil - now,
       });
     }
+    return account;
   }
 
+  /**
+   * Checks the throttle, then counts this attempt on the account before any hashing (the count is
+   * atomic in the store), so concurrent guesses cannot all pass one check: past the free attempts,
+   * an attempt whose count is not the one right after the count it checked lost a race and waits.
+   * The right password clears the counter again.
+   */
+  async #reserveAttempt(
+    keys: { account: string; ip: string | undefined },
+    now: number,
+    context: RequestContext,
+  ): Promise<FailureRecord> {
+    const observed = await this.#throttle(keys, now, context);
+    const attempt = await this.#store.recordFailure(keys.account, now, this.#lockout.windowMs);
+    if (
+      attempt.count > this.#lockout.freeAttempts &&
+      attempt.count !== (observed?.count ?? 0) + 1
+    ) {
+      this.#emit({ type: 'login_blocked', at: now, ...context });
+      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', {
+        retryAfterMs: Math.max(1, this.#blockedUntil(attempt, 'account') - now),
+      });
+    }
+    return attempt;
+  }
+
+  /** Records a failed attempt: the account count was taken by `#reserveAttempt`; the IP's is counted now. */
   async #fail(
     keys: { account: string; ip: string | undefined },
+    account: FailureRecord,
     now: number,
     userId: string | undefined,
     reason: string,
     context: RequestContext,
   ): Promise<void> {
-    const { windowMs } = this.#lockout;
-    const [account] = await Promise.all([
-      this.#store.recordFailure(keys.account, now, windowMs),
-      keys.ip === undefined
-        ? Promise.resolve(null)
-        : this.#store.recordFailure(keys.ip, now, windowMs),
-    ]);
+    if (keys.ip !== undefined)
+      await this.#store.recordFailure(keys.ip, now, this.#lockout.windowMs);
     const who = userId === undefined ? {} : { userId };
     this.#emit({ type: 'login_failed', at: now, ...who, reason, count: account.count, ...context });
     if (account.count === this.#lockout.lockAfter)
@@ -780,7 +830,14 @@ function isDead(session: SessionRecord, now: number): boolean {
   return now >= session.idleExpiresAt || now >= session.absoluteExpiresAt;
 }
 
-function clean(context: RequestContext): RequestContext {
+function requireString(value: unknown, field: string): asserts value is string {
+  // Request bodies are JSON: a number, object or null must be refused, not crash a string method.
+  if (typeof value !== 'string')
+    throw new AuthError('INVALID_INPUT', `${field} must be a string`, { field });
+}
+
+function clean(context: RequestContext | null | undefined): RequestContext {
+  if (typeof context !== 'object' || context === null) return {};
   // Bounded so a hostile header cannot bloat the store or the audit log.
   return {
     ...(typeof context.ip === 'string' && context.ip.length > 0

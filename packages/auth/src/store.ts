@@ -13,6 +13,12 @@ export interface UserRecord {
 export interface UserPatch {
   passwordHash?: string;
   emailVerified?: boolean;
+  /**
+   * Compare-and-swap: change nothing and resolve false unless the stored `passwordHash` equals
+   * this (a login's rehash must never overwrite a password changed meanwhile). Both shipped
+   * stores honour it atomically; a store that ignores it reopens that race.
+   */
+  ifPasswordHash?: string;
 }
 
 /** A session: one login, one refresh-token family. Token hashes are SHA-256, base64url. */
@@ -112,7 +118,7 @@ export interface AuthStore {
   createUser(user: UserRecord): Promise<boolean>;
   getUserById(userId: string): Promise<UserRecord | null>;
   getUserByEmail(email: string): Promise<UserRecord | null>;
-  /** Changes a user; resolves false if there is no such user. */
+  /** Changes a user; resolves false if there is no such user (or `ifPasswordHash` does not match). */
   updateUser(userId: string, patch: UserPatch): Promise<boolean>;
   /** Deletes a user with every session and single-use token; resolves false if there was none. */
   deleteUser(userId: string): Promise<boolean>;

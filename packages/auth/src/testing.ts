@@ -106,6 +106,31 @@ export function runAuthStoreContract(
         expect(await store.updateUser(randomUUID(), { emailVerified: true })).toBe(false);
       });
 
+      it('changes a password only while the stored hash is the expected one, atomically (ifPasswordHash)', async () => {
+        const store = await create();
+        const record = user({ passwordHash: 'old-hash' });
+        await store.createUser(record);
+        expect(
+          await store.updateUser(record.id, { passwordHash: 'x', ifPasswordHash: 'other-hash' }),
+        ).toBe(false);
+        expect((await store.getUserById(record.id))?.passwordHash).toBe('old-hash');
+        // Many rehashes of the same old hash race: exactly one lands, the rest change nothing.
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, index) =>
+            store.updateUser(record.id, {
+              passwordHash: `rehash-${String(index)}`,
+              ifPasswordHash: 'old-hash',
+            }),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = results.indexOf(true);
+        expect((await store.getUserById(record.id))?.passwordHash).toBe(`rehash-${String(winner)}`);
+        expect(
+          await store.updateUser(randomUUID(), { passwordHash: 'x', ifPasswordHash: 'old-hash' }),
+        ).toBe(false);
+      });
+
       it('deletes a user with sessions and tokens, freeing the email', async () => {
         const store = await create();
         const record = user();

@@ -70,6 +70,36 @@ describe('RedisAuthStore specifics', () => {
     expect(await store.deleteUserSessions(userId)).toBe(2);
   });
 
+  it('fails a session or token write that Redis refused inside its transaction, instead of reporting it stored', async () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    const now = Date.now();
+    const userId = randomUUID();
+    // A key of the wrong type makes HSET fail inside MULTI; EXEC itself still answers.
+    await redis.set(`${prefix}session:{DDDDDDDDDDDDDDDDDDDDDD}`, 'not a hash');
+    await expect(
+      store.createSession({
+        id: 'DDDDDDDDDDDDDDDDDDDDDD',
+        userId,
+        tokenHash: 'hash',
+        createdAt: now,
+        idleExpiresAt: now + 60_000,
+        absoluteExpiresAt: now + 120_000,
+      }),
+    ).rejects.toThrow(/WRONGTYPE/);
+    await redis.set(`${prefix}user:{${userId}}:sessions`, 'not a set');
+    await expect(
+      store.createSession({
+        id: 'EEEEEEEEEEEEEEEEEEEEEE',
+        userId,
+        tokenHash: 'hash',
+        createdAt: now,
+        idleExpiresAt: now + 60_000,
+        absoluteExpiresAt: now + 120_000,
+      }),
+    ).rejects.toThrow(/WRONGTYPE/);
+    expect(await store.getSession('EEEEEEEEEEEEEEEEEEEEEE')).toBeNull();
+  });
+
   it('registers its scripts once per client under versioned names', () => {
     new RedisAuthStore({ redis, prefix });
     new RedisAuthStore({ redis, prefix });

@@ -6,9 +6,11 @@ import {
   AuthService,
   Argon2Hasher,
   type AuthEvent,
+  type AuthServiceOptions,
   type TokenPair,
 } from '../src/index.js';
 import { RedisAuthStore } from '../src/redis.js';
+import { GatedHasher } from './gated-hasher.js';
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const prefix = `test:auth-service:${randomUUID()}:`;
@@ -16,17 +18,26 @@ const prefix = `test:auth-service:${randomUUID()}:`;
 const redisA = new Redis(REDIS_URL);
 const redisB = new Redis(REDIS_URL);
 const PASSWORD = 'shared redis password 1';
+const NEW_PASSWORD = 'a brand new long passphrase 7';
 const key = { kid: 'k1', alg: 'HS256' as const, secret: randomBytes(32) };
 
-function service(redis: Redis, events: AuthEvent[] = []): AuthService {
+function service(
+  redis: Redis,
+  events: AuthEvent[] = [],
+  options: { hasher?: GatedHasher; lockout?: AuthServiceOptions['lockout'] } = {},
+): AuthService {
   return new AuthService({
     store: new RedisAuthStore({ redis, prefix }),
-    hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1 }),
+    hasher: options.hasher ?? new Argon2Hasher({ memoryCost: 1024, timeCost: 1 }),
     tokens: { issuer: 'https://postern.test', audience: 'api', keys: [key] },
     requireVerifiedEmail: false,
     onEvent: (event) => events.push(event),
+    ...(options.lockout === undefined ? {} : { lockout: options.lockout }),
   });
 }
+
+/** A fast Argon2 hasher whose calls a test can hold at a chosen point. */
+const gated = (memoryCost = 1024) => new GatedHasher(new Argon2Hasher({ memoryCost, timeCost: 1 }));
 
 async function code(promise: Promise<unknown>): Promise<string> {
   try {
@@ -139,5 +150,58 @@ describe('AuthService on Redis, two instances', () => {
       'TOKEN_INVALID',
     );
     expect(await a.listSessions(userId)).toEqual([]);
+  });
+});
+
+describe('AuthService on Redis, two instances: races with hashing', () => {
+  it('does not let concurrent guesses from two processes bypass the lockout', async () => {
+    const lockout = { freeAttempts: 3, lockAfter: 5, baseDelayMs: 60_000, maxDelayMs: 60_000 };
+    const hasherA = gated();
+    const hasherB = gated();
+    const a = service(redisA, [], { hasher: hasherA, lockout });
+    const b = service(redisB, [], { hasher: hasherB, lockout });
+    const email = `${randomUUID()}@example.test`;
+    await a.register({ email, password: PASSWORD });
+    const before = hasherA.calls.length + hasherB.calls.length;
+    await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        code((index % 2 === 0 ? a : b).login({ email, password: `wrong guess ${index}` })),
+      ),
+    );
+    const verified = [...hasherA.calls, ...hasherB.calls]
+      .slice(before)
+      .filter((call) => call === 'verify');
+    expect(verified.length).toBeLessThanOrEqual(3);
+  });
+
+  it('drops the session of a login that raced a password change in another process', async () => {
+    const hasherA = gated();
+    const a = service(redisA, [], { hasher: hasherA });
+    const b = service(redisB, [], { hasher: gated() });
+    const email = `${randomUUID()}@example.test`;
+    const { userId } = await a.register({ email, password: PASSWORD });
+    const held = hasherA.holdNext('verify');
+    const login = code(a.login({ email, password: PASSWORD }));
+    await held.reached;
+    await b.setPassword(userId, NEW_PASSWORD);
+    held.release();
+    expect(await login).toBe('INVALID_CREDENTIALS');
+    expect(await b.listSessions(userId)).toEqual([]);
+  });
+
+  it('never writes a login rehash over a password changed meanwhile', async () => {
+    const weak = service(redisB, [], { hasher: gated() });
+    const strongHasher = gated(2048);
+    const strong = service(redisA, [], { hasher: strongHasher });
+    const email = `${randomUUID()}@example.test`;
+    const { userId } = await weak.register({ email, password: PASSWORD });
+    const held = strongHasher.holdNext('hash');
+    const login = code(strong.login({ email, password: PASSWORD }));
+    await held.reached;
+    await weak.setPassword(userId, NEW_PASSWORD);
+    held.release();
+    await login;
+    expect(await code(strong.login({ email, password: NEW_PASSWORD }))).toBe('resolved');
+    expect(await code(strong.login({ email, password: PASSWORD }))).toBe('INVALID_CREDENTIALS');
   });
 });
