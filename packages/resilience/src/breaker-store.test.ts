@@ -198,3 +198,122 @@ describe('shared breaker state', () => {
     expect((await store.load('x')).state).toBe('closed');
   });
 });
+
+/** A store that forwards to `memory` while `up()` and otherwise rejects, like an unreachable Redis. */
+function switchable(memory: MemoryBreakerStore, up: () => boolean): BreakerStateStore {
+  const down = (): Promise<never> => Promise.reject(new Error('redis down'));
+  return {
+    load: (key) => (up() ? memory.load(key) : down()),
+    open: (key, generation, now) => (up() ? memory.open(key, generation, now) : down()),
+    claimProbe: (key, now, after, lease) =>
+      up() ? memory.claimProbe(key, now, after, lease) : down(),
+    probeSucceeded: (key, generation, needed) =>
+      up() ? memory.probeSucceeded(key, generation, needed) : down(),
+    reset: (key) => (up() ? memory.reset(key) : down()),
+  };
+}
+
+/** The outcome of `promise` once every pending microtask has run, or 'pending'. */
+async function outcomeNow(promise: Promise<unknown>): Promise<unknown> {
+  const settled = promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+  return Promise.race([settled, new Promise((resolve) => setImmediate(() => resolve('pending')))]);
+}
+
+const never = (): Promise<never> => new Promise<never>(() => undefined);
+const hanging: BreakerStateStore = {
+  load: never,
+  open: never,
+  claimProbe: never,
+  probeSucceeded: never,
+  reset: never,
+};
+
+/** A shared breaker (opens after one failure, half-open after 10 ms) whose store can be cut off. */
+function sharedBreaker() {
+  const clock = new ManualClock(0);
+  const memory = new MemoryBreakerStore();
+  const store = { up: true };
+  const breaker = circuitBreaker({
+    clock,
+    strategy: { kind: 'consecutive', threshold: 1 },
+    halfOpenAfterMs: 10,
+    shared: { store: switchable(memory, () => store.up), key: 'k', syncIntervalMs: 0 },
+  });
+  return { clock, memory, breaker, store };
+}
+
+describe('shared breaker while the store is down', () => {
+  it('a successful half-open probe closes the circuit locally instead of gating every later call', async () => {
+    const { clock, memory, breaker, store } = sharedBreaker();
+    await breaker.execute(boom).catch(() => undefined);
+    expect(breaker.state).toBe('open');
+    store.up = false;
+    clock.advance(10);
+    await expect(breaker.execute(() => 'probe')).resolves.toBe('probe');
+    expect(breaker.state).toBe('closed');
+    // Closed: two calls at once both run (a half-open gate would reject the second).
+    let release!: () => void;
+    const held = new Promise<string>((resolve) => {
+      release = () => resolve('first');
+    });
+    const first = breaker.execute(() => held);
+    await expect(breaker.execute(() => 'second')).resolves.toBe('second');
+    release();
+    await expect(first).resolves.toBe('first');
+    // Back up: the store's own state wins again (still open there), and one probe closes it.
+    store.up = true;
+    await expect(breaker.execute(() => 'probe 2')).resolves.toBe('probe 2');
+    expect((await memory.load('k')).state).toBe('closed');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('a failed half-open probe reopens the circuit locally for halfOpenAfterMs', async () => {
+    const { clock, breaker, store } = sharedBreaker();
+    await breaker.execute(boom).catch(() => undefined);
+    store.up = false;
+    clock.advance(10);
+    await expect(breaker.execute(boom)).rejects.toThrow('boom');
+    expect(breaker.state).toBe('open');
+    await expect(breaker.execute(() => 'too soon')).rejects.toBeInstanceOf(BrokenCircuitError);
+    clock.advance(10);
+    await expect(breaker.execute(() => 'probe')).resolves.toBe('probe');
+    expect(breaker.state).toBe('closed');
+  });
+
+  it('a caller abort ends a call that waits on a store that does not answer', async () => {
+    const breaker = circuitBreaker({
+      clock: new ManualClock(0),
+      shared: { store: hanging, key: 'k' },
+    });
+    const controller = new AbortController();
+    let ran = false;
+    const call = breaker.execute(() => {
+      ran = true;
+      return 'ran';
+    }, controller.signal);
+    const reason = new Error('client went away');
+    controller.abort(reason);
+    expect(await outcomeNow(call)).toEqual({ error: reason });
+    expect(ran).toBe(false);
+  });
+
+  it('gives up on a store that does not answer within storeTimeoutMs and decides locally', async () => {
+    const clock = new ManualClock(0);
+    const breaker = circuitBreaker({
+      clock,
+      shared: { store: hanging, key: 'k', storeTimeoutMs: 50 },
+    });
+    const storeErrors: unknown[] = [];
+    breaker.onStoreError((error) => storeErrors.push(error));
+    const call = breaker.execute(() => 'local');
+    expect(await outcomeNow(call)).toBe('pending');
+    clock.advance(50);
+    expect(await outcomeNow(call)).toEqual({ value: 'local' });
+    expect(storeErrors).toHaveLength(1);
+    expect(storeErrors[0]).toMatchObject({ code: 'TIMEOUT', timeoutMs: 50 });
+    expect(clock.pendingTimers).toBe(0);
+  });
+});

@@ -163,3 +163,32 @@ describe('bulkhead', () => {
     expect(() => bulkhead({ limit: 1, queue: Infinity })).not.toThrow();
   });
 });
+
+describe('bulkhead admission and the caller abort', () => {
+  it('never runs a queued call whose caller aborted after its slot was handed over', async () => {
+    // The abort lands k microtasks after the running call finishes: for every k, the queued
+    // call either never runs (and rejects with the caller reason) or runs with a live signal.
+    for (let k = 0; k < 8; k++) {
+      const policy = bulkhead(1, 1);
+      const g = gate();
+      const first = policy.execute(() => g.wait());
+      const controller = new AbortController();
+      const reason = new Error(`gone ${k}`);
+      let ranAborted = false;
+      const queued = policy.execute(({ signal }) => {
+        if (controller.signal.aborted || signal.aborted) ranAborted = true;
+        return 'ran';
+      }, controller.signal);
+      g.open();
+      for (let i = 0; i < k; i++) await Promise.resolve();
+      controller.abort(reason);
+      await first;
+      const outcome = await queued.catch((error: unknown) => error);
+      expect(ranAborted, `abort after ${k} microtasks`).toBe(false);
+      if (outcome !== 'ran') expect(outcome).toBe(reason);
+      await flush();
+      expect(policy.active).toBe(0);
+      expect(policy.queued).toBe(0);
+    }
+  });
+});

@@ -75,7 +75,15 @@ export class BulkheadPolicy extends BasePolicy {
       return this.run(fn, scope, chain, index);
     }
     if (this.waiting.length >= this.queueLimit) return Promise.reject(this.reject('full'));
-    return this.enqueue(scope).then(() => this.run(fn, scope, chain, index));
+    return this.enqueue(scope).then(() => {
+      // The caller may abort between the hand-over of the slot and this continuation: pass the
+      // slot on instead of running a call nobody waits for.
+      if (scope.isAborted) {
+        this.release();
+        return Promise.reject(scope.abortReason);
+      }
+      return this.run(fn, scope, chain, index);
+    });
   }
 
   /** Rejects every queued call, then resolves once the running calls have finished. */

@@ -4,7 +4,7 @@ import type { BreakerStrategyOptions, Strategy } from './breaker-strategy.js';
 import { createStrategy } from './breaker-strategy.js';
 import type { Clock } from './ports.js';
 import { systemClock } from './clock.js';
-import { BrokenCircuitError, InvalidOptionError } from './errors.js';
+import { BrokenCircuitError, InvalidOptionError, TimeoutError } from './errors.js';
 import type { Disposable, Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
@@ -64,6 +64,8 @@ export interface SharedStateOptions {
   syncIntervalMs?: number;
   /** How long a claimed half-open probe is reserved, in ms (a crashed prober frees it after this). Default: 30_000. */
   probeLeaseMs?: number;
+  /** Longest wait for one store operation, in ms; past it the call is decided locally (as on a store error). Default: 1_000. */
+  storeTimeoutMs?: number;
 }
 
 /** Options of `circuitBreaker()`. */
@@ -112,6 +114,7 @@ interface SharedContext {
   key: string;
   syncIntervalMs: number;
   probeLeaseMs: number;
+  storeTimeoutMs: number;
   syncedAt: number;
   generation: number;
 }
@@ -229,6 +232,10 @@ export class CircuitBreakerPolicy extends BasePolicy {
         key: shared.key,
         syncIntervalMs: checkNumber('shared.syncIntervalMs', shared.syncIntervalMs ?? 1_000),
         probeLeaseMs: checkNumber('shared.probeLeaseMs', shared.probeLeaseMs ?? 30_000, { min: 1 }),
+        storeTimeoutMs: checkNumber('shared.storeTimeoutMs', shared.storeTimeoutMs ?? 1_000, {
+          min: 1,
+          max: 2_147_483_647,
+        }),
         syncedAt: -Infinity,
         generation: -1,
       };
@@ -532,6 +539,57 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (this.storeErrorEmitter.active) this.storeErrorEmitter.emit(error);
   }
 
+  /**
+   * One store operation, bounded: rejects with a `TimeoutError` after `storeTimeoutMs`, and with the
+   * abort reason as soon as the call's scope aborts (check `scope.isAborted` to tell them apart).
+   */
+  private storeCall<T>(
+    operation: () => Promise<T>,
+    scope: Scope,
+    shared: SharedContext,
+  ): Promise<T> {
+    if (scope.isAborted) return Promise.reject(scope.abortReason);
+    let pending: Promise<T>;
+    try {
+      pending = Promise.resolve(operation());
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const clock = this.clock;
+    const timeoutMs = shared.storeTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      let unsubscribe: (() => void) | undefined;
+      const finish = (): boolean => {
+        if (done) return false;
+        done = true;
+        clock.clearTimeout(timer);
+        unsubscribe?.();
+        return true;
+      };
+      const timer = clock.setTimeout(
+        () => {
+          if (finish()) reject(new TimeoutError(timeoutMs));
+        },
+        timeoutMs,
+        true,
+      );
+      if (scope.abortable) {
+        unsubscribe = scope.subscribe((reason) => {
+          if (finish()) reject(reason);
+        });
+      }
+      pending.then(
+        (value) => {
+          if (finish()) resolve(value);
+        },
+        (error: unknown) => {
+          if (finish()) reject(error);
+        },
+      );
+    });
+  }
+
   private async runShared(
     fn: Work<unknown>,
     scope: Scope,
@@ -544,9 +602,12 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (this.isolations > 0) throw this.rejection('isolated', now);
     if (now - shared.syncedAt >= shared.syncIntervalMs) {
       try {
-        this.adopt(await store.load(key), now);
+        this.adopt(await this.storeCall(() => store.load(key), scope, shared), now);
       } catch (error) {
+        if (scope.isAborted) throw scope.abortReason;
         this.storeFailed(error);
+        // Do not pay for an unreachable store on every call: try again after syncIntervalMs.
+        shared.syncedAt = now;
       }
     }
     let probe = false;
@@ -554,13 +615,18 @@ export class CircuitBreakerPolicy extends BasePolicy {
       if (this.current === 'open' && now < this.openedAt + this.waitMs())
         throw this.rejection('open', now);
       try {
-        const claim = await store.claimProbe(key, now, this.waitMs(), shared.probeLeaseMs);
+        const claim = await this.storeCall(
+          () => store.claimProbe(key, now, this.waitMs(), shared.probeLeaseMs),
+          scope,
+          shared,
+        );
         now = this.clock.now();
         this.adopt(claim.state, now);
         if (!claim.claimed || this.current !== 'half-open') throw this.rejection(this.current, now);
         probe = true;
       } catch (error) {
         if (BrokenCircuitError.isInstance(error)) throw error;
+        if (scope.isAborted) throw scope.abortReason;
         this.storeFailed(error);
         // The store is unreachable: fall back to this process's own half-open gate.
         if (this.current === 'open') this.transition('half-open', now);
@@ -588,19 +654,47 @@ export class CircuitBreakerPolicy extends BasePolicy {
       const failure = (flags & FAILURE) !== 0;
       const slow = (flags & SLOW) !== 0;
       const end = this.clock.now();
-      try {
-        if (this.current === 'half-open') {
-          if (failure || slow) this.adopt(await store.open(key, shared.generation, end), end);
-          else
-            this.adopt(
-              await store.probeSucceeded(key, shared.generation, this.successesToClose),
-              end,
-            );
-        } else if (this.current === 'closed' && this.strategy.record(failure, slow, end)) {
-          this.adopt(await store.open(key, shared.generation, end), end);
+      let write: (() => Promise<SharedBreakerState>) | undefined;
+      // What this process decides on its own when the store cannot take the write.
+      let decideLocally: (() => void) | undefined;
+      const seen = shared.generation;
+      if (this.current === 'half-open') {
+        if (failure || slow) {
+          write = () => store.open(key, seen, end);
+          decideLocally = () => this.transition('open', end);
+        } else {
+          write = () => store.probeSucceeded(key, seen, this.successesToClose);
+          decideLocally = () => {
+            if (++this.probeSuccesses >= this.successesToClose) this.transition('closed', 0);
+          };
         }
-      } catch (storeError) {
-        this.storeFailed(storeError);
+      } else if (this.current === 'closed' && this.strategy.record(failure, slow, end)) {
+        write = () => store.open(key, seen, end);
+      }
+      if (write !== undefined) {
+        const before = this.generation;
+        let pending: Promise<SharedBreakerState>;
+        try {
+          pending = Promise.resolve(write());
+        } catch (storeError) {
+          pending = Promise.reject(storeError);
+        }
+        try {
+          this.adopt(await this.storeCall(() => pending, scope, shared), end);
+        } catch (storeError) {
+          if (scope.isAborted) {
+            // The caller stopped waiting: the write goes on, and the next sync reads its result.
+            pending.catch((late: unknown) => this.storeFailed(late));
+            if (failed) throw error;
+            return value;
+          }
+          this.storeFailed(storeError);
+          if (decideLocally !== undefined && this.generation === before) {
+            decideLocally();
+            // Take the store's state again once it answers: it is the shared truth.
+            shared.generation = -1;
+          }
+        }
       }
     }
     if (failed) throw error;

@@ -228,3 +228,40 @@ describe('no leaks', () => {
     ).toHaveLength(0);
   });
 });
+
+describe('timeout after the caller aborted', () => {
+  it('cooperative: a caller abort keeps the caller reason even if the timer fires before fn settles', async () => {
+    const clock = new ManualClock();
+    const policy = timeout({ timeoutMs: 100, strategy: 'cooperative', clock });
+    const timeouts: number[] = [];
+    policy.onTimeout(({ timeoutMs }) => timeouts.push(timeoutMs));
+    const controller = new AbortController();
+    let finish!: () => void;
+    const call = policy.execute(
+      ({ signal }) =>
+        new Promise((_, reject) => {
+          // Slow to notice: settles only when the test says so, with the signal's reason.
+          finish = () => reject(signal.reason as Error);
+        }),
+      controller.signal,
+    );
+    const reason = new Error('client went away');
+    controller.abort(reason);
+    clock.advance(100);
+    finish();
+    await expect(call).rejects.toBe(reason);
+    expect(timeouts).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('rejects an unknown strategy with InvalidOptionError (code INVALID_OPTION)', () => {
+    let thrown: unknown;
+    try {
+      timeout({ timeoutMs: 10, strategy: 'eager' as never });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(InvalidOptionError.isInstance(thrown)).toBe(true);
+    expect(thrown).toMatchObject({ code: 'INVALID_OPTION', option: 'strategy' });
+  });
+});

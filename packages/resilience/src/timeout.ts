@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
 import type { Clock } from './ports.js';
 import { systemClock } from './clock.js';
-import { TimeoutError } from './errors.js';
+import { InvalidOptionError, TimeoutError } from './errors.js';
 import type { Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
@@ -45,9 +45,7 @@ export class TimeoutPolicy extends BasePolicy {
     this.timeoutMs = checkNumber('timeoutMs', options.timeoutMs, { min: 1, max: 2_147_483_647 });
     const strategy = options.strategy ?? 'aggressive';
     if (strategy !== 'aggressive' && strategy !== 'cooperative') {
-      throw new TypeError(
-        `Invalid option "strategy": must be 'aggressive' or 'cooperative' (got ${String(strategy)})`,
-      );
+      throw new InvalidOptionError('strategy', "must be 'aggressive' or 'cooperative'", strategy);
     }
     this.strategy = strategy;
     this.unref = options.unref ?? false;
@@ -73,7 +71,8 @@ export class TimeoutPolicy extends BasePolicy {
       };
       const timer = clock.setTimeout(
         () => {
-          if (done) return;
+          // A caller abort came first: its reason stands, and this is no timeout.
+          if (done || parent.isAborted) return;
           timeoutError = new TimeoutError(timeoutMs);
           scope.abort(timeoutError);
           if (this.timeoutEmitter.active) this.timeoutEmitter.emit({ timeoutMs });

@@ -125,3 +125,49 @@ describe('RedisBreakerStore', () => {
     );
   });
 });
+
+describe('RedisBreakerStore when Redis is unreachable', () => {
+  // A port nothing listens on; the clients never connect, so they are disconnected, not quit.
+  const unreachable = 'redis://127.0.0.1:1';
+
+  it('a client that fails fast: calls still run and the failures go to onStoreError', async () => {
+    const redis = new Redis(unreachable, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    try {
+      const breaker = circuitBreaker({
+        strategy: { kind: 'consecutive', threshold: 1 },
+        shared: { store: new RedisBreakerStore({ redis, prefix }), key: randomUUID() },
+      });
+      const storeErrors: unknown[] = [];
+      breaker.onStoreError((error) => storeErrors.push(error));
+      await expect(breaker.execute(() => 'ran')).resolves.toBe('ran');
+      await expect(breaker.execute(() => Promise.reject(new Error('own')))).rejects.toThrow('own');
+      expect(storeErrors.length).toBeGreaterThan(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('a client that queues commands while reconnecting: storeTimeoutMs bounds the wait', async () => {
+    const redis = new Redis(unreachable, { maxRetriesPerRequest: null });
+    redis.on('error', () => undefined);
+    try {
+      const breaker = circuitBreaker({
+        shared: {
+          store: new RedisBreakerStore({ redis, prefix }),
+          key: randomUUID(),
+          storeTimeoutMs: 20,
+        },
+      });
+      const storeErrors: unknown[] = [];
+      breaker.onStoreError((error) => storeErrors.push(error));
+      await expect(breaker.execute(() => 'ran')).resolves.toBe('ran');
+      expect(storeErrors).toMatchObject([{ code: 'TIMEOUT' }]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
