@@ -807,3 +807,106 @@ describe('loadConfig: devOptional', () => {
     ).toBe('INVALID');
   });
 });
+
+describe('loadConfig: schemas that throw', () => {
+  it('reports a throwing transform as INVALID for its variable, without the value, and keeps collecting', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const value = 'not-json-Zq8vL2wT5';
+      const error = failure(() =>
+        loadConfig(
+          {
+            data: z.string().transform((text) => JSON.parse(text) as unknown),
+            items: list(z.string().transform((text) => JSON.parse(text) as unknown)),
+            port: port(),
+          },
+          { env: { DATA: value, ITEMS: value }, mode: 'development' },
+        ),
+      );
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(codes(error.issues)).toEqual([
+        ['DATA', 'INVALID'],
+        ['ITEMS', 'INVALID'],
+        ['PORT', 'MISSING'],
+      ]);
+      expect(error.issues[0]!.message).toBe('could not be parsed (the schema threw SyntaxError)');
+      expect(error.message).not.toContain(value);
+      // Let any stray promise zod may have created reject and be reported.
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+});
+
+describe('loadConfig: values echoed by custom messages', () => {
+  it("scrubs a secret from its own failing refinement's message", () => {
+    const error = failure(() =>
+      loadConfig(
+        {
+          token: secret().refine((value) => value.reveal().startsWith('sk_'), {
+            error: (issue) => `token ${(issue.input as Secret).reveal()} must start with sk_`,
+          }),
+        },
+        { env: { TOKEN: STRONG }, mode: 'production' },
+      ),
+    );
+    expect(error.message).not.toContain(STRONG);
+    expect(error.issues[0]!.message).toBe('token [redacted] must start with sk_');
+  });
+
+  it("scrubs any variable's value from a custom message, but not a word it is part of", () => {
+    const error = failure(() =>
+      loadConfig(
+        {
+          host: z
+            .string()
+            .refine(() => false, { error: (issue) => `bad host ${String(issue.input)}` }),
+          level: z.enum(['info', 'warn']),
+        },
+        { env: { HOST: 'db.internal.example', LEVEL: 'inf' } },
+      ),
+    );
+    expect(error.message).not.toContain('db.internal.example');
+    expect(error.issues[0]!.message).toBe('bad host [redacted]');
+    expect(error.issues[1]!.message).toContain('"info"');
+  });
+});
+
+describe('loadConfig: secrets set to a default', () => {
+  const value = 'Zq8!vL2$wT5-dev-only-value';
+
+  it('refuses in production a devDefault value that is set explicitly', () => {
+    const error = failure(() =>
+      loadConfig({ key: devDefault(secret(), value) }, { env: { KEY: value }, mode: 'production' }),
+    );
+    expect(codes(error.issues)).toEqual([['KEY', 'SECRET_DEFAULT']]);
+  });
+
+  it('refuses in production a .prefault() value that is set explicitly', () => {
+    const error = failure(() =>
+      loadConfig({ key: secret().prefault(value) }, { env: { KEY: value }, mode: 'production' }),
+    );
+    expect(codes(error.issues)).toEqual([['KEY', 'SECRET_DEFAULT']]);
+  });
+
+  it('refuses the default with other spacing, letter case or punctuation', () => {
+    for (const set of [
+      ` ${value} `,
+      `${value}\n`,
+      value.toUpperCase(),
+      'Zq8vL2wT5 dev only value',
+    ]) {
+      const error = failure(() =>
+        loadConfig({ key: secret({ default: value }) }, { env: { KEY: set }, mode: 'production' }),
+      );
+      expect(codes(error.issues), JSON.stringify(set)).toEqual([['KEY', 'SECRET_DEFAULT']]);
+    }
+  });
+});

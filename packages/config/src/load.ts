@@ -1,11 +1,11 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parseEnv, types } from 'node:util';
-import type * as z from 'zod';
+import * as z from 'zod';
 import { ConfigError, type ConfigIssue, type ConfigWarning } from './errors.js';
 import { devDefaultOf, isDevOptional } from './dev-default.js';
 import { type DirectIssue, type DirectParse, directFor, USE_SCHEMA } from './direct.js';
 import { toEnvName } from './env-name.js';
-import { assessSecret, Secret, secretState } from './secret.js';
+import { assessSecret, matchesDefault, Secret, secretState } from './secret.js';
 
 /** A config shape: keys map to zod schemas (one variable each) or to nested shapes (a prefix each). */
 export interface Shape {
@@ -417,6 +417,66 @@ function redact(message: string, secrets: readonly string[]): string {
   return result;
 }
 
+/** Whether zod threw because a schema went asynchronous (from any copy of zod). */
+function isAsyncParse(error: unknown): boolean {
+  return (
+    error instanceof z.core.$ZodAsyncError ||
+    (typeof error === 'object' &&
+      error !== null &&
+      (error as { constructor?: { name?: unknown } }).constructor?.name === '$ZodAsyncError')
+  );
+}
+
+function asynchronousSchema(field: Field): ConfigError {
+  return new ConfigError(
+    'SHAPE_INVALID',
+    `Config shape key "${field.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`,
+  );
+}
+
+/** The issue for a schema that threw (a transform calling `JSON.parse`): its name, never its message, which may quote the value. */
+function thrownIssue(field: Field, error: unknown): ConfigIssue {
+  const name = error instanceof Error ? error.name : undefined;
+  const shown = name !== undefined && /^[A-Za-z][A-Za-z0-9]{0,63}$/.test(name) ? name : 'an error';
+  return {
+    code: 'INVALID',
+    path: field.path,
+    env: field.env,
+    message: `could not be parsed (the schema threw ${shown})`,
+  };
+}
+
+const WORD_CHARACTER = /[\p{L}\p{N}]/u;
+
+/**
+ * `message` with `raw` (trimmed, 3 characters or more) replaced by `[redacted]` where it stands
+ * on its own: a custom message that echoes the value loses it, while a word that merely contains
+ * it (`inf` in zod's `expected one of "info"`) is kept.
+ */
+function redactInput(message: string, raw: string): string {
+  const value = raw.trim();
+  if (value.length < 3) return message;
+  let result = '';
+  let from = 0;
+  for (let at = message.indexOf(value); at !== -1; at = message.indexOf(value, at + 1)) {
+    if (at < from) continue;
+    const before = at > 0 ? message[at - 1]! : '';
+    const after = message[at + value.length] ?? '';
+    if (WORD_CHARACTER.test(before) || WORD_CHARACTER.test(after)) continue;
+    result += `${message.slice(from, at)}[redacted]`;
+    from = at + value.length;
+  }
+  return from === 0 ? message : result + message.slice(from);
+}
+
+/** The string a `.prefault()` at the top of `schema` stands in for a missing variable, if any. */
+function prefaultInputOf(schema: z.core.$ZodType): string | undefined {
+  const def = (schema as { _zod?: { def?: { type?: unknown; defaultValue?: unknown } } })._zod?.def;
+  if (def?.type !== 'prefault') return undefined;
+  const value = def.defaultValue;
+  return typeof value === 'string' ? value : undefined;
+}
+
 function deepFreeze(value: unknown): void {
   // Typed arrays (a Buffer decoded from base64) cannot be frozen: Object.freeze throws on them.
   if (
@@ -522,12 +582,12 @@ export function loadConfig<const S extends Shape>(
     if (input !== undefined && step.direct !== undefined) {
       try {
         value = step.direct(input, leafIssues);
-      } catch {
-        // What zod's validate does with a throw: an async item or format schema fails the same way.
-        throw new ConfigError(
-          'SHAPE_INVALID',
-          `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`,
-        );
+      } catch (error) {
+        // An async list item or secret format: a shape error. Anything else threw on this value.
+        if (isAsyncParse(error)) throw asynchronousSchema(step);
+        leafIssues.length = 0;
+        issues.push(thrownIssue(step, error));
+        continue;
       }
       if (leafIssues.length > 0) {
         for (const issue of leafIssues) {
@@ -543,16 +603,20 @@ export function loadConfig<const S extends Shape>(
       }
     }
     if (value === USE_SCHEMA) {
-      const result = step.schema['~standard'].validate(input);
-      if (result instanceof Promise) {
-        throw new ConfigError(
-          'SHAPE_INVALID',
-          `Config shape key "${step.path.join('.')}" has an asynchronous schema; loadConfig is synchronous`,
-        );
+      // zod's own synchronous parse: an async schema or a throwing transform throws here, where
+      // Standard Schema's validate would turn both into a rejected promise (unhandled, with the
+      // error's message, which may quote the value).
+      let result: z.ZodSafeParseResult<unknown>;
+      try {
+        result = z.safeParse(step.schema, input);
+      } catch (error) {
+        if (isAsyncParse(error)) throw asynchronousSchema(step);
+        issues.push(thrownIssue(step, error));
+        continue;
       }
-      if (result.issues !== undefined) {
+      if (!result.success) {
         // Missing means the schema failed on the absence itself, not on a default it supplied.
-        const absent = input === undefined && result.issues.every(isAbsenceIssue);
+        const absent = input === undefined && result.error.issues.every(isAbsenceIssue);
         if (absent) {
           issues.push({
             code: 'MISSING',
@@ -561,28 +625,34 @@ export function loadConfig<const S extends Shape>(
             message: missingMessage(step, raw === EMPTY),
           });
         } else {
-          for (const issue of result.issues) {
+          for (const issue of result.error.issues) {
             issues.push({
               code: 'INVALID',
               path: pathOf(step, issue.path),
               env: step.env,
-              message: issue.message,
+              // A refinement's own message may echo the value (a secret's included).
+              message: input === undefined ? issue.message : redactInput(issue.message, input),
             });
           }
         }
         continue;
       }
-      value = result.value;
+      value = result.data;
     }
     if (typeof value === 'object' && value !== null) {
       const check = (secret: Secret, path: readonly (string | number)[]): void => {
         const state = secretState(secret);
         secrets.push(state.value);
         if (input !== undefined && input !== state.value) secrets.push(input);
+        // Also a default when set explicitly to the development default or the `.prefault()`.
+        const known = step.devDefault ?? prefaultInputOf(step.schema);
         const weakness = assessSecret(
           state.value,
           state.policy,
-          input === undefined || fromDevDefault || state.fromDefault,
+          input === undefined ||
+            fromDevDefault ||
+            state.fromDefault ||
+            (known !== undefined && matchesDefault(state.value, known)),
         );
         if (weakness !== undefined) {
           const entry = { code: weakness.code, path, env: step.env, message: weakness.message };

@@ -206,9 +206,9 @@ export function secret(options: SecretOptions = {}): SecretSchema | SecretWithDe
       .transform((value, context) =>
         value === undefined
           ? run(fallback, true, context)
-          : run(value, value === fallback, context),
+          : run(value, matchesDefault(value, fallback), context),
       ),
-    (raw, issues) => make(raw, raw === fallback, issues),
+    (raw, issues) => make(raw, matchesDefault(raw, fallback), issues),
   );
 }
 
@@ -290,6 +290,16 @@ function normalize(value: string): string {
   return result;
 }
 const knownDefaults = new Set(KNOWN_DEFAULT_SECRETS.map(normalize));
+
+/**
+ * Whether `value` is a secret's default: the same text, or the same once case, spaces and
+ * punctuation are ignored (` Dev-Default\n` is `dev-default`), as known defaults are compared. Not public.
+ */
+export function matchesDefault(value: string, fallback: string): boolean {
+  if (value === fallback) return true;
+  const normalized = normalize(fallback);
+  return normalized !== '' && normalize(value) === normalized;
+}
 // Placeholders that templates wrap in other words ("please-change-me-now", "<your-secret-here>").
 const placeholderMarkers = ['changeme', 'replaceme', 'yoursecret', 'placeholder', 'insecure'];
 

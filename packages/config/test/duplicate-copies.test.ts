@@ -52,3 +52,29 @@ describe('two copies of @postern/config', () => {
     expect(JSON.stringify(config)).toBe('{"token":"[redacted]"}');
   });
 });
+
+describe('devDefault and devOptional across copies', () => {
+  it('a devOptional from the other copy is still required in production', () => {
+    let thrown: unknown;
+    try {
+      first.loadConfig(
+        { relay: second.devOptional(second.url()) },
+        { env: {}, mode: 'production' },
+      );
+    } catch (error) {
+      thrown = error;
+    }
+    expect(first.ConfigError.isInstance(thrown)).toBe(true);
+    expect((thrown as ConfigError).issues.map((issue) => [issue.env, issue.code])).toEqual([
+      ['RELAY', 'MISSING'],
+    ]);
+  });
+
+  it('a devDefault from the other copy applies in development and not in production', () => {
+    const shape = { port: second.devDefault(second.port(), '2525') };
+    expect(first.loadConfig(shape, { env: {}, mode: 'development' }).port).toBe(2525);
+    expect(() => first.loadConfig(shape, { env: {}, mode: 'production' })).toThrow(
+      /development default does not apply in production/,
+    );
+  });
+});
