@@ -210,6 +210,44 @@ describe('createLogger redaction', () => {
     expect(third).toMatchObject({ msg: 'upstream failed', err: { type: 'Error' } });
   });
 
+  it('never throws for errors pino cannot serialize, and still writes a redacted line', () => {
+    const { logger, raw, lines } = capture();
+    const frozen = Object.freeze(new Error('frozen redis://:frozen-pass@cache:6379'));
+    const getter = new Error('getter failed');
+    Object.defineProperty(getter, 'details', {
+      enumerable: true,
+      get(): never {
+        throw new Error('getter threw');
+      },
+    });
+    const causeGetter = new Error('cause getter');
+    Object.defineProperty(causeGetter, 'cause', {
+      get(): never {
+        throw new Error('cause threw');
+      },
+    });
+    let chain = new Error('root');
+    for (let index = 0; index < 20_000; index += 1) chain = new Error('wrap', { cause: chain });
+    expect(() => {
+      logger.error({ err: frozen }, 'frozen');
+      logger.error(getter);
+      logger.error({ error: causeGetter }, 'cause');
+      logger.error({ err: chain }, 'deep');
+    }).not.toThrow();
+    expect(raw()).not.toContain('frozen-pass');
+    const [first, second, third, fourth] = lines();
+    expect(first).toMatchObject({
+      msg: 'frozen',
+      err: { type: 'Error', message: 'frozen redis://:[Redacted]@cache:6379' },
+    });
+    expect(second).toMatchObject({ msg: 'getter failed', err: { message: 'getter failed' } });
+    expect(third).toMatchObject({ msg: 'cause', error: { message: 'cause getter' } });
+    expect(fourth).toMatchObject({ msg: 'deep', err: { type: 'Error', message: 'wrap' } });
+    expect(typeof (fourth?.['err'] as { stack?: unknown }).stack).toBe('string');
+    expect(Object.isFrozen(frozen)).toBe(true);
+    expect(Object.getOwnPropertySymbols(getter)).toEqual([]);
+  });
+
   it('never changes the object that was logged', () => {
     const { logger } = capture();
     const payload = {
@@ -375,6 +413,24 @@ describe('createLogger validation', () => {
     expect(
       caught(() => createLogger({ name: 'x', clock: 5 as unknown as () => number })).option,
     ).toBe('clock');
+  });
+
+  it('refuses options of the wrong type when called, instead of throwing on every line later', () => {
+    const wrong: [string, Partial<CreateLoggerOptions>][] = [
+      ['destination', { destination: {} as unknown as { write(line: string): void } }],
+      ['destination', { destination: 5 as unknown as { write(line: string): void } }],
+      ['pretty', { pretty: 'false' as unknown as boolean }],
+      ['requirePretty', { requirePretty: 5 as unknown as (id: string) => unknown }],
+      ['base', { base: 'abc' as unknown as Record<string, unknown> }],
+      ['env', { env: 'production' as unknown as Record<string, string> }],
+      ['redact', { redact: 'password' as unknown as { keys: string[] } }],
+      ['redact.matchSuffixes', { redact: { matchSuffixes: 'no' as unknown as boolean } }],
+      ['redact.scrubText', { redact: { scrubText: 0 as unknown as boolean } }],
+    ];
+    for (const [option, options] of wrong) {
+      const error = caught(() => createLogger({ name: 'x', env: {}, ...options }));
+      expect([error.code, error.option], option).toEqual(['INVALID_OPTION', option]);
+    }
   });
 
   it("refuses an invalid path with INVALID_REDACT_PATH, keeping pino's error as the cause", () => {

@@ -1,8 +1,9 @@
 import { hostname } from 'node:os';
-import { pino, stdSerializers } from 'pino';
+import { pino } from 'pino';
 import type { DestinationStream, LevelWithSilent, Logger, LoggerOptions } from 'pino';
 import { LoggerError } from './errors.js';
 import { defaultRequire, loadPretty } from './pretty.js';
+import { serializeError } from './serialize-error.js';
 import type { RequireFunction } from './pretty.js';
 import {
   DEFAULT_REDACT_KEYS,
@@ -77,7 +78,36 @@ function validate(options: CreateLoggerOptions): void {
       `createLogger: level ${JSON.stringify(String(level)).slice(0, 40)} is not one of fatal, error, warn, info, debug, trace, silent`,
     );
   }
+  const wrongType = (option: string, expected: string): never => {
+    throw new LoggerError('INVALID_OPTION', option, `createLogger: ${option} must be ${expected}`);
+  };
+  const isRecord = (value: unknown): boolean =>
+    typeof value === 'object' && value !== null && !Array.isArray(value);
+  const destination: unknown = options.destination;
+  if (
+    destination !== undefined &&
+    ((typeof destination !== 'object' && typeof destination !== 'function') ||
+      destination === null ||
+      typeof (destination as { write?: unknown }).write !== 'function')
+  ) {
+    wrongType('destination', 'an object with a write(line) method');
+  }
+  if (options.pretty !== undefined && typeof options.pretty !== 'boolean') {
+    wrongType('pretty', 'a boolean');
+  }
+  if (options.requirePretty !== undefined && typeof options.requirePretty !== 'function') {
+    wrongType('requirePretty', 'a function');
+  }
+  // null was always taken as "not given" for these three, so it still is.
+  if (options.base != null && !isRecord(options.base)) wrongType('base', 'an object');
+  if (options.env != null && !isRecord(options.env)) wrongType('env', 'an object');
+  if (options.redact != null && !isRecord(options.redact)) wrongType('redact', 'an object');
   const redact = options.redact ?? {};
+  for (const flag of ['matchSuffixes', 'scrubText'] as const) {
+    if (redact[flag] !== undefined && typeof redact[flag] !== 'boolean') {
+      wrongType(`redact.${flag}`, 'a boolean');
+    }
+  }
   if (redact.censor !== undefined && typeof redact.censor !== 'string') {
     throw new LoggerError(
       'INVALID_OPTION',
@@ -181,7 +211,8 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     // Top-level paths are nearly free in pino (a per-key lookup) and also cover objects
     // interpolated with %o / %j; deep and case-insensitive redaction happens on the line.
     redact: { paths: [...redactPaths(redact.keys), ...(redact.paths ?? [])], censor },
-    serializers: { err: stdSerializers.err, error: stdSerializers.err },
+    // pino's err serializer, except that an error it cannot read is written in part, not thrown.
+    serializers: { err: serializeError, error: serializeError },
     hooks: { streamWrite: scrub },
     // A clock that returns NaN or Infinity must not make the line invalid JSON.
     ...(clock === undefined ? {} : { timestamp: () => `,"time":${String(finiteOrNow(clock()))}` }),

@@ -9,6 +9,7 @@ import {
   keySpellings,
   redactPaths,
   sensitiveKeyPattern,
+  sensitiveTextPatterns,
   topLevelPath,
   topLevelPaths,
 } from './redaction.js';
@@ -324,4 +325,72 @@ describe('key spellings and paths', () => {
       assertRedactKey('ssn_last4');
     }).not.toThrow();
   });
+});
+
+describe('URL passwords', () => {
+  it('masks URL passwords when the user name is an email address or the password holds @, quotes or backslashes', () => {
+    const cases: [string, string][] = [
+      [
+        'smtp://alice@example.com:smtp-pass-1@smtp.example.com:587',
+        'smtp://alice@example.com:[Redacted]@smtp.example.com:587',
+      ],
+      ['postgres://app:p@ss-2@db/app', 'postgres://app:[Redacted]@db/app'],
+      ['postgres://app:pa"ss-3@db/app', 'postgres://app:[Redacted]@db/app'],
+      ['postgres://app:pa\\ss-4@db/app', 'postgres://app:[Redacted]@db/app'],
+      ['redis://us"er:pass-5@cache:6379', 'redis://us"er:[Redacted]@cache:6379'],
+      ['redis://:pass-6@cache:6379', 'redis://:[Redacted]@cache:6379'],
+    ];
+    for (const [input, expected] of cases) {
+      const out = JSON.parse(scrub(JSON.stringify({ msg: `connect ${input} failed` }))) as {
+        msg: string;
+      };
+      expect(out.msg, input).toBe(`connect ${expected} failed`);
+    }
+  });
+
+  it('leaves URLs without a password alone, ports and paths with @ included', () => {
+    for (const text of [
+      'https://api.example.com:8443/users/alice@example.com',
+      'smtp://alice@example.com@smtp.example.com:587/x',
+      'http://host:8080?next=a@b',
+      'see http://host:8080/#x@y and mailto:bob@example.org',
+    ]) {
+      const line = JSON.stringify({ msg: text });
+      expect(scrub(line), text).toBe(line);
+    }
+  });
+
+  it('runs the text patterns in linear time on hostile input (no backtracking blow-up)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const patterns = sensitiveTextPatterns(DEFAULT_REDACT_KEYS, DEFAULT_REDACT_SUFFIXES);
+    const sources = Object.values(patterns).map((pattern) => [pattern.source, pattern.flags]);
+    // 1 MB of `a.a.a…` (a word boundary every other character) and other run-away shapes. A
+    // quadratic pattern needs minutes here; the worker is stopped after a generous deadline.
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const inputs = ['a.'.repeat(500000) + '://', 'a-'.repeat(500000) + '://x', '?' + '&'.repeat(1000000),
+         'bearer ' + ' '.repeat(1000000), '://' + ':'.repeat(1000000), '://' + 'a@'.repeat(500000)];
+       let total = 0;
+       for (const [source, flags] of workerData) for (const input of inputs)
+         total += input.replace(new RegExp(source, flags), 'X').length;
+       parentPort.postMessage(total);`,
+      { eval: true, workerData: sources },
+    );
+    const outcome = await new Promise<string>((resolve) => {
+      const timer = setTimeout(() => {
+        void worker.terminate();
+        resolve('stalled');
+      }, 15_000);
+      worker.once('message', () => {
+        clearTimeout(timer);
+        void worker.terminate();
+        resolve('done');
+      });
+      worker.once('error', (error) => {
+        clearTimeout(timer);
+        resolve(`error ${error.message}`);
+      });
+    });
+    expect(outcome).toBe('done');
+  }, 30_000);
 });

@@ -137,7 +137,11 @@ export function sensitiveTextPatterns(
 ): { bearer: RegExp; url: RegExp; query: RegExp } {
   return {
     bearer: /\b(bearer\s+)[A-Za-z0-9\-._~+/]{16,}=*/gi,
-    url: /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:@/"\\]*:)[^\s@/"\\]+@/gi,
+    // From `://` (never from the scheme: a scheme run such as `a.a.a.a…` retried at every word
+    // boundary is quadratic) through the user name to the password, which ends at the last `@`
+    // before `/`, `?` or `#`, the way URL parsers split `smtp://alice@example.com:p@ss@host`. JSON
+    // escapes (`\"`, `\\`) are part of a name or password, so the match never stops inside one.
+    url: /(:\/\/(?:[^\s:/?#"\\]|\\["\\]|\\u[0-9a-fA-F]{4})*:)(?:[^\s/?#"\\]|\\["\\]|\\u[0-9a-fA-F]{4})+@/g,
     query: new RegExp(String.raw`([?&]${sensitiveNameSource(keys, suffixes)}=)[^&#\s"\\]*`, 'gi'),
   };
 }
