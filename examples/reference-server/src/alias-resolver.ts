@@ -27,6 +27,16 @@ export interface AliasResolver {
   invalidateDomain(domain: string): void;
   /** Entries in the cache now. */
   size(): number;
+  /** Empties the cache and stops caching (nothing would tell this process of a change now). */
+  suspend(): void;
+  /** Empties the cache and caches again (the invalidation channel is back). */
+  resume(): void;
+}
+
+/** A cache that can be told its invalidation channel went away (`suspend`) and came back (`resume`). */
+export interface InvalidatedCache {
+  suspend(): void;
+  resume(): void;
 }
 
 function baseAddress(address: string, separator: string): string {
@@ -56,14 +66,20 @@ export function createAliasResolver(options: AliasResolverOptions): AliasResolve
   const now = options.now ?? Date.now;
   const separator = options.separator ?? '+';
   const cache = new Map<string, { route: AliasRoute | null; expiresAt: number }>();
+  // Bumped by every invalidation: a lookup that started before one may have read the old row,
+  // so its result is returned to its caller but never cached.
+  let generation = 0;
+  let live = true;
 
   const lookup = async (address: string): Promise<AliasRoute | null> => {
-    if (ttlMs > 0) {
+    const caching = ttlMs > 0 && live;
+    if (caching) {
       const hit = cache.get(address);
       if (hit !== undefined && hit.expiresAt > now()) return hit.route;
     }
+    const started = generation;
     const route = await options.findRoute(address);
-    if (ttlMs > 0) {
+    if (caching && live && started === generation) {
       cache.delete(address);
       cache.set(address, { route, expiresAt: now() + ttlMs });
       if (cache.size > maxEntries) {
@@ -81,13 +97,25 @@ export function createAliasResolver(options: AliasResolverOptions): AliasResolve
     resolve,
     route: (address) => lookup(baseAddress(address, separator)),
     invalidate: (address) => {
+      generation += 1;
       cache.delete(address.toLowerCase());
     },
     invalidateDomain: (domain) => {
+      generation += 1;
       const suffix = `@${domain.toLowerCase()}`;
       for (const address of [...cache.keys()]) if (address.endsWith(suffix)) cache.delete(address);
     },
     size: () => cache.size,
+    suspend: () => {
+      generation += 1;
+      live = false;
+      cache.clear();
+    },
+    resume: () => {
+      generation += 1;
+      live = true;
+      cache.clear();
+    },
   };
 }
 
@@ -123,6 +151,41 @@ export function subscribeToAliasChanges(
   resolver: AliasResolver,
 ): Promise<() => Promise<void>> {
   return subscribeToChanges(subscriber, channel, (address) => resolver.invalidate(address));
+}
+
+/**
+ * Keeps caches fed by pub/sub on `subscriber` honest across a lost connection: a message published
+ * while the connection is down is never delivered, so each cache is emptied and bypassed from the
+ * moment the connection closes until it is subscribed to `channels` again (ioredis resubscribes on
+ * its own after `ready`; the extra SUBSCRIBE here resolves only once the server has it).
+ */
+export function keepCachesCoherent(
+  subscriber: Redis,
+  channels: readonly string[],
+  caches: readonly InvalidatedCache[],
+): void {
+  const suspend = (): void => {
+    for (const cache of caches) cache.suspend();
+  };
+  let attempt = 0;
+  subscriber.on('close', () => {
+    attempt += 1;
+    suspend();
+  });
+  subscriber.on('ready', () => {
+    const current = (attempt += 1);
+    // After ioredis's own resubscription, which it sends right after emitting `ready`.
+    setImmediate(() => {
+      subscriber.subscribe(...channels).then(
+        () => {
+          if (current !== attempt) return;
+          for (const cache of caches) cache.resume();
+        },
+        () => undefined,
+      );
+    });
+  });
+  if (subscriber.status !== 'ready') suspend();
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { isUniqueViolation } from './db/connect.js';
 import type { AliasesTable, Database } from './db/schema.js';
 import { ServerError } from './errors.js';
+import type { DestinationPolicy } from './ports.js';
 
 /** An alias as the API shows it. */
 export interface Alias {
@@ -56,9 +57,39 @@ export interface AliasRepositoryOptions {
   now?: () => number;
   /** Random local-part generator. Default: 10 base32 characters from crypto.randomBytes. */
   randomLocalPart?: () => string;
+  /**
+   * Asked before an alias gets destinations (create, or update of `destinations`): the API passes
+   * the `DestinationRepository`, so nobody forwards to a mailbox that did not agree. Default: none
+   * (every address accepted), for seeding and tools that are not the API.
+   */
+  destinations?: DestinationPolicy;
 }
 
 const LOCAL_PART = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/;
+/** Addresses the SMTP side reads as SRS bounce addresses: an alias there could never receive mail. */
+const SRS_LOCAL_PART = /^srs[01][=+-]/;
+/**
+ * Role addresses of the shared domain that belong to its operator: RFC 2142 mailboxes, the DSN and
+ * system-mail senders, and the addresses certificate authorities accept for domain validation
+ * (CA/B Forum BR 3.2.2.4.4). A user holding one would get the service's abuse reports, bounces of
+ * system mail (with their tokens), or a TLS certificate for the shared domain.
+ */
+const RESERVED_SHARED_LOCAL_PARTS: ReadonlySet<string> = new Set([
+  'postmaster',
+  'abuse',
+  'mailer-daemon',
+  'no-reply',
+  'noreply',
+  'hostmaster',
+  'webmaster',
+  'admin',
+  'administrator',
+  'root',
+  'security',
+  'support',
+  'noc',
+  'info',
+]);
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 function defaultRandomLocalPart(): string {
@@ -89,7 +120,11 @@ function encodeCursor(alias: Alias): string {
 function decodeCursor(cursor: string): { createdAt: number; id: string } {
   const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(':');
   const at = Number(createdAt);
-  if (!Number.isSafeInteger(at) || id === undefined || !/^[0-9a-f-]{36}$/.test(id)) {
+  if (
+    !Number.isSafeInteger(at) ||
+    id === undefined ||
+    !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+  ) {
     throw new ServerError('VALIDATION_FAILED', 'cursor is not one this API issued', {
       status: 400,
       field: 'cursor',
@@ -103,20 +138,22 @@ export class AliasRepository {
   readonly #db: Kysely<Database>;
   readonly #now: () => number;
   readonly #randomLocalPart: () => string;
+  readonly #destinations: DestinationPolicy | undefined;
 
   constructor(db: Kysely<Database>, options: AliasRepositoryOptions = {}) {
     this.#db = db;
     this.#now = options.now ?? Date.now;
     this.#randomLocalPart = options.randomLocalPart ?? defaultRandomLocalPart;
+    this.#destinations = options.destinations;
   }
 
   /** Creates an alias on a verified domain the user may use; `ALIAS_TAKEN` if the address exists. */
   async create(input: NewAlias): Promise<Alias> {
     const localPart = (input.localPart ?? this.#randomLocalPart()).toLowerCase();
-    if (!LOCAL_PART.test(localPart)) {
+    if (!LOCAL_PART.test(localPart) || localPart.includes('..') || SRS_LOCAL_PART.test(localPart)) {
       throw new ServerError(
         'VALIDATION_FAILED',
-        'localPart may hold a-z, 0-9, dot, dash and underscore',
+        'localPart may hold a-z, 0-9, dot, dash and underscore (no "..", no SRS prefix)',
         { status: 400, field: 'localPart' },
       );
     }
@@ -128,6 +165,13 @@ export class AliasRepository {
     if (domain === undefined || (domain.user_id !== null && domain.user_id !== input.userId)) {
       throw new ServerError('NOT_FOUND', 'no such domain', { status: 404, field: 'domainId' });
     }
+    // On the shared domain the role addresses are the operator's; a custom domain's owner may have them.
+    if (domain.user_id === null && RESERVED_SHARED_LOCAL_PARTS.has(localPart)) {
+      throw new ServerError('ALIAS_TAKEN', 'that alias address is reserved', {
+        status: 409,
+        field: 'localPart',
+      });
+    }
     if (domain.verified_at === null) {
       throw new ServerError(
         'DOMAIN_NOT_VERIFIED',
@@ -135,6 +179,7 @@ export class AliasRepository {
         { status: 409, field: 'domainId' },
       );
     }
+    await this.#destinations?.assertUsable(input.userId, input.destinations);
     try {
       const row = await this.#db
         .insertInto('aliases')
@@ -215,6 +260,11 @@ export class AliasRepository {
     if (patch.destinations !== undefined)
       values.destinations = patch.destinations.map((destination) => destination.toLowerCase());
     if (Object.keys(values).length === 0) return this.get(userId, aliasId);
+    if (values.destinations !== undefined && this.#destinations !== undefined) {
+      // Another user's alias is not found before its new destinations are judged.
+      await this.get(userId, aliasId);
+      await this.#destinations.assertUsable(userId, values.destinations);
+    }
     const row = await this.#db
       .updateTable('aliases')
       .set(values)

@@ -34,6 +34,7 @@ describe('loadServerConfig', () => {
   it('retries queued mail for five days by default, from 1 minute doubling to 1 hour, and reads durations', () => {
     expect(deliveryRetry(loadServerConfig({}))).toEqual({
       lifetimeMs: 5 * 24 * 3_600_000,
+      bounceLifetimeMs: 5 * 24 * 3_600_000,
       initialDelayMs: 60_000,
       maxDelayMs: 3_600_000,
     });
@@ -41,11 +42,17 @@ describe('loadServerConfig', () => {
       deliveryRetry(
         loadServerConfig({
           SMTP_QUEUE_LIFETIME_MS: '2d',
+          SMTP_BOUNCE_LIFETIME_MS: '1d',
           SMTP_RETRY_DELAY_MS: '30s',
           SMTP_RETRY_MAX_DELAY_MS: '15m',
         }),
       ),
-    ).toEqual({ lifetimeMs: 2 * 24 * 3_600_000, initialDelayMs: 30_000, maxDelayMs: 900_000 });
+    ).toEqual({
+      lifetimeMs: 2 * 24 * 3_600_000,
+      bounceLifetimeMs: 24 * 3_600_000,
+      initialDelayMs: 30_000,
+      maxDelayMs: 900_000,
+    });
     expect(() => loadServerConfig({ SMTP_QUEUE_LIFETIME_MS: '10ms' })).toThrow(
       /SMTP_QUEUE_LIFETIME_MS/,
     );

@@ -58,6 +58,8 @@ export function configShape(mode: Mode) {
       relayTimeoutMs: duration().default(30_000),
       /** Queued delivery: age at which a message still not delivered is bounced (Postfix's default: 5 days). */
       queueLifetimeMs: duration({ minMs: 1_000 }).default(5 * 24 * 3_600_000),
+      /** Queued delivery: how long after that a DSN the relays keep deferring is retried (Postfix's `bounce_queue_lifetime`). */
+      bounceLifetimeMs: duration().default(5 * 24 * 3_600_000),
       /** Queued delivery: delay before the first retry; it doubles up to `retryMaxDelayMs`. */
       retryDelayMs: duration({ minMs: 100 }).default(60_000),
       /** Queued delivery: longest delay between two tries. */
@@ -74,6 +76,10 @@ export function configShape(mode: Mode) {
       registerPerHour: integer({ min: 1 }).default(5),
       resetPerHour: integer({ min: 1 }).default(5),
       aliasCreatePerHour: integer({ min: 1 }).default(30),
+      /** Per user: destinations added or re-sent (each mails a verification token to a stranger's address). */
+      destinationAddPerHour: integer({ min: 1 }).default(10),
+      /** Per user: custom domains added or verified (each addition generates an RSA key). */
+      domainChangePerHour: integer({ min: 1 }).default(20),
       smtpPerMinute: integer({ min: 1 }).default(60),
     },
     jwtSecret: secret({ default: 'postern-development-jwt-signing-key' }),
@@ -105,10 +111,11 @@ export function loadServerConfig(
   return loadConfig(shape, { env, mode });
 }
 
-/** The retry schedule of queued delivery, from the `SMTP_QUEUE_LIFETIME_MS` and `SMTP_RETRY_*` settings. */
+/** The retry schedule of queued delivery, from the `SMTP_QUEUE_LIFETIME_MS`, `SMTP_BOUNCE_LIFETIME_MS` and `SMTP_RETRY_*` settings. */
 export function deliveryRetry(config: ServerConfig): DeliveryRetry {
   return {
     lifetimeMs: config.smtp.queueLifetimeMs,
+    bounceLifetimeMs: config.smtp.bounceLifetimeMs,
     initialDelayMs: config.smtp.retryDelayMs,
     maxDelayMs: config.smtp.retryMaxDelayMs,
   };

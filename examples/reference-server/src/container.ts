@@ -20,6 +20,7 @@ import { AuditLog } from './audit.js';
 import type { ServerConfig } from './config.js';
 import { createDatabase } from './db/connect.js';
 import type { DatabaseHandle } from './db/connect.js';
+import { DestinationRepository } from './destinations.js';
 import { DomainRepository } from './domains.js';
 import type { DnsResolver } from './domains.js';
 import { OutboxMailer, QueueMailer, RelayMailer } from './mailer.js';
@@ -38,6 +39,8 @@ export interface Limiters {
   register: RateLimiter;
   reset: RateLimiter;
   aliasCreate: RateLimiter;
+  destinationAdd: RateLimiter;
+  domainChange: RateLimiter;
   smtp: RateLimiter;
 }
 
@@ -54,6 +57,7 @@ export const TOKENS = {
   redis: Symbol('redis'),
   aliases: Symbol('aliases'),
   domains: Symbol('domains'),
+  destinations: Symbol('destinations'),
   audit: Symbol('audit'),
   authStore: Symbol('authStore'),
   auth: Symbol('auth'),
@@ -75,6 +79,7 @@ export interface Registry {
   redis: Redis | null;
   aliases: AliasRepository;
   domains: DomainRepository;
+  destinations: DestinationRepository;
   audit: AuditLog;
   authStore: AuthStore;
   auth: AuthService;
@@ -149,7 +154,12 @@ export function createContainer(
       connectTimeout: 5_000,
     });
   });
-  register(container, 'aliases', (c) => new AliasRepository(get(c, 'database').db));
+  register(
+    container,
+    'aliases',
+    (c) => new AliasRepository(get(c, 'database').db, { destinations: get(c, 'destinations') }),
+  );
+  register(container, 'destinations', (c) => new DestinationRepository(get(c, 'database').db));
   register(
     container,
     'domains',
@@ -187,37 +197,18 @@ export function createContainer(
     const redis = get(c, 'redis');
     const backend: RateLimitBackend =
       redis === null ? new MemoryBackend() : new RedisBackend({ redis });
+    // One backend, one key prefix per limit: `<prefix>rl:<name>`.
+    const limiter = (name: string, limit: number, periodMs: number): RateLimiter =>
+      createRateLimiter({ limit, periodMs, backend, prefix: `${config.redisKeyPrefix}rl:${name}` });
+    const { limits } = config;
     return {
-      login: createRateLimiter({
-        limit: config.limits.loginPerMinute,
-        periodMs: 60_000,
-        backend,
-        prefix: `${config.redisKeyPrefix}rl:login`,
-      }),
-      register: createRateLimiter({
-        limit: config.limits.registerPerHour,
-        periodMs: 3_600_000,
-        backend,
-        prefix: `${config.redisKeyPrefix}rl:register`,
-      }),
-      reset: createRateLimiter({
-        limit: config.limits.resetPerHour,
-        periodMs: 3_600_000,
-        backend,
-        prefix: `${config.redisKeyPrefix}rl:reset`,
-      }),
-      aliasCreate: createRateLimiter({
-        limit: config.limits.aliasCreatePerHour,
-        periodMs: 3_600_000,
-        backend,
-        prefix: `${config.redisKeyPrefix}rl:alias`,
-      }),
-      smtp: createRateLimiter({
-        limit: config.limits.smtpPerMinute,
-        periodMs: 60_000,
-        backend,
-        prefix: `${config.redisKeyPrefix}rl:smtp`,
-      }),
+      login: limiter('login', limits.loginPerMinute, 60_000),
+      register: limiter('register', limits.registerPerHour, 3_600_000),
+      reset: limiter('reset', limits.resetPerHour, 3_600_000),
+      aliasCreate: limiter('alias', limits.aliasCreatePerHour, 3_600_000),
+      destinationAdd: limiter('destination', limits.destinationAddPerHour, 3_600_000),
+      domainChange: limiter('domain', limits.domainChangePerHour, 3_600_000),
+      smtp: limiter('smtp', limits.smtpPerMinute, 60_000),
     };
   });
   register(container, 'notifier', (c) => {

@@ -20,6 +20,10 @@ export interface DkimKeySelector {
   invalidate(domain: string): void;
   /** Domains in the cache now. */
   size(): number;
+  /** Empties the cache and stops caching (nothing would tell this process of a change now). */
+  suspend(): void;
+  /** Empties the cache and caches again (the invalidation channel is back). */
+  resume(): void;
 }
 
 /**
@@ -32,6 +36,7 @@ export function createDkimKeySelector(options: DkimKeySelectorOptions): DkimKeyS
   const maxEntries = options.maxEntries ?? 1_000;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { key: Promise<DkimOptions | null>; expiresAt: number }>();
+  let live = true;
 
   const load = async (domain: string): Promise<DkimOptions | null> => {
     const row = await options.lookup(domain);
@@ -41,7 +46,7 @@ export function createDkimKeySelector(options: DkimKeySelectorOptions): DkimKeyS
   return {
     select(context) {
       const domain = context.domain.toLowerCase();
-      if (ttlMs <= 0) return load(domain);
+      if (ttlMs <= 0 || !live) return load(domain);
       const hit = cache.get(domain);
       if (hit !== undefined && hit.expiresAt > now()) return hit.key;
       const key = load(domain);
@@ -61,5 +66,13 @@ export function createDkimKeySelector(options: DkimKeySelectorOptions): DkimKeyS
       cache.delete(domain.toLowerCase());
     },
     size: () => cache.size,
+    suspend() {
+      live = false;
+      cache.clear();
+    },
+    resume() {
+      live = true;
+      cache.clear();
+    },
   };
 }

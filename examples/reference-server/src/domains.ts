@@ -1,6 +1,6 @@
 import { generateKeyPair, randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Kysely, Selectable } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, Selectable, SqlBool } from 'kysely';
 import { isUniqueViolation } from './db/connect.js';
 import type { Database, DomainsTable } from './db/schema.js';
 import { ServerError } from './errors.js';
@@ -47,6 +47,11 @@ export interface DomainRepositoryOptions {
   now?: () => number;
   /** Key generator. Default: RSA 2048 from node:crypto. */
   generateDkimKey?: () => Promise<DkimKey>;
+  /**
+   * Most unverified domains one user may hold at once. Each costs an RSA key generation and needs
+   * no DNS, so without a cap one account could pile them up. Default: 10.
+   */
+  maxUnverifiedPerUser?: number;
 }
 
 const DOMAIN_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
@@ -60,6 +65,14 @@ export async function generateRsaDkimKey(): Promise<DkimKey> {
   };
 }
 
+function domainTaken(cause?: unknown): ServerError {
+  return new ServerError('DOMAIN_TAKEN', 'that domain is already registered', {
+    status: 409,
+    field: 'name',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
 function toDomain(row: Selectable<DomainsTable>): Domain {
   return {
     id: row.id,
@@ -68,6 +81,11 @@ function toDomain(row: Selectable<DomainsTable>): Domain {
     verified: row.verified_at !== null,
     createdAt: row.created_at,
   };
+}
+
+/** The row that owns a name: a verified domain, or a shared one (no owner). Unverified claims do not. */
+function owned(eb: ExpressionBuilder<Database, 'domains'>): Expression<SqlBool> {
+  return eb.or([eb('verified_at', 'is not', null), eb('user_id', 'is', null)]);
 }
 
 /** Custom and shared domains, their DKIM keys, the DNS records to publish and their verification. */
@@ -81,6 +99,7 @@ export class DomainRepository {
       dkimSelector: 'postern',
       now: Date.now,
       generateDkimKey: generateRsaDkimKey,
+      maxUnverifiedPerUser: 10,
       ...options,
     };
   }
@@ -91,6 +110,7 @@ export class DomainRepository {
       .selectFrom('domains')
       .selectAll()
       .where('name', '=', name.toLowerCase())
+      .where(owned)
       .executeTakeFirst();
     if (existing !== undefined) return toDomain(existing);
     const key = await this.#options.generateDkimKey();
@@ -108,17 +128,22 @@ export class DomainRepository {
         verified_at: now,
         created_at: now,
       })
-      .onConflict((oc) => oc.column('name').doNothing())
+      .onConflict((oc) => oc.doNothing())
       .execute();
     const row = await this.#db
       .selectFrom('domains')
       .selectAll()
       .where('name', '=', name.toLowerCase())
+      .where(owned)
       .executeTakeFirstOrThrow();
     return toDomain(row);
   }
 
-  /** Adds a custom domain for a user (unverified until its DNS records are found); `DOMAIN_TAKEN` if it exists. */
+  /**
+   * Adds a custom domain for a user, unverified until its DNS records are found. `DOMAIN_TAKEN`
+   * when the name is verified by someone (or shared), or this user has claimed it already; another
+   * user's unverified claim does not stop it: whoever proves the name in DNS first gets it.
+   */
   async add(userId: string, name: string): Promise<Domain> {
     const normalized = name.trim().toLowerCase().replace(/\.$/, '');
     if (!DOMAIN_NAME.test(normalized))
@@ -126,6 +151,27 @@ export class DomainRepository {
         status: 400,
         field: 'name',
       });
+    // Cheap refusals first: an RSA key generation is costly work on the libuv thread pool (shared
+    // with file I/O and dns.lookup), so a name that is taken must not cost one.
+    const taken = await this.#db
+      .selectFrom('domains')
+      .select('id')
+      .where('name', '=', normalized)
+      .where((eb) => eb.or([owned(eb), eb('user_id', '=', userId)]))
+      .executeTakeFirst();
+    if (taken !== undefined) throw domainTaken();
+    const pending = await this.#db
+      .selectFrom('domains')
+      .select((eb) => eb.fn.countAll<string>().as('count'))
+      .where('user_id', '=', userId)
+      .where('verified_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    if (Number(pending.count) >= this.#options.maxUnverifiedPerUser)
+      throw new ServerError(
+        'CONFLICT',
+        `at most ${this.#options.maxUnverifiedPerUser} unverified domains; verify or delete one first`,
+        { status: 409, field: 'name' },
+      );
     const key = await this.#options.generateDkimKey();
     try {
       const row = await this.#db
@@ -145,12 +191,7 @@ export class DomainRepository {
         .executeTakeFirstOrThrow();
       return toDomain(row);
     } catch (error) {
-      if (isUniqueViolation(error))
-        throw new ServerError('DOMAIN_TAKEN', 'that domain is already registered', {
-          status: 409,
-          field: 'name',
-          cause: error,
-        });
+      if (isUniqueViolation(error)) throw domainTaken(error);
       throw error;
     }
   }
@@ -210,10 +251,23 @@ export class DomainRepository {
     );
     const verified = ownership && mx && dkim;
     if (verified && row.verified_at === null) {
+      try {
+        await this.#db
+          .updateTable('domains')
+          .set({ verified_at: this.#options.now() })
+          .where('id', '=', row.id)
+          .execute();
+      } catch (error) {
+        // Another claim of the name was verified first (its owner published its own token).
+        if (isUniqueViolation(error)) throw domainTaken(error);
+        throw error;
+      }
+      // The name is proven: other users' unverified claims of it go (they can never verify).
       await this.#db
-        .updateTable('domains')
-        .set({ verified_at: this.#options.now() })
-        .where('id', '=', row.id)
+        .deleteFrom('domains')
+        .where('name', '=', row.name)
+        .where('verified_at', 'is', null)
+        .where('id', '!=', row.id)
         .execute();
     }
     return { verified: verified || row.verified_at !== null, checks: { ownership, mx, dkim } };
@@ -240,6 +294,7 @@ export class DomainRepository {
       .selectFrom('domains')
       .select(['dkim_selector', 'dkim_private_key'])
       .where('name', '=', name.toLowerCase())
+      .where(owned)
       .executeTakeFirst();
     return row === undefined
       ? null

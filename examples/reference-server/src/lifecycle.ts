@@ -13,7 +13,8 @@ export function announceReady(processName: string, port: number, metricsPort?: n
     metricsPort === undefined
       ? { type: 'ready', process: processName, port }
       : { type: 'ready', process: processName, port, metricsPort };
-  if (typeof process.send === 'function') process.send(message);
+  // A launcher already gone (its channel closed) is not written to: that would throw.
+  if (typeof process.send === 'function' && process.connected) process.send(message);
 }
 
 /**
@@ -39,4 +40,7 @@ export function onShutdown(stop: () => Promise<void>, timeoutMs = 15_000): void 
   process.on('SIGTERM', handler);
   // The launcher going away closes the IPC channel: stop too, so no orphan keeps a port.
   process.on('disconnect', () => handler('SIGTERM'));
+  // It may have gone while this process was still starting, before anything listened for that:
+  // `connected` is false (not undefined, as with no launcher at all) once the channel is closed.
+  if (process.connected === false) handler('SIGTERM');
 }

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** One message in the outbox, as `GET /dev/outbox` lists it. */
@@ -39,9 +39,13 @@ export class Outbox {
     return this.#directory;
   }
 
-  /** Writes one message atomically (temporary file, then rename); resolves with its id. */
+  /**
+   * Writes one message atomically (temporary file, then rename); resolves with its id. The folder
+   * and files are the owner's only: system mail holds verification and password-reset tokens.
+   */
   async write(message: OutboxMessage): Promise<string> {
-    await mkdir(this.#directory, { recursive: true });
+    await mkdir(this.#directory, { recursive: true, mode: 0o700 });
+    await chmod(this.#directory, 0o700);
     const id = `${this.#now()}-${randomBytes(6).toString('hex')}`;
     const envelope = `X-Postern-Envelope-From: <${message.from}>\r\nX-Postern-Envelope-To: ${message.to.map((to) => `<${to}>`).join(', ')}\r\n`;
     const temporary = join(this.#directory, `.${id}.tmp`);
@@ -51,6 +55,7 @@ export class Outbox {
         Buffer.from(envelope),
         Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw),
       ]),
+      { mode: 0o600 },
     );
     await rename(temporary, join(this.#directory, `${id}.eml`));
     return id;

@@ -24,3 +24,9 @@ export interface AliasChangeNotifier {
 export interface DomainChangeNotifier {
   changed(domain: string): Promise<void>;
 }
+
+/** Decides whether a user may forward to some addresses; `AliasRepository` asks it on every change of destinations. */
+export interface DestinationPolicy {
+  /** Throws `VALIDATION_FAILED` (field `destinations`) naming the first address the user may not use. */
+  assertUsable(userId: string, addresses: readonly string[]): Promise<void>;
+}

@@ -91,12 +91,16 @@ export class PostgresAuthStore implements AuthStore {
     const values: { password_hash?: string; email_verified?: boolean } = {};
     if (patch.passwordHash !== undefined) values.password_hash = patch.passwordHash;
     if (patch.emailVerified !== undefined) values.email_verified = patch.emailVerified;
-    if (Object.keys(values).length === 0) return (await this.getUserById(userId)) !== null;
-    const result = await this.#db
-      .updateTable('users')
-      .set(values)
-      .where('id', '=', userId)
-      .executeTakeFirst();
+    const expected = patch.ifPasswordHash;
+    if (Object.keys(values).length === 0) {
+      const user = await this.getUserById(userId);
+      return user !== null && (expected === undefined || user.passwordHash === expected);
+    }
+    // With `ifPasswordHash`, a compare-and-swap in one statement: a login's rehash never
+    // overwrites a password changed meanwhile.
+    let update = this.#db.updateTable('users').set(values).where('id', '=', userId);
+    if (expected !== undefined) update = update.where('password_hash', '=', expected);
+    const result = await update.executeTakeFirst();
     return result.numUpdatedRows > 0n;
   }
 

@@ -18,6 +18,7 @@ import {
   createDeliveryHandler,
   deliveryRetryOptions,
   findDeadLetter,
+  queuedAt,
 } from './worker.js';
 import type { DeliveryHandler } from './worker.js';
 
@@ -71,23 +72,33 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
     metrics,
     logger,
     lifetimeMs: retry.lifetimeMs,
+    bounceLifetimeMs: retry.bounceLifetimeMs,
     recordBounce: (alias, details) => record(alias, 'bounced', details),
   });
   delivery = handler;
   // Dead letters the handler did not bounce itself (spool gone, lease lost on the last attempt,
-  // any error on the last attempt): bounce from the spool, or log and count the loss.
+  // any error on the last attempt): bounce from the spool; when the DSN is deferred and there is
+  // still time, queue the job again (its next run delivers or bounces it); else log and count the
+  // loss and drop the spool.
   const settleDead = createDeadDeliveryHandler({
     forwarder: handler.forwarder,
     record,
     metrics,
     logger,
+    retry: async (job) => {
+      await queue.add(job, { delayMs: retry.maxDelayMs });
+    },
+    expired: (job) =>
+      Date.now() - queuedAt(job, Date.now()) >= retry.lifetimeMs + retry.bounceLifetimeMs,
   });
   queue.onDead((event) => {
     const settle = async (): Promise<void> => {
-      const letter = await findDeadLetter(queue, event.id);
-      if (letter === undefined)
+      // The job comes with the event when this worker ran its last attempt; a lease that expired
+      // on it leaves only the id, and the dead letters are searched.
+      const payload = event.job?.payload ?? (await findDeadLetter(queue, event.id))?.payload;
+      if (payload === undefined)
         logger.error({ jobId: event.id }, 'dead delivery not found in the dead letters');
-      else await settleDead(letter.payload, event.error.message);
+      else await settleDead(payload, event.error.message);
     };
     settle().catch((error: unknown) =>
       logger.error({ err: error, jobId: event.id }, 'could not settle a dead delivery'),

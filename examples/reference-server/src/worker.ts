@@ -9,6 +9,7 @@ import type {
 import { PermanentError } from '@postern/sync-queue';
 import type { DeadLetter, Job, RetryOptions, SyncQueue } from '@postern/sync-queue';
 import type { Metrics } from './metrics.js';
+import { reasonLabel } from './smtp/keys.js';
 
 /** The sync-queue that carries spooled messages from the SMTP process to the workers. */
 export const DELIVERY_QUEUE = 'smtp-delivery';
@@ -16,10 +17,15 @@ export const DELIVERY_QUEUE = 'smtp-delivery';
 /** The sync-queue that carries system mail (verification, reset) from the API to the workers. */
 export const SYSTEM_MAIL_QUEUE = 'system-mail';
 
-/** How long, and how often, queued messages are retried (the `SMTP_QUEUE_LIFETIME_MS` and `SMTP_RETRY_*` settings). */
+/** How long, and how often, queued messages are retried (the `SMTP_QUEUE_LIFETIME_MS`, `SMTP_BOUNCE_LIFETIME_MS` and `SMTP_RETRY_*` settings). */
 export interface DeliveryRetry {
   /** Age at which a message still not delivered is bounced to its sender, in ms (Postfix's `maximal_queue_lifetime`). */
   lifetimeMs: number;
+  /**
+   * How long after `lifetimeMs` a DSN that relays keep deferring is still retried, in ms
+   * (Postfix's `bounce_queue_lifetime`); then the message is recorded lost and its spool dropped.
+   */
+  bounceLifetimeMs: number;
   /** Delay before the first retry, in ms; it doubles on every retry up to `maxDelayMs`. */
   initialDelayMs: number;
   /** Longest delay between two tries, in ms. */
@@ -29,14 +35,16 @@ export interface DeliveryRetry {
 /**
  * The delivery queue's retry options, the same in the SMTP process (which adds jobs) and the
  * workers (which retry them): delays double from `initialDelayMs` to `maxDelayMs`, and a job gets
- * enough runs to span `lifetimeMs` even when jitter halves every delay, so the message's age, not
- * its run count, decides when it is bounced (see `createDeliveryHandler`).
+ * enough runs to span `lifetimeMs` and then `bounceLifetimeMs` even when jitter halves every
+ * delay, so the message's age, not its run count, decides when it is bounced and when a DSN that
+ * cannot go out is given up (see `createDeliveryHandler`).
  */
 export function deliveryRetryOptions(retry: DeliveryRetry): Required<RetryOptions> {
   const maxDelayMs = Math.max(retry.maxDelayMs, retry.initialDelayMs);
+  const span = retry.lifetimeMs + retry.bounceLifetimeMs;
   let runs = 1;
   let spanned = 0;
-  for (let delay = retry.initialDelayMs; spanned < retry.lifetimeMs; runs += 1) {
+  for (let delay = retry.initialDelayMs; spanned < span; runs += 1) {
     spanned += delay / 2;
     delay = Math.min(delay * 2, maxDelayMs);
   }
@@ -64,6 +72,11 @@ export interface DeliveryHandlerOptions {
    * failure then bounces it instead of retrying. Default: none, the job's runs decide alone.
    */
   lifetimeMs?: number;
+  /**
+   * How long after `lifetimeMs` a DSN the relays keep deferring is retried; then the job goes to
+   * the dead letters (dead-deliveries.ts records it lost and drops its spool). Default: 0.
+   */
+  bounceLifetimeMs?: number;
   /** Clock for `lifetimeMs`, in ms since the epoch. Default: `Date.now`. */
   now?: () => number;
   /** Records a bounce in the forwarding log, by alias address (sub-address tags included). */
@@ -78,6 +91,15 @@ export interface DeliveryHandler {
   /** The forwarder it delivers with; its `bounceQueued` settles dead letters (dead-deliveries.ts). */
   readonly forwarder: SmtpForwarder;
   close(): Promise<void>;
+}
+
+/**
+ * When a queued message was spooled, in ms since the epoch: its `queuedAt`, or `fallback` (the
+ * time the queue first stored the job) for a job spooled before `queuedAt` was recorded.
+ */
+export function queuedAt(delivery: QueuedDelivery, fallback: number): number {
+  const at = (delivery as { queuedAt?: unknown }).queuedAt;
+  return typeof at === 'number' && Number.isFinite(at) ? at : fallback;
 }
 
 // The relay's answer names the private destination (`550 <me@dest>: no such user`); the log keeps
@@ -110,8 +132,9 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
   // claim sends, and that is the oldest; a newer run fails at once and must not drop its events.
   const bounces = new Map<string, DeliveryEvent[][]>();
   const now = options.now ?? Date.now;
+  // The label is the status code, never the relay's text (destinations, queue ids, delays).
   const count = (outcome: string, reason: string): void =>
-    options.metrics?.smtpMessages.inc({ outcome, reason: reason.slice(0, 40) });
+    options.metrics?.smtpMessages.inc({ outcome, reason: reasonLabel(reason) });
   forwarder.onForwarded((event) => count('forwarded', event.reason));
   forwarder.onDeferred((event) => count('deferred', redact(event.reason)));
   // The forwarder reports a bounce only once its DSN went out; a DSN no relay took fails the job
@@ -125,17 +148,23 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
       const runs = bounces.get(payload.messageId) ?? [];
       runs.push(seen);
       bounces.set(payload.messageId, runs);
+      // Its age counts from when the SMTP process spooled it: a job queued again at a start
+      // (pendingSpool) does not get a fresh lifetime.
+      const age = now() - queuedAt(payload, job.createdAt);
+      const lifetimeMs = options.lifetimeMs ?? Infinity;
       try {
         await forwarder.deliverQueued(payload, {
           attempt: job.attempt,
-          finalAttempt:
-            job.attempt >= job.maxAttempts ||
-            (options.lifetimeMs !== undefined && now() - job.createdAt >= options.lifetimeMs),
+          finalAttempt: job.attempt >= job.maxAttempts || age >= lifetimeMs,
         });
       } catch (error) {
         // Nothing another run could change (the spool is gone, its record damaged, the DSN
-        // refused for good): to the dead letters at once, which settle it, not after days of runs.
-        if (SmtpForwardError.isInstance(error) && !error.temporary)
+        // refused for good), or a DSN still deferred at the end of the bounce lifetime: to the
+        // dead letters at once, which settle it, not after more runs.
+        if (
+          SmtpForwardError.isInstance(error) &&
+          (!error.temporary || age >= lifetimeMs + (options.bounceLifetimeMs ?? 0))
+        )
           throw new PermanentError(error.message, { cause: error });
         throw error;
       } finally {
@@ -157,7 +186,7 @@ export function createDeliveryHandler(options: DeliveryHandlerOptions): Delivery
   };
 }
 
-/** The dead letter with this id (the `dead` event carries only the id), paging 100 at a time. */
+/** The dead letter with this id (a `dead` event from an expired lease carries only the id), paging 100 at a time. */
 export async function findDeadLetter<T>(
   queue: Pick<SyncQueue<T>, 'deadLetters'>,
   id: string,

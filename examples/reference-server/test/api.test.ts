@@ -136,7 +136,15 @@ describe('cross-cutting', () => {
     }>();
     expect(openapi.openapi).toMatch(/^3\./);
     expect(Object.keys(openapi.paths)).toEqual(
-      expect.arrayContaining(['/auth/login', '/aliases', '/aliases/{id}', '/domains/{id}/dns']),
+      expect.arrayContaining([
+        '/auth/login',
+        '/aliases',
+        '/aliases/{id}',
+        '/destinations',
+        '/destinations/verify',
+        '/destinations/{id}',
+        '/domains/{id}/dns',
+      ]),
     );
     const ready = await app.inject({ method: 'GET', url: '/health/ready' });
     expect(ready.statusCode).toBe(200);
@@ -397,7 +405,7 @@ describe('aliases and domains', () => {
       method: 'POST',
       url: '/aliases',
       headers: auth,
-      payload: { domainId: shared.id, localPart: 'shop', destinations: ['me@example.org'] },
+      payload: { domainId: shared.id, localPart: 'shop', destinations: ['aliases@example.org'] },
     });
     expect(created.statusCode).toBe(201);
     const alias = created.json<{ id: string; address: string }>();
@@ -408,7 +416,11 @@ describe('aliases and domains', () => {
           method: 'POST',
           url: '/aliases',
           headers: auth,
-          payload: { domainId: shared.id, localPart: 'shop', destinations: ['me@example.org'] },
+          payload: {
+            domainId: shared.id,
+            localPart: 'shop',
+            destinations: ['aliases@example.org'],
+          },
         })
       ).json(),
     ).toMatchObject({ code: 'ALIAS_TAKEN', field: 'localPart' });
@@ -416,7 +428,7 @@ describe('aliases and domains', () => {
       method: 'POST',
       url: '/aliases',
       headers: auth,
-      payload: { domainId: shared.id, destinations: ['me@example.org'] },
+      payload: { domainId: shared.id, destinations: ['aliases@example.org'] },
     });
     const page = (
       await app.inject({ method: 'GET', url: '/aliases?limit=1', headers: auth })
@@ -504,7 +516,7 @@ describe('aliases and domains', () => {
           method: 'POST',
           url: '/aliases',
           headers: auth,
-          payload: { domainId: domain.id, localPart: 'hi', destinations: ['me@example.org'] },
+          payload: { domainId: domain.id, localPart: 'hi', destinations: ['domains@example.org'] },
         })
       ).statusCode,
     ).toBe(201);
@@ -528,7 +540,7 @@ describe('aliases and domains', () => {
       method: 'POST',
       url: '/aliases',
       headers: auth,
-      payload: { domainId: shared.id, destinations: ['me@example.org'] },
+      payload: { domainId: shared.id, destinations: ['leaving@example.org'] },
     });
     const { db } = environment.database;
     const user = await db

@@ -98,7 +98,8 @@ async function spooledDelivery(
   id: string,
   recipient: string,
   alias: string,
-  options: Pick<DeliveryHandlerOptions, 'lifetimeMs' | 'now'> = {},
+  options: Pick<DeliveryHandlerOptions, 'lifetimeMs' | 'bounceLifetimeMs' | 'now'> = {},
+  queuedAt?: number,
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'postern-bounce-'));
   const recorded: { alias: string; reason: string }[] = [];
@@ -120,6 +121,7 @@ async function spooledDelivery(
     originalSender: 'a@origin.test',
     recipients: [recipient],
     aliases: [alias],
+    ...(queuedAt === undefined ? {} : { queuedAt }),
   };
   const job = { id, key: null, payload, createdAt: 0, maxAttempts: 3 };
   return {
@@ -228,6 +230,60 @@ describe('bounces: retries exhausted', () => {
       const dsn = relay.messages.find((message) => message.to.includes('a@origin.test'));
       expect(dsn?.data.toString('utf8')).toContain('Status: 4.4.7');
       expect(recorded.map((row) => row.alias)).toEqual(['aged@alias.test']);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('counts the lifetime from when the message was spooled, not from when the queue last added it', async () => {
+    const relay = await startCaptureServer({
+      refuse: { addresses: ['busy@dest.test'], code: 450 },
+    });
+    const now = 10_000_000;
+    const { handler, recorded, job, close } = await spooledDelivery(
+      relay,
+      'm5',
+      'busy@dest.test',
+      'requeued@alias.test',
+      { lifetimeMs: 60_000, now: () => now },
+      now - 60_000,
+    );
+    try {
+      // Added again a moment ago by an SMTP start (pendingSpool), but spooled a lifetime ago.
+      await handler.handle({ ...job, attempt: 1, maxAttempts: 100, createdAt: now - 5 });
+      const dsn = relay.messages.find((message) => message.to.includes('a@origin.test'));
+      expect(dsn?.data.toString('utf8')).toContain('Status: 4.4.7');
+      expect(recorded.map((row) => row.alias)).toEqual(['requeued@alias.test']);
+    } finally {
+      await close();
+    }
+  }, 30_000);
+
+  it('retries a DSN the relays defer for the bounce lifetime, then gives the job to the dead letters', async () => {
+    const relay = await startCaptureServer({
+      refuse: { addresses: ['busy@dest.test', 'a@origin.test'], code: 450 },
+    });
+    const now = 10_000_000;
+    const { handler, recorded, job, close } = await spooledDelivery(
+      relay,
+      'm6',
+      'busy@dest.test',
+      'unlucky@alias.test',
+      { lifetimeMs: 60_000, bounceLifetimeMs: 30_000, now: () => now },
+    );
+    try {
+      const runs = { ...job, maxAttempts: 100 };
+      // Past the lifetime the destination is bounced, but the DSN is deferred: retried.
+      await expect(
+        handler.handle({ ...runs, attempt: 5, createdAt: now - 89_999 }),
+      ).rejects.toMatchObject({ code: 'DELIVERY_FAILED', temporary: true });
+      // At the end of the bounce lifetime: no more runs, the dead letters settle it.
+      await expect(
+        handler.handle({ ...runs, attempt: 6, createdAt: now - 90_000 }),
+      ).rejects.toMatchObject({ code: 'PERMANENT_FAILURE' });
+      expect(relay.refused.filter((address) => address === 'a@origin.test')).toHaveLength(2);
+      expect(relay.messages).toHaveLength(0);
+      expect(recorded).toHaveLength(0);
     } finally {
       await close();
     }

@@ -288,16 +288,25 @@ describe('domains', () => {
     const name = `v${randomUUID().slice(0, 8)}.example.org`;
     const domain = await domains.add(user, `${name.toUpperCase()}.`);
     expect(domain).toMatchObject({ name, shared: false, verified: false });
-    await expect(domains.add(other, name)).rejects.toMatchObject({
+    // An unverified claim does not lock others out of a name (it may be theirs); a second claim
+    // by the same user does, and so does the shared domain's name.
+    const otherClaim = await domains.add(other, name);
+    expect(otherClaim).toMatchObject({ name, verified: false });
+    await expect(domains.add(user, name)).rejects.toMatchObject({
       code: 'DOMAIN_TAKEN',
       status: 409,
+    });
+    await expect(domains.add(other, 'postern.test')).rejects.toMatchObject({
+      code: 'DOMAIN_TAKEN',
     });
     await expect(domains.add(other, 'not a domain')).rejects.toMatchObject({
       code: 'VALIDATION_FAILED',
       field: 'name',
     });
     expect((await domains.list(user)).map((entry) => entry.name)).toEqual(['postern.test', name]);
-    expect((await domains.list(other)).map((entry) => entry.name)).toEqual(['postern.test']);
+    expect((await domains.list(other)).map((entry) => entry.name)).toEqual(['postern.test', name]);
+    // Nobody signs for a name nobody has proven.
+    expect(await domains.signingKey(name)).toBeNull();
 
     const records = await domains.dnsRecords(user, domain.id);
     expect(records).toContainEqual({ type: 'MX', name, value: 'mx.postern.test', priority: 10 });
@@ -328,6 +337,9 @@ describe('domains', () => {
       checks: { ownership: true, mx: true, dkim: true },
     });
     expect((await domains.list(user)).find((entry) => entry.id === domain.id)?.verified).toBe(true);
+    // Proven: the other claim is gone, and the name cannot be claimed again.
+    expect((await domains.list(other)).map((entry) => entry.name)).toEqual(['postern.test']);
+    await expect(domains.add(other, name)).rejects.toMatchObject({ code: 'DOMAIN_TAKEN' });
     expect(await domains.signingKey(name)).toEqual({
       selector: 'postern',
       privateKeyPem: 'PRIVATE',

@@ -131,7 +131,7 @@ describe('createDeadDeliveryHandler', () => {
       },
     ]);
     expect(await metrics.registry.getSingleMetricAsString('postern_smtp_messages_total')).toMatch(
-      /outcome="lost",reason="spool unreadable \(ENOENT\)[^"]*"[^}]*\} 1/,
+      /outcome="lost",reason="spool unreadable"[^}]*\} 1/,
     );
   });
 
@@ -165,21 +165,78 @@ describe('createDeadDeliveryHandler', () => {
     }
   });
 
-  it('never bounces a bounce, and records a loss when every relay refuses the DSN', async () => {
-    const path = join(dir, 'm2.eml');
-    await writeFile(path, SPOOLED);
+  it('never bounces a bounce, records a loss when every relay refuses the DSN, and drops the spool so no start queues it again', async () => {
+    const bounce = join(dir, 'm2.eml');
+    await writeFile(bounce, SPOOLED);
+    await writeFile(`${bounce}.json`, '{}');
     const nullSender = handler([`smtp://127.0.0.1:${relay.port}`]);
     const before = relay.messages.length;
-    expect(await nullSender.settle(delivery(path, { originalSender: '' }), 'gave up')).toBe('lost');
+    expect(
+      await nullSender.settle(delivery(bounce, { messageId: 'm2', originalSender: '' }), 'gave up'),
+    ).toBe('lost');
     expect(relay.messages).toHaveLength(before);
     expect(nullSender.recorded[0]?.reason).toBe('null sender, no bounce: gave up');
 
+    const refusedPath = join(dir, 'm4.eml');
+    await writeFile(refusedPath, SPOOLED);
+    await writeFile(`${refusedPath}.json`, '{}');
     const refused = handler([`smtp://127.0.0.1:${refusing.port}`]);
-    expect(await refused.settle(delivery(path), 'gave up')).toBe('lost');
+    expect(await refused.settle(delivery(refusedPath, { messageId: 'm4' }), 'gave up')).toBe(
+      'lost',
+    );
     expect(refused.recorded[0]?.outcome).toBe('lost');
     expect(refused.recorded[0]?.reason).toMatch(/^bounce undeliverable/);
-    // The spool stays for an operator when nothing could be sent.
-    expect(await readdir(dir)).toContain('m2.eml');
+    // Recorded, then dropped: pendingSpool at the next start would otherwise queue them again.
+    const left = await readdir(dir);
+    expect(left.filter((name) => /^m[24]\.eml/.test(name))).toEqual([]);
+  });
+
+  it('queues a job again when its DSN is deferred and there is still time, and records the loss once time is up', async () => {
+    const deferring = await startCaptureServer({
+      refuse: { addresses: ['a@origin.test'], code: 451 },
+    });
+    try {
+      const path = join(dir, 'm5.eml');
+      await writeFile(path, SPOOLED);
+      await writeFile(`${path}.json`, '{}');
+      const recorded: string[] = [];
+      const retried: string[] = [];
+      const forwarder = new SmtpForwarder({
+        domain: 'alias.test',
+        resolver: () => Promise.resolve(null),
+        transport: { relays: [parseRelay(`smtp://127.0.0.1:${deferring.port}`)] },
+      });
+      forwarders.push(forwarder);
+      let expired = false;
+      const settle = createDeadDeliveryHandler({
+        forwarder,
+        record: (alias, outcome) => {
+          recorded.push(`${alias} ${outcome}`);
+          return Promise.resolve();
+        },
+        retry: (job) => {
+          retried.push(job.messageId);
+          return Promise.resolve();
+        },
+        expired: () => expired,
+      });
+      const job = delivery(path, { messageId: 'm5' });
+      expect(await settle(job, 'lease lost')).toBe('retried');
+      expect(retried).toEqual(['m5']);
+      expect(recorded).toEqual([]);
+      expect(await readdir(dir)).toContain('m5.eml');
+
+      expired = true;
+      expect(await settle(job, 'lease lost')).toBe('lost');
+      expect(retried).toEqual(['m5']);
+      expect(recorded).toEqual(['shop+tag@alias.test lost']);
+      expect((await readdir(dir)).filter((name) => name.startsWith('m5'))).toEqual([]);
+      // Both tries of the DSN reached the relay, and it took neither.
+      expect(deferring.refused).toEqual(['a@origin.test', 'a@origin.test']);
+      expect(deferring.messages).toHaveLength(0);
+    } finally {
+      await deferring.close();
+    }
   });
 });
 

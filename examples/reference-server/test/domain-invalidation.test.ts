@@ -70,3 +70,29 @@ describe('domain changes reach every SMTP process over Redis pub/sub', () => {
     await forwardThroughEach('new@dest.test');
   }, 60_000);
 });
+
+describe('forwarding counts', () => {
+  it('counts a message on its alias even when another recipient of it was refused', async () => {
+    const { aliasId } = await seedAlias(harness.database, {
+      email: 'counted@example.org',
+      localPart: 'counted',
+      destinations: ['counted@dest.test'],
+    });
+    const sent = await swaks(
+      ports[0]!,
+      'sender@origin.test',
+      'counted@alias.test,nobody@alias.test',
+    );
+    expect(sent.output).toMatch(/<\*\* 550/);
+    expect(sent.output).toMatch(/<- {2}250 /);
+    const row = await eventually(async () => {
+      const found = await harness.database.db
+        .selectFrom('aliases')
+        .select('forwarded_count')
+        .where('id', '=', aliasId)
+        .executeTakeFirstOrThrow();
+      return Number(found.forwarded_count) > 0 ? found : undefined;
+    });
+    expect(Number(row.forwarded_count)).toBe(1);
+  }, 30_000);
+});

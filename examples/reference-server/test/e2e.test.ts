@@ -68,7 +68,7 @@ describe('the three processes end to end', () => {
   let firstRefresh = '';
   let aliasId = '';
 
-  it('registers, verifies through the mailed token, logs in and creates an alias', async () => {
+  it('registers, verifies through the mailed token, logs in, verifies a destination and creates an alias', async () => {
     expect(
       (await call('POST', '/auth/register', { email: 'owner@example.org', password: PASSWORD }))
         .status,
@@ -89,6 +89,26 @@ describe('the three processes end to end', () => {
       name: string;
     }[];
     const shared = domains.find((domain) => domain.name === 'alias.test');
+    // A mailbox that is not the account's own must confirm it wants the forwarded mail first.
+    const refused = await call(
+      'POST',
+      '/aliases',
+      { domainId: shared?.id, localPart: 'shop', destinations: ['me@dest.test'] },
+      accessToken,
+    );
+    expect(refused.json).toMatchObject({ code: 'VALIDATION_FAILED', field: 'destinations' });
+    expect(
+      (await call('POST', '/destinations', { address: 'me@dest.test' }, accessToken)).status,
+    ).toBe(201);
+    const confirm = await eventually(() =>
+      mailTo('me@dest.test', 'Confirm forwarding to this address'),
+    );
+    const destinationToken = /\n([0-9a-f-]{36}\.[A-Za-z0-9_-]{43})\r?\n/.exec(
+      confirm.data.toString('utf8'),
+    )?.[1];
+    expect(
+      (await call('POST', '/destinations/verify', { token: destinationToken }, accessToken)).json,
+    ).toMatchObject({ address: 'me@dest.test', verified: true });
     const alias = await call(
       'POST',
       '/aliases',
@@ -103,7 +123,10 @@ describe('the three processes end to end', () => {
     const sent = await swaks(smtpPort, 'sender@origin.test', 'shop@alias.test');
     expect(sent.code).toBe(0);
     const forwarded = await eventually(() =>
-      capture.messages.find((message) => message.to.includes('me@dest.test')),
+      // Not the confirmation mail the destination got before the alias existed.
+      capture.messages.find(
+        (message) => message.to.includes('me@dest.test') && message.from !== 'no-reply@alias.test',
+      ),
     );
     expect(forwarded.from).toMatch(/^SRS0=[^@]+=origin\.test=sender@alias\.test$/i);
     const key = await database.db

@@ -1,5 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { AuthError } from '@postern/auth';
+import { AuthError, normalizeEmail } from '@postern/auth';
 import type { AuthService, TokenPair } from '@postern/auth';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit.js';
@@ -182,16 +182,18 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
       await app.rateLimit(deps.limits.register, `register:${request.ip}`);
       const body = request.body as { email: string; password: string };
       const result = await deps.auth.register(body, context(request)).catch(fromAuthError);
+      // The address the account holds, not the spelling in the request (local parts may be case-sensitive).
+      const to = normalizeEmail(body.email);
       // The same answer whether or not the address was taken, so registration cannot probe accounts.
       if (result.alreadyRegistered) {
         await deps.mailer.send({
-          to: body.email,
+          to,
           subject: 'Someone tried to register with your address',
           text: 'An account already exists for this address. If this was you, log in or reset your password.',
         });
       } else {
         await deps.mailer.send({
-          to: body.email,
+          to,
           subject: 'Verify your Postern address',
           text: `Confirm your address with this token:\n\n${result.verificationToken}\n\nor open ${deps.publicUrl}/verify?token=${encodeURIComponent(result.verificationToken)}\n`,
         });
@@ -464,8 +466,10 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
         .requestPasswordReset(address, context(request))
         .catch(fromAuthError);
       if (issued !== null) {
+        // The reset token goes to the account's own (normalized) address, never to the spelling
+        // the requester typed.
         await deps.mailer.send({
-          to: address,
+          to: normalizeEmail(address),
           subject: 'Reset your Postern password',
           text: `Use this token to choose a new password:\n\n${issued.token}\n\nIt works once, for one hour.\n`,
         });

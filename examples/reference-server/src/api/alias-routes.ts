@@ -65,6 +65,8 @@ export function registerAliasRoutes(app: FastifyInstance, deps: AliasRouteDepend
       await app.rateLimit(deps.createLimiter, `alias-create:${principal.userId}`);
       const body = request.body as { domainId: string; localPart?: string; destinations: string[] };
       const alias = await deps.aliases.create({ userId: principal.userId, ...body });
+      // An SMTP process may hold "unknown" for this address from a probe before it existed.
+      await deps.notifier.changed(alias.address);
       await audited(deps.audit, request, principal.userId, 'alias.create', { aliasId: alias.id });
       return reply.status(201).send(alias);
     },

@@ -33,8 +33,12 @@ export interface ApiDependencies {
   outbox?: Outbox;
   /** Serve the OpenAPI document at /docs/json and its UI at /docs. Default: true. */
   openapi?: boolean;
-  /** Trust X-Forwarded-For from these proxies (fastify's `trustProxy`). Default: false. */
-  trustProxy?: boolean | string | string[];
+  /**
+   * Trust X-Forwarded-For: `true` trusts one hop (the load balancer in front, whose appended entry
+   * becomes `request.ip`); a number trusts that many hops; a string or list names the proxies'
+   * addresses or CIDRs (fastify's `trustProxy`). Default: false.
+   */
+  trustProxy?: boolean | number | string | string[];
   /** Largest request body, in bytes. Default: 64 KiB. */
   bodyLimitBytes?: number;
 }
@@ -75,6 +79,21 @@ function send(reply: FastifyReply, request: FastifyRequest, error: ServerError):
   if (error.field !== undefined) body['field'] = error.field;
   if (error.retryAfterMs !== undefined) body['retryAfterMs'] = error.retryAfterMs;
   return reply.status(error.status).send(body);
+}
+
+/**
+ * Fastify's `trustProxy`. Never fastify's own `true` (trust every hop): `request.ip` would then be
+ * the left-most X-Forwarded-For entry, which the client writes itself, and every per-IP limit would
+ * be keyed on a value of its choosing. `true` (and a number, which fastify would ignore) trusts that
+ * many hops counted from the socket: the entries the load balancers appended.
+ */
+function trustedHops(
+  trustProxy: ApiDependencies['trustProxy'],
+): false | string | string[] | ((address: string, hop: number) => boolean) {
+  if (trustProxy === undefined || trustProxy === false) return false;
+  if (trustProxy === true) return (_address, hop) => hop < 1;
+  if (typeof trustProxy === 'number') return (_address, hop) => hop < trustProxy;
+  return trustProxy;
 }
 
 /** Maps anything thrown in a route to a `ServerError` with a stable code; unknown errors become INTERNAL. */
@@ -120,7 +139,7 @@ export function toServerError(error: unknown): ServerError {
 export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
-    trustProxy: deps.trustProxy ?? false,
+    trustProxy: trustedHops(deps.trustProxy),
     bodyLimit: deps.bodyLimitBytes ?? 64 * 1024,
     requestIdHeader: false,
     // An X-Request-Id from the caller is kept when it is a plain token; anything else is replaced,
@@ -170,7 +189,7 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
         info: {
           title: 'Postern reference server',
           version: '0.0.0',
-          description: 'Email aliases: accounts, aliases, domains.',
+          description: 'Email aliases: accounts, aliases, destinations, domains.',
         },
         components: {
           securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
@@ -210,9 +229,16 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
     },
     () => Promise.resolve({ status: 'ok' }),
   );
-  app.get('/health/ready', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/health/ready', { schema: { hide: true } }, async (request, reply) => {
     const report = await runChecks(deps.readiness, deps.readinessTimeoutMs ?? 2_000);
-    return reply.status(report.ok ? 200 : 503).send(report);
+    if (report.ok) return reply.status(200).send(report);
+    // Why a dependency failed names internal hosts and ports (`connect ECONNREFUSED 10.0.0.5:5432`):
+    // it goes to the log; the public answer says only which one failed.
+    request.log.warn({ checks: report.checks }, 'not ready');
+    const checks: typeof report.checks = {};
+    for (const [name, check] of Object.entries(report.checks))
+      checks[name] = check.ok ? { ok: true } : { ok: false, error: 'unavailable' };
+    return reply.status(503).send({ ok: false, checks });
   });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
     return reply

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { AuditLog } from '../audit.js';
 import type { DnsResolver, DomainRepository } from '../domains.js';
-import type { DomainChangeNotifier } from '../ports.js';
+import type { DomainChangeNotifier, RateLimiter } from '../ports.js';
+import { errorSchema } from './app.js';
 import { audited, idOf, idParams, resourceErrors, security } from './route-kit.js';
 
 /** What the domain routes need. */
@@ -12,6 +13,11 @@ export interface DomainRouteDependencies {
   dns: DnsResolver;
   /** Told of every added or deleted domain, so SMTP processes drop its cached DKIM key. */
   notifier: DomainChangeNotifier;
+  /**
+   * Charged once per domain added (an RSA key generation) and per verification (DNS lookups),
+   * keyed by user: deleting and adding a domain again must not be a free loop of key generations.
+   */
+  changeLimiter: RateLimiter;
 }
 
 const domainSchema = {
@@ -24,7 +30,7 @@ const domainSchema = {
     createdAt: { type: 'integer' },
   },
 } as const;
-const errors = resourceErrors;
+const errors = { ...resourceErrors, 429: errorSchema } as const;
 
 /** Adds `/domains` routes: add, list, DNS records to publish, verify, delete. */
 export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDependencies): void {
@@ -46,6 +52,7 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     },
     async (request, reply) => {
       const principal = await app.requireUser(request);
+      await app.rateLimit(deps.changeLimiter, `domain-change:${principal.userId}`);
       const domain = await deps.domains.add(
         principal.userId,
         (request.body as { name: string }).name,
@@ -143,6 +150,7 @@ export function registerDomainRoutes(app: FastifyInstance, deps: DomainRouteDepe
     },
     async (request) => {
       const principal = await app.requireUser(request);
+      await app.rateLimit(deps.changeLimiter, `domain-change:${principal.userId}`);
       const id = idOf(request);
       const result = await deps.domains.verify(principal.userId, id, deps.dns);
       await audited(deps.audit, request, principal.userId, 'domain.verify', {

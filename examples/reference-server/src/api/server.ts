@@ -7,6 +7,7 @@ import type { HealthCheck } from '../health.js';
 import { registerAccountRoutes } from './account-routes.js';
 import { registerAliasRoutes } from './alias-routes.js';
 import { buildApi } from './app.js';
+import { registerDestinationRoutes } from './destination-routes.js';
 import { registerDomainRoutes } from './domain-routes.js';
 
 /** Options of `createApiServer`. */
@@ -15,7 +16,7 @@ export interface ApiServerOptions {
   readiness?: Readonly<Record<string, HealthCheck>>;
 }
 
-/** The whole HTTP API from a container: cross-cutting parts, then accounts, aliases and domains. */
+/** The whole HTTP API from a container: cross-cutting parts, then accounts, aliases, destinations and domains. */
 export async function createApiServer(
   container: DependencyContainer,
   options: ApiServerOptions = {},
@@ -84,11 +85,19 @@ export async function createApiServer(
     notifier: get(container, 'notifier'),
     createLimiter: limiters.aliasCreate,
   });
+  registerDestinationRoutes(app, {
+    destinations: get(container, 'destinations'),
+    audit,
+    mailer: get(container, 'mailer'),
+    publicUrl: config.publicUrl,
+    addLimiter: limiters.destinationAdd,
+  });
   registerDomainRoutes(app, {
     domains: get(container, 'domains'),
     audit,
     dns: get(container, 'dns'),
     notifier: get(container, 'domainNotifier'),
+    changeLimiter: limiters.domainChange,
   });
   return app;
 }

@@ -76,6 +76,48 @@ export const migrations: Record<string, Migration> = {
       `.execute(db);
     },
   },
+  '0002_domain_claims': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A name is unique among verified domains (and the shared ones) only: an unverified claim
+      // must not lock the real owner out of their own domain. Each user claims a name once.
+      await sql`
+        ALTER TABLE domains DROP CONSTRAINT domains_name_key;
+        CREATE UNIQUE INDEX domains_name_owned ON domains(name)
+          WHERE verified_at IS NOT NULL OR user_id IS NULL;
+        CREATE UNIQUE INDEX domains_user_name ON domains(user_id, name);
+        CREATE INDEX domains_name ON domains(name);
+      `.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`
+        DELETE FROM domains WHERE verified_at IS NULL AND user_id IS NOT NULL;
+        DROP INDEX domains_name; DROP INDEX domains_user_name; DROP INDEX domains_name_owned;
+        ALTER TABLE domains ADD CONSTRAINT domains_name_key UNIQUE (name);
+      `.execute(db);
+    },
+  },
+  '0003_destinations': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // A user may forward only to mailboxes that confirmed it (or to the account's own address,
+      // verified at sign-up). Only a SHA-256 of the mailed token is kept: a database leak gives
+      // no usable token. Existing aliases keep their destinations; the check runs on changes.
+      await sql`
+        CREATE TABLE destinations (
+          id uuid PRIMARY KEY,
+          user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+          address text NOT NULL CHECK (address = lower(address)),
+          verified_at bigint,
+          token_hash text,
+          token_expires_at bigint,
+          created_at bigint NOT NULL,
+          UNIQUE (user_id, address)
+        );
+      `.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`DROP TABLE destinations;`.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = {

@@ -38,6 +38,19 @@ export interface AliasesTable {
   created_at: EpochMs;
 }
 
+export interface DestinationsTable {
+  id: string;
+  user_id: string;
+  /** Lower-cased. */
+  address: string;
+  /** When the mailbox confirmed it; null while unverified. */
+  verified_at: EpochMs | null;
+  /** SHA-256 (hex) of the pending verification token; null once spent. Never the token itself. */
+  token_hash: string | null;
+  token_expires_at: EpochMs | null;
+  created_at: EpochMs;
+}
+
 export interface ForwardingLogTable {
   id: Generated<number>;
   alias_id: string;
@@ -62,6 +75,7 @@ export interface Database {
   users: UsersTable;
   domains: DomainsTable;
   aliases: AliasesTable;
+  destinations: DestinationsTable;
   forwarding_log: ForwardingLogTable;
   audit_log: AuditLogTable;
 }

@@ -14,6 +14,7 @@ import type { Redis } from 'ioredis';
 import type { DependencyContainer } from 'tsyringe';
 import {
   createAliasResolver,
+  keepCachesCoherent,
   subscribeToAliasChanges,
   subscribeToChanges,
   toRecipient,
@@ -21,6 +22,7 @@ import {
 import { get } from '../container.js';
 import { createDkimKeySelector } from '../dkim-keys.js';
 import type { Metrics } from '../metrics.js';
+import { normalisedSmtpLimiter, reasonLabel } from './keys.js';
 import { OutboxDeliveryQueue } from './outbox-queue.js';
 
 /** Options of `startSmtp`. */
@@ -147,6 +149,13 @@ export async function startSmtp(
         resolver.invalidateDomain(domain);
       },
     );
+    // A message published while the subscriber reconnects is lost: both caches are emptied and
+    // bypassed from the moment the connection drops until it is subscribed again.
+    keepCachesCoherent(
+      subscriber,
+      [`${config.redisKeyPrefix}alias-changed`, `${config.redisKeyPrefix}domain-changed`],
+      [resolver, dkimKeys],
+    );
     unsubscribe = async () => {
       await fromAliases();
       await fromDomains();
@@ -194,7 +203,8 @@ export async function startSmtp(
       ...(sharedKey === undefined ? {} : { keys: [sharedKey], fallback: sharedKey }),
       select: (context) => dkimKeys.select(context),
     },
-    rateLimiter: get(container, 'limiters').smtp,
+    // Per-sender keys without case, +tags or SRS wrapping: one sender, one budget.
+    rateLimiter: normalisedSmtpLimiter(get(container, 'limiters').smtp),
     policy,
     logger,
     limits: { maxMessageBytes: 25 * 1024 * 1024 },
@@ -213,15 +223,18 @@ export async function startSmtp(
     }
   });
   forwarder.onRejected((event) => {
-    metrics.smtpMessages.inc({ outcome: 'rejected', reason: event.reason.slice(0, 40) });
-    sessionAliases.delete(event.sessionId);
+    metrics.smtpMessages.inc({ outcome: 'rejected', reason: reasonLabel(event.reason) });
+    // A refused message ends its transaction; a refused recipient does not (the others stand).
+    if (event.stage === 'data') sessionAliases.delete(event.sessionId);
   });
+  // A session that named an alias and left without sending leaves nothing behind.
+  forwarder.onSessionClosed((event) => sessionAliases.delete(event.sessionId));
   forwarder.onForwarded(() => metrics.smtpMessages.inc({ outcome: 'forwarded', reason: 'ok' }));
   forwarder.onDeferred((event) =>
-    metrics.smtpMessages.inc({ outcome: 'deferred', reason: event.reason.slice(0, 40) }),
+    metrics.smtpMessages.inc({ outcome: 'deferred', reason: reasonLabel(event.reason) }),
   );
   forwarder.onBounced((event) =>
-    metrics.smtpMessages.inc({ outcome: 'bounced', reason: event.reason.slice(0, 40) }),
+    metrics.smtpMessages.inc({ outcome: 'bounced', reason: reasonLabel(event.reason) }),
   );
 
   const address = await forwarder.listen({ port: options.port, host: options.host });
