@@ -217,21 +217,22 @@ function instanceOf(raw: string): number {
 /**
  * Adds ARC set `i` (RFC 8617) to a message whose header fields are `fields` (our trace headers
  * included) and whose body hashes to `bodyHash`. `cv` is the validation result of the chain so far
- * (`none` for the first set). Returns the three fields to prepend: Seal, Message-Signature, Results.
+ * (`none` for the first set, `fail` for a chain that did not validate). Returns the three fields to prepend: Seal, Message-Signature, Results.
  */
 export async function arcSealFields(
   fields: readonly HeaderField[],
   bodyHash: string,
-  chain: { instance: number; cv: 'none' | 'pass'; authResults: string },
+  chain: { instance: number; cv: 'none' | 'pass' | 'fail'; authResults: string },
   options: SignOptions,
 ): Promise<string> {
   const aar = `${foldLine(`ARC-Authentication-Results: i=${chain.instance}; ${headerBytes(chain.authResults)}`)}\r\n`;
   const ams = await dkimSignFields(fields, bodyHash, options, chain.instance);
-  // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1).
+  // The seal covers every earlier ARC set, oldest first, then this one (RFC 8617 5.1.1); after a
+  // failed chain, this one alone, as if it were the only set (5.1.2).
   const byInstance = (key: string, instance: number): HeaderField | undefined =>
     fields.find((f) => f.key === key && instanceOf(f.raw) === instance);
   const canonical: string[] = [];
-  for (let i = 1; i < chain.instance; i += 1) {
+  for (let i = 1; chain.cv !== 'fail' && i < chain.instance; i += 1) {
     for (const key of ['arc-authentication-results', 'arc-message-signature', 'arc-seal']) {
       const field = byInstance(key, i);
       if (field !== undefined) canonical.push(`${relaxedHeader(field.raw)}\r\n`);

@@ -763,19 +763,21 @@ export class SmtpForwarder {
         reason: '5.1.7 Bad sender address syntax',
       });
     }
-    if (sender !== '') {
-      const limit = await this.#rateLimiter.consume(`sender:${sender.toLowerCase()}`);
-      if (!limit.allowed) {
-        this.#stats.rateLimited += 1;
-        const seconds = Math.ceil(limit.retryAfterMs / 1000);
-        throw this.#reject({
-          sessionId: session.id,
-          stage: 'mail',
-          responseCode: 450,
-          reason: `4.7.1 Sender rate limit reached, try again in ${seconds}s`,
-          address: maskEmail(sender),
-        });
-      }
+    // The null sender (bounces, auto-replies) names no one: it is limited per client address,
+    // so MAIL FROM:<> is no way around the per-sender limit.
+    const limit = await this.#rateLimiter.consume(
+      sender === '' ? `sender:<>@${session.remoteAddress}` : `sender:${sender.toLowerCase()}`,
+    );
+    if (!limit.allowed) {
+      this.#stats.rateLimited += 1;
+      const seconds = Math.ceil(limit.retryAfterMs / 1000);
+      throw this.#reject({
+        sessionId: session.id,
+        stage: 'mail',
+        responseCode: 450,
+        reason: `4.7.1 Sender rate limit reached, try again in ${seconds}s`,
+        address: sender === '' ? '<>' : maskEmail(sender),
+      });
     }
   }
 
@@ -969,8 +971,16 @@ export class SmtpForwarder {
         this.#stats.loops += 1;
         throw reject(554, '5.4.6 Mail loop detected');
       }
-      const live = recipients.filter((r) => r.resolved.disabled !== 'discard');
-      const discarded = recipients.filter((r) => r.resolved.disabled === 'discard');
+      const live: Accepted[] = [];
+      const discarded: Accepted[] = [];
+      const unique = new Set<string>();
+      for (const recipient of recipients) {
+        if (recipient.resolved.disabled === 'discard') discarded.push(recipient);
+        else {
+          live.push(recipient);
+          for (const destination of recipient.resolved.destinations) unique.add(destination);
+        }
+      }
       if (discarded.length > 0) {
         this.#stats.discarded += discarded.length;
         this.#discarded.emit({
@@ -979,7 +989,7 @@ export class SmtpForwarder {
           reason: 'alias disabled (discard)',
         });
       }
-      const destinations = [...new Set(live.flatMap((r) => r.resolved.destinations))];
+      const destinations = [...unique];
       if (destinations.length === 0) {
         this.#acceptedEvent(messageId, session, sender, recipients, intake.bytes);
         return `2.0.0 Ok ${messageId}`;
@@ -1152,7 +1162,7 @@ export class SmtpForwarder {
     const sealed =
       arc !== undefined &&
       verdict !== undefined &&
-      (verdict.arc === 'none' || verdict.arc === 'pass') &&
+      verdict.arcSealable &&
       verdict.arcInstance < MAX_ARC_SETS
         ? { arc, verdict }
         : undefined;
@@ -1172,7 +1182,13 @@ export class SmtpForwarder {
             { ...sealed.arc, domain: sealed.arc.domain ?? this.#domain },
             {
               authResults: sealed.verdict.authResults,
-              cv: sealed.verdict.arc === 'pass' ? 'pass' : 'none',
+              // A chain that did not validate is sealed as failed, and no one extends it after us.
+              cv:
+                sealed.verdict.arc === 'pass'
+                  ? 'pass'
+                  : sealed.verdict.arc === 'none'
+                    ? 'none'
+                    : 'fail',
               instance: sealed.verdict.arcInstance + 1,
             },
             new Date(now),

@@ -3,6 +3,7 @@ import { request } from 'node:https';
 import { parsePolicy, resolvePolicy } from 'mailauth/lib/mta-sts.js';
 import type { MTASTSOptions } from 'mailauth';
 import type { DnsResolver } from './ports.js';
+import { isPublicAddress } from './transport.js';
 import type { MtaStsLookup, MtaStsPolicy } from './transport.js';
 
 /** Options of {@link mtaStsPolicy}. */
@@ -13,6 +14,12 @@ export interface MtaStsPolicyOptions {
   resolver?: DnsResolver;
   /** Time one policy fetch over HTTPS may take in all, in ms. Default: 15_000. */
   timeoutMs?: number;
+  /**
+   * Which addresses a policy host may be fetched from. Default: public unicast addresses only (as
+   * `MxOptions.allowAddress`), so a domain whose `mta-sts.` host points at loopback or a private
+   * network gets no request into internal services; its policy counts as unfetchable.
+   */
+  allowAddress?: (address: string) => boolean;
 }
 
 /** @internal Test seams: the HTTPS port and a CA for a local policy host. */
@@ -50,7 +57,13 @@ async function addressesOf(resolver: DnsResolver, name: string): Promise<string[
  */
 async function fetchPolicyText(domain: string, options: MtaStsTestOptions): Promise<string> {
   const servername = `mta-sts.${domain}`;
-  const [address] = await addressesOf(options.resolver ?? resolveDns, servername);
+  const allowAddress = options.allowAddress ?? isPublicAddress;
+  // The checked address is the one connected to: the host is never looked up again.
+  const address = (await addressesOf(options.resolver ?? resolveDns, servername)).find((found) =>
+    allowAddress(found),
+  );
+  if (address === undefined)
+    throw Object.assign(new Error(`${servername} is at a private address`), { code: 'EPRIVATE' });
   const timeoutMs = options.timeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
     const req = request({

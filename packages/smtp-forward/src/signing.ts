@@ -102,6 +102,11 @@ export interface InboundVerdict {
   arc: string;
   /** ARC instance of the incoming message (0 when none). */
   arcInstance: number;
+  /**
+   * Whether a new ARC set may be added (RFC 8617 §5.1): always when the chain passed or is absent;
+   * when it failed, only if its last seal did not already say `cv=fail`.
+   */
+  arcSealable: boolean;
 }
 
 // Parsing a PEM key costs about 1 ms (RSA); keys rarely change, so detect the algorithm once per key.
@@ -142,6 +147,11 @@ export async function verifyInbound(
     dmarcPolicy: result.dmarc === false ? '' : (result.dmarc.p ?? ''),
     arc: result.arc === false ? 'none' : result.arc.status.result,
     arcInstance: result.arc === false || result.arc.i === false ? 0 : result.arc.i,
+    arcSealable:
+      result.arc === false ||
+      result.arc.status.result === 'none' ||
+      result.arc.status.result === 'pass' ||
+      (result.arc.status as { shouldSeal?: boolean }).shouldSeal === true,
   };
 }
 
@@ -150,7 +160,7 @@ export async function arcSeal(
   fields: readonly HeaderField[],
   bodyHash: string,
   options: ArcOptions & { domain: string },
-  verdict: { authResults: string; cv: 'none' | 'pass'; instance: number },
+  verdict: { authResults: string; cv: 'none' | 'pass' | 'fail'; instance: number },
   now: Date,
 ): Promise<Buffer> {
   const sealed = await arcSealFields(

@@ -62,6 +62,29 @@ describe('Srs', () => {
     expect(codeOf(() => srs.reverse(address))).toBe('SRS_EXPIRED');
   });
 
+  it('signs a repeated sender the same way within a day and anew the next day, past its cache size', () => {
+    const clock = manual(300 * DAY);
+    const srs = new Srs({ secrets: [secret], domain: 'fwd.test', clock });
+    const fresh = (sender: string) =>
+      new Srs({ secrets: [secret], domain: 'fwd.test', clock }).forward(sender);
+    const first = srs.forward('a@origin.test');
+    // More distinct senders than the cache holds: the oldest entries go, answers stay right.
+    for (let i = 0; i < 1500; i += 1) {
+      const sender = `user${i}@origin.test`;
+      expect(srs.forward(sender)).toBe(fresh(sender));
+    }
+    expect(srs.forward('a@origin.test')).toBe(first);
+    expect(srs.forward('A@origin.test')).toBe(fresh('A@origin.test'));
+    clock.time += DAY;
+    const next = srs.forward('a@origin.test');
+    expect(next).not.toBe(first);
+    expect(next).toBe(fresh('a@origin.test'));
+    expect(srs.reverse(next)).toBe('a@origin.test');
+    expect(srs.forward('SRS0=abcd=ef=x.test=u@hop.test')).toBe(
+      fresh('SRS0=abcd=ef=x.test=u@hop.test'),
+    );
+  });
+
   it('rotates keys: signs with the newest secret, accepts any configured', () => {
     const old = new Srs({ secrets: [secret], domain: 'fwd.test', clock: manual(0) });
     const rotated = new Srs({

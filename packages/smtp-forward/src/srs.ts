@@ -29,6 +29,8 @@ const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const DAY_MS = 86_400_000;
 // Two base32 characters: the day number modulo 1024, as libsrs2 and postsrsd do.
 const TIMESTAMP_CYCLE = 1024;
+// Signed hashes kept per Srs instance: a busy sender is signed once a day, not once a message.
+const SIGNED_CACHE_SIZE = 1024;
 
 function base32(bytes: Uint8Array, length: number): string {
   let output = '';
@@ -58,6 +60,7 @@ export class Srs {
   readonly #hashLength: number;
   readonly #clock: Clock;
   readonly #scheme: 'postern' | 'postsrsd';
+  readonly #signed = new Map<string, string>();
 
   constructor(options: SrsOptions) {
     if (options.secrets.length === 0) {
@@ -107,7 +110,7 @@ export class Srs {
     if (/^srs1[=+-]/i.test(local))
       throw new SmtpForwardError('SRS_INVALID', 'malformed SRS1 sender');
     const timestamp = this.#timestamp(this.#clock.now());
-    const hash = this.#hash(this.#secrets[0]!, [timestamp, domain, local]);
+    const hash = this.#sign([timestamp, domain, local]);
     return `SRS0=${hash}=${timestamp}=${domain}=${local}@${this.#domain}`;
   }
 
@@ -148,8 +151,21 @@ export class Srs {
   }
 
   #srs1(firstHop: string, rest: string): string {
-    const hash = this.#hash(this.#secrets[0]!, [firstHop, `=${rest}`]);
+    const hash = this.#sign([firstHop, `=${rest}`]);
     return `SRS1=${hash}=${firstHop}==${rest}@${this.#domain}`;
+  }
+
+  /** The hash of `fields` with the newest secret, from a small cache (the oldest entry goes first). */
+  #sign(fields: readonly string[]): string {
+    const key = fields.join('\0');
+    let hash = this.#signed.get(key);
+    if (hash === undefined) {
+      hash = this.#hash(this.#secrets[0]!, fields);
+      if (this.#signed.size >= SIGNED_CACHE_SIZE)
+        this.#signed.delete(this.#signed.keys().next().value!);
+      this.#signed.set(key, hash);
+    }
+    return hash;
   }
 
   #hash(secret: string, fields: readonly string[]): string {

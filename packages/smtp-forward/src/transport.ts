@@ -251,6 +251,16 @@ export function isPublicAddress(address: string): boolean {
   return !NOT_PUBLIC.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
+/** A shuffled copy of `items` (Fisher–Yates); a stable sort of it keeps ties in random order. */
+function shuffled<T>(items: readonly T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i -= 1) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
 async function lookupAddresses(host: string): Promise<string[]> {
   const found = await lookup(host, { all: true });
   return found.map((entry) => entry.address);
@@ -486,7 +496,8 @@ export class Transport {
     const port = mx.port ?? 25;
     const policy = mx.mtaSts === undefined ? null : await mx.mtaSts(domain);
     const enforce = policy?.mode === 'enforce';
-    const sorted = [...records].sort((a, b) => a.priority - b.priority);
+    // RFC 5321 §5.1: hosts of equal preference are tried in random order, spreading the load.
+    const sorted = shuffled(records).sort((a, b) => a.priority - b.priority);
     const allowed = enforce
       ? sorted.filter((record) => mxMatches(record.exchange, policy.mx))
       : sorted;

@@ -1,7 +1,8 @@
-import { createHash, sign } from 'node:crypto';
+import { createHash, sign, verify } from 'node:crypto';
 import { authenticate, dkimSign } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SmtpForwarder, staticResolver } from '../src/index.js';
+import { relaxedHeader } from '../src/dkim.js';
 import { decodeWords } from '../src/headers.js';
 import type { SmtpForwarderOptions } from '../src/index.js';
 import { asReceiver, dkimKey, testDns } from './dns.js';
@@ -67,11 +68,16 @@ async function signedOriginal(from = 'Alice Sender <sender@origin.test>'): Promi
   return signatures + message;
 }
 
-async function send(port: number, message: string, sender = 'sender@origin.test'): Promise<string> {
+async function send(
+  port: number,
+  message: string,
+  sender = 'sender@origin.test',
+  recipient = 'alice@fwd.test',
+): Promise<string> {
   const client = await RawClient.open(port);
   await client.send('EHLO mx.origin.test\r\n');
   await client.send(`MAIL FROM:<${sender}>\r\n`);
-  await client.send('RCPT TO:<alice@fwd.test>\r\n');
+  await client.send(`RCPT TO:<${recipient}>\r\n`);
   await client.send('DATA\r\n');
   const reply = await client.send(`${message.replace(/^\./gm, '..')}.\r\n`);
   client.close();
@@ -159,6 +165,60 @@ describe('DMARC survival, DKIM and ARC, verified by mailauth as the receiver', (
     const verdict = await asReceiver(second.relay.messages.at(-1)!, dns);
     expect(verdict.arc && verdict.arc.status.result).toBe('pass');
     expect(verdict.arc && verdict.arc.i).toBe(2);
+  });
+
+  it('seals a chain that no longer validates with cv=fail over its own set only, and a failed chain no further', async () => {
+    // Hop 1 seals i=1 (cv=none); the body is then changed, so the chain fails at hop 2.
+    expect(
+      await send(
+        rewritten.port,
+        await signedOriginal('Relaxed <someone@relaxed.test>'),
+        'someone@relaxed.test',
+      ),
+    ).toMatch(/^250/);
+    const tampered = rewritten.relay.messages
+      .at(-1)!
+      .data.toString()
+      .replace('Hello through the forwarder.', 'Hello, changed on the way.');
+    // Later hops forward other aliases: the first hop's Delivered-To would be a loop for its own.
+    const second = await start({
+      resolver: staticResolver({ 'bob@fwd.test': 'bob@dest.test' }),
+      arc: { selector: 'arc', privateKey: otherArc.privateKey, domain: 'other.test' },
+      fromRewrite: 'never',
+    });
+    expect(await send(second.port, tampered, 'someone@relaxed.test', 'bob@fwd.test')).toMatch(
+      /^250/,
+    );
+    const relayed = second.relay.messages.at(-1)!.data.toString();
+    const fields = relayed.slice(0, relayed.indexOf('\r\n\r\n') + 2).split(/\r\n(?![ \t])/);
+    const ours = (name: string): string =>
+      fields.find((f) => new RegExp(`^${name}:\\s*i=2;`, 'i').test(f))!;
+    const seal = ours('ARC-Seal');
+    expect(seal).toMatch(/cv=fail/);
+    // The seal verifies over the new set alone (RFC 8617 5.1.2), not over the broken chain.
+    const unsigned = seal.replace(/b=[^;]*$/, 'b=');
+    const signed = [ours('ARC-Authentication-Results'), ours('ARC-Message-Signature'), unsigned]
+      .map((field, i) => `${relaxedHeader(field)}${i < 2 ? '\r\n' : ''}`)
+      .join('');
+    const b = /b=([^;]*)$/.exec(seal)![1]!.replace(/\s+/g, '');
+    expect(
+      verify(
+        'sha256',
+        Buffer.from(signed, 'latin1'),
+        otherArc.privateKey,
+        Buffer.from(b, 'base64'),
+      ),
+    ).toBe(true);
+    // A third hop sees the cv=fail seal and adds no set.
+    const third = await start({
+      resolver: staticResolver({ 'carol@fwd.test': 'carol@dest.test' }),
+      arc: { selector: 'arc', privateKey: arcKey.privateKey },
+      fromRewrite: 'never',
+    });
+    expect(await send(third.port, relayed, 'someone@relaxed.test', 'carol@fwd.test')).toMatch(
+      /^250/,
+    );
+    expect(third.relay.messages.at(-1)!.data.toString()).not.toMatch(/^ARC-Seal: i=3/m);
   });
 
   it('signs with Ed25519 and always rewrites when asked', async () => {

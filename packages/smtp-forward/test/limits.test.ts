@@ -87,6 +87,39 @@ describe('limits and ports', () => {
     expect(forwarder.stats().rateLimited).toBe(2);
   });
 
+  it('limits the null sender per client address, so MAIL FROM:<> is no way around the sender limit', async () => {
+    const keys: string[] = [];
+    const limiter: RateLimiter = {
+      consume: (key) => {
+        keys.push(key);
+        const used = keys.filter((k) => k === key).length;
+        return Promise.resolve(
+          key.startsWith('sender:') && used > 2
+            ? { allowed: false, retryAfterMs: 5_000 }
+            : { allowed: true, retryAfterMs: 0 },
+        );
+      },
+    };
+    const { forwarder, port } = await start({ rateLimiter: limiter });
+    const client = await RawClient.open(port);
+    await client.send('EHLO x.test\r\n');
+    const answers: string[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      answers.push(await client.send('MAIL FROM:<>\r\n'));
+      await client.send('RSET\r\n');
+    }
+    client.close();
+    expect(answers[0]).toMatch(/^250/);
+    expect(answers[1]).toMatch(/^250/);
+    expect(answers[2]).toMatch(/^450 4\.7\.1 Sender rate limit reached, try again in 5s/);
+    expect(keys.filter((k) => k.startsWith('sender:'))).toEqual([
+      'sender:<>@127.0.0.1',
+      'sender:<>@127.0.0.1',
+      'sender:<>@127.0.0.1',
+    ]);
+    expect(forwarder.stats().rateLimited).toBe(1);
+  });
+
   it('limits connections per IP and messages per session', async () => {
     const { port } = await start({ limits: { maxConnectionsPerIp: 1, maxMessagesPerSession: 1 } });
     const first = await RawClient.open(port);
@@ -386,6 +419,49 @@ describe('limits and ports', () => {
     client.close();
     expect(lookups).toEqual(['dest.test']);
     expect(sink.messages).toHaveLength(1);
+  });
+
+  it('tries MX hosts of equal preference in random order, after every more preferred one', async () => {
+    const sink = await relay();
+    const firstTried: string[] = [];
+    let resolved: string[] = [];
+    const { port } = await start({
+      transport: {
+        mx: {
+          port: sink.port,
+          allowAddress: () => true,
+          resolveMx: () => {
+            resolved = [];
+            return Promise.resolve([
+              { exchange: 'mx-c.dest.test', priority: 20 },
+              { exchange: 'mx-a.dest.test', priority: 10 },
+              { exchange: 'mx-b.dest.test', priority: 10 },
+            ]);
+          },
+          resolveAddresses: (host) => {
+            resolved.push(host);
+            if (resolved.length === 3) firstTried.push(resolved.join(' '));
+            return Promise.resolve(['127.0.0.1']);
+          },
+        },
+      },
+    });
+    const client = await RawClient.open(port);
+    for (let i = 0; i < 24; i += 1) {
+      await transaction(client);
+      await client.send('DATA\r\n');
+      expect(await client.send(`Subject: mx ${i}\r\n\r\nx\r\n.\r\n`)).toMatch(/^250/);
+    }
+    client.close();
+    expect(sink.messages).toHaveLength(24);
+    // Hosts are looked up in the order they are tried: the two of preference 10 first, either
+    // way round (both orders turn up: all 24 alike is a 1 in 2^23 chance), then preference 20.
+    expect(new Set(firstTried)).toEqual(
+      new Set([
+        'mx-a.dest.test mx-b.dest.test mx-c.dest.test',
+        'mx-b.dest.test mx-a.dest.test mx-c.dest.test',
+      ]),
+    );
   });
 
   it('enforces MTA-STS: only listed MX hosts, and never plaintext', async () => {

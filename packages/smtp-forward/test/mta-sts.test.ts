@@ -76,7 +76,12 @@ describe('mtaStsPolicy', () => {
     requests.length = 0;
     const ids = new Map<string, string | Error>([['dest.test', 'one']]);
     answers.set('dest.test', policy(ENFORCE));
-    const lookup = createMtaStsLookup({ resolver: dnsWith(ids), port, ca });
+    const lookup = createMtaStsLookup({
+      resolver: dnsWith(ids),
+      port,
+      ca,
+      allowAddress: () => true,
+    });
     const expected = { mode: 'enforce', mx: ['mx1.dest.test', '*.mail.dest.test'] };
     expect(await lookup('Dest.Test')).toEqual(expected);
     expect(await lookup('dest.test')).toEqual(expected);
@@ -93,7 +98,12 @@ describe('mtaStsPolicy', () => {
   it('keeps a cached policy in force when its TXT record vanishes or DNS fails (no downgrade)', async () => {
     const ids = new Map<string, string | Error>([['dest.test', 'one']]);
     answers.set('dest.test', policy(ENFORCE));
-    const lookup = createMtaStsLookup({ resolver: dnsWith(ids), port, ca });
+    const lookup = createMtaStsLookup({
+      resolver: dnsWith(ids),
+      port,
+      ca,
+      allowAddress: () => true,
+    });
     expect((await lookup('dest.test'))?.mode).toBe('enforce');
     ids.delete('dest.test');
     expect((await lookup('dest.test'))?.mode).toBe('enforce');
@@ -116,7 +126,13 @@ describe('mtaStsPolicy', () => {
       ['c.test', '1'],
       ['dest.test', '1'],
     ]);
-    const lookup = createMtaStsLookup({ resolver: dnsWith(ids), port, ca, timeoutMs: 300 });
+    const lookup = createMtaStsLookup({
+      resolver: dnsWith(ids),
+      port,
+      ca,
+      allowAddress: () => true,
+      timeoutMs: 300,
+    });
     answers.set('a.test', (res) => {
       res.writeHead(302, { location: `https://mta-sts.b.test:${port}/.well-known/mta-sts.txt` });
       res.end();
@@ -145,11 +161,34 @@ describe('mtaStsPolicy', () => {
     expect(streamed).toBeGreaterThan(0);
   });
 
+  it('fetches nothing from a policy host at a loopback or private address unless allowed', async () => {
+    requests.length = 0;
+    const ids = new Map<string, string | Error>([['dest.test', 'one']]);
+    answers.set('dest.test', policy(ENFORCE));
+    const lookup = createMtaStsLookup({ resolver: dnsWith(ids), port, ca });
+    expect(await lookup('dest.test')).toBeNull();
+    expect(requests).toEqual([]);
+    const trusting = createMtaStsLookup({
+      resolver: dnsWith(ids),
+      port,
+      ca,
+      allowAddress: (address) => address === '127.0.0.1',
+    });
+    expect((await trusting('dest.test'))?.mode).toBe('enforce');
+    expect(requests).toEqual(['dest.test /.well-known/mta-sts.txt']);
+  });
+
   it('evicts the least recently used policy when full, not every policy', async () => {
     requests.length = 0;
     const ids = new Map<string, string | Error>(DOMAINS.map((d) => [d, '1']));
     for (const domain of DOMAINS) answers.set(domain, policy(ENFORCE));
-    const lookup = createMtaStsLookup({ resolver: dnsWith(ids), port, ca, maxEntries: 2 });
+    const lookup = createMtaStsLookup({
+      resolver: dnsWith(ids),
+      port,
+      ca,
+      allowAddress: () => true,
+      maxEntries: 2,
+    });
     await lookup('a.test');
     await lookup('b.test');
     await lookup('a.test');
