@@ -299,6 +299,32 @@ describe('state machine', () => {
     expect(breaker.stats().ignored).toBe(1);
   });
 
+  it('a half-open probe whose caller aborted frees the probe slot at once, counting nothing', async () => {
+    const clock = new ManualClock();
+    const breaker = circuitBreaker({
+      clock,
+      strategy: { kind: 'consecutive', threshold: 1 },
+      halfOpenAfterMs: 100,
+    });
+    await expect(breaker.execute(boom)).rejects.toThrow('boom');
+    clock.advance(100);
+    const controller = new AbortController();
+    const probe = breaker.execute(
+      ({ signal }) =>
+        new Promise((_, reject) =>
+          signal.addEventListener('abort', () => reject(signal.reason as Error)),
+        ),
+      controller.signal,
+    );
+    await expect(breaker.execute(ok)).rejects.toBeInstanceOf(BrokenCircuitError);
+    const reason = new Error('client went away');
+    controller.abort(reason);
+    await expect(probe).rejects.toBe(reason);
+    expect(breaker.stats()).toMatchObject({ state: 'half-open', ignored: 1, probesInFlight: 0 });
+    await expect(breaker.execute(ok)).resolves.toBe('ok');
+    expect(breaker.state).toBe('closed');
+  });
+
   it('rejects at once with the reason when the caller signal is already aborted', async () => {
     const breaker = circuitBreaker();
     let ran = false;

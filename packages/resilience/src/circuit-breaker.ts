@@ -1,5 +1,5 @@
 /* eslint-disable @typescript-eslint/prefer-promise-reject-errors -- rejections pass on the work's own errors and the caller's abort reason unchanged, whatever their type */
-import type { BreakerStateStore, SharedBreakerState } from './ports.js';
+import type { BreakerStateStore, ProbeClaim, SharedBreakerState } from './ports.js';
 import type { BreakerStrategyOptions, Strategy } from './breaker-strategy.js';
 import { createStrategy } from './breaker-strategy.js';
 import type { Clock } from './ports.js';
@@ -62,7 +62,11 @@ export interface SharedStateOptions {
   key: string;
   /** How stale the local copy of the shared state may get before a call re-reads it, in ms. Default: 1_000. */
   syncIntervalMs?: number;
-  /** How long a claimed half-open probe is reserved, in ms (a crashed prober frees it after this). Default: 30_000. */
+  /**
+   * How long a claimed half-open probe is reserved, in ms on the store's clock (a crashed prober
+   * frees it after this; a probe that records nothing, e.g. its caller aborted, gives it back at
+   * once). Default: 30_000.
+   */
   probeLeaseMs?: number;
   /** Longest wait for one store operation, in ms; past it the call is decided locally (as on a store error). Default: 1_000. */
   storeTimeoutMs?: number;
@@ -88,7 +92,11 @@ export interface CircuitBreakerOptions {
   isFailure?: (error: unknown) => boolean;
   /** Decides whether a value the call resolved to counts as a failure (e.g. an HTTP 503 response). Default: none. */
   isFailureResult?: (value: unknown) => boolean;
-  /** Time source. Default: the system clock. */
+  /**
+   * Time source for everything this breaker decides on its own. With `shared`, when the circuit
+   * opened and when a probe is due are decided on the store's clock instead, so breakers whose
+   * clocks are skewed still agree. Default: the system clock.
+   */
   clock?: Clock;
   /** State to start from, e.g. a saved `toJSON()`. Default: closed. */
   initialState?: CircuitBreakerSnapshot;
@@ -287,7 +295,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
     this.transition('closed', this.clock.now());
     if (this.shared !== undefined) {
       const state = await this.shared.store.reset(this.shared.key);
-      this.adopt(state, this.clock.now());
+      this.adopt(state);
     }
   }
 
@@ -518,14 +526,21 @@ export class CircuitBreakerPolicy extends BasePolicy {
 
   // ---- shared state --------------------------------------------------------------------------
 
-  /** Takes the store's state as ours when it moved on (another breaker or process changed it). */
-  private adopt(state: SharedBreakerState, now: number): void {
+  /**
+   * Takes the store's state as ours when it moved on (another breaker or process changed it).
+   * The store's times are on its own clock: `openedAt` comes over as time elapsed on that clock,
+   * so this process measures the same wait however far its own clock is from the store's.
+   */
+  private adopt(state: SharedBreakerState): void {
     const shared = this.shared!;
+    const now = this.clock.now();
     shared.syncedAt = now;
     if (state.generation === shared.generation) return;
     shared.generation = state.generation;
     if (this.isolations > 0) return;
-    if (state.state === 'open' || state.state === 'half-open') this.openedAt = state.openedAt;
+    if (state.state === 'open' || state.state === 'half-open') {
+      this.openedAt = now - (state.now - state.openedAt);
+    }
     const to: CircuitState = state.state;
     if (to === 'open') {
       const openedAt = this.openedAt;
@@ -540,13 +555,32 @@ export class CircuitBreakerPolicy extends BasePolicy {
   }
 
   /**
+   * Gives a claimed probe lease back without recording anything, without waiting for the answer
+   * (the caller may have gone): otherwise every other prober waits until the lease expires.
+   */
+  private releaseLease(shared: SharedContext, lease: ProbeLease): void {
+    let pending: Promise<SharedBreakerState>;
+    try {
+      pending = Promise.resolve(
+        shared.store.releaseProbe(shared.key, lease.generation, lease.probeUntil),
+      );
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.catch((error: unknown) => this.storeFailed(error));
+  }
+
+  /**
    * One store operation, bounded: rejects with a `TimeoutError` after `storeTimeoutMs`, and with the
    * abort reason as soon as the call's scope aborts (check `scope.isAborted` to tell them apart).
+   * When it stops waiting on an operation that is still pending, it hands that operation to
+   * `abandoned`, which decides what to do should it land after all.
    */
   private storeCall<T>(
     operation: () => Promise<T>,
     scope: Scope,
     shared: SharedContext,
+    abandoned?: (pending: Promise<T>) => void,
   ): Promise<T> {
     if (scope.isAborted) return Promise.reject(scope.abortReason);
     let pending: Promise<T>;
@@ -569,14 +603,18 @@ export class CircuitBreakerPolicy extends BasePolicy {
       };
       const timer = clock.setTimeout(
         () => {
-          if (finish()) reject(new TimeoutError(timeoutMs));
+          if (!finish()) return;
+          abandoned?.(pending);
+          reject(new TimeoutError(timeoutMs));
         },
         timeoutMs,
         true,
       );
       if (scope.abortable) {
         unsubscribe = scope.subscribe((reason) => {
-          if (finish()) reject(reason);
+          if (!finish()) return;
+          abandoned?.(pending);
+          reject(reason);
         });
       }
       pending.then(
@@ -602,40 +640,64 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (this.isolations > 0) throw this.rejection('isolated', now);
     if (now - shared.syncedAt >= shared.syncIntervalMs) {
       try {
-        this.adopt(await this.storeCall(() => store.load(key), scope, shared), now);
+        this.adopt(await this.storeCall(() => store.load(key), scope, shared));
       } catch (error) {
         if (scope.isAborted) throw scope.abortReason;
         this.storeFailed(error);
         // Do not pay for an unreachable store on every call: try again after syncIntervalMs.
         shared.syncedAt = now;
       }
+      now = this.clock.now();
     }
     let probe = false;
+    // The store's probe lease this call holds, if any: given back if the probe records nothing.
+    let lease: ProbeLease | undefined;
     if (this.current !== 'closed') {
       if (this.current === 'open' && now < this.openedAt + this.waitMs())
         throw this.rejection('open', now);
+      let claim: ProbeClaim | undefined;
       try {
-        const claim = await this.storeCall(
-          () => store.claimProbe(key, now, this.waitMs(), shared.probeLeaseMs),
+        claim = await this.storeCall(
+          () => store.claimProbe(key, this.waitMs(), shared.probeLeaseMs),
           scope,
           shared,
+          // We stopped waiting, but the claim may still land: a lease nobody runs a probe under
+          // would keep every other prober out until it expired.
+          (pending) => {
+            pending.then(
+              (late) => {
+                if (late.claimed) this.releaseLease(shared, leaseOf(late.state));
+              },
+              () => undefined,
+            );
+          },
         );
-        now = this.clock.now();
-        this.adopt(claim.state, now);
-        if (!claim.claimed || this.current !== 'half-open') throw this.rejection(this.current, now);
-        probe = true;
       } catch (error) {
-        if (BrokenCircuitError.isInstance(error)) throw error;
         if (scope.isAborted) throw scope.abortReason;
         this.storeFailed(error);
+        now = this.clock.now();
         // The store is unreachable: fall back to this process's own half-open gate.
         if (this.current === 'open') this.transition('half-open', now);
         if (this.current !== 'half-open' || this.probes >= this.halfOpenMaxProbes)
           throw this.rejection(this.current, now);
         probe = true;
       }
+      if (claim !== undefined) {
+        this.adopt(claim.state);
+        now = this.clock.now();
+        if (claim.claimed) lease = leaseOf(claim.state);
+        // Claimed, yet this breaker cannot use it (isolated meanwhile): hand it straight back.
+        if (!claim.claimed || this.current !== 'half-open') {
+          if (lease !== undefined) this.releaseLease(shared, lease);
+          throw this.rejection(this.current, now);
+        }
+        probe = true;
+      }
     }
-    if (scope.isAborted) throw scope.abortReason;
+    if (scope.isAborted) {
+      if (lease !== undefined) this.releaseLease(shared, lease);
+      throw scope.abortReason;
+    }
     if (probe) this.probes++;
     const generation = this.generation;
     const start = this.slowCallMs === undefined ? 0 : this.clock.now();
@@ -650,7 +712,11 @@ export class CircuitBreakerPolicy extends BasePolicy {
     }
     if (probe && generation === this.generation) this.probes--;
     const flags = this.classify(generation, start, failed, failed ? error : value, scope);
-    if (flags !== IGNORED) {
+    if (flags === IGNORED) {
+      // The probe recorded nothing (its caller aborted, or the circuit moved on while it ran):
+      // free the lease now rather than keep every other prober waiting until it expires.
+      if (lease !== undefined) this.releaseLease(shared, lease);
+    } else {
       const failure = (flags & FAILURE) !== 0;
       const slow = (flags & SLOW) !== 0;
       const end = this.clock.now();
@@ -660,7 +726,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
       const seen = shared.generation;
       if (this.current === 'half-open') {
         if (failure || slow) {
-          write = () => store.open(key, seen, end);
+          write = () => store.open(key, seen);
           decideLocally = () => this.transition('open', end);
         } else {
           write = () => store.probeSucceeded(key, seen, this.successesToClose);
@@ -669,7 +735,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
           };
         }
       } else if (this.current === 'closed' && this.strategy.record(failure, slow, end)) {
-        write = () => store.open(key, seen, end);
+        write = () => store.open(key, seen);
       }
       if (write !== undefined) {
         const before = this.generation;
@@ -680,7 +746,7 @@ export class CircuitBreakerPolicy extends BasePolicy {
           pending = Promise.reject(storeError);
         }
         try {
-          this.adopt(await this.storeCall(() => pending, scope, shared), end);
+          this.adopt(await this.storeCall(() => pending, scope, shared));
         } catch (storeError) {
           if (scope.isAborted) {
             // The caller stopped waiting: the write goes on, and the next sync reads its result.
@@ -700,6 +766,16 @@ export class CircuitBreakerPolicy extends BasePolicy {
     if (failed) throw error;
     return value;
   }
+}
+
+/** The lease a successful claim holds: `releaseProbe` frees exactly this one. */
+interface ProbeLease {
+  generation: number;
+  probeUntil: number;
+}
+
+function leaseOf(state: SharedBreakerState): ProbeLease {
+  return { generation: state.generation, probeUntil: state.probeUntil };
 }
 
 /** Creates a circuit breaker; `circuitBreaker()` opens after 5 consecutive failures and probes after 30s. */

@@ -106,14 +106,20 @@ export class BulkheadRejectedError extends ResilienceError {
   }
 }
 
-/** Why a retry loop stopped. */
-export type RetryStopReason = 'attempts' | 'budget' | 'retry-after';
+/**
+ * Why a retry loop stopped: `'attempts'` ran out, the `'budget'` was spent, a `'retry-after'` hint
+ * exceeded `maxDelayMs`, or the policy was `'disposed'` while the call waited for its next attempt.
+ */
+export type RetryStopReason = 'attempts' | 'budget' | 'retry-after' | 'disposed';
 
-/** Retry gave up: attempts ran out, the retry budget was spent, or a retry-after hint exceeded `maxDelayMs`. */
+/**
+ * Retry gave up: attempts ran out, the retry budget was spent, a retry-after hint exceeded
+ * `maxDelayMs`, or the policy was disposed while the call waited (`reason` says which).
+ */
 export class RetryExhaustedError extends ResilienceError {
   /** Attempts made, including the first. */
   readonly attempts: number;
-  /** The error of the last attempt (also `cause`). */
+  /** The error of the last attempt (also `cause`); undefined when disposal ended a wait after a value `retryOnResult` accepted. */
   readonly lastError: unknown;
   /** Why no further attempt was made. */
   readonly reason: RetryStopReason;

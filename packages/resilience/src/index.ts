@@ -40,6 +40,7 @@ export type {
   StateChange,
 } from './circuit-breaker.js';
 export { circuitBreaker, CircuitBreakerPolicy } from './circuit-breaker.js';
+export type { MemoryBreakerStoreOptions } from './breaker-store.js';
 export { MemoryBreakerStore } from './breaker-store.js';
 export type { BulkheadOptions } from './bulkhead.js';
 export { bulkhead, BulkheadPolicy } from './bulkhead.js';

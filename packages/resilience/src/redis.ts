@@ -18,6 +18,7 @@ import claimProbeScript from './lua/breaker-claim-probe-1.lua';
 import loadScript from './lua/breaker-load-1.lua';
 import openScript from './lua/breaker-open-1.lua';
 import probeSucceededScript from './lua/breaker-probe-succeeded-1.lua';
+import releaseProbeScript from './lua/breaker-release-probe-1.lua';
 import resetScript from './lua/breaker-reset-1.lua';
 import { checkNumber } from './validate.js';
 
@@ -51,6 +52,10 @@ const SCRIPTS = {
     name: scriptName('BreakerProbeSucceeded', probeSucceededScript),
     lua: probeSucceededScript,
   },
+  releaseProbe: {
+    name: scriptName('BreakerReleaseProbe', releaseProbeScript),
+    lua: releaseProbeScript,
+  },
   reset: { name: scriptName('BreakerReset', resetScript), lua: resetScript },
 } as const;
 
@@ -67,10 +72,14 @@ function parseState(reply: unknown, offset = 0): SharedBreakerState {
     openedAt: Number(values[offset + 2]),
     probeUntil: Number(values[offset + 3]),
     probeSuccesses: Number(values[offset + 4]),
+    now: Number(values[offset + 5]),
   };
 }
 
-/** Breaker state in Redis: one hash per circuit, each change one Lua script, safe on Redis Cluster. */
+/**
+ * Breaker state in Redis: one hash per circuit, each change one Lua script, safe on Redis Cluster.
+ * Every time is Redis server time (`TIME`), so processes with skewed clocks agree; Redis 5 or later.
+ */
 export class RedisBreakerStore implements BreakerStateStore {
   private readonly commands: Record<keyof typeof SCRIPTS, Command>;
   private readonly prefix: string;
@@ -97,6 +106,7 @@ export class RedisBreakerStore implements BreakerStateStore {
       open: bind(SCRIPTS.open),
       claimProbe: bind(SCRIPTS.claimProbe),
       probeSucceeded: bind(SCRIPTS.probeSucceeded),
+      releaseProbe: bind(SCRIPTS.releaseProbe),
       reset: bind(SCRIPTS.reset),
     };
   }
@@ -110,26 +120,13 @@ export class RedisBreakerStore implements BreakerStateStore {
     return parseState(await this.commands.load(this.redisKey(key)));
   }
 
-  async open(key: string, expectedGeneration: number, nowMs: number): Promise<SharedBreakerState> {
-    return parseState(
-      await this.commands.open(
-        this.redisKey(key),
-        expectedGeneration,
-        Math.floor(nowMs),
-        this.ttlMs,
-      ),
-    );
+  async open(key: string, expectedGeneration: number): Promise<SharedBreakerState> {
+    return parseState(await this.commands.open(this.redisKey(key), expectedGeneration, this.ttlMs));
   }
 
-  async claimProbe(
-    key: string,
-    nowMs: number,
-    halfOpenAfterMs: number,
-    leaseMs: number,
-  ): Promise<ProbeClaim> {
+  async claimProbe(key: string, halfOpenAfterMs: number, leaseMs: number): Promise<ProbeClaim> {
     const reply = await this.commands.claimProbe(
       this.redisKey(key),
-      Math.floor(nowMs),
       Math.ceil(halfOpenAfterMs),
       Math.ceil(leaseMs),
       this.ttlMs,
@@ -147,6 +144,21 @@ export class RedisBreakerStore implements BreakerStateStore {
         this.redisKey(key),
         expectedGeneration,
         successesToClose,
+        this.ttlMs,
+      ),
+    );
+  }
+
+  async releaseProbe(
+    key: string,
+    expectedGeneration: number,
+    probeUntil: number,
+  ): Promise<SharedBreakerState> {
+    return parseState(
+      await this.commands.releaseProbe(
+        this.redisKey(key),
+        expectedGeneration,
+        probeUntil,
         this.ttlMs,
       ),
     );

@@ -244,6 +244,47 @@ describe('retry', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('dispose rejects pending waits with RetryExhaustedError (reason disposed), not a plain Error', async () => {
+    const clock = new ManualClock();
+    const policy = retry({ clock, initialDelayMs: 1_000, jitter: 'none' });
+    const givenUp: RetryExhaustedError[] = [];
+    policy.onGiveUp((error) => givenUp.push(error));
+    const last = new Error('relay down');
+    const afterError = policy.execute(() => Promise.reject(last));
+    const afterResult = retry({
+      clock,
+      initialDelayMs: 1_000,
+      jitter: 'none',
+      retryOnResult: (value) => value === 503,
+    });
+    const resultCall = afterResult.execute(() => 503);
+    await flush();
+    expect(clock.pendingTimers).toBe(2);
+    await policy[Symbol.asyncDispose]();
+    await afterResult[Symbol.asyncDispose]();
+    const error = await afterError.catch((caught: unknown) => caught);
+    expect(RetryExhaustedError.isInstance(error)).toBe(true);
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect(error).toMatchObject({
+      code: 'RETRY_EXHAUSTED',
+      name: 'RetryExhaustedError',
+      reason: 'disposed',
+      attempts: 1,
+      lastError: last,
+      cause: last,
+    });
+    expect(givenUp).toEqual([error]);
+    await expect(resultCall).rejects.toMatchObject({
+      code: 'RETRY_EXHAUSTED',
+      reason: 'disposed',
+      attempts: 1,
+      lastError: undefined,
+    });
+    expect(clock.pendingTimers).toBe(0);
+    // Disposal ends the waits of that moment; the policy still serves new calls.
+    await expect(policy.execute(() => 'after')).resolves.toBe('after');
+  });
+
   it('rejects invalid options naming the option', () => {
     const bad: Array<[string, () => unknown]> = [
       ['maxAttempts', () => retry({ maxAttempts: 0 })],

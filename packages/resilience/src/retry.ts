@@ -7,6 +7,7 @@ import {
   InvalidOptionError,
   RetryExhaustedError,
 } from './errors.js';
+import type { RetryStopReason } from './errors.js';
 import type { Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
@@ -98,7 +99,7 @@ export class RetryPolicy extends BasePolicy {
 
   /** Fires before each wait between attempts. */
   readonly onRetry: Event<RetryEvent> = this.retryEmitter.event;
-  /** Fires when the loop gives up with `RetryExhaustedError`. */
+  /** Fires when the loop gives up with `RetryExhaustedError` (disposal included). */
   readonly onGiveUp: Event<RetryExhaustedError> = this.giveUpEmitter.event;
 
   constructor(options: RetryOptions = {}) {
@@ -163,6 +164,8 @@ export class RetryPolicy extends BasePolicy {
     for (let attempt = 1; ; attempt++) {
       if (parent.isAborted) throw parent.abortReason;
       let delay: number;
+      // What a disposal during the wait reports: undefined after a value retryOnResult accepted.
+      let lastError: unknown = undefined;
       try {
         const value = await invoke(
           fn,
@@ -186,6 +189,7 @@ export class RetryPolicy extends BasePolicy {
       } catch (error) {
         // The caller gave up: their reason wins, and nothing is retried on their behalf.
         if (parent.isAborted) throw parent.abortReason;
+        lastError = error;
         if (!this.shouldRetry(error, attempt)) throw error;
         if (attempt >= this.maxAttempts) throw this.giveUp(attempt, error, 'attempts');
         delay = this.backoff(attempt, previousDelay);
@@ -200,11 +204,14 @@ export class RetryPolicy extends BasePolicy {
         if (this.retryEmitter.active)
           this.retryEmitter.emit({ attempt, delayMs: delay, error, result: undefined });
       }
-      if (delay > 0) await this.sleep(delay, parent);
+      if (delay > 0) await this.sleep(delay, parent, attempt, lastError);
     }
   }
 
-  /** Cancels every pending wait; the calls waiting reject with the dispose reason. */
+  /**
+   * Cancels every pending wait: each call waiting rejects at once with `RetryExhaustedError`
+   * (`reason: 'disposed'`, the attempts made and the last error). Later calls run as usual.
+   */
   [Symbol.asyncDispose](): Promise<void> {
     for (const cancel of [...this.sleeps]) cancel();
     return Promise.resolve();
@@ -234,17 +241,13 @@ export class RetryPolicy extends BasePolicy {
     }
   }
 
-  private giveUp(
-    attempts: number,
-    error: unknown,
-    reason: 'attempts' | 'budget' | 'retry-after',
-  ): RetryExhaustedError {
+  private giveUp(attempts: number, error: unknown, reason: RetryStopReason): RetryExhaustedError {
     const exhausted = new RetryExhaustedError(attempts, error, reason);
     if (this.giveUpEmitter.active) this.giveUpEmitter.emit(exhausted);
     return exhausted;
   }
 
-  private sleep(ms: number, scope: Scope): Promise<void> {
+  private sleep(ms: number, scope: Scope, attempts: number, lastError: unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let timer: TimerHandle = undefined;
       const cleanup = (): void => {
@@ -254,7 +257,7 @@ export class RetryPolicy extends BasePolicy {
       };
       const cancel = (): void => {
         cleanup();
-        reject(new Error('Retry policy was disposed'));
+        reject(this.giveUp(attempts, lastError, 'disposed'));
       };
       if (scope.isAborted) {
         reject(scope.abortReason);

@@ -5,8 +5,12 @@
 -- ARGV[2]  successful probes needed to close
 -- ARGV[3]  time to live of the hash, in ms
 -- Returns the state after the operation as an array:
---   { state ("closed" | "open" | "half-open"), generation, openedAt (ms), probeUntil (ms), probeSuccesses }
--- A key that does not exist reads as closed at generation 0.
+--   { state ("closed" | "open" | "half-open"), generation, openedAt (ms), probeUntil (ms),
+--     probeSuccesses, now (ms, Redis server time) }
+-- A key that does not exist reads as closed at generation 0. Reading TIME before writing needs
+-- Redis 5 or later (script effects replication).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local h = redis.call('HMGET', KEYS[1], 'state', 'generation', 'openedAt', 'probeUntil', 'probeSuccesses')
 local state, generation = h[1] or 'closed', tonumber(h[2]) or 0
 local openedAt, probeUntil, successes = tonumber(h[3]) or 0, tonumber(h[4]) or 0, tonumber(h[5]) or 0
@@ -19,4 +23,4 @@ if state == 'half-open' and generation == tonumber(ARGV[1]) then
     'probeUntil', probeUntil, 'probeSuccesses', successes)
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-return { state, generation, openedAt, probeUntil, successes }
+return { state, generation, openedAt, probeUntil, successes, now }
