@@ -42,6 +42,25 @@ export interface ClaimResult {
   readonly dead: string[];
   /** Time until the next delayed job is due, in ms, or null when nothing is scheduled. */
   readonly nextDueInMs: number | null;
+  /**
+   * The jobs of `dead` as their last run saw them, so the `dead` event can carry `job`. Optional
+   * for backends written before it existed: without it the event has the id only. A backend that
+   * returns it lists every id of `dead`, in any order.
+   */
+  readonly deadJobs?: ExpiredJob[];
+}
+
+/** A job a claim dead-lettered because the lease of its last attempt expired: the run that was lost. */
+export interface ExpiredJob {
+  readonly id: string;
+  readonly key: string | null;
+  /** JSON text of the payload. */
+  readonly payload: string;
+  /** The attempt whose lease expired. */
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  /** When the job was first stored, in ms since the epoch. */
+  readonly createdAt: number;
 }
 
 /** Counts of jobs by state. */

@@ -1,4 +1,5 @@
-import { checkInteger, checkNumber } from './validate.js';
+import { SyncQueueError } from './errors.js';
+import { checkInteger, checkNumber, checkOptions } from './validate.js';
 
 /** How failed runs are retried. */
 export interface RetryOptions {
@@ -27,12 +28,15 @@ export const RETRY_DEFAULTS: ResolvedRetryOptions = {
 };
 
 /** Merges and validates retry options. */
-export function resolveRetry(options: RetryOptions = {}): ResolvedRetryOptions {
-  const merged = { ...RETRY_DEFAULTS, ...options };
+export function resolveRetry(options?: RetryOptions): ResolvedRetryOptions {
+  const merged = { ...RETRY_DEFAULTS, ...checkOptions('retry', options) };
   checkInteger('retry.maxAttempts', merged.maxAttempts, 1, 1_000_000);
   checkNumber('retry.initialDelayMs', merged.initialDelayMs, 0);
   checkNumber('retry.factor', merged.factor, 1, 1_000);
   checkNumber('retry.maxDelayMs', merged.maxDelayMs, 0);
+  if (typeof merged.jitter !== 'boolean') {
+    throw new SyncQueueError('INVALID_OPTIONS', 'retry.jitter must be a boolean.');
+  }
   return merged;
 }
 

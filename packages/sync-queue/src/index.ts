@@ -32,6 +32,7 @@ export type {
   CompletedRecord,
   CompletedRetention,
   DeadLetterRecord,
+  ExpiredJob,
   FailResult,
   FencedResult,
   LeasedJob,

@@ -5,6 +5,7 @@ import type {
   CompletedRecord,
   CompletedRetention,
   DeadLetterRecord,
+  ExpiredJob,
   FailResult,
   FencedResult,
   LeasedJob,
@@ -248,6 +249,7 @@ export class MemoryBackend implements QueueBackend {
   #claim(state: QueueState, count: number, leaseMs: number, now: number): ClaimResult {
     const stalled: string[] = [];
     const dead: string[] = [];
+    const deadJobs: ExpiredJob[] = [];
     for (const [id, deadline] of [...state.active].slice(0)) {
       if (stalled.length + dead.length >= STALE_SCAN_LIMIT) break;
       if (deadline > now) continue;
@@ -257,6 +259,14 @@ export class MemoryBackend implements QueueBackend {
       if (job.attempt >= job.maxAttempts) {
         this.#toDead(state, job, `lease expired on attempt ${job.attempt}`, now);
         dead.push(id);
+        deadJobs.push({
+          id,
+          key: job.key,
+          payload: job.payload,
+          attempt: job.attempt,
+          maxAttempts: job.maxAttempts,
+          createdAt: job.createdAt,
+        });
       } else {
         job.token = '';
         job.runAt = now;
@@ -296,7 +306,7 @@ export class MemoryBackend implements QueueBackend {
       const first = this.#firstReady(state);
       if (first !== undefined) nextDueInMs = Math.max(0, first.runAt - now);
     }
-    return { jobs, stalled, dead, nextDueInMs };
+    return { jobs, stalled, dead, nextDueInMs, deadJobs };
   }
 
   /** The job if `token` holds a live lease on it. */

@@ -9,6 +9,7 @@ import type {
   CompletedRecord,
   CompletedRetention,
   DeadLetterRecord,
+  ExpiredJob,
   FailResult,
   FencedResult,
   LeasedJob,
@@ -80,14 +81,18 @@ function asArray(value: unknown): Reply[] {
   return Array.isArray(value) ? (value as Reply[]) : [];
 }
 
+function parseKey(key: Reply | undefined): string | null {
+  return key === '' || key === null || key === undefined ? null : String(key);
+}
+
 function parseClaim(reply: unknown): ClaimResult {
-  const [jobs, stalled, dead, nextDue] = asArray(reply);
+  const [jobs, stalled, dead, nextDue, deadJobs] = asArray(reply);
   return {
     jobs: asArray(jobs).map((row): LeasedJob => {
       const [id, key, payload, attempt, maxAttempts, token, createdAt] = asArray(row);
       return {
         id: String(id),
-        key: key === '' || key === null || key === undefined ? null : String(key),
+        key: parseKey(key),
         payload: String(payload),
         attempt: Number(attempt),
         maxAttempts: Number(maxAttempts),
@@ -98,6 +103,17 @@ function parseClaim(reply: unknown): ClaimResult {
     stalled: asArray(stalled).map(String),
     dead: asArray(dead).map(String),
     nextDueInMs: typeof nextDue === 'number' && nextDue >= 0 ? nextDue : null,
+    deadJobs: asArray(deadJobs).map((row): ExpiredJob => {
+      const [id, key, payload, attempt, maxAttempts, createdAt] = asArray(row);
+      return {
+        id: String(id),
+        key: parseKey(key),
+        payload: String(payload),
+        attempt: Number(attempt),
+        maxAttempts: Number(maxAttempts),
+        createdAt: Number(createdAt),
+      };
+    }),
   };
 }
 
@@ -267,7 +283,7 @@ export class RedisBackend implements QueueBackend {
       const [id, key, payload, attempts, createdAt, completedAt] = asArray(row);
       return {
         id: String(id),
-        key: key === '' || key === null || key === undefined ? null : String(key),
+        key: parseKey(key),
         payload: String(payload),
         attempts: Number(attempts),
         createdAt: Number(createdAt),
@@ -281,7 +297,7 @@ export class RedisBackend implements QueueBackend {
       const [id, key, payload, attempts, lastError, failedAt] = asArray(row);
       return {
         id: String(id),
-        key: key === '' || key === null || key === undefined ? null : String(key),
+        key: parseKey(key),
         payload: String(payload),
         attempts: Number(attempts),
         lastError: String(lastError),

@@ -4,7 +4,7 @@ import { backoffDelay, resolveRetry } from './backoff.js';
 import { PermanentError, SyncQueueError, toError } from './errors.js';
 import { MemoryBackend } from './memory-backend.js';
 import { SyncQueue } from './sync-queue.js';
-import type { Handler, Job, Worker } from './sync-queue.js';
+import type { DeadEvent, Handler, Job, Worker } from './sync-queue.js';
 import { ManualClock } from './testing.js';
 
 /** Advances fake time in small steps until `condition` holds (fails after `maxMs` of fake time). */
@@ -756,6 +756,125 @@ describe('failure modes', () => {
     expect(letters.map((letter) => letter.payload)).toEqual([undefined, { n: 1 }]);
     expect(letters[0]).toMatchObject({ rawPayload: '{not json' });
     expect(letters[1]).not.toHaveProperty('rawPayload');
+  });
+
+  it('close() refuses a NaN, infinite, negative or non-numeric timeoutMs with INVALID_OPTIONS naming it, and closes nothing', async () => {
+    const queue = new SyncQueue<string>({ name: 'close-bad-timeout' });
+    const ran: string[] = [];
+    const worker = queue.process((job) => void ran.push(job.payload));
+    workers.push(worker);
+    // A queue without workers must refuse the option just the same.
+    const idle = new SyncQueue<string>({ name: 'close-bad-timeout-idle' });
+    const bad = [Number.NaN, Infinity, -Infinity, -1, '10' as unknown as number];
+    for (const timeoutMs of bad) {
+      for (const target of [worker, queue, idle]) {
+        const error = await target.close({ timeoutMs }).catch((reason: unknown) => reason);
+        expect(SyncQueueError.isInstance(error) && error.code, String(timeoutMs)).toBe(
+          'INVALID_OPTIONS',
+        );
+        expect((error as Error).message).toMatch(
+          /^close\.timeoutMs must be a finite number >= 0; got /,
+        );
+      }
+    }
+    for (const options of [null, 5, 'fast']) {
+      for (const target of [worker, queue, idle]) {
+        const closing = target.close(options as unknown as { timeoutMs?: number });
+        await expect(closing).rejects.toMatchObject({ code: 'INVALID_OPTIONS' });
+        await expect(closing).rejects.toThrow(/^close options must be an object/);
+      }
+    }
+    // Nothing was closed by the refused calls: both queues take jobs and the worker runs them.
+    expect(worker.closed).toBe(false);
+    await queue.add('after');
+    await idle.add('after');
+    await until(() => ran.length === 1);
+    expect(ran).toEqual(['after']);
+  });
+
+  it('refuses options objects that are not objects with INVALID_OPTIONS instead of a TypeError', async () => {
+    const queue = new SyncQueue<string>({ name: 'null-options' });
+    const invalid = (fn: () => unknown): string => {
+      try {
+        fn();
+      } catch (error) {
+        if (SyncQueueError.isInstance(error) && error.code === 'INVALID_OPTIONS')
+          return error.message;
+        throw error;
+      }
+      throw new Error('expected INVALID_OPTIONS');
+    };
+    expect(
+      invalid(() => queue.process(() => undefined, null as unknown as { concurrency?: number })),
+    ).toMatch(/^process options must be an object/);
+    for (const list of [queue.deadLetters.list, queue.completed.list]) {
+      await expect(list(null as unknown as { limit?: number })).rejects.toMatchObject({
+        code: 'INVALID_OPTIONS',
+      });
+    }
+    expect(
+      invalid(() => new SyncQueue({ name: 'q', retry: 5 as unknown as { maxAttempts?: number } })),
+    ).toMatch(/^retry must be an object/);
+    expect(
+      invalid(() => new SyncQueue({ name: 'q', retry: { jitter: 'no' as unknown as boolean } })),
+    ).toMatch(/^retry\.jitter must be a boolean/);
+  });
+
+  it('hands the job to onDead when a claim dead-letters it because the lease of its last attempt expired', async () => {
+    const clock = new ManualClock();
+    const backend = new MemoryBackend({ clock });
+    const name = 'reclaimed-dead';
+    const queue = new SyncQueue<{ n: number }>({ name, backend, clock, leaseMs: 1_000 });
+    const { id } = await queue.add({ n: 7 }, { key: 'k', attempts: 1 });
+    const [bad] = await backend.add(name, [
+      { key: null, payload: '{not json', delayMs: 0, maxAttempts: 1 },
+    ]);
+    // Another process leased both jobs and died: their leases run out unrenewed.
+    const { jobs } = await backend.claim(name, 2, 1_000);
+    expect(jobs).toHaveLength(2);
+    clock.advance(1_001);
+    const events: DeadEvent<{ n: number }>[] = [];
+    queue.onDead((event) => events.push(event));
+    const ran: number[] = [];
+    workers.push(queue.process((job) => void ran.push(job.payload.n)));
+    await until(() => events.length === 2);
+    expect(ran).toEqual([]);
+    const byId = new Map(events.map((event) => [event.id, event]));
+    expect(byId.get(id)).toMatchObject({
+      error: { code: 'LEASE_LOST', jobId: id, attempts: 1 },
+      job: {
+        id,
+        key: 'k',
+        payload: { n: 7 },
+        attempt: 1,
+        maxAttempts: 1,
+        createdAt: jobs[0]?.createdAt,
+      },
+    });
+    // Like a job whose handler never ran because its payload is not JSON: the job, payload undefined.
+    expect(byId.get(bad?.id ?? '')?.job).toEqual({
+      id: bad?.id,
+      key: null,
+      payload: undefined,
+      attempt: 1,
+      maxAttempts: 1,
+      createdAt: jobs[1]?.createdAt,
+    });
+  });
+
+  it('hands onDead the same job fields whether a worker ran the last attempt or its lease expired', async () => {
+    const clock = new ManualClock();
+    const backend = new MemoryBackend({ clock });
+    const queue = new SyncQueue<string>({ name: 'dead-shapes', backend, clock, leaseMs: 1_000 });
+    const events: DeadEvent<string>[] = [];
+    queue.onDead((event) => events.push(event));
+    await backend.add('dead-shapes', [{ key: null, payload: '{bad', delayMs: 0, maxAttempts: 1 }]);
+    workers.push(queue.process(() => undefined));
+    await until(() => events.length === 1);
+    // The placeholder job of an unparseable payload carries the Job fields only, no lease token.
+    expect(Object.keys(events[0]?.job ?? {}).sort()).toEqual(
+      ['attempt', 'createdAt', 'id', 'key', 'maxAttempts', 'payload'].sort(),
+    );
   });
 
   it('aborts the signal once the lease has run out while renewals fail, so the next owner never overlaps', async () => {

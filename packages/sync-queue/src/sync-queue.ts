@@ -5,6 +5,7 @@ import type {
   CompletedRecord,
   CompletedRetention,
   DeadLetterRecord,
+  ExpiredJob,
   FencedResult,
   LeasedJob,
   NewJob,
@@ -25,6 +26,7 @@ import {
   checkInteger,
   checkKey,
   checkNumber,
+  checkOptions,
   serialisePayload,
 } from './validate.js';
 
@@ -111,13 +113,20 @@ export interface ProcessOptions {
 
 /** Options of `close`. */
 export interface CloseOptions {
-  /** Time running handlers get to finish before they are aborted and their jobs returned to waiting, in ms. Default: 30_000. */
+  /**
+   * Time running handlers get to finish before they are aborted and their jobs returned to
+   * waiting, in ms: a finite number >= 0 (above 2^31-1 counts as 2^31-1). Default: 30_000.
+   */
   timeoutMs?: number;
 }
 
 /** A running consumer returned by `process`. */
 export interface Worker {
-  /** Stops claiming, waits for running handlers up to the timeout, returns the rest to waiting. Always resolves. */
+  /**
+   * Stops claiming, waits for running handlers up to the timeout, returns the rest to waiting.
+   * Resolves once done; rejects with INVALID_OPTIONS, before changing anything, when `options`
+   * is not an object or `timeoutMs` is not a finite number >= 0.
+   */
   close(options?: CloseOptions): Promise<void>;
   /** When the worker last reached the backend to claim, in ms since the epoch (null before the first claim): a stuck worker shows an old value. */
   readonly lastClaimAt: number | null;
@@ -172,10 +181,14 @@ export interface FailedEvent<T> {
 /** Event of `onDead`. */
 export interface DeadEvent<T = unknown> {
   readonly id: string;
+  /** The last run's error; `LEASE_LOST` (with `attempts`) when the lease of the last attempt expired. */
   readonly error: Error;
   /**
-   * The job, when this worker ran its last attempt; absent when a lease expired on the last
-   * attempt (this worker only reclaimed it: read it from `deadLetters.list()`).
+   * The job as its last run saw it (`payload` undefined when the stored text is not valid JSON;
+   * `attempt` is the last run). Present when a worker of this queue object ran the last attempt,
+   * and when a worker's claim dead-lettered the job because the lease of its last attempt
+   * expired, whichever process ran it, provided the backend reports `deadJobs` (MemoryBackend and
+   * RedisBackend do). Absent only with a backend that does not: read it from `deadLetters.list()`.
    */
   readonly job?: Job<T>;
 }
@@ -225,6 +238,27 @@ function parsePayload<T>(text: string): T {
   return JSON.parse(text) as T;
 }
 
+/** The job a handler or listener sees: the fields of `Job` only (never the lease token). */
+function toJob<T>(record: LeasedJob | ExpiredJob, payload: T): Job<T> {
+  return {
+    id: record.id,
+    key: record.key,
+    payload,
+    attempt: record.attempt,
+    maxAttempts: record.maxAttempts,
+    createdAt: record.createdAt,
+  };
+}
+
+/** Validates the options of `close` before anything is closed; resolves the timeout. */
+function closeTimeoutMs(options: CloseOptions | undefined): number {
+  return checkNumber(
+    'close.timeoutMs',
+    checkOptions('close options', options).timeoutMs ?? 30_000,
+    0,
+  );
+}
+
 /**
  * Parses the payload of a listed record. A payload that is not valid JSON (the very reason such a
  * job was dead-lettered) must not make the whole listing fail: it comes back as `rawPayload`.
@@ -243,12 +277,7 @@ function resolveKeepCompleted(
   options: KeepCompletedOptions | undefined,
 ): CompletedRetention | undefined {
   if (options === undefined) return undefined;
-  if (typeof options !== 'object' || options === null) {
-    throw new SyncQueueError(
-      'INVALID_OPTIONS',
-      'keepCompleted must be an object { count?, ageMs? }.',
-    );
-  }
+  checkOptions('keepCompleted', options);
   const count = checkInteger('keepCompleted.count', options.count ?? 1_000, 0, 1_000_000);
   const ageMs =
     options.ageMs === undefined ? null : checkInteger('keepCompleted.ageMs', options.ageMs, 1);
@@ -314,7 +343,8 @@ export class SyncQueue<T> {
     };
     const { backend, name } = this.#internals;
     this.deadLetters = {
-      list: async ({ offset = 0, limit = 100 } = {}) => {
+      list: async (options) => {
+        const { offset = 0, limit = 100 } = checkOptions('deadLetters.list options', options);
         checkInteger('offset', offset, 0);
         checkInteger('limit', limit, 1, 10_000);
         const records = await backend.listDead(name, offset, limit);
@@ -330,7 +360,8 @@ export class SyncQueue<T> {
       purge: () => backend.purgeDead(name),
     };
     this.completed = {
-      list: async ({ offset = 0, limit = 100 } = {}) => {
+      list: async (options) => {
+        const { offset = 0, limit = 100 } = checkOptions('completed.list options', options);
         checkInteger('offset', offset, 0);
         checkInteger('limit', limit, 1, 10_000);
         const records = await backend.listCompleted(name, offset, limit);
@@ -373,10 +404,11 @@ export class SyncQueue<T> {
   }
 
   /** Starts a worker that runs `handler` for each job. */
-  process(handler: Handler<T>, options: ProcessOptions = {}): Worker {
+  process(handler: Handler<T>, processOptions?: ProcessOptions): Worker {
     if (this.#closed) throw new SyncQueueError('QUEUE_CLOSED', 'The queue is closed.');
     if (typeof handler !== 'function')
       throw new SyncQueueError('INVALID_OPTIONS', 'handler must be a function.');
+    const options = checkOptions('process options', processOptions);
     const worker = new QueueWorker(this.#internals, handler, {
       concurrency: checkInteger('concurrency', options.concurrency ?? 1, 1, 10_000),
       pollIntervalMs: checkInteger(
@@ -396,10 +428,14 @@ export class SyncQueue<T> {
     return this.#internals.backend.stats(this.name);
   }
 
-  /** Closes every worker of this queue (see Worker.close) and refuses later adds. */
-  async close(options: CloseOptions = {}): Promise<void> {
+  /**
+   * Closes every worker of this queue (see Worker.close) and refuses later adds. Rejects with
+   * INVALID_OPTIONS, closing nothing, for the options Worker.close refuses, workers or none.
+   */
+  async close(options?: CloseOptions): Promise<void> {
+    const timeoutMs = closeTimeoutMs(options);
     this.#closed = true;
-    await Promise.all([...this.#internals.workers].map((worker) => worker.close(options)));
+    await Promise.all([...this.#internals.workers].map((worker) => worker.close({ timeoutMs })));
   }
 
   /** A job completed. */
@@ -557,13 +593,27 @@ class QueueWorker<T> implements Worker {
       );
       events.stalled.emit({ id });
     }
+    // Parsing payloads only feeds listeners: skip it when nobody listens.
+    if (result.dead.length === 0 || !events.dead.listening) return;
+    const expired = new Map((result.deadJobs ?? []).map((record) => [record.id, record]));
     for (const id of result.dead) {
-      events.dead.emit({
-        id,
-        error: new SyncQueueError('LEASE_LOST', 'Lease expired on the last attempt.', {
-          jobId: id,
-        }),
+      const record = expired.get(id);
+      const error = new SyncQueueError('LEASE_LOST', 'Lease expired on the last attempt.', {
+        jobId: id,
+        ...(record === undefined ? {} : { attempts: record.attempt }),
       });
+      if (record === undefined) {
+        events.dead.emit({ id, error });
+        continue;
+      }
+      let payload: T;
+      try {
+        payload = parsePayload<T>(record.payload);
+      } catch {
+        // As for a job whose handler never ran because of its payload: the job, payload undefined.
+        payload = undefined as T;
+      }
+      events.dead.emit({ id, error, job: toJob(record, payload) });
     }
   }
 
@@ -616,16 +666,9 @@ class QueueWorker<T> implements Worker {
     try {
       let job: Job<T>;
       try {
-        job = {
-          id: leased.id,
-          key: leased.key,
-          payload: parsePayload<T>(leased.payload),
-          attempt: leased.attempt,
-          maxAttempts: leased.maxAttempts,
-          createdAt: leased.createdAt,
-        };
+        job = toJob(leased, parsePayload<T>(leased.payload));
       } catch (error) {
-        const placeholder: Job<T> = { ...leased, payload: undefined as T };
+        const placeholder = toJob(leased, undefined as T);
         return await this.#reportFailure(
           run,
           placeholder,
@@ -835,8 +878,8 @@ class QueueWorker<T> implements Worker {
     }
   }
 
-  async close(options: CloseOptions = {}): Promise<void> {
-    const timeoutMs = checkNumber('timeoutMs', options.timeoutMs ?? 30_000, 0);
+  async close(options?: CloseOptions): Promise<void> {
+    const timeoutMs = closeTimeoutMs(options);
     if (!this.#closed) {
       this.#closed = true;
       this.wake();

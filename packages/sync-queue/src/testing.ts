@@ -213,6 +213,19 @@ export function backendContract(options: BackendContractOptions): void {
       clock.advance(1_000);
       const claim = await backend.claim(queue, 5, 1_000);
       assert.deepEqual(claim.dead, [leased.id]);
+      // deadJobs is optional (the dead event then has no job), but when given it must be right.
+      if (claim.deadJobs !== undefined) {
+        assert.deepEqual(claim.deadJobs, [
+          {
+            id: leased.id,
+            key: 'k',
+            payload: '"x"',
+            attempt: 1,
+            maxAttempts: 1,
+            createdAt: leased.createdAt,
+          },
+        ]);
+      }
       assert.deepEqual(
         claim.jobs.map((next) => next.payload),
         ['"y"'],

@@ -72,6 +72,18 @@ export function checkKey(key: unknown, maxKeyBytes: number): string | null {
   return key;
 }
 
+/** Throws INVALID_OPTIONS unless `value` is absent or an object; returns it, or `{}` when absent. */
+export function checkOptions<O extends object>(name: string, value: O | undefined): O | Partial<O> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null) {
+    throw new SyncQueueError(
+      'INVALID_OPTIONS',
+      `${name} must be an object; got ${value === null ? 'null' : typeof value}.`,
+    );
+  }
+  return value;
+}
+
 /** Throws INVALID_OPTIONS unless `value` is an integer within [min, max]. */
 export function checkInteger(
   name: string,
@@ -98,7 +110,9 @@ export function checkNumber(
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new SyncQueueError(
       'INVALID_OPTIONS',
-      `${name} must be a number from ${min} to ${max}; got ${String(value)}.`,
+      max === Number.MAX_VALUE
+        ? `${name} must be a finite number >= ${min}; got ${String(value)}.`
+        : `${name} must be a number from ${min} to ${max}; got ${String(value)}.`,
     );
   }
   return value;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SyncQueue } from '../src/index.js';
-import type { Worker } from '../src/index.js';
+import type { DeadEvent, Worker } from '../src/index.js';
 import { RedisBackend } from '../src/redis.js';
 import { deleteKeys } from './fixtures/servers.js';
 
@@ -271,6 +271,37 @@ describe('SyncQueue on Redis', () => {
     await worker.close();
     expect(ran).toEqual(['doc-1']);
     expect(deadIds).toEqual([id]);
+  });
+
+  it('hands onDead the job when a claim dead-letters it after another process let its last lease expire', async () => {
+    const name = `reclaimed-dead-${randomUUID()}`;
+    // The other process: its own client and backend, which claims the job and then goes silent.
+    const otherRedis = new Redis(process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379');
+    const other = new RedisBackend({ redis: otherRedis, prefix, checkEvictionPolicy: false });
+    const queue = new SyncQueue<{ doc: string }>({ name, backend, leaseMs: 1_000 });
+    const { id } = await queue.add({ doc: 'd1' }, { key: 'doc:d1', attempts: 1 });
+    const [leased] = (await other.claim(name, 1, 150)).jobs;
+    await otherRedis.quit();
+    expect(leased).toMatchObject({ id, attempt: 1 });
+    const dead = new Promise<DeadEvent<{ doc: string }>>((resolve) => queue.onDead(resolve));
+    const worker = queue.process(() => undefined, { pollIntervalMs: 20 });
+    const event = await dead;
+    await worker.close();
+    expect(event).toMatchObject({
+      id,
+      error: { code: 'LEASE_LOST', attempts: 1 },
+      job: {
+        id,
+        key: 'doc:d1',
+        payload: { doc: 'd1' },
+        attempt: 1,
+        maxAttempts: 1,
+        createdAt: leased?.createdAt,
+      },
+    });
+    expect(await queue.deadLetters.list()).toMatchObject([
+      { id, payload: { doc: 'd1' }, lastError: 'lease expired on attempt 1' },
+    ]);
   });
 
   it('refuses a fail whose retry delay Redis cannot score before changing anything, so the job is not lost', async () => {

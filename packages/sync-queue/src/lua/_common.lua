@@ -80,15 +80,16 @@ local function fenced(id, token)
 end
 
 -- Reclaims expired leases, then leases up to count runnable jobs.
--- Returns { jobs, stalled ids, dead ids, ms until next due job or -1 }, each job being
--- { id, key or '', payload, attempt, max attempts, token, created at }.
+-- Returns { jobs, stalled ids, dead ids, ms until next due job or -1, dead jobs }, each job being
+-- { id, key or '', payload, attempt, max attempts, token, created at } and each dead job
+-- { id, key or '', payload or '', attempt, max attempts, created at } (the run whose lease expired).
 local function claim(count, leaseMs)
-  local stalled, dead = {}, {}
+  local stalled, dead, deadJobs = {}, {}, {}
   local expired = rcall('ZRANGEBYSCORE', A, '-inf', NOW, 'LIMIT', 0, 100)
   for _, id in ipairs(expired) do
     rcall('ZREM', A, id)
     local jk = JP .. id
-    local f = rcall('HMGET', jk, 'at', 'ma', 'k')
+    local f = rcall('HMGET', jk, 'at', 'ma', 'k', 'p', 'ct')
     if rcall('EXISTS', jk) == 1 then
       -- Malformed counters must not raise an error halfway through the script (its earlier
       -- writes would stay): a missing run count is 0, missing allowed runs mean no more runs.
@@ -96,6 +97,9 @@ local function claim(count, leaseMs)
       if attempt >= (tonumber(f[2]) or 0) then
         toDead(id, f[3], 'lease expired on attempt ' .. attempt)
         dead[#dead + 1] = id
+        deadJobs[#deadJobs + 1] = {
+          id, f[3] or '', f[4] or '', attempt, tonumber(f[2]) or attempt, tonumber(f[5]) or NOW
+        }
       else
         rcall('HSET', jk, 'tk', '', 'ra', NOW)
         rcall('ZADD', Q, NOW, id)
@@ -136,5 +140,5 @@ local function claim(count, leaseMs)
     local first = rcall('ZRANGE', Q, 0, 0, 'WITHSCORES')
     if first[2] then nextDue = math.max(0, tonumber(first[2]) - NOW) end
   end
-  return { jobs, stalled, dead, nextDue }
+  return { jobs, stalled, dead, nextDue, deadJobs }
 end
