@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { sanitizeCorrelationId, withCorrelation } from './correlation.js';
-import type { ChildLogger } from './correlation.js';
+import type { ChildLogger, CorrelationOptions } from './correlation.js';
 import { createLogger } from './create-logger.js';
+import { LoggerError } from './errors.js';
 
 describe('withCorrelation', () => {
   it('adds correlationId to every line of a real pino child, parent untouched', () => {
@@ -50,5 +51,38 @@ describe('withCorrelation', () => {
     const seen: Record<string, unknown>[] = [];
     withCorrelation({ child: (bindings) => seen.push(bindings) }, 'abcdef', { maxLength: 2 });
     expect(seen).toEqual([{ correlationId: 'ab' }]);
+  });
+});
+
+describe('correlation option validation', () => {
+  it('refuses a maxLength that is not a finite number instead of dropping or keeping the whole id', () => {
+    for (const maxLength of [Number.NaN, Infinity, -Infinity, '8' as unknown as number]) {
+      for (const call of [
+        () => sanitizeCorrelationId('x'.repeat(10_000), maxLength),
+        () => withCorrelation({ child: () => undefined }, 'x'.repeat(10_000), { maxLength }),
+      ]) {
+        let thrown: unknown;
+        try {
+          call();
+        } catch (error) {
+          thrown = error;
+        }
+        expect(LoggerError.isInstance(thrown), String(maxLength)).toBe(true);
+        expect(thrown).toMatchObject({ code: 'INVALID_OPTION', option: 'maxLength' });
+      }
+    }
+  });
+
+  it('refuses a key that is not a non-empty string, and options that are not an object', () => {
+    const port = { child: () => undefined };
+    for (const [options, option] of [
+      [{ key: '' }, 'key'],
+      [{ key: 5 as unknown as string }, 'key'],
+      [null as unknown as CorrelationOptions, 'options'],
+    ] as const) {
+      expect(() => withCorrelation(port, 'id', options)).toThrow(
+        expect.objectContaining({ code: 'INVALID_OPTION', option }),
+      );
+    }
   });
 });

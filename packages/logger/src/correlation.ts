@@ -1,3 +1,5 @@
+import { LoggerError } from './errors.js';
+
 /** Anything with pino's `child(bindings)`: a pino logger, or a hand-written object. */
 export interface ChildLogger<L> {
   child(bindings: Record<string, unknown>): L;
@@ -7,12 +9,23 @@ export interface ChildLogger<L> {
 export interface CorrelationOptions {
   /** Field name the id is logged under. Default: `'correlationId'`. */
   key?: string;
-  /** Longest id kept, in characters; longer ids are cut. Default: 128. */
+  /** Longest id kept, in characters; longer ids are cut (below 1 counts as 1). Must be finite. Default: 128. */
   maxLength?: number;
 }
 
 const DEFAULT_KEY = 'correlationId';
 const DEFAULT_MAX_LENGTH = 128;
+
+/** Throws INVALID_OPTION unless `maxLength` is a finite number: NaN would drop every id, Infinity keep any. */
+function checkMaxLength(maxLength: unknown, caller: string): void {
+  if (typeof maxLength !== 'number' || !Number.isFinite(maxLength)) {
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'maxLength',
+      `${caller}: maxLength must be a finite number; got ${typeof maxLength === 'number' ? String(maxLength) : typeof maxLength}`,
+    );
+  }
+}
 
 /**
  * Cleans an id that may come from a request header: keeps printable ASCII except quotes and
@@ -20,6 +33,7 @@ const DEFAULT_MAX_LENGTH = 128;
  * `maxLength`, and gives `'-'` for an id with nothing left.
  */
 export function sanitizeCorrelationId(id: string, maxLength: number = DEFAULT_MAX_LENGTH): string {
+  checkMaxLength(maxLength, 'sanitizeCorrelationId');
   const text = typeof id === 'string' ? id : String(id);
   const cleaned = text
     .replace(/[^\x21-\x7e]|["'\\`]/g, '')
@@ -36,7 +50,22 @@ export function withCorrelation<L>(
   id: string,
   options: CorrelationOptions = {},
 ): L {
+  if (typeof options !== 'object' || options === null) {
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'options',
+      'withCorrelation: options must be an object { key?, maxLength? }',
+    );
+  }
   const key = options.key ?? DEFAULT_KEY;
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new LoggerError(
+      'INVALID_OPTION',
+      'key',
+      'withCorrelation: key must be a non-empty string',
+    );
+  }
+  checkMaxLength(options.maxLength ?? DEFAULT_MAX_LENGTH, 'withCorrelation');
   return logger.child({
     [key]: sanitizeCorrelationId(id, options.maxLength ?? DEFAULT_MAX_LENGTH),
   });

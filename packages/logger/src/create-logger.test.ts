@@ -513,3 +513,112 @@ describe('createLogger pretty output', () => {
     ]);
   });
 });
+
+describe('createLogger line bounds', () => {
+  it('cuts a string longer than maxStringLength (default 16_384) and says how much was cut', () => {
+    const { logger, raw, lines } = capture();
+    const header = 'h'.repeat(100_000);
+    logger.child({ bound: 'b'.repeat(20_000) }).info({ req: { headers: { 'x-evil': header } } });
+    logger.info('m'.repeat(30_000));
+    expect(raw().length).toBeLessThan(60_000);
+    const [first, second] = lines();
+    expect(first).toMatchObject({
+      req: { headers: { 'x-evil': `${'h'.repeat(16_384)}...[truncated 83616 chars]` } },
+      bound: `${'b'.repeat(16_384)}...[truncated 3616 chars]`,
+    });
+    expect(second?.['msg']).toBe(`${'m'.repeat(16_384)}...[truncated 13616 chars]`);
+  });
+
+  it('cuts long keys, and strings to a smaller maxStringLength, keeping the line valid JSON', () => {
+    const { logger, lines } = capture({ maxStringLength: 16 });
+    logger.info({ ['k'.repeat(40)]: 'short', quoted: '"\\\n'.repeat(10) });
+    const [line] = lines();
+    expect(line?.[`${'k'.repeat(16)}...[truncated 24 chars]`]).toBe('short');
+    expect(line?.['quoted']).toBe(`${'"\\\n'.repeat(5)}"...[truncated 14 chars]`);
+  });
+
+  it('never splits a surrogate pair when cutting', () => {
+    const { logger, raw, lines } = capture({ maxStringLength: 17 });
+    logger.info({ emoji: '😀'.repeat(20) });
+    expect(lines()[0]?.['emoji']).toBe(`${'😀'.repeat(8)}...[truncated 24 chars]`);
+    expect(raw()).not.toMatch(/\\ud83d"/i);
+  });
+
+  it('bounds after redaction, so truncation never reveals part of a secret', () => {
+    const { logger, raw, lines } = capture({ maxStringLength: 100 });
+    const token = 'QWERTYUIOPASDFGHJKLZXCVBNM0123456789';
+    logger.info({
+      password: 'p'.repeat(50_000),
+      // Cut before the redaction ran, these would leave a fragment of the secret that no
+      // pattern matches any more: 2 characters of the token, 9 of the URL password.
+      note: `${'a'.repeat(90)} Bearer ${token}`,
+      url: `${'u'.repeat(80)} smtp://user:hunter2hunter2@relay.example.com`,
+    });
+    const [line] = lines();
+    expect(line).toMatchObject({ password: '[Redacted]' });
+    expect(raw()).not.toMatch(/QW|hunter|ppp/);
+    expect(line?.['note']).toBe(`${'a'.repeat(90)} Bearer [R...[truncated 8 chars]`);
+    expect(line?.['url']).toBe(`${'u'.repeat(80)} smtp://user:[Redact...[truncated 21 chars]`);
+  });
+
+  it('replaces the largest top-level values when the line is still longer than maxLineLength', () => {
+    const { logger, raw, lines } = capture({ maxLineLength: 10_000 });
+    const items = Array.from({ length: 50_000 }, (_, n) => n);
+    logger.info({ small: 'kept', items, nested: { list: items.slice(0, 100) } }, 'big');
+    const written = raw().split('\n')[0] ?? '';
+    expect(written.length).toBeLessThanOrEqual(10_000);
+    const [line] = lines();
+    expect(line).toMatchObject({
+      level: 30,
+      time: NOW,
+      name: 'test',
+      small: 'kept',
+      msg: 'big',
+      nested: { list: items.slice(0, 100) },
+    });
+    expect(line?.['items']).toBe(`[truncated ${JSON.stringify(items).length} chars]`);
+  });
+
+  it('drops fields when many small fields overflow the line, keeping level, time and msg', () => {
+    const { logger, raw, lines } = capture({ maxLineLength: 4_096 });
+    const many = Object.fromEntries(Array.from({ length: 20_000 }, (_, n) => [`f${n}`, n]));
+    logger.warn(many, 'flood');
+    const written = raw().split('\n')[0] ?? '';
+    expect(written.length).toBeLessThanOrEqual(4_096);
+    const [line] = lines();
+    expect(line).toMatchObject({ level: 40, time: NOW, msg: 'flood' });
+    expect(line?.['logTruncated']).toMatch(/^\d+ fields \(\d+ chars\) dropped$/);
+  });
+
+  it('writes ordinary lines exactly as before', () => {
+    const bounded = capture();
+    const unbounded = capture({
+      maxStringLength: Number.MAX_SAFE_INTEGER,
+      maxLineLength: Number.MAX_SAFE_INTEGER,
+    });
+    for (const { logger } of [bounded, unbounded]) {
+      logger.info({ user: { id: 1, email: 'a***@example.com' }, password: 'x' }, 'signed in');
+      logger.error({ err: new Error('boom') }, 'failed');
+    }
+    expect(bounded.raw()).toBe(unbounded.raw());
+  });
+
+  it('refuses a non-finite, fractional, too small or non-numeric bound with a typed error', () => {
+    const wrong: ['maxStringLength' | 'maxLineLength', unknown][] = [];
+    for (const value of [Number.NaN, Infinity, -Infinity, -1, 0, 1.5, '100', null]) {
+      wrong.push(['maxStringLength', value], ['maxLineLength', value]);
+    }
+    wrong.push(['maxStringLength', 15], ['maxLineLength', 1_023]);
+    for (const [option, value] of wrong) {
+      const error = caught(() => createLogger({ name: 'x', env: {}, [option]: value as number }));
+      expect([error.code, error.option], `${option}: ${String(value)}`).toEqual([
+        'INVALID_OPTION',
+        option,
+      ]);
+      expect(error.message).toContain(option);
+    }
+    expect(() =>
+      createLogger({ name: 'x', maxStringLength: 16, maxLineLength: 1_024 }),
+    ).not.toThrow();
+  });
+});

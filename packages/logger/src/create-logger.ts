@@ -2,6 +2,13 @@ import { hostname } from 'node:os';
 import { pino } from 'pino';
 import type { DestinationStream, LevelWithSilent, Logger, LoggerOptions } from 'pino';
 import { LoggerError } from './errors.js';
+import {
+  DEFAULT_MAX_LINE_LENGTH,
+  DEFAULT_MAX_STRING_LENGTH,
+  MIN_MAX_LINE_LENGTH,
+  MIN_MAX_STRING_LENGTH,
+  createLineLimiter,
+} from './line-limit.js';
 import { defaultRequire, loadPretty } from './pretty.js';
 import { serializeError } from './serialize-error.js';
 import type { RequireFunction } from './pretty.js';
@@ -35,6 +42,19 @@ export interface CreateLoggerOptions {
   level?: LevelWithSilent;
   /** Redaction added to the defaults. Default: the defaults only. */
   redact?: RedactOptions;
+  /**
+   * Longest string, value or key, written whole, in characters (UTF-16 code units); a longer one
+   * keeps its first `maxStringLength` characters and ends with `...[truncated N chars]`. Applied
+   * after redaction. At least 16. Default: 16_384.
+   */
+  maxStringLength?: number;
+  /**
+   * Longest line written, in characters, newline included. A line still longer once its strings
+   * are cut has its largest top-level values replaced by `"[truncated N chars]"` (and, if its
+   * fields alone are too many, fields dropped and counted in `logTruncated`). At least 1_024.
+   * Default: 262_144 (256 KiB).
+   */
+  maxLineLength?: number;
   /**
    * Human-readable output through pino-pretty. Default: true when `NODE_ENV` is `development`.
    * Ignored (JSON is written, with one warning line) when `NODE_ENV` is `production` or
@@ -131,11 +151,25 @@ function validate(options: CreateLoggerOptions): void {
     );
   }
   for (const path of redact.paths ?? []) assertRedactPath(path);
+  checkLength('maxStringLength', options.maxStringLength, MIN_MAX_STRING_LENGTH);
+  checkLength('maxLineLength', options.maxLineLength, MIN_MAX_LINE_LENGTH);
   if (options.clock !== undefined && typeof options.clock !== 'function') {
     throw new LoggerError(
       'INVALID_OPTION',
       'clock',
       'createLogger: clock must be a function returning milliseconds',
+    );
+  }
+}
+
+/** Throws INVALID_OPTION unless `value` is absent or an integer from `min` to 2^53-1. */
+function checkLength(option: string, value: unknown, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new LoggerError(
+      'INVALID_OPTION',
+      option,
+      `createLogger: ${option} must be an integer from ${String(min)} to ${String(Number.MAX_SAFE_INTEGER)}; got ${typeof value === 'number' ? String(value) : typeof value}`,
     );
   }
 }
@@ -181,6 +215,11 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     censor,
     scrubText: redact.scrubText !== false,
   });
+  // Bounded after redaction, so a cut can never leave part of a secret that a rule would have masked.
+  const limit = createLineLimiter({
+    maxStringLength: options.maxStringLength ?? DEFAULT_MAX_STRING_LENGTH,
+    maxLineLength: options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH,
+  });
 
   const production = env['NODE_ENV'] === 'production';
   const wantsPretty = options.pretty ?? env['NODE_ENV'] === 'development';
@@ -213,7 +252,7 @@ export function createLogger(options: CreateLoggerOptions): Logger {
     redact: { paths: [...redactPaths(redact.keys), ...(redact.paths ?? [])], censor },
     // pino's err serializer, except that an error it cannot read is written in part, not thrown.
     serializers: { err: serializeError, error: serializeError },
-    hooks: { streamWrite: scrub },
+    hooks: { streamWrite: (line: string) => limit(scrub(line)) },
     // A clock that returns NaN or Infinity must not make the line invalid JSON.
     ...(clock === undefined ? {} : { timestamp: () => `,"time":${String(finiteOrNow(clock()))}` }),
   };

@@ -13,8 +13,9 @@ const POSTERN_ERROR = Symbol.for('postern.error');
 const LOGGER_ERROR = Symbol.for('postern.logger.error');
 
 /**
- * The one error class of @postern/logger. Thrown only while a logger is being built (a
- * programming error); logging itself never throws because of our redaction.
+ * The one error class of @postern/logger. Thrown only for a programming error, an invalid option
+ * of `createLogger`, `redactPaths` or `withCorrelation`; logging itself never throws because of
+ * our redaction or line bounds.
  */
 export class LoggerError extends Error {
   /** Marks every Postern error, across duplicate copies of a package. */
