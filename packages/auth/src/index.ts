@@ -31,11 +31,13 @@ export type { PasswordPolicy, PasswordPolicyOptions } from './password-policy.js
 export { normalizeEmail } from './email.js';
 export { MemoryAuthStore } from './memory-store.js';
 export type {
+  AttemptReservation,
   AuthStore,
   ConsumeResult,
   FailureRecord,
   NewSession,
   OneTimePurpose,
+  ReservedAttempt,
   RotateInput,
   RotateResult,
   SessionRecord,

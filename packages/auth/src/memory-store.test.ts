@@ -2,9 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { MemoryAuthStore } from './memory-store.js';
 import { runAuthStoreContract } from './testing.js';
 
-runAuthStoreContract('MemoryAuthStore', () => new MemoryAuthStore());
+runAuthStoreContract('MemoryAuthStore', () => new MemoryAuthStore(), {
+  graceWindowClock: 'caller',
+});
 
 describe('MemoryAuthStore', () => {
+  it('implements the optional reserveAttempt and settleAttempt, so the contract suite checks them', () => {
+    const store = new MemoryAuthStore();
+    expect(typeof store.reserveAttempt).toBe('function');
+    expect(typeof store.settleAttempt).toBe('function');
+  });
+
   it('hands out copies, so callers cannot change stored records', async () => {
     const store = new MemoryAuthStore();
     await store.createUser({

@@ -1,9 +1,11 @@
 import type {
+  AttemptReservation,
   AuthStore,
   ConsumeResult,
   FailureRecord,
   NewSession,
   OneTimePurpose,
+  ReservedAttempt,
   RotateInput,
   RotateResult,
   SessionRecord,
@@ -20,14 +22,18 @@ interface SessionEntry {
 /**
  * An `AuthStore` in process memory: for tests, development and single-process apps. Every
  * method completes synchronously inside one call, so compare-and-swap is atomic. State is lost
- * on restart and is not shared between processes: use `RedisAuthStore` for that.
+ * on restart and is not shared between processes: use `RedisAuthStore` for that. The refresh grace
+ * window is measured on the `now` each call passes (the service's injectable clock).
  */
 export class MemoryAuthStore implements AuthStore {
   readonly #users = new Map<string, UserRecord>();
   readonly #emails = new Map<string, string>();
   readonly #sessions = new Map<string, SessionEntry>();
   readonly #userSessions = new Map<string, Set<string>>();
-  readonly #failures = new Map<string, FailureRecord & { expiresAt: number }>();
+  readonly #failures = new Map<
+    string,
+    FailureRecord & { expiresAt: number; inFlight?: Map<string, number> }
+  >();
   readonly #oneTime = new Map<string, { tokenHash: string; expiresAt: number }>();
   readonly #cooldowns = new Map<string, number>();
   readonly #maxEntries: number;
@@ -129,8 +135,9 @@ export class MemoryAuthStore implements AuthStore {
     const known = session.tokenHash === input.presentedHash || entry.spent.has(input.presentedHash);
     if (!known) return Promise.resolve({ status: 'invalid' });
     if (input.now >= session.idleExpiresAt || input.now >= session.absoluteExpiresAt) {
+      // As if already evicted, which is what RedisAuthStore's native expiry has usually done.
       this.#removeSession(session.userId, session.id);
-      return Promise.resolve({ status: 'expired', userId: session.userId });
+      return Promise.resolve({ status: 'invalid' });
     }
     if (session.tokenHash === input.presentedHash) {
       entry.spent.add(session.tokenHash);
@@ -197,12 +204,13 @@ export class MemoryAuthStore implements AuthStore {
     const current = this.#failures.get(key);
     const count =
       current !== undefined && now - current.lastFailureAt < windowMs ? current.count + 1 : 1;
-    if (current === undefined && this.#failures.size >= this.#sweepAt.failures) {
-      for (const [entryKey, entry] of this.#failures)
-        if (now >= entry.expiresAt) this.#failures.delete(entryKey);
-      this.#sweepAt.failures = this.#nextSweep(this.#failures.size);
-    }
-    this.#failures.set(key, { count, lastFailureAt: now, expiresAt: now + windowMs });
+    if (current === undefined) this.#sweepFailures(now);
+    this.#failures.set(key, {
+      count,
+      lastFailureAt: now,
+      expiresAt: now + windowMs,
+      ...(current?.inFlight === undefined ? {} : { inFlight: current.inFlight }),
+    });
     return Promise.resolve({ count, lastFailureAt: now });
   }
 
@@ -215,6 +223,48 @@ export class MemoryAuthStore implements AuthStore {
 
   clearFailures(key: string): Promise<void> {
     this.#failures.delete(key);
+    return Promise.resolve();
+  }
+
+  reserveAttempt(key: string, reservation: AttemptReservation): Promise<ReservedAttempt> {
+    const { id, now, windowMs, abandonAfterMs } = reservation;
+    const current = this.#failures.get(key);
+    if (current === undefined) this.#sweepFailures(now);
+    const inFlight = current?.inFlight ?? new Map<string, number>();
+    for (const [other, at] of inFlight) if (now - at > abandonAfterMs) inFlight.delete(other);
+    const running = current !== undefined && now - current.lastFailureAt < windowMs;
+    const others = inFlight.size;
+    // A counter that is not running starts again from the attempts still in flight.
+    const count = (running ? current.count : others) + 1;
+    const lastFailureAt = running ? current.lastFailureAt : now;
+    inFlight.set(id, now);
+    this.#failures.set(key, {
+      count,
+      lastFailureAt,
+      expiresAt: Math.max(current?.expiresAt ?? 0, now + windowMs),
+      inFlight,
+    });
+    return Promise.resolve({ count, lastFailureAt, inFlight: others });
+  }
+
+  settleAttempt(key: string, reservation: AttemptReservation, failed: boolean): Promise<void> {
+    const { id, now, windowMs } = reservation;
+    const current = this.#failures.get(key);
+    const held = current?.inFlight?.delete(id) ?? false;
+    const gone =
+      current === undefined ||
+      (now - current.lastFailureAt >= windowMs && (current.inFlight?.size ?? 0) === 0);
+    if (failed) {
+      if (current === undefined || gone)
+        this.#failures.set(key, { count: 1, lastFailureAt: now, expiresAt: now + windowMs });
+      else {
+        current.lastFailureAt = Math.max(current.lastFailureAt, now);
+        current.expiresAt = Math.max(current.expiresAt, now + windowMs);
+      }
+    } else if (held && current !== undefined) {
+      current.count -= 1;
+      if (current.count <= 0) this.#failures.delete(key);
+    }
     return Promise.resolve();
   }
 
@@ -265,6 +315,13 @@ export class MemoryAuthStore implements AuthStore {
       cooldowns: this.#cooldowns.size,
       sessions: this.#sessions.size,
     };
+  }
+
+  #sweepFailures(now: number): void {
+    if (this.#failures.size < this.#sweepAt.failures) return;
+    for (const [entryKey, entry] of this.#failures)
+      if (now >= entry.expiresAt) this.#failures.delete(entryKey);
+    this.#sweepAt.failures = this.#nextSweep(this.#failures.size);
   }
 
   #nextSweep(liveEntries: number): number {

@@ -7,14 +7,18 @@ import consumeTokenLua from './lua/consume-token-1.lua';
 import cooldownLua from './lua/cooldown-1.lua';
 import deleteIfEqualLua from './lua/delete-if-equal-1.lua';
 import recordFailureLua from './lua/record-failure-1.lua';
+import reserveAttemptLua from './lua/reserve-attempt-1.lua';
 import rotateRefreshLua from './lua/rotate-refresh-2.lua';
+import settleAttemptLua from './lua/settle-attempt-1.lua';
 import updateUserLua from './lua/update-user-2.lua';
 import type {
+  AttemptReservation,
   AuthStore,
   ConsumeResult,
   FailureRecord,
   NewSession,
   OneTimePurpose,
+  ReservedAttempt,
   RotateInput,
   RotateResult,
   SessionRecord,
@@ -32,8 +36,11 @@ export interface RedisAuthStoreOptions {
 
 // Versioned command names: two versions of this package on one Redis never run each other's scripts.
 const SCRIPTS = {
-  posternAuthV1RotateRefresh: { numberOfKeys: 2, lua: rotateRefreshLua },
+  // V2: measures the grace window on Redis TIME; answers an expired session like a missing one.
+  posternAuthV2RotateRefresh: { numberOfKeys: 2, lua: rotateRefreshLua },
   posternAuthV1RecordFailure: { numberOfKeys: 1, lua: recordFailureLua },
+  posternAuthV1ReserveAttempt: { numberOfKeys: 1, lua: reserveAttemptLua },
+  posternAuthV1SettleAttempt: { numberOfKeys: 1, lua: settleAttemptLua },
   posternAuthV1ConsumeToken: { numberOfKeys: 1, lua: consumeTokenLua },
   posternAuthV1Cooldown: { numberOfKeys: 1, lua: cooldownLua },
   // V2: takes an expected password hash first (compare-and-swap for rehashing at login).
@@ -48,7 +55,8 @@ type Scripted = Record<ScriptName, (...args: Array<string | number>) => Promise<
  * An `AuthStore` on Redis (ioredis 5 or 6, single node or Cluster). Each compare-and-swap is one
  * Lua script on one key slot: a session and its spent-token set share the `{sessionId}` hash tag,
  * a user and its session index share `{userId}`. Records carry native expiry, so dead sessions,
- * counters, cooldowns and tokens leave Redis on their own.
+ * counters, cooldowns and tokens leave Redis on their own. The refresh grace window is measured on
+ * Redis's clock (`TIME`), not the callers', so processes with skewed clocks agree on it.
  */
 export class RedisAuthStore implements AuthStore {
   readonly #redis: Redis | Cluster;
@@ -169,7 +177,7 @@ export class RedisAuthStore implements AuthStore {
 
   async rotateRefreshToken(input: RotateInput): Promise<RotateResult> {
     const key = this.#sessionKey(input.sessionId);
-    const reply = (await this.#scripts.posternAuthV1RotateRefresh(
+    const reply = (await this.#scripts.posternAuthV2RotateRefresh(
       key,
       `${key}:spent`,
       input.presentedHash,
@@ -192,7 +200,8 @@ export class RedisAuthStore implements AuthStore {
     if (status === 3 || status === 4) {
       const userId = String(reply[1]);
       await this.#redis.srem(this.#userSessionsKey(userId), input.sessionId);
-      return { status: status === 3 ? 'reused' : 'expired', userId };
+      // Expired (4) answers like a session Redis has already evicted: invalid either way.
+      return status === 3 ? { status: 'reused', userId } : { status: 'invalid' };
     }
     return { status: 'invalid' };
   }
@@ -265,6 +274,35 @@ export class RedisAuthStore implements AuthStore {
 
   async clearFailures(key: string): Promise<void> {
     await this.#redis.del(this.#failureKey(key));
+  }
+
+  async reserveAttempt(key: string, reservation: AttemptReservation): Promise<ReservedAttempt> {
+    const reply = (await this.#scripts.posternAuthV1ReserveAttempt(
+      this.#failureKey(key),
+      reservation.id,
+      String(reservation.now),
+      String(reservation.windowMs),
+      String(reservation.abandonAfterMs),
+    )) as number[];
+    return {
+      count: Number(reply[0]),
+      lastFailureAt: Number(reply[1]),
+      inFlight: Number(reply[2]),
+    };
+  }
+
+  async settleAttempt(
+    key: string,
+    reservation: AttemptReservation,
+    failed: boolean,
+  ): Promise<void> {
+    await this.#scripts.posternAuthV1SettleAttempt(
+      this.#failureKey(key),
+      reservation.id,
+      failed ? '1' : '0',
+      String(reservation.now),
+      String(reservation.windowMs),
+    );
   }
 
   async putOneTimeToken(

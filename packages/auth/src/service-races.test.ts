@@ -2,6 +2,7 @@
 // type from JSON bodies, and MemoryAuthStore's bounds.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { sha256 } from './crypto.js';
 import { AuthError, type AuthErrorCode } from './errors.js';
 import { GatedHasher } from '../test/gated-hasher.js';
 import { Argon2Hasher, type Hasher } from './hasher.js';
@@ -69,6 +70,127 @@ describe('lockout under concurrency', () => {
     expect(results.filter((code) => code === 'ACCOUNT_LOCKED')).toHaveLength(40 - guesses);
   });
 
+  it('does not let a burst of concurrent guesses from one IP bypass the per-IP limit', async () => {
+    const lockout = {
+      ipFreeAttempts: 3,
+      ipLockAfter: 5,
+      baseDelayMs: 60_000,
+      maxDelayMs: 60_000,
+    } as const;
+    const { service, hasher } = setup({ lockout });
+    const before = hasher.calls.filter((call) => call === 'verify').length;
+    // A different address each time (credential stuffing), so only the IP counter can stop it.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        outcome(
+          service.login({
+            email: `stuffed-${index}@example.test`,
+            password: 'wrong password!!',
+            ip: '203.0.113.50',
+          }),
+        ),
+      ),
+    );
+    const guesses = hasher.calls.filter((call) => call === 'verify').length - before;
+    expect(guesses).toBeLessThanOrEqual(3);
+    expect(results.filter((code) => code === 'INVALID_CREDENTIALS')).toHaveLength(guesses);
+    expect(results.filter((code) => code === 'ACCOUNT_LOCKED')).toHaveLength(40 - guesses);
+    expect(
+      await outcome(
+        service.login({
+          email: 'late@example.test',
+          password: 'wrong password!!',
+          ip: '203.0.113.50',
+        }),
+      ),
+    ).toBe('ACCOUNT_LOCKED');
+    expect(
+      await outcome(
+        service.login({
+          email: 'late@example.test',
+          password: 'wrong password!!',
+          ip: '203.0.113.51',
+        }),
+      ),
+    ).toBe('INVALID_CREDENTIALS');
+  });
+
+  it('past the free attempts, lets one attempt from an IP be in flight at a time, even when they arrive one by one', async () => {
+    const { service, hasher, clock } = setup({
+      lockout: { ipFreeAttempts: 2, ipLockAfter: 10, baseDelayMs: 1_000, maxDelayMs: 1_000 },
+    });
+    await service.register({ email: 'paced@example.test', password: PASSWORD });
+    const ip = '203.0.113.90';
+    const guess = (label: string) =>
+      outcome(service.login({ email: `${label}@example.test`, password: 'wrong password!!', ip }));
+    expect(await guess('paced-1')).toBe('INVALID_CREDENTIALS');
+    expect(await guess('paced-2')).toBe('INVALID_CREDENTIALS');
+    clock.advance(1_000);
+    const held = hasher.holdNext('verify');
+    const first = guess('paced-3');
+    await held.reached;
+    // It arrives after the first was counted and the delay has run: only the attempt in flight stops it.
+    expect(await guess('paced-4')).toBe('ACCOUNT_LOCKED');
+    held.release();
+    expect(await first).toBe('INVALID_CREDENTIALS');
+    // That failure starts the next delay.
+    expect(await guess('paced-5')).toBe('ACCOUNT_LOCKED');
+    clock.advance(1_000);
+    expect(
+      await outcome(service.login({ email: 'paced@example.test', password: PASSWORD, ip })),
+    ).toBe('resolved');
+    // The right password did not restart the delay: the next guess is verified at once.
+    expect(await guess('paced-6')).toBe('INVALID_CREDENTIALS');
+  });
+
+  it('never charges an account for the attempts the per-IP limit refused', async () => {
+    const { service, store } = setup({
+      lockout: { ipFreeAttempts: 3, ipLockAfter: 5, freeAttempts: 5, lockAfter: 10 },
+    });
+    await service.register({ email: 'victim@example.test', password: PASSWORD });
+    await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        outcome(
+          service.login({
+            email: 'victim@example.test',
+            password: `wrong guess number ${index}`,
+            ip: '203.0.113.66',
+          }),
+        ),
+      ),
+    );
+    const account = await store.getFailures(
+      `account:${sha256('victim@example.test')}`,
+      START,
+      3_600_000,
+    );
+    expect(account?.count).toBe(3);
+    expect(
+      await outcome(
+        service.login({ email: 'victim@example.test', password: PASSWORD, ip: '192.0.2.66' }),
+      ),
+    ).toBe('resolved');
+  });
+
+  it('takes back the per-IP reservation of a right password, so successes never use up an IP', async () => {
+    const { service } = setup({ lockout: { ipFreeAttempts: 2, ipLockAfter: 4 } });
+    await service.register({ email: 'office@example.test', password: PASSWORD });
+    const ip = '198.51.100.77';
+    for (let index = 0; index < 10; index += 1)
+      expect(
+        await outcome(service.login({ email: 'office@example.test', password: PASSWORD, ip })),
+      ).toBe('resolved');
+    for (let index = 0; index < 2; index += 1)
+      expect(
+        await outcome(
+          service.login({ email: `typo-${index}@example.test`, password: 'wrong password!!', ip }),
+        ),
+      ).toBe('INVALID_CREDENTIALS');
+    expect(
+      await outcome(service.login({ email: 'office@example.test', password: PASSWORD, ip })),
+    ).toBe('ACCOUNT_LOCKED');
+  });
+
   it('does not let concurrent changePassword calls bypass the lockout either', async () => {
     const { service, hasher } = setup({
       lockout: { freeAttempts: 2, lockAfter: 4, baseDelayMs: 60_000, maxDelayMs: 60_000 },
@@ -113,6 +235,36 @@ describe('lockout under concurrency', () => {
       expect(
         await outcome(service.login({ email: 'unverified@example.test', password: PASSWORD })),
       ).toBe('EMAIL_NOT_VERIFIED');
+  });
+});
+
+describe('a store without the optional reserveAttempt and settleAttempt', () => {
+  it('still works: the IP is counted after hashing, on failures only, as before', async () => {
+    const store = new MemoryAuthStore();
+    // A custom store written before reserveAttempt and settleAttempt existed.
+    Object.defineProperty(store, 'reserveAttempt', { value: undefined });
+    Object.defineProperty(store, 'settleAttempt', { value: undefined });
+    const { service } = setup({ store, lockout: { ipFreeAttempts: 2, ipLockAfter: 4 } });
+    await service.register({ email: 'legacy@example.test', password: PASSWORD });
+    const ip = '192.0.2.200';
+    for (let index = 0; index < 5; index += 1)
+      expect(
+        await outcome(service.login({ email: 'legacy@example.test', password: PASSWORD, ip })),
+      ).toBe('resolved');
+    expect(await store.getFailures(`ip:${ip}`, START, 3_600_000)).toBeNull();
+    for (let index = 0; index < 2; index += 1)
+      expect(
+        await outcome(
+          service.login({
+            email: `legacy-${index}@example.test`,
+            password: 'wrong password!!',
+            ip,
+          }),
+        ),
+      ).toBe('INVALID_CREDENTIALS');
+    expect(
+      await outcome(service.login({ email: 'legacy@example.test', password: PASSWORD, ip })),
+    ).toBe('ACCOUNT_LOCKED');
   });
 });
 

@@ -7,6 +7,7 @@ import { MemoryAuthStore } from './memory-store.js';
 import { AuthService, type AuthServiceOptions } from './service.js';
 import type { AuthStore } from './store.js';
 import type { AccessTokenKey } from './tokens.js';
+import { expectDeadSessionAnswers } from '../test/dead-session.js';
 
 const PASSWORD = 'correct horse battery staple 42';
 const START = 1_800_000_000_000;
@@ -430,12 +431,13 @@ describe('AuthService refresh tokens', () => {
     expect((await service.refresh(successor!)).sessionId).toBe(pair.sessionId);
   });
 
-  it('enforces the idle timeout and the absolute lifetime', async () => {
+  it('enforces the idle timeout and the absolute lifetime; a dead session answers like an unknown one', async () => {
     const idle = await loggedIn({
       sessions: { idleTimeoutMs: 60_000, absoluteTimeoutMs: 150_000 },
     });
     idle.clock.advance(60_000);
-    await rejects(idle.service.refresh(idle.pair.refreshToken), 'TOKEN_EXPIRED');
+    const expired = await rejects(idle.service.refresh(idle.pair.refreshToken), 'TOKEN_INVALID');
+    expect(expired.field).toBe('refresh');
 
     const absolute = await loggedIn({
       sessions: { idleTimeoutMs: 60_000, absoluteTimeoutMs: 150_000 },
@@ -447,7 +449,17 @@ describe('AuthService refresh tokens', () => {
       token = next.refreshToken;
     }
     absolute.clock.advance(32_000);
-    await rejects(absolute.service.refresh(token), 'TOKEN_EXPIRED');
+    await rejects(absolute.service.refresh(token), 'TOKEN_INVALID');
+  });
+
+  it('answers a dead session the same on every path (refresh, logout, revoke, checkSession)', async () => {
+    const { service, clock } = setup({ sessions: { idleTimeoutMs: 60_000 } });
+    const { userId, email } = await verifiedUser(service);
+    const pairs = [];
+    for (let index = 0; index < 4; index += 1)
+      pairs.push(await service.login({ email, password: PASSWORD }));
+    clock.advance(60_000);
+    await expectDeadSessionAnswers(service, userId, pairs);
   });
 
   it('refuses malformed, oversized and forged tokens without touching the session', async () => {

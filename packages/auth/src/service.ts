@@ -11,7 +11,13 @@ import {
   type PasswordPolicy,
   type PasswordPolicyOptions,
 } from './password-policy.js';
-import type { AuthStore, FailureRecord, OneTimePurpose, SessionRecord } from './store.js';
+import type {
+  AttemptReservation,
+  AuthStore,
+  FailureRecord,
+  OneTimePurpose,
+  SessionRecord,
+} from './store.js';
 import { AccessTokens, type AccessTokenClaims, type AccessTokenOptions } from './tokens.js';
 
 /** A source of time. */
@@ -141,6 +147,23 @@ export interface ChangePasswordInput {
   /** The session to keep (the caller's own); every other session is revoked. Default: none kept. */
   keepSessionId?: string;
 }
+
+/** The failure counters an attempt is throttled by. */
+interface ThrottleKeys {
+  account: string;
+  ip: string | undefined;
+}
+
+/** What `#reserveAttempt` counted before hashing. */
+interface Reservation {
+  /** The account's counter, this attempt included. */
+  account: FailureRecord;
+  /** The attempt's reservation on its IP's counter, settled after hashing; none without an IP or store support. */
+  ip: AttemptReservation | undefined;
+}
+
+/** An attempt unsettled this long is taken as lost with its process (it stays counted), in ms. */
+const ATTEMPT_ABANDON_MS = 60_000;
 
 const REFRESH_TOKEN = /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
 const ONE_TIME_TOKEN = /^([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
@@ -305,7 +328,7 @@ export class AuthService {
       throw new AuthError('INVALID_CREDENTIALS', 'email or password is incorrect');
     }
     // The attempt was counted before hashing; the right password takes it back.
-    await this.#store.clearFailures(keys.account);
+    await this.#release(keys, attempt);
     if (this.#requireVerifiedEmail && !user.emailVerified) {
       throw new AuthError('EMAIL_NOT_VERIFIED', 'email address is not verified yet');
     }
@@ -403,9 +426,8 @@ export class AuthService {
           'refresh token was already used; the session is revoked',
         );
       }
-      case 'expired':
-        throw new AuthError('TOKEN_EXPIRED', 'session expired');
       default:
+        // Unknown, forged, or an expired session: one answer whatever the store still holds.
         throw new AuthError('TOKEN_INVALID', 'refresh token is invalid', { field: 'refresh' });
     }
   }
@@ -488,16 +510,13 @@ export class AuthService {
 
   /** Ends one session of a user (e.g. "sign out that device"); resolves false if it was not theirs or not alive. */
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    const session = await this.#store.getSession(sessionId);
     const deleted = await this.#store.deleteSession(userId, sessionId);
-    if (deleted)
-      this.#emit({
-        type: 'session_revoked',
-        at: this.#clock.now(),
-        userId,
-        sessionId,
-        reason: 'revoked',
-      });
-    return deleted;
+    const now = this.#clock.now();
+    // A dead session is no session, whether the store still holds it or has already evicted it.
+    if (!deleted || session === null || isDead(session, now)) return false;
+    this.#emit({ type: 'session_revoked', at: now, userId, sessionId, reason: 'revoked' });
+    return true;
   }
 
   /** Changes a password after checking the current one (throttled like login); revokes every other session and any reset token. */
@@ -522,7 +541,7 @@ export class AuthService {
         await this.#fail(keys, attempt, now, user?.id, 'wrong_password', requestContext);
       throw new AuthError('INVALID_CREDENTIALS', 'current password is incorrect');
     }
-    await this.#store.clearFailures(keys.account);
+    await this.#release(keys, attempt);
     await this.#setPassword(
       user.id,
       user.email,
@@ -704,22 +723,19 @@ export class AuthService {
     };
   }
 
-  #throttleKeys(
-    email: string,
-    context: RequestContext,
-  ): { account: string; ip: string | undefined } {
+  #throttleKeys(email: string, context: RequestContext): ThrottleKeys {
     return {
       account: `account:${sha256(email)}`,
       ip: context.ip === undefined ? undefined : `ip:${context.ip}`,
     };
   }
 
-  /** Throws `ACCOUNT_LOCKED` while the account's or the IP's delay or lock runs. */
+  /** Throws `ACCOUNT_LOCKED` while the account's or the IP's delay or lock runs; returns both counters read. */
   async #throttle(
-    keys: { account: string; ip: string | undefined },
+    keys: ThrottleKeys,
     now: number,
     context: RequestContext,
-  ): Promise<FailureRecord | null> {
+  ): Promise<{ account: FailureRecord | null; ip: FailureRecord | null }> {
     const { windowMs } = this.#lockout;
     const [account, ip] = await Promise.all([
       this.#store.getFailures(keys.account, now, windowMs),
@@ -737,45 +753,104 @@ export class AuthService {
         retryAfterMs: blockedUntil - now,
       });
     }
-    return account;
+    return { account, ip };
   }
 
   /**
-   * Checks the throttle, then counts this attempt on the account before any hashing (the count is
-   * atomic in the store), so concurrent guesses cannot all pass one check: past the free attempts,
-   * an attempt whose count is not the one right after the count it checked lost a race and waits.
-   * The right password clears the counter again.
+   * Checks the throttle, then counts this attempt on its IP and on the account before any hashing,
+   * so concurrent guesses cannot all pass one check. The IP goes first and is decided on the
+   * store's atomic answer alone (`#reserveIp`). On the account, past the free attempts, an attempt
+   * whose count is not the one right after the count it checked lost a race and waits. The right
+   * password takes both back (`#release`).
    */
   async #reserveAttempt(
-    keys: { account: string; ip: string | undefined },
+    keys: ThrottleKeys,
     now: number,
     context: RequestContext,
-  ): Promise<FailureRecord> {
+  ): Promise<Reservation> {
     const observed = await this.#throttle(keys, now, context);
-    const attempt = await this.#store.recordFailure(keys.account, now, this.#lockout.windowMs);
-    if (
-      attempt.count > this.#lockout.freeAttempts &&
-      attempt.count !== (observed?.count ?? 0) + 1
-    ) {
-      this.#emit({ type: 'login_blocked', at: now, ...context });
-      throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', {
-        retryAfterMs: Math.max(1, this.#blockedUntil(attempt, 'account') - now),
-      });
+    // The IP first: an attempt its limit refuses is then never charged to the account it aimed at.
+    const ip = await this.#reserveIp(keys, now, context);
+    try {
+      const account = await this.#store.recordFailure(keys.account, now, this.#lockout.windowMs);
+      const free = this.#lockout.freeAttempts;
+      if (account.count > free && account.count !== (observed.account?.count ?? 0) + 1)
+        this.#refuse(Math.max(1, this.#blockedUntil(account, 'account') - now), now, context);
+      return { account, ip };
+    } catch (error) {
+      // Nothing was verified: the IP's reservation is given back.
+      if (ip !== undefined && keys.ip !== undefined)
+        await this.#store.settleAttempt?.(keys.ip, ip, false);
+      throw error;
     }
-    return attempt;
   }
 
-  /** Records a failed attempt: the account count was taken by `#reserveAttempt`; the IP's is counted now. */
+  /**
+   * Counts the attempt on its IP (`reserveAttempt`, one atomic step) and decides on what that step
+   * saw: within the free attempts it goes on; past them, only when no other attempt from the IP is
+   * in flight and the delay since its latest failure has run, so one guess per delay is verified
+   * however many arrive at once. A refused attempt is given back at once. Undefined when there is
+   * no IP, or the store cannot reserve (then the IP is counted after hashing, on failure only).
+   */
+  async #reserveIp(
+    keys: ThrottleKeys,
+    now: number,
+    context: RequestContext,
+  ): Promise<AttemptReservation | undefined> {
+    const store = this.#store;
+    if (
+      keys.ip === undefined ||
+      store.reserveAttempt === undefined ||
+      store.settleAttempt === undefined
+    )
+      return undefined;
+    const reservation: AttemptReservation = {
+      id: randomToken(12),
+      now,
+      windowMs: this.#lockout.windowMs,
+      abandonAfterMs: ATTEMPT_ABANDON_MS,
+    };
+    const seen = await store.reserveAttempt(keys.ip, reservation);
+    const before = { count: seen.count - 1, lastFailureAt: seen.lastFailureAt };
+    if (before.count < this.#lockout.ipFreeAttempts) return reservation;
+    const blockedUntil = this.#blockedUntil(before, 'ip');
+    if (seen.inFlight === 0 && blockedUntil <= now) return reservation;
+    await store.settleAttempt(keys.ip, reservation, false);
+    this.#refuse(Math.max(1, blockedUntil - now), now, context);
+  }
+
+  #refuse(retryAfterMs: number, now: number, context: RequestContext): never {
+    this.#emit({ type: 'login_blocked', at: now, ...context });
+    throw new AuthError('ACCOUNT_LOCKED', 'too many failed attempts; try again later', {
+      retryAfterMs,
+    });
+  }
+
+  /** The password was right: clears the account's counter and gives back the IP's reservation. */
+  async #release(keys: ThrottleKeys, reservation: Reservation): Promise<void> {
+    await Promise.all([
+      this.#store.clearFailures(keys.account),
+      reservation.ip !== undefined && keys.ip !== undefined
+        ? this.#store.settleAttempt?.(keys.ip, reservation.ip, false)
+        : undefined,
+    ]);
+  }
+
+  /** Records a failed attempt: `#reserveAttempt` counted it; the IP's failure is settled (or, without reservations, counted) now. */
   async #fail(
-    keys: { account: string; ip: string | undefined },
-    account: FailureRecord,
+    keys: ThrottleKeys,
+    reservation: Reservation,
     now: number,
     userId: string | undefined,
     reason: string,
     context: RequestContext,
   ): Promise<void> {
-    if (keys.ip !== undefined)
-      await this.#store.recordFailure(keys.ip, now, this.#lockout.windowMs);
+    if (keys.ip !== undefined) {
+      if (reservation.ip === undefined)
+        await this.#store.recordFailure(keys.ip, now, this.#lockout.windowMs);
+      else await this.#store.settleAttempt?.(keys.ip, reservation.ip, true);
+    }
+    const { account } = reservation;
     const who = userId === undefined ? {} : { userId };
     this.#emit({ type: 'login_failed', at: now, ...who, reason, count: account.count, ...context });
     if (account.count === this.#lockout.lockAfter)

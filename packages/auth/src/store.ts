@@ -68,9 +68,17 @@ export interface RotateInput {
   nextHash: string;
   /** The successor, sealed with a key derived from the presented token. */
   nextSealed: string;
-  /** Epoch ms. */
+  /**
+   * Epoch ms, on the caller's clock: compared with the session's expiries and recorded as
+   * `rotatedAt` and `lastUsedAt`.
+   */
   now: number;
-  /** How long the parent of the live token stays acceptable after a rotation, in ms. */
+  /**
+   * How long the parent of the live token stays acceptable after a rotation, in ms. A store shared
+   * by several processes measures it on a clock of its own (`RedisAuthStore`: Redis `TIME`), so
+   * processes whose clocks disagree by more than the window still agree on it; a store used by one
+   * process may measure it on `now` (`MemoryAuthStore`, whose tests inject the clock).
+   */
   graceMs: number;
   /** The new idle expiry (epoch ms) if the rotation happens; capped by the absolute expiry. */
   idleExpiresAt: number;
@@ -83,21 +91,43 @@ export interface RotateInput {
  *   the grace window; nothing changed; `successorSealed` is the live token, sealed.
  * - `reused`: the presented token was spent earlier (or is the parent outside the window):
  *   the session is deleted (the whole family is revoked).
- * - `expired`: the session exists but its idle or absolute expiry passed; it is deleted.
- * - `invalid`: no such session, or the hash belongs to none of its tokens.
+ * - `invalid`: no such session, the hash belongs to none of its tokens, or the session's idle or
+ *   absolute expiry has passed at `now` (the session is then deleted). An expired session answers
+ *   exactly like a missing one, so the answer never depends on whether a store with native expiry
+ *   has evicted the record yet.
+ * - `expired`: deprecated, never returned by the shipped stores; `AuthService` treats it as `invalid`.
  */
 export type RotateResult =
   | { status: 'rotated'; session: SessionRecord }
   | { status: 'grace'; session: SessionRecord; successorSealed: string }
   | { status: 'reused'; userId: string }
-  | { status: 'expired'; userId: string }
-  | { status: 'invalid' };
+  | { status: 'invalid' }
+  /** @deprecated An expired session is `invalid`; kept so older custom stores still compile. */
+  | { status: 'expired'; userId: string };
 
 /** A failure counter (per account or per IP). */
 export interface FailureRecord {
   count: number;
-  /** Epoch ms of the latest failure. */
+  /** Epoch ms of the latest failure (for a counter `reserveAttempt` started, of its start until then). */
   lastFailureAt: number;
+}
+
+/** An attempt counted before it is checked and hashed; see `AuthStore.reserveAttempt`. */
+export interface AttemptReservation {
+  /** Unique per attempt (random), so settling one never settles another. */
+  id: string;
+  /** Epoch ms, on the caller's clock. */
+  now: number;
+  /** A counter whose latest failure is older than this starts again, in ms. */
+  windowMs: number;
+  /** A reservation unsettled for this long is taken as lost with its process, in ms. */
+  abandonAfterMs: number;
+}
+
+/** What `reserveAttempt` saw, atomically with counting the attempt. */
+export interface ReservedAttempt extends FailureRecord {
+  /** Other attempts of the same key still in flight (reserved, not settled, not abandoned). */
+  inFlight: number;
 }
 
 /** What a single-use token is for. */
@@ -109,8 +139,9 @@ export type ConsumeResult = 'ok' | 'invalid' | 'expired';
 /**
  * Where @postern/auth keeps users, sessions, counters and single-use tokens. Every method that
  * compares and changes must do so atomically: two processes sharing the store must never both win.
- * Times are passed in (epoch ms) so stores never read a clock of their own; a store may also set
- * native expiry (Redis PEXPIRE) so dead records disappear. Run `runAuthStoreContract` from
+ * Times are passed in (epoch ms); the one exception is the refresh grace window, which a shared
+ * store should measure on its own clock (see `RotateInput.graceMs`). A store may also set native
+ * expiry (Redis PEXPIRE) so dead records disappear. Run `runAuthStoreContract` from
  * `@postern/auth/testing` against any implementation.
  */
 export interface AuthStore {
@@ -134,8 +165,31 @@ export interface AuthStore {
   /** Deletes every session of a user except `exceptSessionId`; resolves how many were deleted. */
   deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number>;
 
-  /** Counts one failure; a counter whose latest failure is older than `windowMs` starts again at 1. */
+  /**
+   * Counts one failure; a counter whose latest failure is older than `windowMs` starts again at 1.
+   * `AuthService` calls it to count an account's attempt before hashing, so it must be atomic.
+   */
   recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord>;
+  /**
+   * Optional, together with `settleAttempt`: counts an attempt before it is checked and hashed,
+   * atomically, and answers what `AuthService` needs to decide on it alone: the count with this
+   * attempt in it and how many other attempts are still in flight (reserved, not settled). Unlike
+   * `recordFailure` it leaves `lastFailureAt` alone (only a failure moves it), so a right password
+   * never starts a delay. A counter whose latest failure is older than `windowMs` starts again
+   * from the attempts still in flight. A reservation older than `abandonAfterMs` was lost with its
+   * process: it is no longer in flight, and stays counted. Both shipped stores implement it; a
+   * store without it can only count an IP's failures after hashing, so concurrent attempts from
+   * one IP can pass its limit.
+   */
+  reserveAttempt?(key: string, reservation: AttemptReservation): Promise<ReservedAttempt>;
+  /**
+   * Settles a reservation, atomically: `failed` keeps its count and moves `lastFailureAt` to
+   * `reservation.now` (never backwards); otherwise its count is taken back and a counter left at
+   * zero is deleted. Settling a reservation that is not in flight (settled already, abandoned, or
+   * dropped when its counter started again) changes no count, except that a failure on a counter
+   * that is not running starts a new one at 1.
+   */
+  settleAttempt?(key: string, reservation: AttemptReservation, failed: boolean): Promise<void>;
   /** The counter, or null if none or older than `windowMs`. */
   getFailures(key: string, now: number, windowMs: number): Promise<FailureRecord | null>;
   clearFailures(key: string): Promise<void>;

@@ -8,10 +8,27 @@ import type { AuthStore, NewSession, UserRecord } from './store.js';
 export interface AuthStoreContractOptions {
   /** Called once after the suite, e.g. to delete keys and close clients. */
   teardown?: () => Promise<void> | void;
+  /**
+   * Which clock the store measures the refresh-token grace window on, to also run the tests
+   * specific to it: `'caller'` (the `now` passed in, like `MemoryAuthStore`) or `'store'` (its own
+   * clock, like `RedisAuthStore` with Redis `TIME`, so processes with skewed clocks agree).
+   * Default: neither; only the tests that hold for both run.
+   */
+  graceWindowClock?: 'caller' | 'store';
 }
 
 const NOW = 1_800_000_000_000;
 const HOUR = 3_600_000;
+/** A grace window short enough to wait out for real, for stores that read their own clock. */
+const SHORT_GRACE_MS = 50;
+
+/**
+ * Waits in real time. Only for what no injected clock reaches: a store's own clock (Redis TIME)
+ * and its native expiry.
+ */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
 
 function user(overrides: Partial<UserRecord> = {}): UserRecord {
   const id = randomUUID();
@@ -40,7 +57,7 @@ function session(userId: string, overrides: Partial<NewSession> = {}): NewSessio
 function rotation(
   sessionId: string,
   presentedHash: string,
-  overrides: { now?: number; graceMs?: number } = {},
+  overrides: { now?: number; graceMs?: number; idleExpiresAt?: number } = {},
 ) {
   const nextHash = sha256(randomToken(32));
   const now = overrides.now ?? NOW + 1_000;
@@ -51,7 +68,7 @@ function rotation(
     nextSealed: `sealed-${nextHash}`,
     now,
     graceMs: overrides.graceMs ?? 10_000,
-    idleExpiresAt: now + 14 * 24 * HOUR,
+    idleExpiresAt: overrides.idleExpiresAt ?? now + 14 * 24 * HOUR,
   };
 }
 
@@ -211,8 +228,13 @@ export function runAuthStoreContract(
         await store.createSession(live);
         const first = rotation(live.id, live.tokenHash);
         await store.rotateRefreshToken(first);
+        // Past the window on the caller's clock and, for a store with a clock of its own, on that one too.
+        await sleep(SHORT_GRACE_MS * 3);
         const late = await store.rotateRefreshToken(
-          rotation(live.id, live.tokenHash, { now: first.now + 10_001 }),
+          rotation(live.id, live.tokenHash, {
+            now: first.now + SHORT_GRACE_MS + 1,
+            graceMs: SHORT_GRACE_MS,
+          }),
         );
         expect(late).toEqual({ status: 'reused', userId: live.userId });
         expect(await store.getSession(live.id)).toBeNull();
@@ -220,6 +242,52 @@ export function runAuthStoreContract(
           'invalid',
         );
       });
+
+      if (options.graceWindowClock === 'caller') {
+        it('measures the grace window on the `now` it is given', async () => {
+          const store = await create();
+          const live = session(randomUUID());
+          await store.createSession(live);
+          const first = rotation(live.id, live.tokenHash);
+          await store.rotateRefreshToken(first);
+          const late = await store.rotateRefreshToken(
+            rotation(live.id, live.tokenHash, { now: first.now + 10_001 }),
+          );
+          expect(late).toEqual({ status: 'reused', userId: live.userId });
+        });
+      }
+
+      if (options.graceWindowClock === 'store') {
+        it('measures the grace window on its own clock: a caller whose clock runs ahead still gets the successor', async () => {
+          const store = await create();
+          const live = session(randomUUID());
+          await store.createSession(live);
+          const first = rotation(live.id, live.tokenHash);
+          await store.rotateRefreshToken(first);
+          // Another process, its clock a minute ahead, presents the parent at once.
+          const ahead = await store.rotateRefreshToken(
+            rotation(live.id, live.tokenHash, { now: first.now + 60_000 }),
+          );
+          expect(ahead).toMatchObject({ status: 'grace', successorSealed: first.nextSealed });
+          expect((await store.getSession(live.id))?.tokenHash).toBe(first.nextHash);
+        });
+
+        it('measures the grace window on its own clock: a caller whose clock runs behind cannot stretch it', async () => {
+          const store = await create();
+          const live = session(randomUUID());
+          await store.createSession(live);
+          // Rotated by a process whose clock runs a minute ahead...
+          const first = rotation(live.id, live.tokenHash, { now: NOW + 60_000 });
+          await store.rotateRefreshToken(first);
+          await sleep(SHORT_GRACE_MS * 3);
+          // ...then replayed, after the window, through a process whose clock reads long before it.
+          const replay = await store.rotateRefreshToken(
+            rotation(live.id, live.tokenHash, { now: NOW + 1_000, graceMs: SHORT_GRACE_MS }),
+          );
+          expect(replay).toEqual({ status: 'reused', userId: live.userId });
+          expect(await store.getSession(live.id)).toBeNull();
+        });
+      }
 
       it('revokes the family when an older generation comes back, even inside the window', async () => {
         const store = await create();
@@ -281,14 +349,47 @@ export function runAuthStoreContract(
         expect((await store.getSession(live.id))?.tokenHash).toBe(winners[0]!.nextHash);
       });
 
-      it('expires a session at its idle expiry and deletes it', async () => {
+      it('answers a token of an idle-expired session as invalid, like an unknown one, and deletes it', async () => {
         const store = await create();
         const live = session(randomUUID(), { idleExpiresAt: NOW + HOUR });
         await store.createSession(live);
         expect(
           await store.rotateRefreshToken(rotation(live.id, live.tokenHash, { now: NOW + HOUR })),
-        ).toEqual({ status: 'expired', userId: live.userId });
+        ).toEqual({ status: 'invalid' });
         expect(await store.getSession(live.id)).toBeNull();
+        expect(await store.listSessions(live.userId, NOW)).toEqual([]);
+        // Gone for good: the same token is invalid even on a clock that reads before the expiry.
+        expect(await store.rotateRefreshToken(rotation(live.id, live.tokenHash))).toEqual({
+          status: 'invalid',
+        });
+      });
+
+      it('answers a spent token of an expired session as invalid too, never as reuse or grace', async () => {
+        const store = await create();
+        const live = session(randomUUID(), { idleExpiresAt: NOW + HOUR });
+        await store.createSession(live);
+        const first = rotation(live.id, live.tokenHash, {
+          now: NOW + 1_000,
+          idleExpiresAt: NOW + HOUR,
+        });
+        await store.rotateRefreshToken(first);
+        expect(
+          await store.rotateRefreshToken(rotation(live.id, live.tokenHash, { now: NOW + HOUR })),
+        ).toEqual({ status: 'invalid' });
+        expect(await store.getSession(live.id)).toBeNull();
+      });
+
+      it('answers the same whether or not the store has already evicted the expired session', async () => {
+        const store = await create();
+        // A session of 1 ms: a store with native expiry drops it during the wait, another keeps it.
+        const live = session(randomUUID(), { idleExpiresAt: NOW + 1, absoluteExpiresAt: NOW + 1 });
+        await store.createSession(live);
+        await sleep(20);
+        expect(
+          await store.rotateRefreshToken(rotation(live.id, live.tokenHash, { now: NOW + 1 })),
+        ).toEqual({ status: 'invalid' });
+        expect(await store.getSession(live.id)).toBeNull();
+        expect(await store.listSessions(live.userId, NOW + 1)).toEqual([]);
       });
 
       it('never extends a session past its absolute expiry', async () => {
@@ -302,12 +403,11 @@ export function runAuthStoreContract(
         const result = await store.rotateRefreshToken(first);
         expect(result.status === 'rotated' && result.session.idleExpiresAt).toBe(NOW + 3 * HOUR);
         expect(
-          (
-            await store.rotateRefreshToken(
-              rotation(live.id, first.nextHash, { now: NOW + 3 * HOUR }),
-            )
-          ).status,
-        ).toBe('expired');
+          await store.rotateRefreshToken(
+            rotation(live.id, first.nextHash, { now: NOW + 3 * HOUR }),
+          ),
+        ).toEqual({ status: 'invalid' });
+        expect(await store.getSession(live.id)).toBeNull();
       });
 
       it('lists live sessions oldest first and deletes them by owner', async () => {
@@ -373,6 +473,136 @@ export function runAuthStoreContract(
         const key = `ip:${randomUUID()}`;
         await Promise.all(Array.from({ length: 25 }, () => store.recordFailure(key, NOW, HOUR)));
         expect((await store.getFailures(key, NOW, HOUR))?.count).toBe(25);
+      });
+
+      // reserveAttempt and settleAttempt are optional: without them the per-IP limit is counted
+      // after hashing (see AuthStore). A store with them must pass all of these.
+      const attempts = (store: AuthStore) =>
+        store.reserveAttempt === undefined || store.settleAttempt === undefined
+          ? undefined
+          : {
+              reserve: store.reserveAttempt.bind(store),
+              settle: store.settleAttempt.bind(store),
+            };
+      const reservation = (now: number, id = randomToken(12)) => ({
+        id,
+        now,
+        windowMs: HOUR,
+        abandonAfterMs: 60_000,
+      });
+
+      it('reserves concurrent attempts atomically: each gets its own count and sees the others in flight', async () => {
+        const ops = attempts(await create());
+        if (ops === undefined) return;
+        const key = `ip:${randomUUID()}`;
+        const seen = await Promise.all(
+          Array.from({ length: 30 }, () => ops.reserve(key, reservation(NOW))),
+        );
+        expect(seen.map((entry) => entry.count).sort((a, b) => a - b)).toEqual(
+          Array.from({ length: 30 }, (_, index) => index + 1),
+        );
+        for (const entry of seen) {
+          expect(entry.inFlight).toBe(entry.count - 1);
+          expect(entry.lastFailureAt).toBe(NOW);
+        }
+      });
+
+      it('moves lastFailureAt only for a failure, and takes a success back, deleting a counter at zero', async () => {
+        const store = await create();
+        const ops = attempts(store);
+        if (ops === undefined) return;
+        const key = `ip:${randomUUID()}`;
+        const lone = reservation(NOW);
+        expect(await ops.reserve(key, lone)).toEqual({ count: 1, lastFailureAt: NOW, inFlight: 0 });
+        await ops.settle(key, lone, false);
+        expect(await store.getFailures(key, NOW, HOUR)).toBeNull();
+
+        await store.recordFailure(key, NOW, HOUR);
+        const failing = reservation(NOW + 10);
+        const right = reservation(NOW + 20);
+        expect(await ops.reserve(key, failing)).toEqual({
+          count: 2,
+          lastFailureAt: NOW,
+          inFlight: 0,
+        });
+        expect(await ops.reserve(key, right)).toEqual({
+          count: 3,
+          lastFailureAt: NOW,
+          inFlight: 1,
+        });
+        await ops.settle(key, failing, true);
+        expect(await store.getFailures(key, NOW + 30, HOUR)).toEqual({
+          count: 3,
+          lastFailureAt: NOW + 10,
+        });
+        await ops.settle(key, right, false);
+        expect(await store.getFailures(key, NOW + 30, HOUR)).toEqual({
+          count: 2,
+          lastFailureAt: NOW + 10,
+        });
+        // Settling again, or an id never reserved, changes nothing.
+        await ops.settle(key, right, false);
+        await ops.settle(key, reservation(NOW + 40), false);
+        // A failure settled late never moves lastFailureAt backwards.
+        const late = reservation(NOW + 5);
+        await ops.reserve(key, late);
+        await ops.settle(key, late, true);
+        expect(await store.getFailures(key, NOW + 40, HOUR)).toEqual({
+          count: 3,
+          lastFailureAt: NOW + 10,
+        });
+      });
+
+      it('starts a counter idle for the window again from the attempts still in flight', async () => {
+        const store = await create();
+        const ops = attempts(store);
+        if (ops === undefined) return;
+        const key = `ip:${randomUUID()}`;
+        for (let index = 0; index < 3; index += 1) await store.recordFailure(key, NOW, HOUR);
+        const early = reservation(NOW + HOUR - 1);
+        expect((await ops.reserve(key, early)).count).toBe(4);
+        expect(await ops.reserve(key, reservation(NOW + HOUR))).toEqual({
+          count: 2,
+          lastFailureAt: NOW + HOUR,
+          inFlight: 1,
+        });
+        // A failure on a counter that is gone starts a new one.
+        const other = `ip:${randomUUID()}`;
+        await ops.settle(other, reservation(NOW), true);
+        expect(await store.getFailures(other, NOW, HOUR)).toEqual({ count: 1, lastFailureAt: NOW });
+      });
+
+      it('stops waiting for a reservation lost with its process, and keeps it counted', async () => {
+        const store = await create();
+        const ops = attempts(store);
+        if (ops === undefined) return;
+        const key = `ip:${randomUUID()}`;
+        const lost = reservation(NOW);
+        await ops.reserve(key, lost);
+        expect(await ops.reserve(key, reservation(NOW + 60_000))).toMatchObject({
+          count: 2,
+          inFlight: 1,
+        });
+        const next = reservation(NOW + 60_001);
+        expect(await ops.reserve(key, next)).toMatchObject({ count: 3, inFlight: 1 });
+        // Settling the lost one as a success no longer takes anything back.
+        await ops.settle(key, lost, false);
+        expect((await store.getFailures(key, NOW + 60_001, HOUR))?.count).toBe(3);
+      });
+
+      it('counts concurrent reservations and settlements exactly', async () => {
+        const store = await create();
+        const ops = attempts(store);
+        if (ops === undefined) return;
+        const key = `ip:${randomUUID()}`;
+        const held = Array.from({ length: 10 }, () => reservation(NOW));
+        for (const entry of held) await ops.reserve(key, entry);
+        await Promise.all([
+          ...Array.from({ length: 20 }, () => ops.reserve(key, reservation(NOW))),
+          ...held.slice(0, 6).map((entry) => ops.settle(key, entry, false)),
+          ...held.slice(6).map((entry) => ops.settle(key, entry, true)),
+        ]);
+        expect(await store.getFailures(key, NOW, HOUR)).toEqual({ count: 24, lastFailureAt: NOW });
       });
     });
 

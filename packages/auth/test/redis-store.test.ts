@@ -17,12 +17,20 @@ async function cleanup(): Promise<void> {
   } while (cursor !== '0');
 }
 
-runAuthStoreContract('RedisAuthStore', () => new RedisAuthStore({ redis, prefix }));
+runAuthStoreContract('RedisAuthStore', () => new RedisAuthStore({ redis, prefix }), {
+  graceWindowClock: 'store',
+});
 
 describe('RedisAuthStore specifics', () => {
   afterAll(async () => {
     await cleanup();
     await redis.quit();
+  });
+
+  it('implements the optional reserveAttempt and settleAttempt, so the contract suite checks them', () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    expect(typeof store.reserveAttempt).toBe('function');
+    expect(typeof store.settleAttempt).toBe('function');
   });
 
   it('gives sessions native expiry and keeps emails out of key names', async () => {
@@ -103,9 +111,45 @@ describe('RedisAuthStore specifics', () => {
   it('registers its scripts once per client under versioned names', () => {
     new RedisAuthStore({ redis, prefix });
     new RedisAuthStore({ redis, prefix });
-    expect(typeof (redis as unknown as Record<string, unknown>)['posternAuthV1RotateRefresh']).toBe(
+    expect(typeof (redis as unknown as Record<string, unknown>)['posternAuthV2RotateRefresh']).toBe(
       'function',
     );
+  });
+
+  it('records each rotation on Redis TIME, and falls back to the caller clock for a session an older version rotated', async () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    const now = Date.now();
+    const id = 'FFFFFFFFFFFFFFFFFFFFFF';
+    const rotate = (presentedHash: string, at: number) =>
+      store.rotateRefreshToken({
+        sessionId: id,
+        presentedHash,
+        nextHash: `${presentedHash}-next`,
+        nextSealed: 'sealed',
+        now: at,
+        graceMs: 10_000,
+        idleExpiresAt: at + 60_000,
+      });
+    await store.createSession({
+      id,
+      userId: randomUUID(),
+      tokenHash: 'h0',
+      createdAt: now,
+      idleExpiresAt: now + 4 * 3_600_000,
+      absoluteExpiresAt: now + 8 * 3_600_000,
+    });
+    // The caller's clock is an hour off; the store's own record is not.
+    expect((await rotate('h0', now + 3_600_000)).status).toBe('rotated');
+    const key = `${prefix}session:{${id}}`;
+    const [seconds, micros] = await redis.time();
+    const redisNow = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const recorded = Number(await redis.hget(key, 'storeRotatedAt'));
+    expect(Math.abs(redisNow - recorded)).toBeLessThan(5_000);
+    expect((await store.getSession(id))?.rotatedAt).toBe(now + 3_600_000);
+    // What posternAuthV1RotateRefresh left behind during a rolling upgrade: no storeRotatedAt.
+    await redis.hdel(key, 'storeRotatedAt');
+    expect((await rotate('h0', now + 3_600_000 + 10_000)).status).toBe('grace');
+    expect((await rotate('h0', now + 3_600_000 + 10_001)).status).toBe('reused');
   });
 
   it('treats a user hash without an email index entry as absent for email lookups', async () => {

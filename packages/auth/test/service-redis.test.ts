@@ -10,6 +10,7 @@ import {
   type TokenPair,
 } from '../src/index.js';
 import { RedisAuthStore } from '../src/redis.js';
+import { expectDeadSessionAnswers } from './dead-session.js';
 import { GatedHasher } from './gated-hasher.js';
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
@@ -24,16 +25,29 @@ const key = { kid: 'k1', alg: 'HS256' as const, secret: randomBytes(32) };
 function service(
   redis: Redis,
   events: AuthEvent[] = [],
-  options: { hasher?: GatedHasher; lockout?: AuthServiceOptions['lockout'] } = {},
+  options: Pick<AuthServiceOptions, 'lockout' | 'sessions' | 'clock'> & {
+    hasher?: GatedHasher;
+  } = {},
 ): AuthService {
+  const { hasher, ...rest } = options;
   return new AuthService({
     store: new RedisAuthStore({ redis, prefix }),
-    hasher: options.hasher ?? new Argon2Hasher({ memoryCost: 1024, timeCost: 1 }),
+    hasher: hasher ?? new Argon2Hasher({ memoryCost: 1024, timeCost: 1 }),
     tokens: { issuer: 'https://postern.test', audience: 'api', keys: [key] },
     requireVerifiedEmail: false,
     onEvent: (event) => events.push(event),
-    ...(options.lockout === undefined ? {} : { lockout: options.lockout }),
+    ...rest,
   });
+}
+
+/** A clock that reads the real time shifted by `skewMs`, as on a host whose clock is off. */
+function skewedClock(skewMs: number): { now(): number } {
+  return { now: () => Date.now() + skewMs };
+}
+
+/** Waits in real time: the grace window is measured on Redis's clock, which no test can move. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** A fast Argon2 hasher whose calls a test can hold at a chosen point. */
@@ -86,28 +100,15 @@ describe('AuthService on Redis, two instances', () => {
 
   it('revokes the family on reuse after the window, seen from the other instance at once', async () => {
     const events: AuthEvent[] = [];
-    const clock = {
-      time: Date.now(),
-      now(): number {
-        return this.time;
-      },
-    };
-    const make = (redis: Redis) =>
-      new AuthService({
-        store: new RedisAuthStore({ redis, prefix }),
-        hasher: new Argon2Hasher({ memoryCost: 1024, timeCost: 1 }),
-        tokens: { issuer: 'https://postern.test', audience: 'api', keys: [key] },
-        requireVerifiedEmail: false,
-        clock,
-        onEvent: (event) => events.push(event),
-      });
-    const a = make(redisA);
-    const b = make(redisB);
+    // A short window, waited out for real: Redis decides it on its own clock.
+    const sessions = { reuseGraceMs: 100 };
+    const a = service(redisA, events, { sessions });
+    const b = service(redisB, events, { sessions });
     const email = `${randomUUID()}@example.test`;
     await a.register({ email, password: PASSWORD });
     const pair = await a.login({ email, password: PASSWORD });
     const legit = await a.refresh(pair.refreshToken);
-    clock.time += 10_001;
+    await sleep(300);
     expect(await code(b.refresh(pair.refreshToken))).toBe('TOKEN_REUSED');
     expect(await code(a.refresh(legit.refreshToken))).toBe('TOKEN_INVALID');
     expect(await code(a.verifyAccessToken(legit.accessToken, { checkSession: true }))).toBe(
@@ -203,5 +204,150 @@ describe('AuthService on Redis, two instances: races with hashing', () => {
     await login;
     expect(await code(strong.login({ email, password: NEW_PASSWORD }))).toBe('resolved');
     expect(await code(strong.login({ email, password: PASSWORD }))).toBe('INVALID_CREDENTIALS');
+  });
+});
+
+describe('AuthService on Redis, two instances: clocks skewed by more than the grace window', () => {
+  // Default window (10 s); B's clock runs 30 s ahead of A's.
+  const SKEW_MS = 30_000;
+
+  it('gives the parent the successor on either instance, whichever rotated', async () => {
+    const a = service(redisA, [], { clock: skewedClock(0) });
+    const b = service(redisB, [], { clock: skewedClock(SKEW_MS) });
+    const email = `${randomUUID()}@example.test`;
+    await a.register({ email, password: PASSWORD });
+
+    // A rotates; B, 30 s ahead by its own clock, sees the parent at once: a race, not a theft.
+    const first = await a.login({ email, password: PASSWORD });
+    const rotatedByA = await a.refresh(first.refreshToken);
+    const graceOnB = await b.refresh(first.refreshToken);
+    expect(graceOnB.refreshToken).toBe(rotatedByA.refreshToken);
+
+    // B rotates; A, 30 s behind by its own clock, sees the parent at once.
+    const rotatedByB = await b.refresh(rotatedByA.refreshToken);
+    const graceOnA = await a.refresh(rotatedByA.refreshToken);
+    expect(graceOnA.refreshToken).toBe(rotatedByB.refreshToken);
+    expect((await a.refresh(rotatedByB.refreshToken)).sessionId).toBe(first.sessionId);
+  });
+
+  it('lets one of 50 concurrent refreshes through skewed instances win; all others get the same successor', async () => {
+    const a = service(redisA, [], { clock: skewedClock(0) });
+    const b = service(redisB, [], { clock: skewedClock(SKEW_MS) });
+    const email = `${randomUUID()}@example.test`;
+    await a.register({ email, password: PASSWORD });
+    const pair = await a.login({ email, password: PASSWORD });
+    const results = await Promise.allSettled(
+      Array.from({ length: 50 }, (_, index) =>
+        (index % 2 === 0 ? a : b).refresh(pair.refreshToken),
+      ),
+    );
+    expect(results.filter((result) => result.status === 'rejected')).toEqual([]);
+    const successors = new Set(
+      results.map((result) => (result as PromiseFulfilledResult<TokenPair>).value.refreshToken),
+    );
+    expect(successors.size).toBe(1);
+  });
+
+  it('does not let an instance whose clock runs behind stretch the window for a replay', async () => {
+    const events: AuthEvent[] = [];
+    // A short window so the test can wait it out; B is still far more than the window ahead.
+    const sessions = { reuseGraceMs: 100 };
+    const a = service(redisA, events, { sessions, clock: skewedClock(0) });
+    const b = service(redisB, events, { sessions, clock: skewedClock(SKEW_MS) });
+    const email = `${randomUUID()}@example.test`;
+    await a.register({ email, password: PASSWORD });
+    const pair = await a.login({ email, password: PASSWORD });
+    const legit = await b.refresh(pair.refreshToken);
+    await sleep(300);
+    // On A's clock the rotation is 30 s in the future, so "now - rotatedAt" stays inside any window.
+    expect(await code(a.refresh(pair.refreshToken))).toBe('TOKEN_REUSED');
+    expect(await code(b.refresh(legit.refreshToken))).toBe('TOKEN_INVALID');
+    expect(events.filter((event) => event.type === 'token_reuse')).toHaveLength(1);
+  });
+});
+
+describe('AuthService on Redis: the per-IP limit under concurrency', () => {
+  const lockout = { ipFreeAttempts: 3, ipLockAfter: 5, baseDelayMs: 60_000, maxDelayMs: 60_000 };
+
+  it('does not let concurrent guesses from one IP through two processes bypass the per-IP limit', async () => {
+    const hasherA = gated();
+    const hasherB = gated();
+    const a = service(redisA, [], { hasher: hasherA, lockout });
+    const b = service(redisB, [], { hasher: hasherB, lockout });
+    const ip = `198.51.100.${String(Math.floor(Math.random() * 200) + 1)}:${randomUUID()}`;
+    // A different address each time (credential stuffing), so only the IP counter can stop it.
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, index) =>
+        code(
+          (index % 2 === 0 ? a : b).login({
+            email: `${randomUUID()}@example.test`,
+            password: `wrong guess ${index}`,
+            ip,
+          }),
+        ),
+      ),
+    );
+    const verified = [...hasherA.calls, ...hasherB.calls].filter((call) => call === 'verify');
+    expect(verified.length).toBeLessThanOrEqual(3);
+    expect(results.filter((result) => result === 'INVALID_CREDENTIALS')).toHaveLength(
+      verified.length,
+    );
+    expect(results.filter((result) => result === 'ACCOUNT_LOCKED')).toHaveLength(
+      40 - verified.length,
+    );
+    const late = { email: `${randomUUID()}@example.test`, password: 'wrong guess late' };
+    expect(await code(b.login({ ...late, ip }))).toBe('ACCOUNT_LOCKED');
+    expect(await code(a.login({ ...late, ip: `${ip}:other` }))).toBe('INVALID_CREDENTIALS');
+  });
+
+  it('counts only failures against an IP: right passwords from it, even concurrent ones, give their reservation back', async () => {
+    const a = service(redisA, [], { lockout: { ...lockout, ipFreeAttempts: 5 } });
+    const b = service(redisB, [], { lockout: { ...lockout, ipFreeAttempts: 5 } });
+    const ip = `office-${randomUUID()}`;
+    const emails = Array.from({ length: 3 }, () => `${randomUUID()}@example.test`);
+    for (const email of emails) await a.register({ email, password: PASSWORD });
+    for (let round = 0; round < 5; round += 1) {
+      const results = await Promise.all(
+        emails.map((email, index) =>
+          code((index % 2 === 0 ? a : b).login({ email, password: PASSWORD, ip })),
+        ),
+      );
+      expect(results).toEqual(['resolved', 'resolved', 'resolved']);
+    }
+    const counter = await new RedisAuthStore({ redis: redisA, prefix }).getFailures(
+      `ip:${ip}`,
+      Date.now(),
+      3_600_000,
+    );
+    expect(counter?.count ?? 0).toBe(0);
+  });
+});
+
+describe('AuthService on Redis: a dead session', () => {
+  it('answers like the memory store while Redis still holds the record', async () => {
+    let time = Date.now();
+    const a = service(redisA, [], {
+      sessions: { idleTimeoutMs: 60_000 },
+      clock: { now: () => time },
+    });
+    const email = `${randomUUID()}@example.test`;
+    const { userId } = await a.register({ email, password: PASSWORD });
+    const pairs: TokenPair[] = [];
+    for (let index = 0; index < 4; index += 1)
+      pairs.push(await a.login({ email, password: PASSWORD }));
+    // Dead on the service clock; Redis keeps the keys for their real 60 s.
+    time += 60_000;
+    await expectDeadSessionAnswers(a, userId, pairs);
+  });
+
+  it('answers the same once Redis has evicted the record', async () => {
+    const a = service(redisA, [], { sessions: { idleTimeoutMs: 200 } });
+    const email = `${randomUUID()}@example.test`;
+    const { userId } = await a.register({ email, password: PASSWORD });
+    const pairs: TokenPair[] = [];
+    for (let index = 0; index < 4; index += 1)
+      pairs.push(await a.login({ email, password: PASSWORD }));
+    await sleep(400);
+    await expectDeadSessionAnswers(a, userId, pairs);
   });
 });

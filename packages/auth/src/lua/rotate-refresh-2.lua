@@ -2,14 +2,17 @@
   Rotates a session's refresh token atomically (compare-and-swap), with reuse detection.
 
   KEYS[1]  session hash: userId, createdAt, lastUsedAt, idleExpiresAt, absoluteExpiresAt,
-           generation, tokenHash, parentHash, rotatedAt, successorSealed, ip, userAgent
+           generation, tokenHash, parentHash, rotatedAt, storeRotatedAt, successorSealed, ip,
+           userAgent
   KEYS[2]  set of every spent token hash of the session (the family)
 
   ARGV[1]  presented token hash
   ARGV[2]  successor token hash
   ARGV[3]  successor token sealed with a key derived from the presented token
-  ARGV[4]  now, epoch ms
-  ARGV[5]  grace window, ms
+  ARGV[4]  now, epoch ms, on the caller's clock: checked against the expiries, stored as
+           rotatedAt and lastUsedAt
+  ARGV[5]  grace window, ms, measured on this Redis's clock (TIME) from storeRotatedAt, so callers
+           whose clocks disagree still agree on it
   ARGV[6]  new idle expiry, epoch ms (capped by absoluteExpiresAt here)
 
   Returns:
@@ -18,7 +21,8 @@
     {2, field, value, ...}  grace: presented is the live token's parent, grace > 0 and rotated <= grace ago;
                             successorSealed is among the fields; nothing changed
     {3, userId}             reused: a spent token; both keys deleted (the family is revoked)
-    {4, userId}             expired: idle or absolute expiry passed; both keys deleted
+    {4, userId}             expired: idle or absolute expiry passed; both keys deleted (the store
+                            then answers invalid, as for a session Redis has already evicted)
 ]]
 local session = KEYS[1]
 local spent = KEYS[2]
@@ -26,7 +30,7 @@ local presented = ARGV[1]
 local now = tonumber(ARGV[4])
 
 local fields = redis.call('HMGET', session, 'userId', 'tokenHash', 'parentHash', 'rotatedAt',
-  'idleExpiresAt', 'absoluteExpiresAt')
+  'idleExpiresAt', 'absoluteExpiresAt', 'storeRotatedAt')
 local userId = fields[1]
 if not userId then
   return {0}
@@ -44,6 +48,11 @@ if now >= idleExpiresAt or now >= absoluteExpiresAt then
   return {4, userId}
 end
 
+-- This server's time in ms, as a string built from TIME's parts (exact; no float formatting).
+-- Redis 5+ replicates a script's effects, not the script, so reading the clock before writing is allowed.
+local time = redis.call('TIME')
+local storeNow = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
 if isLive then
   -- Kept as strings: Lua would print large numbers in %.14g form.
   local nextIdle = ARGV[6]
@@ -52,7 +61,7 @@ if isLive then
   end
   redis.call('SADD', spent, tokenHash)
   redis.call('HSET', session, 'parentHash', tokenHash, 'tokenHash', ARGV[2], 'successorSealed', ARGV[3],
-    'rotatedAt', ARGV[4], 'lastUsedAt', ARGV[4], 'idleExpiresAt', nextIdle)
+    'rotatedAt', ARGV[4], 'storeRotatedAt', storeNow, 'lastUsedAt', ARGV[4], 'idleExpiresAt', nextIdle)
   redis.call('HINCRBY', session, 'generation', 1)
   local ttl = math.max(1, tonumber(nextIdle) - now)
   redis.call('PEXPIRE', session, ttl)
@@ -62,9 +71,15 @@ if isLive then
   return result
 end
 
-local rotatedAt = tonumber(fields[4])
 local grace = tonumber(ARGV[5])
-if fields[3] == presented and rotatedAt and grace > 0 and now - rotatedAt <= grace then
+local elapsed = nil
+if fields[7] then
+  elapsed = tonumber(storeNow) - tonumber(fields[7])
+elseif fields[4] then
+  -- Rotated by an older version of this package, which kept only the caller's time.
+  elapsed = now - tonumber(fields[4])
+end
+if fields[3] == presented and elapsed and grace > 0 and elapsed <= grace then
   local result = redis.call('HGETALL', session)
   table.insert(result, 1, 2)
   return result
