@@ -5,8 +5,9 @@ import { createContainer, disposeContainer, get } from './container.js';
 import { migrateToLatest } from './db/migrations.js';
 import { smtpEhloCheck } from './health.js';
 import { announceReady, onShutdown } from './lifecycle.js';
+import { serveMetrics } from './metrics-server.js';
 
-const config = loadServerConfigOrExit();
+const config = loadServerConfigOrExit(process.env, 'api');
 const container = createContainer(config, 'api');
 const logger = get(container, 'logger');
 for (const warning of config.warnings)
@@ -26,10 +27,24 @@ const app = await createApiServer(container, {
 });
 const address = await app.listen({ host: config.api.host, port: config.api.port });
 const port = app.server.address();
-announceReady('api', typeof port === 'object' && port !== null ? port.port : config.api.port);
-logger.info({ address }, 'api listening');
+// API_METRICS_PORT: /metrics on a listener of its own, which the load balancer never routes to.
+const metricsServer =
+  config.api.metricsPort === undefined
+    ? undefined
+    : await serveMetrics(get(container, 'metrics'), {
+        host: config.api.host,
+        port: config.api.metricsPort,
+        token: config.metricsToken,
+      });
+announceReady(
+  'api',
+  typeof port === 'object' && port !== null ? port.port : config.api.port,
+  metricsServer?.port,
+);
+logger.info({ address, metricsPort: metricsServer?.port }, 'api listening');
 
 onShutdown(async () => {
   await app.close();
+  await metricsServer?.close();
   await disposeContainer(container);
 });

@@ -40,7 +40,13 @@ export function configShape(mode: Mode) {
       trustProxy: bool().default(false),
       refreshTokenIn: z.enum(['body', 'cookie']).default('body'),
       readinessTimeoutMs: duration().default(2_000),
-      openapi: bool().default(true),
+      /** Serve the OpenAPI document (`/docs/json`) and its UI (`/docs`): on in development, off in production. */
+      openapi: bool().default(!production),
+      /**
+       * Port of a listener of the API's own for `/metrics` (on `API_HOST`); unset: `/metrics` is on
+       * the public API listener.
+       */
+      metricsPort: port({ allowZero: true }).optional(),
     },
     smtp: {
       host: z.string().min(1).default('127.0.0.1'),
@@ -81,11 +87,37 @@ export function configShape(mode: Mode) {
       /** Per user: custom domains added or verified (each addition generates an RSA key). */
       domainChangePerHour: integer({ min: 1 }).default(20),
       smtpPerMinute: integer({ min: 1 }).default(60),
+      /**
+       * Per address: the shortest time between two "someone tried to register with your address"
+       * warnings, so registering someone else's address again and again cannot mail-bomb them.
+       */
+      registerWarningIntervalMs: duration({ minMs: 1_000 }).default(3_600_000),
+    },
+    /** How the launcher restarts a child that crashed, and when it gives up (see `Supervisor`). */
+    supervisor: {
+      /** Delay before the first restart; it doubles on each crash in a row. */
+      restartDelayMs: duration({ minMs: 1 }).default(500),
+      /** Longest delay between two restarts. */
+      maxRestartDelayMs: duration({ minMs: 1 }).default(30_000),
+      /** A child that ran this long restarts after `restartDelayMs` again. */
+      stableAfterMs: duration({ minMs: 1 }).default(60_000),
+      /** Crashes of one child tolerated within `crashWindowMs`; one more stops everything and exits 70. */
+      maxCrashes: integer({ min: 1 }).default(5),
+      /** The sliding window crashes are counted in. */
+      crashWindowMs: duration({ minMs: 1_000 }).default(300_000),
     },
     jwtSecret: secret({ default: 'postern-development-jwt-signing-key' }),
     srsSecret: secret({ default: 'postern-development-srs-secret-key' }),
+    /** Bearer token every `/metrics` (API, SMTP process, worker) requires; unset: no token asked. */
+    metricsToken: secret().optional(),
   };
 }
+
+/** Which process loads the configuration: some rules hold for one process only. */
+export type ConfigProcess = 'api' | 'smtp' | 'worker';
+
+const METRICS_EXPOSED =
+  'required in production while /metrics is served on the public API listener; set it, or set API_METRICS_PORT to serve /metrics on a listener of its own';
 
 /** The loaded configuration, and the mode it was loaded in. */
 export type ServerConfig = Config<ReturnType<typeof configShape>>;
@@ -97,18 +129,44 @@ export function serverMode(env: Readonly<Record<string, string | undefined>> = p
 
 /**
  * Loads the configuration; throws `ConfigError` listing every problem. In production a missing
- * DATABASE_URL, REDIS_URL or SMTP_RELAYS, or any default or weak secret, is an error, never a warning.
+ * DATABASE_URL, REDIS_URL or SMTP_RELAYS, or any default or weak secret, is an error, never a warning;
+ * so is, for the API process (`processName` 'api'), a `/metrics` on the public listener without
+ * METRICS_TOKEN.
  */
 export function loadServerConfig(
   env: Readonly<Record<string, string | undefined>> = process.env,
+  processName?: ConfigProcess,
 ): ServerConfig {
   const mode = serverMode(env);
   const shape = configShape(mode);
   if (mode === 'production') {
     // No relay in production would silently drop mail into a local outbox: refuse it.
     Object.assign(shape.smtp, { relays: list(url({ protocols: ['smtp', 'smtps'] })) });
+    // Metrics name routes, outcomes and volumes: not for anyone who can reach the public API.
+    if (processName === 'api' && isUnset(env['API_METRICS_PORT']))
+      Object.assign(shape, { metricsToken: secret().describe(METRICS_EXPOSED) });
   }
-  return loadConfig(shape, { env, mode });
+  const config = loadConfig(shape, { env, mode });
+  const { restartDelayMs, maxRestartDelayMs } = config.supervisor;
+  if (maxRestartDelayMs < restartDelayMs) {
+    throw ConfigError.fromIssues(
+      [
+        {
+          code: 'INVALID',
+          path: ['supervisor', 'maxRestartDelayMs'],
+          env: 'SUPERVISOR_MAX_RESTART_DELAY_MS',
+          message: 'must be at least SUPERVISOR_RESTART_DELAY_MS',
+        },
+      ],
+      config.warnings,
+    );
+  }
+  return config;
+}
+
+/** Whether a variable counts as not set (loadConfig treats empty and blank values so). */
+function isUnset(value: string | undefined): boolean {
+  return value === undefined || value.trim() === '';
 }
 
 /** The retry schedule of queued delivery, from the `SMTP_QUEUE_LIFETIME_MS`, `SMTP_BOUNCE_LIFETIME_MS` and `SMTP_RETRY_*` settings. */
@@ -124,9 +182,10 @@ export function deliveryRetry(config: ServerConfig): DeliveryRetry {
 /** For process entries: loads the configuration, or prints every problem (no stack) and exits with 78 (EX_CONFIG). */
 export function loadServerConfigOrExit(
   env: Readonly<Record<string, string | undefined>> = process.env,
+  processName?: ConfigProcess,
 ): ServerConfig {
   try {
-    return loadServerConfig(env);
+    return loadServerConfig(env, processName);
   } catch (error) {
     if (!ConfigError.isInstance(error)) throw error;
     console.error(error.message);

@@ -37,6 +37,8 @@ import { SYSTEM_MAIL_QUEUE } from './worker.js';
 export interface Limiters {
   login: RateLimiter;
   register: RateLimiter;
+  /** One "someone tried to register with your address" warning per address per window. */
+  registerWarning: RateLimiter;
   reset: RateLimiter;
   aliasCreate: RateLimiter;
   destinationAdd: RateLimiter;
@@ -204,6 +206,7 @@ export function createContainer(
     return {
       login: limiter('login', limits.loginPerMinute, 60_000),
       register: limiter('register', limits.registerPerHour, 3_600_000),
+      registerWarning: limiter('register-warning', 1, limits.registerWarningIntervalMs),
       reset: limiter('reset', limits.resetPerHour, 3_600_000),
       aliasCreate: limiter('alias', limits.aliasCreatePerHour, 3_600_000),
       destinationAdd: limiter('destination', limits.destinationAddPerHour, 3_600_000),

@@ -34,34 +34,58 @@ if (serverMode() === 'development') {
   await database.destroy();
 }
 
+/** The launcher's exit status when a child crash-loops (EX_SOFTWARE), so systemd or Kubernetes see a failure. */
+const EXIT_CRASH_LOOP = 70;
+
 const supervisor = new Supervisor({
   cwd: resolve(here, '..'),
   execArgv: ['--import', 'tsx', '--import', join(here, '..', 'runtime', 'register.mjs')],
+  ...config.supervisor,
 });
-const child = (name: string, file: string) => ({ name, module: join(here, file), env: { ...env } });
-// Started in order of need, stopped in reverse: the API checks the SMTP process in /health/ready.
-const smtp = child('smtp', 'smtp-main.ts');
-const smtpPort = await supervisor.start(smtp);
-// A restarted SMTP process must come back on the same port (SMTP_PORT=0 picks one the first time).
-smtp.env['SMTP_PORT'] = String(smtpPort);
-env['SMTP_PORT'] = String(smtpPort);
-await supervisor.start(child('worker', 'worker-main.ts'));
-const apiPort = await supervisor.start(child('api', 'api-main.ts'));
-console.error(
-  `postern is up: API http://${config.api.host}:${apiPort} (OpenAPI UI at /docs), SMTP ${config.smtp.host}:${smtpPort}`,
-);
 
 let stopping = false;
-const stop = (): void => {
+/** Stops the children in reverse order, then PGlite, then exits with `status` (once). */
+const shutdown = (status: number): void => {
   if (stopping) return;
   stopping = true;
   void supervisor
     .stop()
     .then(() => embedded?.stop())
     .then(
-      () => process.exit(0),
+      () => process.exit(status),
       () => process.exit(1),
     );
 };
-process.on('SIGINT', stop);
-process.on('SIGTERM', stop);
+process.on('SIGINT', () => shutdown(0));
+process.on('SIGTERM', () => shutdown(0));
+// Restarting forever would hide the failure from whatever runs the launcher: give up, and say so.
+supervisor.on('crash-loop', (name: string, crashes: number) => {
+  console.error(
+    `postern is stopping: ${name} is in a crash loop (${crashes} crashes within ${config.supervisor.crashWindowMs} ms); exiting with ${EXIT_CRASH_LOOP}`,
+  );
+  shutdown(EXIT_CRASH_LOOP);
+});
+
+const child = (name: string, file: string) => ({ name, module: join(here, file), env: { ...env } });
+try {
+  // Started in order of need, stopped in reverse: the API checks the SMTP process in /health/ready.
+  const smtp = child('smtp', 'smtp-main.ts');
+  const smtpPort = await supervisor.start(smtp);
+  // A restarted SMTP process must come back on the same port (SMTP_PORT=0 picks one the first time).
+  smtp.env['SMTP_PORT'] = String(smtpPort);
+  env['SMTP_PORT'] = String(smtpPort);
+  await supervisor.start(child('worker', 'worker-main.ts'));
+  const apiPort = await supervisor.start(child('api', 'api-main.ts'));
+  const docs = config.api.openapi ? 'OpenAPI UI at /docs' : 'no /docs: API_OPENAPI is off';
+  console.error(
+    `postern is up: API http://${config.api.host}:${apiPort} (${docs}), SMTP ${config.smtp.host}:${smtpPort}`,
+  );
+} catch (error) {
+  // A child that fails before it is ready is not restarted: stop the ones already up, and fail.
+  if (!stopping) {
+    console.error(
+      `postern did not start: ${error instanceof Error ? error.message : String(error)}`,
+    );
+    shutdown(1);
+  }
+}

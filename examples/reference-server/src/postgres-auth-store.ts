@@ -1,9 +1,11 @@
 import type {
+  AttemptReservation,
   AuthStore,
   ConsumeResult,
   FailureRecord,
   NewSession,
   OneTimePurpose,
+  ReservedAttempt,
   RotateInput,
   RotateResult,
   SessionRecord,
@@ -44,10 +46,29 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class PostgresAuthStore implements AuthStore {
   readonly #db: Kysely<Database>;
   readonly #sessions: AuthStore;
+  /** Counts a login attempt on its IP before hashing; present when the sessions store has it. */
+  readonly reserveAttempt?: (
+    key: string,
+    reservation: AttemptReservation,
+  ) => Promise<ReservedAttempt>;
+  /** Settles an attempt `reserveAttempt` counted; present when the sessions store has it. */
+  readonly settleAttempt?: (
+    key: string,
+    reservation: AttemptReservation,
+    failed: boolean,
+  ) => Promise<void>;
 
   constructor(options: PostgresAuthStoreOptions) {
     this.#db = options.db;
     this.#sessions = options.sessions;
+    // Passed through only as a pair, and only when the sessions store has them: without them
+    // AuthService counts an IP's failures after hashing, which concurrent guesses can outrun.
+    const sessions = options.sessions;
+    if (sessions.reserveAttempt !== undefined && sessions.settleAttempt !== undefined) {
+      this.reserveAttempt = (key, reservation) => sessions.reserveAttempt!(key, reservation);
+      this.settleAttempt = (key, reservation, failed) =>
+        sessions.settleAttempt!(key, reservation, failed);
+    }
   }
 
   /** Adds a user; false when the email (or id) is taken, decided by the unique constraints, even under races. */

@@ -36,7 +36,11 @@ const smtp = await startSmtp(container, {
 const metricsServer =
   config.smtp.metricsPort === undefined
     ? undefined
-    : await serveMetrics(get(container, 'metrics'), config.smtp.host, config.smtp.metricsPort);
+    : await serveMetrics(get(container, 'metrics'), {
+        host: config.smtp.host,
+        port: config.smtp.metricsPort,
+        token: config.metricsToken,
+      });
 announceReady('smtp', smtp.address.port, metricsServer?.port);
 logger.info({ port: smtp.address.port, metricsPort: metricsServer?.port }, 'smtp ready');
 

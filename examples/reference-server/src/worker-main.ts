@@ -93,8 +93,9 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
   });
   queue.onDead((event) => {
     const settle = async (): Promise<void> => {
-      // The job comes with the event when this worker ran its last attempt; a lease that expired
-      // on it leaves only the id, and the dead letters are searched.
+      // The job comes with the event whether this worker ran its last attempt or a claim found
+      // its lease expired; a custom queue backend may give only the id, and the dead letters
+      // are searched.
       const payload = event.job?.payload ?? (await findDeadLetter(queue, event.id))?.payload;
       if (payload === undefined)
         logger.error({ jobId: event.id }, 'dead delivery not found in the dead letters');
@@ -132,7 +133,11 @@ if (redis === null || (config.smtp.relays ?? []).length === 0) {
 const metricsServer =
   config.worker.metricsPort === undefined
     ? undefined
-    : await serveMetrics(metrics, '127.0.0.1', config.worker.metricsPort);
+    : await serveMetrics(metrics, {
+        host: '127.0.0.1',
+        port: config.worker.metricsPort,
+        token: config.metricsToken,
+      });
 announceReady('worker', 0, metricsServer?.port);
 logger.info({ metricsPort: metricsServer?.port }, 'worker ready');
 

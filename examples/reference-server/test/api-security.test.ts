@@ -333,6 +333,128 @@ describe('system mail goes to the account’s own address', () => {
   });
 });
 
+describe('account deletion', () => {
+  it('demands the current password: 400 without it, the login answer (401 INVALID_CREDENTIALS) with a wrong one, 204 with the right one', async () => {
+    const email = 'deleting@example.org';
+    const { auth } = await signUp(email);
+    for (const body of [undefined, {}]) {
+      const missing = await server.call('DELETE', '/account', {
+        headers: auth,
+        ...(body === undefined ? {} : { body }),
+      });
+      expect(missing.status).toBe(400);
+      expect(missing.json).toMatchObject({
+        code: 'VALIDATION_FAILED',
+        field: 'body.currentPassword',
+      });
+    }
+    const wrong = await server.call('DELETE', '/account', {
+      headers: auth,
+      body: { currentPassword: 'not the password of this account' },
+    });
+    const wrongLogin = await server.call('POST', '/auth/login', {
+      body: { email, password: 'not the password of this account' },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.json).toMatchObject({ code: 'INVALID_CREDENTIALS' });
+    expect({
+      status: wrong.status,
+      code: wrong.json['code'],
+      message: wrong.json['message'],
+    }).toEqual({
+      status: wrongLogin.status,
+      code: wrongLogin.json['code'],
+      message: wrongLogin.json['message'],
+    });
+    // The account and its session outlived every refused attempt.
+    expect((await server.call('GET', '/aliases', { headers: auth })).status).toBe(200);
+    const deleted = await server.call('DELETE', '/account', {
+      headers: auth,
+      body: { currentPassword: PASSWORD },
+    });
+    expect(deleted.status).toBe(204);
+    expect((await server.call('GET', '/aliases', { headers: auth })).status).toBe(401);
+    expect(
+      (await server.call('POST', '/auth/login', { body: { email, password: PASSWORD } })).json,
+    ).toMatchObject({ code: 'INVALID_CREDENTIALS' });
+  });
+
+  it('counts wrong passwords against the login lockout, so a stolen access token is no password oracle', async () => {
+    const email = 'guessed@example.org';
+    const { auth } = await signUp(email);
+    const statuses: number[] = [];
+    let last: Answer | undefined;
+    for (let guess = 0; guess < 4; guess += 1) {
+      last = await server.call('DELETE', '/account', {
+        headers: auth,
+        body: { currentPassword: `guess number ${guess} of many` },
+      });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    expect(last?.json).toMatchObject({ code: 'ACCOUNT_LOCKED' });
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThan(0);
+    // The same counter as login's: the right password waits too, at login and at deletion.
+    expect(
+      (await server.call('POST', '/auth/login', { body: { email, password: PASSWORD } })).json,
+    ).toMatchObject({ code: 'ACCOUNT_LOCKED' });
+    expect(
+      (
+        await server.call('DELETE', '/account', {
+          headers: auth,
+          body: { currentPassword: PASSWORD },
+        })
+      ).status,
+    ).toBe(429);
+    expect((await server.call('GET', '/aliases', { headers: auth })).status).toBe(200);
+  });
+});
+
+describe('registration with an address that has an account', () => {
+  const WARNING = 'Someone tried to register with your address';
+  const warningsTo = async (address: string): Promise<number> =>
+    (await get(server.environment.container('api'), 'outbox').list()).filter(
+      (entry) => entry.to.includes(address) && entry.subject === WARNING,
+    ).length;
+
+  it('warns the owner at most once per window, and answers every attempt exactly like a new registration', async () => {
+    await signUp('bombed@example.org');
+    const fresh = await server.call('POST', '/auth/register', {
+      body: { email: 'fresh-address@example.org', password: PASSWORD },
+    });
+    expect(fresh.status).toBe(202);
+    // The same address in any spelling is one address: the cooldown is keyed on the normalized form.
+    for (const email of [
+      'bombed@example.org',
+      'BOMBED@example.org',
+      'bombed@Example.ORG',
+      'bombed@example.org',
+    ]) {
+      const answer = await server.call('POST', '/auth/register', {
+        body: { email, password: 'another long passphrase 77' },
+      });
+      expect({ email, status: answer.status, json: answer.json }).toEqual({
+        email,
+        status: fresh.status,
+        json: fresh.json,
+      });
+      expect(answer.headers.get('retry-after')).toBeNull();
+    }
+    expect(await warningsTo('bombed@example.org')).toBe(1);
+    // Per address: the owner of another address still gets a warning of their own.
+    await signUp('neighbour@example.org');
+    expect(
+      (
+        await server.call('POST', '/auth/register', {
+          body: { email: 'neighbour@example.org', password: PASSWORD },
+        })
+      ).status,
+    ).toBe(202);
+    expect(await warningsTo('neighbour@example.org')).toBe(1);
+    expect(await warningsTo('bombed@example.org')).toBe(1);
+  });
+});
+
 describe('per-IP limits behind a proxy (API_TRUST_PROXY=true)', () => {
   it('keys the login limit on the address the load balancer appended, not on one the client wrote into X-Forwarded-For', async () => {
     const proxied = await startServer(

@@ -225,7 +225,10 @@ describe('the three processes end to end', () => {
           .execute()
       ).length,
     ).toBe(2);
-    expect((await call('DELETE', '/account', undefined, accessToken)).status).toBe(204);
+    expect((await call('DELETE', '/account', undefined, accessToken)).status).toBe(400);
+    expect(
+      (await call('DELETE', '/account', { currentPassword: PASSWORD }, accessToken)).status,
+    ).toBe(204);
     for (const table of ['aliases', 'forwarding_log', 'audit_log', 'domains'] as const) {
       expect(
         await database.db

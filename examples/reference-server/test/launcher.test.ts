@@ -1,10 +1,14 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { eventually } from './support/capture.js';
+import { createTestDatabase } from './support/database.js';
+import { databaseUrlFor } from './support/server.js';
 import { swaks } from './support/swaks.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -106,5 +110,76 @@ describe('the launcher (pnpm start) with nothing configured', () => {
     expect(stops).toEqual(['stopping api', 'stopping worker', 'stopping smtp']);
     // The embedded database is on disk, so a restart keeps the data.
     expect((await readdir(join(dataDir, 'pglite'))).length).toBeGreaterThan(0);
+  }, 120_000);
+});
+
+describe('the launcher when a child crash-loops', () => {
+  it('stops the other children and exits with 70, saying which child and why', async () => {
+    const database = await createTestDatabase('rs_launcher_loop');
+    const dataDir = await mkdtemp(join(tmpdir(), 'postern-launcher-loop-'));
+    directories.push(dataDir);
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env['PATH'],
+      HOME: process.env['HOME'],
+      DATABASE_URL: databaseUrlFor(database.schema),
+      DATA_DIR: dataDir,
+      API_PORT: '0',
+      SMTP_PORT: '0',
+      // Time to take the SMTP port between the kill and the restart; then every restart fails.
+      SUPERVISOR_RESTART_DELAY_MS: '700ms',
+      SUPERVISOR_MAX_RESTART_DELAY_MS: '700ms',
+      SUPERVISOR_MAX_CRASHES: '2',
+      SUPERVISOR_CRASH_WINDOW_MS: '1m',
+    };
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'],
+      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) =>
+      child.on('exit', (code) => resolve(code)),
+    );
+    let squatter: Server | undefined;
+    // A launcher that never gives up is killed, so the test fails instead of leaking it.
+    const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    try {
+      const [, smtpPort] = await eventually(
+        () => /postern is up: API .*SMTP 127\.0\.0\.1:(\d+)/.exec(output) ?? undefined,
+        60_000,
+      );
+      const smtpPid = /"pid":(\d+)[^\n]*"msg":"smtp ready"/.exec(output)?.[1];
+      expect(smtpPid).toBeDefined();
+      // The SMTP process dies, and its port is taken before it comes back: every restart then
+      // exits at once (EADDRINUSE), a real crash loop.
+      process.kill(Number(smtpPid), 'SIGKILL');
+      squatter = await eventually(
+        () =>
+          new Promise<Server | undefined>((resolve) => {
+            const server = createServer();
+            server.once('error', () => resolve(undefined));
+            server.listen(Number(smtpPort), '127.0.0.1', () => resolve(server));
+          }),
+        5_000,
+      );
+      expect(await exited).toBe(70);
+    } finally {
+      clearTimeout(guard);
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await new Promise<void>((resolve) =>
+        squatter === undefined ? resolve() : squatter.close(() => resolve()),
+      );
+      await database.drop();
+    }
+    expect(output).toContain(
+      'smtp crashed 3 times within 60000 ms (more than 2): giving up, stopping every child',
+    );
+    const stops = output.split('\n').filter((line) => line.startsWith('stopping '));
+    expect(stops).toEqual(['stopping api', 'stopping worker']);
+    expect(output).toContain(
+      'postern is stopping: smtp is in a crash loop (3 crashes within 60000 ms); exiting with 70',
+    );
   }, 120_000);
 });

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { RedisAuthStore } from '@postern/auth/redis';
 import { runAuthStoreContract } from '@postern/auth/testing';
 import { Redis } from 'ioredis';
@@ -28,6 +28,17 @@ describe('PostgresAuthStore', () => {
   let store: PostgresAuthStore;
   beforeAll(async () => {
     store = await createStore();
+  });
+
+  it('counts login attempts per IP before hashing, through the Redis store (so the contract suite runs those checks)', async () => {
+    expect(store.reserveAttempt).toBeTypeOf('function');
+    const key = `ip:${randomUUID()}`;
+    const now = Date.now();
+    const reservation = { id: 'a1', now, windowMs: 60_000, abandonAfterMs: 60_000 };
+    const seen = await store.reserveAttempt!(key, reservation);
+    expect(seen.count).toBe(1);
+    await store.settleAttempt!(key, reservation, true);
+    expect((await store.getFailures(key, now, 60_000))?.count).toBe(1);
   });
 
   it('deleting a user revokes its sessions and cascades to its rows', async () => {

@@ -1,6 +1,6 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthError, normalizeEmail } from '@postern/auth';
-import type { AuthService, TokenPair } from '@postern/auth';
+import type { AuthService, AuthStore, TokenPair } from '@postern/auth';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuditLog } from '../audit.js';
 import { ServerError } from '../errors.js';
@@ -12,6 +12,8 @@ import { errorSchema } from './app.js';
 /** What the account routes need. */
 export interface AccountRouteDependencies {
   auth: AuthService;
+  /** Where the caller's account address is read, to check the password of a deletion. */
+  users: Pick<AuthStore, 'getUserById'>;
   mailer: Mailer;
   audit: AuditLog;
   metrics: Metrics;
@@ -19,7 +21,13 @@ export interface AccountRouteDependencies {
   refreshTokenIn: 'body' | 'cookie';
   /** Public base URL, used in the links of system mail. */
   publicUrl: string;
-  limits: { login: RateLimiter; register: RateLimiter; reset: RateLimiter };
+  limits: {
+    login: RateLimiter;
+    register: RateLimiter;
+    /** One warning mail per address per window, keyed on a hash of the normalized address. */
+    registerWarning: RateLimiter;
+    reset: RateLimiter;
+  };
 }
 
 const REFRESH_COOKIE = 'postern_refresh';
@@ -186,11 +194,19 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
       const to = normalizeEmail(body.email);
       // The same answer whether or not the address was taken, so registration cannot probe accounts.
       if (result.alreadyRegistered) {
-        await deps.mailer.send({
-          to,
-          subject: 'Someone tried to register with your address',
-          text: 'An account already exists for this address. If this was you, log in or reset your password.',
-        });
+        // At most one warning per address per window, or registering someone's address over and
+        // over would mail-bomb them. Whether it went out changes nothing in the answer. The key is
+        // a hash, so no address is written into Redis key names.
+        const warning = await deps.limits.registerWarning.consume(
+          `register-warning:${createHash('sha256').update(to).digest('hex')}`,
+        );
+        if (warning.allowed) {
+          await deps.mailer.send({
+            to,
+            subject: 'Someone tried to register with your address',
+            text: 'An account already exists for this address. If this was you, log in or reset your password.',
+          });
+        }
       } else {
         await deps.mailer.send({
           to,
@@ -512,13 +528,44 @@ export function registerAccountRoutes(app: FastifyInstance, deps: AccountRouteDe
     {
       schema: {
         tags: ['accounts'],
-        summary: 'Delete the caller’s account with every alias, domain and log',
+        summary:
+          'Delete the caller’s account with every alias, domain and log; the current password is required',
         security,
+        body: {
+          type: 'object',
+          required: ['currentPassword'],
+          additionalProperties: false,
+          properties: { currentPassword: password },
+        },
         response: { 204: { type: 'null' }, ...errors },
+      },
+      // Authentication comes first (401 before any 400); a request with no body at all (what
+      // clients sent before the password was required) gets the answer of a body without the field.
+      preValidation: async (request) => {
+        await app.requireUser(request);
+        if (request.body === undefined || request.body === null)
+          throw new ServerError('VALIDATION_FAILED', 'body.currentPassword is required', {
+            status: 400,
+            field: 'body.currentPassword',
+          });
       },
     },
     async (request, reply) => {
-      const principal = await app.requireUser(request);
+      const principal = request.principal ?? (await app.requireUser(request));
+      const { currentPassword } = request.body as { currentPassword: string };
+      // A guess here is a guess at login: the same per-IP budget.
+      await app.rateLimit(deps.limits.login, `login:ip:${request.ip}`);
+      const user = await deps.users.getUserById(principal.userId);
+      if (user === null)
+        throw new ServerError('UNAUTHENTICATED', 'the access token is invalid or expired', {
+          status: 401,
+        });
+      // The password is checked by logging in: the same hashing work, lockout counters and answers
+      // (401 INVALID_CREDENTIALS, 429 ACCOUNT_LOCKED) as POST /auth/login, so a stolen access token
+      // is no faster or quieter way to guess it. The session this opens is deleted with the account.
+      await deps.auth
+        .login({ email: user.email, password: currentPassword, ...context(request) })
+        .catch(fromAuthError);
       await deps.auth.deleteUser(principal.userId);
       return reply.status(204).send();
     },

@@ -11,10 +11,12 @@ import type {
   FastifyReply,
   FastifyRequest,
 } from 'fastify';
+import type { Secret } from '@postern/config';
 import { ServerError } from '../errors.js';
 import type { ServerErrorCode } from '../errors.js';
 import { runChecks } from '../health.js';
 import type { HealthCheck } from '../health.js';
+import { METRICS_CHALLENGE, metricsAuthorized } from '../metrics-server.js';
 import type { Metrics } from '../metrics.js';
 import type { Outbox } from '../outbox.js';
 import type { Principal, RateLimiter } from '../ports.js';
@@ -31,8 +33,15 @@ export interface ApiDependencies {
   authenticate: (accessToken: string) => Promise<Principal>;
   /** The development outbox, listed at `GET /dev/outbox`; absent in production. */
   outbox?: Outbox;
-  /** Serve the OpenAPI document at /docs/json and its UI at /docs. Default: true. */
+  /** Serve the OpenAPI document at /docs/json and its UI at /docs. Default: false. */
   openapi?: boolean;
+  /**
+   * Serve `GET /metrics` on this listener; false when the process serves it on a listener of its
+   * own (`API_METRICS_PORT`). Default: true.
+   */
+  metricsRoute?: boolean;
+  /** Bearer token `GET /metrics` requires (`METRICS_TOKEN`). Default: none asked. */
+  metricsToken?: Secret | undefined;
   /**
    * Trust X-Forwarded-For: `true` trusts one hop (the load balancer in front, whose appended entry
    * becomes `request.ip`); a number trusts that many hops; a string or list names the proxies'
@@ -183,7 +192,7 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
   await app.register(helmet, {
     contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], imgSrc: ["'self'", 'data:'] } },
   });
-  if (deps.openapi ?? true) {
+  if (deps.openapi ?? false) {
     await app.register(swagger, {
       openapi: {
         info: {
@@ -240,11 +249,20 @@ export async function buildApi(deps: ApiDependencies): Promise<FastifyInstance> 
       checks[name] = check.ok ? { ok: true } : { ok: false, error: 'unavailable' };
     return reply.status(503).send({ ok: false, checks });
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
-    return reply
-      .header('content-type', deps.metrics.registry.contentType)
-      .send(await deps.metrics.registry.metrics());
-  });
+  if (deps.metricsRoute ?? true) {
+    const token = deps.metricsToken;
+    app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+      if (!metricsAuthorized(request.headers.authorization, token)) {
+        const refused = new ServerError('UNAUTHENTICATED', 'a bearer metrics token is required', {
+          status: 401,
+        });
+        return send(reply.header('www-authenticate', METRICS_CHALLENGE), request, refused);
+      }
+      return reply
+        .header('content-type', deps.metrics.registry.contentType)
+        .send(await deps.metrics.registry.metrics());
+    });
+  }
 
   const outbox = deps.outbox;
   if (outbox !== undefined) {

@@ -51,6 +51,9 @@ export async function createApiServer(
     readiness,
     readinessTimeoutMs: config.api.readinessTimeoutMs,
     openapi: config.api.openapi,
+    // With a listener of its own (started by the API main), /metrics stays off the public one.
+    metricsRoute: config.api.metricsPort === undefined,
+    metricsToken: config.metricsToken,
     trustProxy: config.api.trustProxy,
     ...(development && (config.smtp.relays ?? []).length === 0
       ? { outbox: get(container, 'outbox') }
@@ -72,12 +75,18 @@ export async function createApiServer(
   });
   registerAccountRoutes(app, {
     auth,
+    users: get(container, 'authStore'),
     mailer: get(container, 'mailer'),
     audit,
     metrics,
     refreshTokenIn: config.api.refreshTokenIn,
     publicUrl: config.publicUrl,
-    limits: { login: limiters.login, register: limiters.register, reset: limiters.reset },
+    limits: {
+      login: limiters.login,
+      register: limiters.register,
+      registerWarning: limiters.registerWarning,
+      reset: limiters.reset,
+    },
   });
   registerAliasRoutes(app, {
     aliases: get(container, 'aliases'),
