@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
@@ -18,6 +19,27 @@ afterAll(async () => {
   for (const directory of directories) await rm(directory, { recursive: true, force: true });
 });
 
+/** Runs the launcher (`pnpm start`) with `env` in a child; `output()` is all it printed so far. */
+function startLauncher(env: NodeJS.ProcessEnv): {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+  output: () => string;
+} {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'],
+    { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output += chunk.toString('utf8');
+  };
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, output: () => output };
+}
+
 describe('the launcher (pnpm start) with nothing configured', () => {
   it('serves PGlite, runs the three processes, forwards into the outbox, and stops in reverse order on SIGTERM', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'postern-launcher-'));
@@ -29,26 +51,17 @@ describe('the launcher (pnpm start) with nothing configured', () => {
       API_PORT: '0',
       SMTP_PORT: '0',
     };
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'],
-      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
+    const { child, exited, output } = startLauncher(env);
     try {
       const up = await eventually(
         () =>
-          /postern is up: API (http:\/\/[^ ]+) .*SMTP 127\.0\.0\.1:(\d+)/.exec(output) ?? undefined,
+          /postern is up: API (http:\/\/[^ ]+) .*SMTP 127\.0\.0\.1:(\d+)/.exec(output()) ??
+          undefined,
         90_000,
       );
       const [, api, smtpPort] = up;
-      expect(output).toContain('serving the embedded PostgreSQL (PGlite)');
-      expect(output).toContain('REDIS_URL is not set');
+      expect(output()).toContain('serving the embedded PostgreSQL (PGlite)');
+      expect(output()).toContain('REDIS_URL is not set');
       const ready = await fetch(`${api!}/health/ready`);
       expect(await ready.json()).toEqual({
         ok: true,
@@ -106,7 +119,9 @@ describe('the launcher (pnpm start) with nothing configured', () => {
       child.kill('SIGTERM');
     }
     expect(await exited).toBe(0);
-    const stops = output.split('\n').filter((line) => line.startsWith('stopping '));
+    const stops = output()
+      .split('\n')
+      .filter((line) => line.startsWith('stopping '));
     expect(stops).toEqual(['stopping api', 'stopping worker', 'stopping smtp']);
     // The embedded database is on disk, so a restart keeps the data.
     expect((await readdir(join(dataDir, 'pglite'))).length).toBeGreaterThan(0);
@@ -131,26 +146,16 @@ describe('the launcher when a child crash-loops', () => {
       SUPERVISOR_MAX_CRASHES: '2',
       SUPERVISOR_CRASH_WINDOW_MS: '1m',
     };
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', '--import', './runtime/register.mjs', 'src/launcher.ts'],
-      { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-    const exited = new Promise<number | null>((resolve) =>
-      child.on('exit', (code) => resolve(code)),
-    );
+    const { child, exited, output } = startLauncher(env);
     let squatter: Server | undefined;
     // A launcher that never gives up is killed, so the test fails instead of leaking it.
     const guard = setTimeout(() => child.kill('SIGKILL'), 90_000);
     try {
       const [, smtpPort] = await eventually(
-        () => /postern is up: API .*SMTP 127\.0\.0\.1:(\d+)/.exec(output) ?? undefined,
+        () => /postern is up: API .*SMTP 127\.0\.0\.1:(\d+)/.exec(output()) ?? undefined,
         60_000,
       );
-      const smtpPid = /"pid":(\d+)[^\n]*"msg":"smtp ready"/.exec(output)?.[1];
+      const smtpPid = /"pid":(\d+)[^\n]*"msg":"smtp ready"/.exec(output())?.[1];
       expect(smtpPid).toBeDefined();
       // The SMTP process dies, and its port is taken before it comes back: every restart then
       // exits at once (EADDRINUSE), a real crash loop.
@@ -173,12 +178,14 @@ describe('the launcher when a child crash-loops', () => {
       );
       await database.drop();
     }
-    expect(output).toContain(
+    expect(output()).toContain(
       'smtp crashed 3 times within 60000 ms (more than 2): giving up, stopping every child',
     );
-    const stops = output.split('\n').filter((line) => line.startsWith('stopping '));
+    const stops = output()
+      .split('\n')
+      .filter((line) => line.startsWith('stopping '));
     expect(stops).toEqual(['stopping api', 'stopping worker']);
-    expect(output).toContain(
+    expect(output()).toContain(
       'postern is stopping: smtp is in a crash loop (3 crashes within 60000 ms); exiting with 70',
     );
   }, 120_000);
