@@ -133,7 +133,11 @@ describe('bulkhead', () => {
       disposed = true;
     });
     await expect(queued).rejects.toBeInstanceOf(BulkheadRejectedError);
-    await expect(policy.execute(() => 'late')).rejects.toBeInstanceOf(BulkheadRejectedError);
+    await expect(queued).rejects.toMatchObject({ reason: 'disposed', message: /is disposed/ });
+    await expect(policy.execute(() => 'late')).rejects.toMatchObject({
+      code: 'BULKHEAD_REJECTED',
+      reason: 'disposed',
+    });
     await flush();
     expect(disposed).toBe(false);
     g.open();

@@ -2,6 +2,7 @@
 import type { Clock, TimerHandle } from './ports.js';
 import { systemClock } from './clock.js';
 import { BulkheadRejectedError } from './errors.js';
+import type { BulkheadRejectReason } from './errors.js';
 import type { Event } from './events.js';
 import { Emitter } from './events.js';
 import type { Link, Work } from './policy.js';
@@ -69,7 +70,7 @@ export class BulkheadPolicy extends BasePolicy {
   /** @internal */
   [RUN](fn: Work<unknown>, scope: Scope, chain: readonly Link[], index: number): Promise<unknown> {
     if (scope.isAborted) return Promise.reject(scope.abortReason);
-    if (this.closed) return Promise.reject(this.reject('full'));
+    if (this.closed) return Promise.reject(this.reject('disposed'));
     if (this.running < this.limit) {
       this.running++;
       return this.run(fn, scope, chain, index);
@@ -119,7 +120,7 @@ export class BulkheadPolicy extends BasePolicy {
       for (const resolve of this.drained.splice(0)) resolve();
   }
 
-  private reject(reason: 'full' | 'queue-timeout'): BulkheadRejectedError {
+  private reject(reason: BulkheadRejectReason): BulkheadRejectedError {
     const error = new BulkheadRejectedError(this.running, this.waiting.length, reason);
     if (this.rejectEmitter.active) this.rejectEmitter.emit(error);
     return error;
@@ -139,7 +140,7 @@ export class BulkheadPolicy extends BasePolicy {
           if (timer !== undefined) this.clock.clearTimeout(timer);
           unsubscribe();
           if (this.closed) {
-            reject(new BulkheadRejectedError(this.running, this.waiting.length));
+            reject(new BulkheadRejectedError(this.running, this.waiting.length, 'disposed'));
             return;
           }
           // The slot of the call that finished passes to this one: `running` stays the same.

@@ -87,5 +87,7 @@ describe('errors', () => {
     }
     expect(new BrokenCircuitError(Infinity, true).message).toContain('isolated');
     expect(new BulkheadRejectedError(1, 1, 'queue-timeout').message).toContain('timed out');
+    expect(new BulkheadRejectedError(1, 1).reason).toBe('full');
+    expect(new BulkheadRejectedError(1, 1, 'queue-timeout').reason).toBe('queue-timeout');
   });
 });

@@ -79,6 +79,15 @@ export class TimeoutError extends ResilienceError {
   }
 }
 
+/** Why a bulkhead refused a call. */
+export type BulkheadRejectReason = 'full' | 'queue-timeout' | 'disposed';
+
+const BULKHEAD_REASONS: Record<BulkheadRejectReason, string> = {
+  full: 'Bulkhead is full',
+  'queue-timeout': 'Bulkhead queue wait timed out',
+  disposed: 'Bulkhead is disposed',
+};
+
 /** The bulkhead had no free slot and its queue was full (or the queue wait timed out). */
 export class BulkheadRejectedError extends ResilienceError {
   /** Calls running when this call was rejected. */
@@ -87,17 +96,15 @@ export class BulkheadRejectedError extends ResilienceError {
   readonly queued: number;
   /** A hint for retry; the bulkhead cannot predict when a slot frees, so this is 0. */
   readonly retryAfterMs: number = 0;
+  /** Why: every slot and queue place taken, the queue wait timed out, or the bulkhead was disposed. */
+  readonly reason: BulkheadRejectReason;
 
-  constructor(active: number, queued: number, reason: 'full' | 'queue-timeout' = 'full') {
-    super(
-      'BULKHEAD_REJECTED',
-      reason === 'full'
-        ? `Bulkhead is full (${active} running, ${queued} queued)`
-        : `Bulkhead queue wait timed out (${active} running, ${queued} queued)`,
-    );
+  constructor(active: number, queued: number, reason: BulkheadRejectReason = 'full') {
+    super('BULKHEAD_REJECTED', `${BULKHEAD_REASONS[reason]} (${active} running, ${queued} queued)`);
     this.name = 'BulkheadRejectedError';
     this.active = active;
     this.queued = queued;
+    this.reason = reason;
   }
 
   /** True for a BulkheadRejectedError from any copy of this package. */

@@ -7,7 +7,12 @@ export type {
   TimerHandle,
 } from './ports.js';
 export { systemClock } from './clock.js';
-export type { ResilienceErrorCode, ResilienceErrorLike, RetryStopReason } from './errors.js';
+export type {
+  BulkheadRejectReason,
+  ResilienceErrorCode,
+  ResilienceErrorLike,
+  RetryStopReason,
+} from './errors.js';
 export {
   BrokenCircuitError,
   BulkheadRejectedError,
