@@ -154,12 +154,12 @@ export class PostgresAuthStore implements AuthStore {
     return this.#sessions.listSessions(userId, now);
   }
 
-  deleteSession(userId: string, sessionId: string): Promise<boolean> {
-    return this.#sessions.deleteSession(userId, sessionId);
+  deleteSession(userId: string, sessionId: string, now?: number): Promise<boolean> {
+    return this.#sessions.deleteSession(userId, sessionId, now);
   }
 
-  deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number> {
-    return this.#sessions.deleteUserSessions(userId, exceptSessionId);
+  deleteUserSessions(userId: string, exceptSessionId?: string, now?: number): Promise<number> {
+    return this.#sessions.deleteUserSessions(userId, exceptSessionId, now);
   }
 
   recordFailure(key: string, now: number, windowMs: number): Promise<FailureRecord> {

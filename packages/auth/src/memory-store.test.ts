@@ -13,6 +13,28 @@ describe('MemoryAuthStore', () => {
     expect(typeof store.settleAttempt).toBe('function');
   });
 
+  it('judges deleteUserSessions and deleteSession answers on the `now` it is given', async () => {
+    const store = new MemoryAuthStore();
+    const at = (id: string, idleExpiresAt: number) =>
+      store.createSession({
+        id,
+        userId: 'u',
+        tokenHash: 'h',
+        createdAt: 0,
+        idleExpiresAt,
+        absoluteExpiresAt: 10_000,
+      });
+    await at('dead', 1_000);
+    await at('alive', 5_000);
+    expect(await store.deleteUserSessions('u', undefined, 1_000)).toBe(1);
+    expect(store.size.sessions).toBe(0);
+    await at('dead', 1_000);
+    await at('alive', 5_000);
+    expect(await store.deleteSession('u', 'dead', 1_000)).toBe(false);
+    expect(await store.deleteSession('u', 'alive', 1_000)).toBe(true);
+    expect(store.size.sessions).toBe(0);
+  });
+
   it('hands out copies, so callers cannot change stored records', async () => {
     const store = new MemoryAuthStore();
     await store.createUser({

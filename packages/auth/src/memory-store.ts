@@ -183,18 +183,24 @@ export class MemoryAuthStore implements AuthStore {
     );
   }
 
-  deleteSession(userId: string, sessionId: string): Promise<boolean> {
+  deleteSession(userId: string, sessionId: string, now: number = Date.now()): Promise<boolean> {
     const entry = this.#sessions.get(sessionId);
     if (entry?.record.userId !== userId) return Promise.resolve(false);
     this.#removeSession(userId, sessionId);
-    return Promise.resolve(true);
+    return Promise.resolve(!isDead(entry.record, now));
   }
 
-  deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number> {
+  deleteUserSessions(
+    userId: string,
+    exceptSessionId?: string,
+    now: number = Date.now(),
+  ): Promise<number> {
     let count = 0;
     for (const id of [...(this.#userSessions.get(userId) ?? [])]) {
       if (id === exceptSessionId) continue;
-      if (this.#sessions.has(id)) count += 1;
+      const entry = this.#sessions.get(id);
+      // A dead session is not counted: RedisAuthStore has usually let it expire already.
+      if (entry !== undefined && !isDead(entry.record, now)) count += 1;
       this.#removeSession(userId, id);
     }
     return Promise.resolve(count);
@@ -288,7 +294,8 @@ export class MemoryAuthStore implements AuthStore {
     const current = this.#oneTime.get(key);
     if (current?.tokenHash !== tokenHash) return Promise.resolve('invalid');
     this.#oneTime.delete(key);
-    return Promise.resolve(now >= current.expiresAt ? 'expired' : 'ok');
+    // An expired token answers like a missing one, which is what RedisAuthStore's expiry leaves.
+    return Promise.resolve(now >= current.expiresAt ? 'invalid' : 'ok');
   }
 
   deleteOneTimeToken(purpose: OneTimePurpose, userId: string): Promise<void> {
@@ -334,4 +341,8 @@ export class MemoryAuthStore implements AuthStore {
     ids?.delete(sessionId);
     if (ids?.size === 0) this.#userSessions.delete(userId);
   }
+}
+
+function isDead(session: SessionRecord, now: number): boolean {
+  return now >= session.idleExpiresAt || now >= session.absoluteExpiresAt;
 }

@@ -225,22 +225,52 @@ export class RedisAuthStore implements AuthStore {
     return sessions.sort((a, b) => a.createdAt - b.createdAt || a.id.localeCompare(b.id));
   }
 
-  async deleteSession(userId: string, sessionId: string): Promise<boolean> {
+  async deleteSession(
+    userId: string,
+    sessionId: string,
+    now: number = Date.now(),
+  ): Promise<boolean> {
     const key = this.#sessionKey(sessionId);
-    const owner = await this.#redis.hget(key, 'userId');
+    const [owner, idleExpiresAt, absoluteExpiresAt] = await this.#redis.hmget(
+      key,
+      'userId',
+      'idleExpiresAt',
+      'absoluteExpiresAt',
+    );
     if (owner !== userId) return false;
     const deleted = await this.#redis.del(key, `${key}:spent`);
     await this.#redis.srem(this.#userSessionsKey(userId), sessionId);
-    return deleted > 0;
+    // A session past its expiry at `now` that Redis has not evicted yet answers as if it had.
+    return deleted > 0 && now < Number(idleExpiresAt) && now < Number(absoluteExpiresAt);
   }
 
-  async deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number> {
+  async deleteUserSessions(
+    userId: string,
+    exceptSessionId?: string,
+    now: number = Date.now(),
+  ): Promise<number> {
     const index = this.#userSessionsKey(userId);
     const ids = (await this.#redis.smembers(index)).filter((id) => id !== exceptSessionId);
     let count = 0;
     for (const id of ids) {
       const key = this.#sessionKey(id);
-      if ((await this.#redis.del(key, `${key}:spent`)) > 0) count += 1;
+      // Read and delete in one transaction (one slot: both keys share the hash tag). A session
+      // past its expiry at `now` that Redis has not evicted yet is deleted but not counted.
+      const [expiries] = checked(
+        await this.#redis
+          .multi()
+          .hmget(key, 'idleExpiresAt', 'absoluteExpiresAt')
+          .del(key, `${key}:spent`)
+          .exec(),
+      ) as [Array<string | null>, number];
+      const [idleExpiresAt, absoluteExpiresAt] = expiries;
+      if (
+        typeof idleExpiresAt === 'string' &&
+        typeof absoluteExpiresAt === 'string' &&
+        now < Number(idleExpiresAt) &&
+        now < Number(absoluteExpiresAt)
+      )
+        count += 1;
     }
     if (ids.length > 0) await this.#redis.srem(index, ...ids);
     return count;
@@ -312,13 +342,13 @@ export class RedisAuthStore implements AuthStore {
     expiresAt: number,
   ): Promise<void> {
     const key = this.#oneTimeKey(purpose, userId);
-    // Kept a day past expiry so a late click reads "expired", not "invalid".
+    // Gone at expiry: an expired token answers like a missing one, so nothing is kept past it.
     checked(
       await this.#redis
         .multi()
         .del(key)
         .hset(key, { tokenHash, expiresAt: String(expiresAt) })
-        .pexpireat(key, expiresAt + 86_400_000)
+        .pexpireat(key, expiresAt)
         .exec(),
     );
   }
@@ -336,7 +366,9 @@ export class RedisAuthStore implements AuthStore {
         String(now),
       ),
     );
-    return reply === 1 ? 'ok' : reply === -1 ? 'expired' : 'invalid';
+    // -1 (the live token, expired at `now`; removed) answers like a token Redis has already
+    // evicted: invalid either way.
+    return reply === 1 ? 'ok' : 'invalid';
   }
 
   async deleteOneTimeToken(purpose: OneTimePurpose, userId: string): Promise<void> {

@@ -462,6 +462,41 @@ describe('AuthService refresh tokens', () => {
     await expectDeadSessionAnswers(service, userId, pairs);
   });
 
+  it('never counts dead sessions it revokes (logoutAll, password change and reset events)', async () => {
+    const { service, clock, events } = setup({ sessions: { idleTimeoutMs: 60_000 } });
+    const { userId, email } = await verifiedUser(service);
+    let password = PASSWORD;
+    const counts = () =>
+      events.flatMap((event) => (event.type === 'sessions_revoked' ? [event.count] : []));
+    const loginTwiceThenOnceMore = async () => {
+      await service.login({ email, password });
+      await service.login({ email, password });
+      clock.advance(30_000);
+      const alive = await service.login({ email, password });
+      // The first two are past their idle expiry, not swept (nothing listed them).
+      clock.advance(30_000);
+      return alive;
+    };
+    await loginTwiceThenOnceMore();
+    expect(await service.logoutAll(userId)).toBe(1);
+
+    const kept = await loginTwiceThenOnceMore();
+    await service.login({ email, password: PASSWORD });
+    await service.changePassword({
+      userId,
+      currentPassword: PASSWORD,
+      newPassword: 'a changed passphrase 9',
+      keepSessionId: kept.sessionId,
+    });
+    password = 'a changed passphrase 9';
+
+    clock.advance(120_000);
+    await loginTwiceThenOnceMore();
+    const reset = await service.requestPasswordReset(email);
+    await service.resetPassword(reset!.token, 'a reset passphrase 10');
+    expect(counts()).toEqual([1, 1, 1]);
+  });
+
   it('refuses malformed, oversized and forged tokens without touching the session', async () => {
     const { service, pair } = await loggedIn();
     for (const bad of [
@@ -684,7 +719,7 @@ describe('AuthService passwords', () => {
     const newer = await service.requestPasswordReset(email);
     await rejects(service.resetPassword(older!.token, 'another new password 1'), 'TOKEN_INVALID');
     clock.advance(3_600_000);
-    await rejects(service.resetPassword(newer!.token, 'another new password 1'), 'TOKEN_EXPIRED');
+    await rejects(service.resetPassword(newer!.token, 'another new password 1'), 'TOKEN_INVALID');
     await rejects(service.resetPassword('not a token', 'another new password 1'), 'TOKEN_INVALID');
     await rejects(
       service.resetPassword(
@@ -707,7 +742,7 @@ describe('AuthService passwords', () => {
     const resent = await service.resendVerification('liz@example.test');
     await rejects(service.verifyEmail(verificationToken), 'TOKEN_INVALID');
     clock.advance(86_400_000);
-    await rejects(service.verifyEmail(resent!.token), 'TOKEN_EXPIRED');
+    await rejects(service.verifyEmail(resent!.token), 'TOKEN_INVALID');
     const again = await service.resendVerification('liz@example.test');
     await service.verifyEmail(again!.token);
     clock.advance(60_000);

@@ -467,13 +467,14 @@ export class AuthService {
       safeEqual(hash, session.tokenHash) ||
       (session.parentHash !== undefined && safeEqual(hash, session.parentHash));
     if (!owns) return false;
-    const deleted = await this.#store.deleteSession(session.userId, session.id);
-    // A dead session is no session: the memory store still holds it, Redis has let it expire.
-    if (isDead(session, this.#clock.now())) return false;
+    const now = this.#clock.now();
+    const deleted = await this.#store.deleteSession(session.userId, session.id, now);
+    // A dead session is no session, also for a custom store that ignores `now`.
+    if (isDead(session, now)) return false;
     if (deleted)
       this.#emit({
         type: 'session_revoked',
-        at: this.#clock.now(),
+        at: now,
         userId: session.userId,
         sessionId: session.id,
         reason: 'logout',
@@ -482,12 +483,13 @@ export class AuthService {
     return deleted;
   }
 
-  /** Ends every session of a user; resolves how many. */
+  /** Ends every session of a user; resolves how many were alive (dead ones go too, uncounted). */
   async logoutAll(userId: string): Promise<number> {
-    const count = await this.#store.deleteUserSessions(userId);
+    const now = this.#clock.now();
+    const count = await this.#store.deleteUserSessions(userId, undefined, now);
     this.#emit({
       type: 'sessions_revoked',
-      at: this.#clock.now(),
+      at: now,
       userId,
       reason: 'logout_all',
       count,
@@ -511,8 +513,8 @@ export class AuthService {
   /** Ends one session of a user (e.g. "sign out that device"); resolves false if it was not theirs or not alive. */
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
     const session = await this.#store.getSession(sessionId);
-    const deleted = await this.#store.deleteSession(userId, sessionId);
     const now = this.#clock.now();
+    const deleted = await this.#store.deleteSession(userId, sessionId, now);
     // A dead session is no session, whether the store still holds it or has already evicted it.
     if (!deleted || session === null || isDead(session, now)) return false;
     this.#emit({ type: 'session_revoked', at: now, userId, sessionId, reason: 'revoked' });
@@ -628,8 +630,8 @@ export class AuthService {
     // Reading the reset email proves ownership of the address too.
     if (!user.emailVerified) await this.#store.updateUser(userId, { emailVerified: true });
     await this.#store.clearFailures(`account:${sha256(user.email)}`);
-    const count = await this.#store.deleteUserSessions(userId);
     const now = this.#clock.now();
+    const count = await this.#store.deleteUserSessions(userId, undefined, now);
     this.#emit({ type: 'password_reset', at: now, userId, ...clean(context) });
     this.#emit({ type: 'sessions_revoked', at: now, userId, reason: 'password_reset', count });
   }
@@ -653,8 +655,8 @@ export class AuthService {
     const passwordHash = await this.#hasher.hash(newPassword);
     await this.#store.updateUser(userId, { passwordHash });
     await this.#store.deleteOneTimeToken('reset-password', userId);
-    const count = await this.#store.deleteUserSessions(userId, keepSessionId);
     const now = this.#clock.now();
+    const count = await this.#store.deleteUserSessions(userId, keepSessionId, now);
     this.#emit({ type, at: now, userId, ...clean(context) });
     this.#emit({ type: 'sessions_revoked', at: now, userId, reason: type, count });
   }
@@ -682,7 +684,8 @@ export class AuthService {
       sha256(secret),
       this.#clock.now(),
     );
-    if (result === 'expired') throw new AuthError('TOKEN_EXPIRED', `${purpose} token expired`);
+    // An expired token is `invalid` (a deprecated custom store's `expired` too), so the answer
+    // never depends on the store, nor on whether it has evicted the record yet.
     if (result !== 'ok')
       throw new AuthError('TOKEN_INVALID', `${purpose} token is invalid`, { field: purpose });
   }

@@ -133,8 +133,19 @@ export interface ReservedAttempt extends FailureRecord {
 /** What a single-use token is for. */
 export type OneTimePurpose = 'verify-email' | 'reset-password';
 
-/** The outcome of consuming a single-use token. */
-export type ConsumeResult = 'ok' | 'invalid' | 'expired';
+/**
+ * The outcome of consuming a single-use token:
+ * - `ok`: the token was the live one and had not expired; it is spent.
+ * - `invalid`: not the live token (unknown, replaced, spent or deleted), or its expiry has passed
+ *   at `now` (it is then removed). An expired token answers exactly like a missing one, so the
+ *   answer never depends on whether a store with native expiry has evicted the record yet.
+ * - `expired`: deprecated, never returned by the shipped stores; `AuthService` treats it as `invalid`.
+ */
+export type ConsumeResult =
+  | 'ok'
+  | 'invalid'
+  /** @deprecated An expired token is `invalid`; kept so older custom stores still compile. */
+  | 'expired';
 
 /**
  * Where @postern/auth keeps users, sessions, counters and single-use tokens. Every method that
@@ -160,10 +171,19 @@ export interface AuthStore {
   rotateRefreshToken(input: RotateInput): Promise<RotateResult>;
   /** The user's sessions that are alive at `now`. */
   listSessions(userId: string, now: number): Promise<SessionRecord[]>;
-  /** Deletes one session if it belongs to `userId`; resolves whether it existed. */
-  deleteSession(userId: string, sessionId: string): Promise<boolean>;
-  /** Deletes every session of a user except `exceptSessionId`; resolves how many were deleted. */
-  deleteUserSessions(userId: string, exceptSessionId?: string): Promise<number>;
+  /**
+   * Deletes one session if it belongs to `userId`; resolves whether it existed and was alive at
+   * `now` (epoch ms, on the caller's clock; default: `Date.now()`). A dead session is deleted too
+   * but answers false, as one a store with native expiry has already evicted.
+   */
+  deleteSession(userId: string, sessionId: string, now?: number): Promise<boolean>;
+  /**
+   * Deletes every session of a user except `exceptSessionId`; resolves how many of them were alive
+   * at `now` (epoch ms, on the caller's clock; default: `Date.now()`). Dead sessions (idle or
+   * absolute expiry passed) are deleted too but not counted, so the count never depends on whether
+   * a store with native expiry has evicted them yet.
+   */
+  deleteUserSessions(userId: string, exceptSessionId?: string, now?: number): Promise<number>;
 
   /**
    * Counts one failure; a counter whose latest failure is older than `windowMs` starts again at 1.
@@ -201,7 +221,10 @@ export interface AuthStore {
     tokenHash: string,
     expiresAt: number,
   ): Promise<void>;
-  /** Atomically spends the token if it is the live one; any outcome but `invalid` removes it. */
+  /**
+   * Atomically spends the token if it is the live one and unexpired at `now`; see `ConsumeResult`.
+   * The live token, expired or not, is removed by any attempt that presents it.
+   */
   consumeOneTimeToken(
     purpose: OneTimePurpose,
     userId: string,

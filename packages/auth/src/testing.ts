@@ -430,6 +430,43 @@ export function runAuthStoreContract(
         ]);
       });
 
+      it('deletes a dead session by owner but answers false, whether or not the store has evicted it yet', async () => {
+        const store = await create();
+        const userId = randomUUID();
+        // On the real clock, so a store that leaves time to native expiry is checked as it runs.
+        const now = Date.now();
+        const alive = session(userId, {
+          createdAt: now,
+          idleExpiresAt: now + HOUR,
+          absoluteExpiresAt: now + 2 * HOUR,
+        });
+        // Idle-expired an hour ago: a store with native expiry may still hold it.
+        const idle = session(userId, {
+          createdAt: now - 2 * HOUR,
+          idleExpiresAt: now - HOUR,
+          absoluteExpiresAt: now + HOUR,
+        });
+        const absolute = session(userId, {
+          createdAt: now - 3 * HOUR,
+          idleExpiresAt: now + HOUR,
+          absoluteExpiresAt: now - HOUR,
+        });
+        // A session of 1 ms: a store with native expiry drops it during the wait, another keeps it.
+        const evicted = session(userId, {
+          createdAt: now,
+          idleExpiresAt: now + 1,
+          absoluteExpiresAt: now + 1,
+        });
+        for (const entry of [alive, idle, absolute, evicted]) await store.createSession(entry);
+        await sleep(20);
+        expect(await store.deleteSession(userId, alive.id, Date.now())).toBe(true);
+        for (const entry of [idle, absolute, evicted]) {
+          expect(await store.deleteSession(userId, entry.id, Date.now())).toBe(false);
+          expect(await store.getSession(entry.id)).toBeNull();
+        }
+        expect(await store.listSessions(userId, Date.now())).toEqual([]);
+      });
+
       it('deletes every session of a user but the one kept', async () => {
         const store = await create();
         const userId = randomUUID();
@@ -442,6 +479,51 @@ export function runAuthStoreContract(
         expect(await store.deleteUserSessions(userId)).toBe(1);
         expect(await store.deleteUserSessions(userId)).toBe(0);
         expect(await store.getSession(sessions[0]!.id)).toBeNull();
+      });
+
+      it('deletes dead sessions with the rest but never counts them, whether or not the store has evicted them yet', async () => {
+        const store = await create();
+        const userId = randomUUID();
+        // On the real clock, so a store that leaves time to native expiry is checked as it runs.
+        const now = Date.now();
+        const alive = session(userId, {
+          createdAt: now,
+          idleExpiresAt: now + HOUR,
+          absoluteExpiresAt: now + 2 * HOUR,
+        });
+        const kept = session(userId, {
+          createdAt: now,
+          idleExpiresAt: now + HOUR,
+          absoluteExpiresAt: now + 2 * HOUR,
+        });
+        // Idle-expired an hour ago: a store with native expiry may still hold it.
+        const idle = session(userId, {
+          createdAt: now - 2 * HOUR,
+          idleExpiresAt: now - HOUR,
+          absoluteExpiresAt: now + HOUR,
+        });
+        const absolute = session(userId, {
+          createdAt: now - 3 * HOUR,
+          idleExpiresAt: now + HOUR,
+          absoluteExpiresAt: now - HOUR,
+        });
+        // A session of 1 ms: a store with native expiry drops it during the wait, another keeps it.
+        const evicted = session(userId, {
+          createdAt: now,
+          idleExpiresAt: now + 1,
+          absoluteExpiresAt: now + 1,
+        });
+        for (const entry of [alive, kept, idle, absolute, evicted])
+          await store.createSession(entry);
+        await sleep(20);
+        expect(await store.deleteUserSessions(userId, kept.id, Date.now())).toBe(1);
+        for (const entry of [alive, idle, absolute, evicted])
+          expect(await store.getSession(entry.id)).toBeNull();
+        expect((await store.listSessions(userId, Date.now())).map((entry) => entry.id)).toEqual([
+          kept.id,
+        ]);
+        expect(await store.deleteUserSessions(userId, undefined, Date.now())).toBe(1);
+        expect(await store.deleteUserSessions(userId, undefined, Date.now())).toBe(0);
       });
     });
 
@@ -639,16 +721,49 @@ export function runAuthStoreContract(
         expect(await store.consumeOneTimeToken('reset-password', userId, 'new', NOW)).toBe('ok');
       });
 
-      it('reports an expired token once and removes it; deletes on request', async () => {
+      it('answers an expired token as invalid, like an unknown one, at any time after expiry, and removes it', async () => {
         const store = await create();
         const userId = randomUUID();
+        // At the expiry, and long after it (past any retention a store with native expiry may use).
+        for (const late of [NOW + HOUR, NOW + HOUR + 1, NOW + HOUR + 30 * 24 * HOUR]) {
+          await store.putOneTimeToken('reset-password', userId, 'hash', NOW + HOUR);
+          expect(await store.consumeOneTimeToken('reset-password', userId, 'hash', late)).toBe(
+            'invalid',
+          );
+          // Gone for good: invalid even on a clock that reads before the expiry.
+          expect(await store.consumeOneTimeToken('reset-password', userId, 'hash', NOW)).toBe(
+            'invalid',
+          );
+        }
         await store.putOneTimeToken('reset-password', userId, 'hash', NOW + HOUR);
-        expect(await store.consumeOneTimeToken('reset-password', userId, 'hash', NOW + HOUR)).toBe(
-          'expired',
-        );
-        expect(await store.consumeOneTimeToken('reset-password', userId, 'hash', NOW)).toBe(
+        expect(
+          await store.consumeOneTimeToken('reset-password', userId, 'hash', NOW + HOUR - 1),
+        ).toBe('ok');
+      });
+
+      it('answers the same whether or not the store has already evicted the expired token', async () => {
+        const store = await create();
+        const userId = randomUUID();
+        // Expiring on the real clock in 5 ms: a store with native expiry drops it during the wait.
+        const expiresAt = Date.now() + 5;
+        await store.putOneTimeToken('verify-email', userId, 'hash', expiresAt);
+        await sleep(30);
+        expect(await store.consumeOneTimeToken('verify-email', userId, 'hash', expiresAt)).toBe(
           'invalid',
         );
+        await store.putOneTimeToken('verify-email', userId, 'hash', expiresAt);
+        await sleep(30);
+        expect(
+          await store.consumeOneTimeToken('verify-email', userId, 'hash', expiresAt + 24 * HOUR),
+        ).toBe('invalid');
+        expect(await store.consumeOneTimeToken('verify-email', userId, 'hash', NOW)).toBe(
+          'invalid',
+        );
+      });
+
+      it('deletes a token on request', async () => {
+        const store = await create();
+        const userId = randomUUID();
         await store.putOneTimeToken('verify-email', userId, 'hash', NOW + HOUR);
         await store.deleteOneTimeToken('verify-email', userId);
         expect(await store.consumeOneTimeToken('verify-email', userId, 'hash', NOW)).toBe(

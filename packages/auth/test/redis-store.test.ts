@@ -108,6 +108,53 @@ describe('RedisAuthStore specifics', () => {
     expect(await store.getSession('EEEEEEEEEEEEEEEEEEEEEE')).toBeNull();
   });
 
+  it('judges deleteUserSessions and deleteSession answers on the `now` it is given, not only on eviction', async () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    const userId = randomUUID();
+    const future = 1_900_000_000_000;
+    // Both live for an hour of Redis time; at `future` the first is past its idle expiry.
+    for (const [id, idleExpiresAt] of [
+      ['GGGGGGGGGGGGGGGGGGGGGG', future],
+      ['HHHHHHHHHHHHHHHHHHHHHH', future + 60_000],
+    ] as const)
+      await store.createSession({
+        id,
+        userId,
+        tokenHash: 'hash',
+        createdAt: future - 3_600_000,
+        idleExpiresAt,
+        absoluteExpiresAt: future + 3_600_000,
+      });
+    expect(await store.deleteUserSessions(userId, undefined, future)).toBe(1);
+    expect(await store.getSession('GGGGGGGGGGGGGGGGGGGGGG')).toBeNull();
+    expect(await store.getSession('HHHHHHHHHHHHHHHHHHHHHH')).toBeNull();
+    for (const [id, idleExpiresAt] of [
+      ['GGGGGGGGGGGGGGGGGGGGGG', future],
+      ['HHHHHHHHHHHHHHHHHHHHHH', future + 60_000],
+    ] as const)
+      await store.createSession({
+        id,
+        userId,
+        tokenHash: 'hash',
+        createdAt: future - 3_600_000,
+        idleExpiresAt,
+        absoluteExpiresAt: future + 3_600_000,
+      });
+    expect(await store.deleteSession(userId, 'GGGGGGGGGGGGGGGGGGGGGG', future)).toBe(false);
+    expect(await store.deleteSession(userId, 'HHHHHHHHHHHHHHHHHHHHHH', future)).toBe(true);
+    expect(await store.getSession('GGGGGGGGGGGGGGGGGGGGGG')).toBeNull();
+  });
+
+  it('lets a one-time token expire in Redis at its expiry, keeping nothing past it', async () => {
+    const store = new RedisAuthStore({ redis, prefix });
+    const userId = randomUUID();
+    const expiresAt = Date.now() + 60_000;
+    await store.putOneTimeToken('reset-password', userId, 'hash', expiresAt);
+    const ttl = await redis.pttl(`${prefix}once:reset-password:{${userId}}`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
   it('registers its scripts once per client under versioned names', () => {
     new RedisAuthStore({ redis, prefix });
     new RedisAuthStore({ redis, prefix });
