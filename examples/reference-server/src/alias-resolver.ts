@@ -48,9 +48,18 @@ function baseAddress(address: string, separator: string): string {
   return cut > 0 ? `${local.slice(0, cut)}${lower.slice(at)}` : lower;
 }
 
-/** What the forwarder is told about a route: null (unknown, 550 5.1.1), or destinations, refused when disabled. */
+/**
+ * What the forwarder is told about a route: null (unknown, 550 5.1.1), or destinations, refused
+ * when disabled or when none is left to forward to (every one unverified).
+ */
 export function toRecipient(route: AliasRoute | null): ResolvedRecipient | null {
   if (route === null) return null;
+  if (route.destinations.length === 0)
+    return {
+      destinations: [],
+      disabled: 'reject',
+      reason: 'this alias has no verified destination',
+    };
   return route.enabled
     ? { destinations: route.destinations }
     : { destinations: route.destinations, disabled: 'reject', reason: 'this alias is disabled' };

@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import { isUniqueViolation } from './db/connect.js';
 import type { AliasesTable, Database } from './db/schema.js';
@@ -179,23 +180,27 @@ export class AliasRepository {
         { status: 409, field: 'domainId' },
       );
     }
-    await this.#destinations?.assertUsable(input.userId, input.destinations);
     try {
-      const row = await this.#db
-        .insertInto('aliases')
-        .values({
-          id: randomUUID(),
-          user_id: input.userId,
-          domain_id: domain.id,
-          local_part: localPart,
-          address: `${localPart}@${domain.name}`,
-          enabled: true,
-          destinations: input.destinations.map((destination) => destination.toLowerCase()),
-          last_seen_at: null,
-          created_at: this.#now(),
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      // The check and the insert share a transaction that holds the destinations FOR SHARE: a
+      // destination cannot be deleted between them (see `DestinationRepository.delete`).
+      const row = await this.#db.transaction().execute(async (trx) => {
+        await this.#destinations?.assertUsable(input.userId, input.destinations, trx);
+        return trx
+          .insertInto('aliases')
+          .values({
+            id: randomUUID(),
+            user_id: input.userId,
+            domain_id: domain.id,
+            local_part: localPart,
+            address: `${localPart}@${domain.name}`,
+            enabled: true,
+            destinations: input.destinations.map((destination) => destination.toLowerCase()),
+            last_seen_at: null,
+            created_at: this.#now(),
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      });
       return toAlias(row);
     } catch (error) {
       if (isUniqueViolation(error))
@@ -260,18 +265,22 @@ export class AliasRepository {
     if (patch.destinations !== undefined)
       values.destinations = patch.destinations.map((destination) => destination.toLowerCase());
     if (Object.keys(values).length === 0) return this.get(userId, aliasId);
-    if (values.destinations !== undefined && this.#destinations !== undefined) {
+    const policy = values.destinations !== undefined ? this.#destinations : undefined;
+    if (policy !== undefined)
       // Another user's alias is not found before its new destinations are judged.
       await this.get(userId, aliasId);
-      await this.#destinations.assertUsable(userId, values.destinations);
-    }
-    const row = await this.#db
-      .updateTable('aliases')
-      .set(values)
-      .where('id', '=', aliasId)
-      .where('user_id', '=', userId)
-      .returningAll()
-      .executeTakeFirst();
+    const row = await this.#db.transaction().execute(async (trx) => {
+      // Checked and written in one transaction holding the destinations, as in `create`.
+      if (policy !== undefined && values.destinations !== undefined)
+        await policy.assertUsable(userId, values.destinations, trx);
+      return trx
+        .updateTable('aliases')
+        .set(values)
+        .where('id', '=', aliasId)
+        .where('user_id', '=', userId)
+        .returningAll()
+        .executeTakeFirst();
+    });
     if (row === undefined) throw new ServerError('NOT_FOUND', 'no such alias', { status: 404 });
     return toAlias(row);
   }
@@ -288,7 +297,12 @@ export class AliasRepository {
     return row.address;
   }
 
-  /** The route for an address (already lower-cased by the caller), or null if no alias has it. */
+  /**
+   * The route for an address (already lower-cased by the caller), or null if no alias has it. Its
+   * destinations leave out every address with a destination row that is neither verified nor
+   * grandfathered (migration 0004): mail never goes to a mailbox that did not confirm it. Addresses
+   * with no row (the account's own, or ones written by tools without a `DestinationPolicy`) stay.
+   */
   async findRoute(address: string): Promise<AliasRoute | null> {
     const row = await this.#db
       .selectFrom('aliases')
@@ -298,7 +312,18 @@ export class AliasRepository {
         'aliases.user_id',
         'aliases.address',
         'aliases.enabled',
-        'aliases.destinations',
+        sql<string[]>`ARRAY(
+          SELECT listed.address
+          FROM unnest(aliases.destinations) WITH ORDINALITY AS listed(address, position)
+          WHERE NOT EXISTS (
+            SELECT 1 FROM destinations
+            WHERE destinations.user_id = aliases.user_id
+              AND destinations.address = listed.address
+              AND destinations.verified_at IS NULL
+              AND destinations.grandfathered_at IS NULL
+          )
+          ORDER BY listed.position
+        )`.as('destinations'),
         'domains.name',
       ])
       .where('aliases.address', '=', address.toLowerCase())

@@ -84,6 +84,8 @@ export function configShape(mode: Mode) {
       aliasCreatePerHour: integer({ min: 1 }).default(30),
       /** Per user: destinations added or re-sent (each mails a verification token to a stranger's address). */
       destinationAddPerHour: integer({ min: 1 }).default(10),
+      /** Per IP: verification tokens presented without a session (`POST /destinations/confirm`). */
+      destinationConfirmPerHour: integer({ min: 1 }).default(20),
       /** Per user: custom domains added or verified (each addition generates an RSA key). */
       domainChangePerHour: integer({ min: 1 }).default(20),
       smtpPerMinute: integer({ min: 1 }).default(60),

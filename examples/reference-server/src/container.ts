@@ -42,6 +42,8 @@ export interface Limiters {
   reset: RateLimiter;
   aliasCreate: RateLimiter;
   destinationAdd: RateLimiter;
+  /** Per IP: tokens presented to the unauthenticated `POST /destinations/confirm`. */
+  destinationConfirm: RateLimiter;
   domainChange: RateLimiter;
   smtp: RateLimiter;
 }
@@ -210,6 +212,11 @@ export function createContainer(
       reset: limiter('reset', limits.resetPerHour, 3_600_000),
       aliasCreate: limiter('alias', limits.aliasCreatePerHour, 3_600_000),
       destinationAdd: limiter('destination', limits.destinationAddPerHour, 3_600_000),
+      destinationConfirm: limiter(
+        'destination-confirm',
+        limits.destinationConfirmPerHour,
+        3_600_000,
+      ),
       domainChange: limiter('domain', limits.domainChangePerHour, 3_600_000),
       smtp: limiter('smtp', limits.smtpPerMinute, 60_000),
     };

@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely, Selectable, Transaction } from 'kysely';
 import { sql } from 'kysely';
 import type { Database, DestinationsTable } from './db/schema.js';
 import { ServerError } from './errors.js';
@@ -12,6 +12,11 @@ export interface Destination {
   verified: boolean;
   /** Epoch ms of the confirmation, or null while unverified. */
   verifiedAt: number | null;
+  /**
+   * True for an address an alias forwarded to before destinations had to be verified (migration
+   * 0004): those aliases keep forwarding to it, but no alias may newly use it until it is verified.
+   */
+  grandfathered: boolean;
   createdAt: number;
 }
 
@@ -46,6 +51,7 @@ function toDestination(row: Selectable<DestinationsTable>): Destination {
     address: row.address,
     verified: row.verified_at !== null,
     verifiedAt: row.verified_at,
+    grandfathered: row.verified_at === null && row.grandfathered_at !== null,
     createdAt: row.created_at,
   };
 }
@@ -88,6 +94,7 @@ export class DestinationRepository implements DestinationPolicy {
         user_id: userId,
         address: normalized,
         verified_at: null,
+        grandfathered_at: null,
         token_hash: hashToken(token),
         token_expires_at: now + this.#tokenTtlMs,
         created_at: now,
@@ -123,15 +130,26 @@ export class DestinationRepository implements DestinationPolicy {
    * `TOKEN_INVALID` for a malformed, wrong, spent or foreign token; `TOKEN_EXPIRED` past its lifetime.
    */
   async verify(userId: string, token: string): Promise<Destination> {
+    return toDestination(await this.#spend(token, userId));
+  }
+
+  /**
+   * Spends a verification token on its own, as the mailbox's owner does without an account here;
+   * returns the destination and the user it belongs to. Same errors as `verify`.
+   */
+  async confirm(token: string): Promise<{ destination: Destination; userId: string }> {
+    const row = await this.#spend(token, null);
+    return { destination: toDestination(row), userId: row.user_id };
+  }
+
+  async #spend(token: string, userId: string | null): Promise<Selectable<DestinationsTable>> {
     const match = TOKEN.exec(token);
     const id = match?.[1];
     if (id === undefined || !UUID.test(id)) throw tokenInvalid();
-    const row = await this.#db
-      .selectFrom('destinations')
-      .selectAll()
-      .where('id', '=', id)
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
+    let query = this.#db.selectFrom('destinations').selectAll().where('id', '=', id);
+    if (userId !== null) query = query.where('user_id', '=', userId);
+    const row = await query.executeTakeFirst();
+    // The id is not secret; the 32 random bytes are, and only their hash is compared, in constant time.
     if (row?.token_hash === null || row?.token_hash === undefined) throw tokenInvalid();
     const expected = Buffer.from(row.token_hash, 'hex');
     const presented = Buffer.from(hashToken(token), 'hex');
@@ -146,13 +164,13 @@ export class DestinationRepository implements DestinationPolicy {
     // Conditional on the hash just checked, so two requests spending one token cannot both win.
     const updated = await this.#db
       .updateTable('destinations')
-      .set({ verified_at: now, token_hash: null, token_expires_at: null })
+      .set({ verified_at: now, grandfathered_at: null, token_hash: null, token_expires_at: null })
       .where('id', '=', row.id)
       .where('token_hash', '=', row.token_hash)
       .returningAll()
       .executeTakeFirst();
     if (updated === undefined) throw tokenInvalid();
-    return toDestination(updated);
+    return updated;
   }
 
   /** The user's destinations, oldest first. */
@@ -172,31 +190,37 @@ export class DestinationRepository implements DestinationPolicy {
    * their aliases still forwards to it (change those aliases first).
    */
   async delete(userId: string, destinationId: string): Promise<void> {
-    const row = await this.#db
-      .selectFrom('destinations')
-      .select(['id', 'address'])
-      .where('id', '=', destinationId)
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
-    if (row === undefined)
-      throw new ServerError('NOT_FOUND', 'no such destination', { status: 404 });
-    const deleted = await this.#db
-      .deleteFrom('destinations')
-      .where('id', '=', row.id)
-      .where('user_id', '=', userId)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('aliases')
-              .select('aliases.id')
-              .where('aliases.user_id', '=', userId)
-              .where(sql<boolean>`${row.address} = ANY(aliases.destinations)`),
+    const deleted = await this.#db.transaction().execute(async (trx) => {
+      // FOR UPDATE waits for any alias write holding the row FOR SHARE (see `assertUsable`) to
+      // commit; the check below then runs on a fresh snapshot (READ COMMITTED) and sees that alias.
+      const row = await trx
+        .selectFrom('destinations')
+        .select(['id', 'address'])
+        .where('id', '=', destinationId)
+        .where('user_id', '=', userId)
+        .forUpdate()
+        .executeTakeFirst();
+      if (row === undefined) return undefined;
+      const result = await trx
+        .deleteFrom('destinations')
+        .where('id', '=', row.id)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('aliases')
+                .select('aliases.id')
+                .where('aliases.user_id', '=', userId)
+                .where(sql<boolean>`${row.address} = ANY(aliases.destinations)`),
+            ),
           ),
-        ),
-      )
-      .executeTakeFirst();
-    if (deleted.numDeletedRows === 0n)
+        )
+        .executeTakeFirst();
+      return result.numDeletedRows;
+    });
+    if (deleted === undefined)
+      throw new ServerError('NOT_FOUND', 'no such destination', { status: 404 });
+    if (deleted === 0n)
       throw new ServerError(
         'CONFLICT',
         'an alias still forwards to this destination; change or delete it first',
@@ -204,22 +228,34 @@ export class DestinationRepository implements DestinationPolicy {
       );
   }
 
-  /** Every address must be a verified destination of the user or the account's own address. */
-  async assertUsable(userId: string, addresses: readonly string[]): Promise<void> {
-    const wanted = [...new Set(addresses.map((address) => address.toLowerCase()))];
+  /**
+   * Every address must be a verified destination of the user or the account's own address. Inside
+   * `transaction`, the destination rows are locked FOR SHARE until it ends: a concurrent `delete`
+   * waits for the alias to be written and then sees it, or wins first and the row is gone here.
+   */
+  async assertUsable(
+    userId: string,
+    addresses: readonly string[],
+    transaction?: Transaction<Database>,
+  ): Promise<void> {
+    const wanted = [...new Set(addresses.map((address) => address.toLowerCase()))].sort();
     if (wanted.length === 0) return;
-    const user = await this.#db
+    const db = transaction ?? this.#db;
+    const user = await db
       .selectFrom('users')
       .select('email')
       .where('id', '=', userId)
       .executeTakeFirst();
-    const verified = await this.#db
+    let query = db
       .selectFrom('destinations')
       .select('address')
       .where('user_id', '=', userId)
       .where('address', 'in', wanted)
       .where('verified_at', 'is not', null)
-      .execute();
+      // Locked in one order, so two alias writes sharing destinations never deadlock a delete.
+      .orderBy('address');
+    if (transaction !== undefined) query = query.forShare();
+    const verified = await query.execute();
     const usable = new Set(verified.map((row) => row.address));
     if (user !== undefined) usable.add(user.email.toLowerCase());
     const refused = wanted.find((address) => !usable.has(address));

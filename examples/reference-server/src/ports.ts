@@ -1,3 +1,5 @@
+import type { Transaction } from 'kysely';
+import type { Database } from './db/schema.js';
 /** The rate limiter port every @postern/rate-limit limiter satisfies. */
 export interface RateLimiter {
   consume(
@@ -27,6 +29,14 @@ export interface DomainChangeNotifier {
 
 /** Decides whether a user may forward to some addresses; `AliasRepository` asks it on every change of destinations. */
 export interface DestinationPolicy {
-  /** Throws `VALIDATION_FAILED` (field `destinations`) naming the first address the user may not use. */
-  assertUsable(userId: string, addresses: readonly string[]): Promise<void>;
+  /**
+   * Throws `VALIDATION_FAILED` (field `destinations`) naming the first address the user may not use.
+   * Given `transaction`, it checks inside it and keeps the destinations it relied on locked until
+   * the transaction ends, so they cannot be deleted before the alias that uses them is written.
+   */
+  assertUsable(
+    userId: string,
+    addresses: readonly string[],
+    transaction?: Transaction<Database>,
+  ): Promise<void>;
 }

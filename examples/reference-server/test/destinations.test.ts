@@ -1,8 +1,12 @@
 // Destination verification over a real socket: nobody makes the service forward (DKIM-signed) mail
 // to a mailbox that did not confirm it, except the account's own address.
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AliasRepository } from '../src/aliases.js';
 import { get } from '../src/container.js';
+import { DestinationRepository } from '../src/destinations.js';
+import { ServerError } from '../src/errors.js';
 import { startServer, verifiedDestination, sharedDomainId } from './support/http.js';
 import type { Answer, Server } from './support/http.js';
 
@@ -363,5 +367,189 @@ describe('input', () => {
     ] as const) {
       expect((await server.call(method, path, { body })).status).toBe(401);
     }
+  });
+});
+
+describe('confirming without an account', () => {
+  it("lets the destination's owner confirm with the mailed token alone, once, before it expires", async () => {
+    const { auth } = await server.signUp('partner-owner@example.org');
+    const domainId = await sharedDomainId(server, auth);
+    const added = await server.call('POST', '/destinations', {
+      headers: auth,
+      body: { address: 'partner@dest.example' },
+    });
+    expect(added.status).toBe(201);
+    const token = await server.latestToken('partner@dest.example', SUBJECT);
+    // The mail tells its reader that no account is needed, and where to confirm.
+    const outbox = get(server.environment.container('api'), 'outbox');
+    const entry = (await outbox.list()).find((mail) => mail.to.includes('partner@dest.example'))!;
+    const text = (await outbox.read(entry.id)) ?? '';
+    expect(text).toContain('/destinations/confirm?token=');
+    expect(text).not.toContain('signed in');
+
+    // No Authorization header: the partner has no account here.
+    const confirmed = await server.call('POST', '/destinations/confirm', { body: { token } });
+    expect(confirmed.status).toBe(200);
+    expect(confirmed.json).toEqual({ verified: true, address: 'partner@dest.example' });
+    expect(
+      (await server.call('GET', '/destinations', { headers: auth })).json['items'],
+    ).toMatchObject([{ id: added.json['id'], verified: true }]);
+    expect((await createAlias(auth, domainId, 'partner', ['partner@dest.example'])).status).toBe(
+      201,
+    );
+
+    // Single use, on either path.
+    const again = await server.call('POST', '/destinations/confirm', { body: { token } });
+    expect(again.status).toBe(400);
+    expect(again.json).toMatchObject({ code: 'TOKEN_INVALID', field: 'token' });
+    expect(
+      (await server.call('POST', '/destinations/verify', { headers: auth, body: { token } })).json,
+    ).toMatchObject({ code: 'TOKEN_INVALID' });
+
+    // Malformed and forged tokens are refused the same way.
+    for (const malformed of [
+      'nonsense',
+      `${added.json['id'] as string}.short`,
+      `${randomUUID()}.${token.split('.')[1]!}`,
+    ]) {
+      const answer = await server.call('POST', '/destinations/confirm', {
+        body: { token: malformed },
+      });
+      expect(answer.status).toBe(400);
+      expect(answer.json).toMatchObject({ code: 'TOKEN_INVALID' });
+    }
+
+    // Expired.
+    const late = await server.call('POST', '/destinations', {
+      headers: auth,
+      body: { address: 'late-partner@dest.example' },
+    });
+    const lateToken = await server.latestToken('late-partner@dest.example', SUBJECT);
+    await server.environment.database.db
+      .updateTable('destinations')
+      .set({ token_expires_at: Date.now() - 1 })
+      .where('id', '=', late.json['id'] as string)
+      .execute();
+    const expired = await server.call('POST', '/destinations/confirm', {
+      body: { token: lateToken },
+    });
+    expect(expired.status).toBe(400);
+    expect(expired.json).toMatchObject({ code: 'TOKEN_EXPIRED', field: 'token' });
+
+    // The owner's audit log records who confirmed: nobody signed in.
+    const audit = await server.environment.database.db
+      .selectFrom('audit_log')
+      .select(['action', 'detail'])
+      .where('action', '=', 'destination.confirm')
+      .execute();
+    expect(audit).toEqual([
+      { action: 'destination.confirm', detail: { destinationId: added.json['id'] } },
+    ]);
+  });
+
+  it('is rate limited per IP: LIMITS_DESTINATION_CONFIRM_PER_HOUR', async () => {
+    const limited = await startServer('dest_confirm', {
+      LIMITS_DESTINATION_CONFIRM_PER_HOUR: '3',
+    });
+    try {
+      const statuses: number[] = [];
+      let answer: Answer | undefined;
+      for (let index = 0; index < 5; index += 1) {
+        answer = await limited.call('POST', '/destinations/confirm', {
+          body: { token: `${randomUUID()}.${'A'.repeat(43)}` },
+        });
+        statuses.push(answer.status);
+      }
+      expect(statuses).toEqual([400, 400, 400, 429, 429]);
+      expect(answer?.json).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(Number(answer?.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      await limited.close();
+    }
+  });
+});
+
+describe('deleting a destination while an alias is created', () => {
+  it('never leaves an alias forwarding to a deleted destination, over many concurrent attempts', async () => {
+    const { db } = server.environment.database;
+    const { auth } = await server.signUp('racer@example.org');
+    const domainId = await sharedDomainId(server, auth);
+    const user = await db
+      .selectFrom('users')
+      .select('id')
+      .where('email', '=', 'racer@example.org')
+      .executeTakeFirstOrThrow();
+    const destinations = new DestinationRepository(db);
+    // Widens the window between the check and the insert, as a slow link to the database would.
+    const aliases = new AliasRepository(db, {
+      destinations: {
+        async assertUsable(...args) {
+          await destinations.assertUsable(...args);
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+        },
+      },
+    });
+    const attempts = 120;
+    const addresses = Array.from({ length: attempts }, (_, index) => `race${index}@dest.example`);
+    const ids = addresses.map(() => randomUUID());
+    await db
+      .insertInto('destinations')
+      .values(
+        addresses.map((address, index) => ({
+          id: ids[index]!,
+          user_id: user.id,
+          address,
+          verified_at: Date.now(),
+          token_hash: null,
+          token_expires_at: null,
+          created_at: Date.now(),
+        })),
+      )
+      .execute();
+
+    const expected = (error: unknown): string => {
+      if (ServerError.isInstance(error)) return error.code;
+      throw error;
+    };
+    const attempt = async (index: number): Promise<[string, string]> => {
+      const address = addresses[index]!;
+      const create = aliases
+        .create({ userId: user.id, domainId, localPart: `race${index}`, destinations: [address] })
+        .then(() => 'created', expected);
+      // Started a little later, so it often lands between the alias's check and its insert.
+      const remove = new Promise((resolve) => setTimeout(resolve, Math.random() * 4))
+        .then(() => destinations.delete(user.id, ids[index]!))
+        .then(() => 'deleted', expected);
+      return Promise.all([create, remove]);
+    };
+    // A few pairs at a time, so neither side waits in the connection pool behind the other.
+    const outcomes: [string, string][] = [];
+    for (let start = 0; start < attempts; start += 4) {
+      const batch = [0, 1, 2, 3].map((offset) => start + offset).filter((i) => i < attempts);
+      outcomes.push(...(await Promise.all(batch.map(attempt))));
+    }
+    // Exactly one of the two wins each time.
+    for (const [created, deleted] of outcomes) {
+      expect(created === 'created').toBe(deleted !== 'deleted');
+    }
+
+    // Every alias forwards to a destination that still exists, verified.
+    const orphans = await db
+      .selectFrom('aliases')
+      .select(['aliases.address', 'aliases.destinations'])
+      .where('aliases.user_id', '=', user.id)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('destinations')
+              .select('destinations.id')
+              .whereRef('destinations.user_id', '=', 'aliases.user_id')
+              .where('destinations.verified_at', 'is not', null)
+              .where(sql<boolean>`destinations.address = ANY(aliases.destinations)`),
+          ),
+        ),
+      )
+      .execute();
+    expect(orphans).toEqual([]);
   });
 });

@@ -19,6 +19,11 @@ export interface DestinationRouteDependencies {
    * have heard of us, so re-sending must not be a free loop either.
    */
   addLimiter: RateLimiter;
+  /**
+   * Charged once per `POST /destinations/confirm`, keyed by IP: it needs no session, so this is
+   * what stands between it and guessing (on top of the 256-bit secret in each token).
+   */
+  confirmLimiter: RateLimiter;
 }
 
 const destinationSchema = {
@@ -28,12 +33,13 @@ const destinationSchema = {
     address: { type: 'string' },
     verified: { type: 'boolean' },
     verifiedAt: { type: ['integer', 'null'] },
+    grandfathered: { type: 'boolean' },
     createdAt: { type: 'integer' },
   },
 } as const;
 const errors = { ...resourceErrors, 429: errorSchema } as const;
 
-/** Adds `/destinations` routes: add (mails a token), verify, list, delete. */
+/** Adds `/destinations` routes: add (mails a token), verify (signed in) or confirm (token alone), list, delete. */
 export function registerDestinationRoutes(
   app: FastifyInstance,
   deps: DestinationRouteDependencies,
@@ -66,8 +72,8 @@ export function registerDestinationRoutes(
           subject: 'Confirm forwarding to this address',
           text:
             'A Postern user asked to forward mail from their aliases to this address. Nothing is ' +
-            'forwarded here until they confirm, signed in, with this token:\n\n' +
-            `${added.token}\n\nor open ${deps.publicUrl}/destinations/verify?token=${encodeURIComponent(added.token)}\n\n` +
+            'forwarded here until it is confirmed with this token (no account needed):\n\n' +
+            `${added.token}\n\nopen ${deps.publicUrl}/destinations/confirm?token=${encodeURIComponent(added.token)}\n\n` +
             'It works once, for 24 hours. If you did not expect this, ignore this mail.\n',
         });
       }
@@ -106,6 +112,42 @@ export function registerDestinationRoutes(
         destinationId: destination.id,
       });
       return destination;
+    },
+  );
+
+  app.post(
+    '/destinations/confirm',
+    {
+      schema: {
+        tags: ['destinations'],
+        summary:
+          'Spend the token mailed to a destination, without a session: the mailbox owner may have no account',
+        body: {
+          type: 'object',
+          required: ['token'],
+          additionalProperties: false,
+          properties: { token: { type: 'string', minLength: 1, maxLength: 512 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: { verified: { type: 'boolean' }, address: { type: 'string' } },
+          },
+          400: errorSchema,
+          429: errorSchema,
+        },
+      },
+    },
+    async (request) => {
+      await app.rateLimit(deps.confirmLimiter, `destination-confirm:${request.ip}`);
+      const { destination, userId } = await deps.destinations.confirm(
+        (request.body as { token: string }).token,
+      );
+      await audited(deps.audit, request, userId, 'destination.confirm', {
+        destinationId: destination.id,
+      });
+      // Only what the token's holder knows already: not the account it belongs to.
+      return { verified: true, address: destination.address };
     },
   );
 

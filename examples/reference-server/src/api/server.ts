@@ -100,6 +100,7 @@ export async function createApiServer(
     mailer: get(container, 'mailer'),
     publicUrl: config.publicUrl,
     addLimiter: limiters.destinationAdd,
+    confirmLimiter: limiters.destinationConfirm,
   });
   registerDomainRoutes(app, {
     domains: get(container, 'domains'),

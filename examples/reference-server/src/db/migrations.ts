@@ -118,6 +118,37 @@ export const migrations: Record<string, Migration> = {
       await sql`DROP TABLE destinations;`.execute(db);
     },
   },
+  '0004_grandfathered_destinations': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // Aliases from before 0003 forward to addresses that never confirmed. Cutting them off at
+      // upgrade would drop users' mail without warning; trusting them for good would keep the hole
+      // 0003 closed. Each becomes a destination row, unverified but grandfathered: still forwarded
+      // to, listed as such, refused for new aliases, verified by adding it again. Clearing
+      // grandfathered_at ends the grace period: the SMTP side forwards to no unverified row.
+      await sql`
+        ALTER TABLE destinations ADD COLUMN grandfathered_at bigint;
+        INSERT INTO destinations (id, user_id, address, verified_at, grandfathered_at, token_hash,
+                                  token_expires_at, created_at)
+        SELECT gen_random_uuid(), pairs.user_id, pairs.address, NULL, pairs.now, NULL, NULL, pairs.now
+        FROM (
+          SELECT DISTINCT aliases.user_id, lower(destination) AS address,
+                 (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now
+          FROM aliases CROSS JOIN LATERAL unnest(aliases.destinations) AS destination
+        ) AS pairs
+        JOIN users ON users.id = pairs.user_id
+        WHERE pairs.address <> lower(users.email)
+        ON CONFLICT (user_id, address) DO UPDATE SET grandfathered_at = EXCLUDED.grandfathered_at
+          WHERE destinations.verified_at IS NULL;
+      `.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await sql`
+        DELETE FROM destinations WHERE grandfathered_at IS NOT NULL AND verified_at IS NULL
+          AND token_hash IS NULL;
+        ALTER TABLE destinations DROP COLUMN grandfathered_at;
+      `.execute(db);
+    },
+  },
 };
 
 const provider: MigrationProvider = {

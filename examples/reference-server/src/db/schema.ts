@@ -45,6 +45,11 @@ export interface DestinationsTable {
   address: string;
   /** When the mailbox confirmed it; null while unverified. */
   verified_at: EpochMs | null;
+  /**
+   * Set by migration 0004 on addresses aliases forwarded to before 0003: still forwarded to, not
+   * usable for new aliases; cleared when verified. Unverified and not grandfathered: not forwarded to.
+   */
+  grandfathered_at: EpochMs | null;
   /** SHA-256 (hex) of the pending verification token; null once spent. Never the token itself. */
   token_hash: string | null;
   token_expires_at: EpochMs | null;
