@@ -54,6 +54,39 @@ function session(userId: string, overrides: Partial<NewSession> = {}): NewSessio
   };
 }
 
+/**
+ * Sessions of one user at `now` (the real clock): one alive, and three dead ones that a store with
+ * native expiry may or may not hold yet: idle-expired an hour ago, past its absolute expiry, and
+ * one of 1 ms that such a store drops during a short wait while another keeps it.
+ */
+function liveAndDeadSessions(
+  userId: string,
+  now: number,
+): { alive: NewSession; idle: NewSession; absolute: NewSession; evicted: NewSession } {
+  return {
+    alive: session(userId, {
+      createdAt: now,
+      idleExpiresAt: now + HOUR,
+      absoluteExpiresAt: now + 2 * HOUR,
+    }),
+    idle: session(userId, {
+      createdAt: now - 2 * HOUR,
+      idleExpiresAt: now - HOUR,
+      absoluteExpiresAt: now + HOUR,
+    }),
+    absolute: session(userId, {
+      createdAt: now - 3 * HOUR,
+      idleExpiresAt: now + HOUR,
+      absoluteExpiresAt: now - HOUR,
+    }),
+    evicted: session(userId, {
+      createdAt: now,
+      idleExpiresAt: now + 1,
+      absoluteExpiresAt: now + 1,
+    }),
+  };
+}
+
 function rotation(
   sessionId: string,
   presentedHash: string,
@@ -434,29 +467,7 @@ export function runAuthStoreContract(
         const store = await create();
         const userId = randomUUID();
         // On the real clock, so a store that leaves time to native expiry is checked as it runs.
-        const now = Date.now();
-        const alive = session(userId, {
-          createdAt: now,
-          idleExpiresAt: now + HOUR,
-          absoluteExpiresAt: now + 2 * HOUR,
-        });
-        // Idle-expired an hour ago: a store with native expiry may still hold it.
-        const idle = session(userId, {
-          createdAt: now - 2 * HOUR,
-          idleExpiresAt: now - HOUR,
-          absoluteExpiresAt: now + HOUR,
-        });
-        const absolute = session(userId, {
-          createdAt: now - 3 * HOUR,
-          idleExpiresAt: now + HOUR,
-          absoluteExpiresAt: now - HOUR,
-        });
-        // A session of 1 ms: a store with native expiry drops it during the wait, another keeps it.
-        const evicted = session(userId, {
-          createdAt: now,
-          idleExpiresAt: now + 1,
-          absoluteExpiresAt: now + 1,
-        });
+        const { alive, idle, absolute, evicted } = liveAndDeadSessions(userId, Date.now());
         for (const entry of [alive, idle, absolute, evicted]) await store.createSession(entry);
         await sleep(20);
         expect(await store.deleteSession(userId, alive.id, Date.now())).toBe(true);
@@ -486,32 +497,11 @@ export function runAuthStoreContract(
         const userId = randomUUID();
         // On the real clock, so a store that leaves time to native expiry is checked as it runs.
         const now = Date.now();
-        const alive = session(userId, {
-          createdAt: now,
-          idleExpiresAt: now + HOUR,
-          absoluteExpiresAt: now + 2 * HOUR,
-        });
+        const { alive, idle, absolute, evicted } = liveAndDeadSessions(userId, now);
         const kept = session(userId, {
           createdAt: now,
           idleExpiresAt: now + HOUR,
           absoluteExpiresAt: now + 2 * HOUR,
-        });
-        // Idle-expired an hour ago: a store with native expiry may still hold it.
-        const idle = session(userId, {
-          createdAt: now - 2 * HOUR,
-          idleExpiresAt: now - HOUR,
-          absoluteExpiresAt: now + HOUR,
-        });
-        const absolute = session(userId, {
-          createdAt: now - 3 * HOUR,
-          idleExpiresAt: now + HOUR,
-          absoluteExpiresAt: now - HOUR,
-        });
-        // A session of 1 ms: a store with native expiry drops it during the wait, another keeps it.
-        const evicted = session(userId, {
-          createdAt: now,
-          idleExpiresAt: now + 1,
-          absoluteExpiresAt: now + 1,
         });
         for (const entry of [alive, kept, idle, absolute, evicted])
           await store.createSession(entry);

@@ -113,33 +113,25 @@ describe('RedisAuthStore specifics', () => {
     const userId = randomUUID();
     const future = 1_900_000_000_000;
     // Both live for an hour of Redis time; at `future` the first is past its idle expiry.
-    for (const [id, idleExpiresAt] of [
-      ['GGGGGGGGGGGGGGGGGGGGGG', future],
-      ['HHHHHHHHHHHHHHHHHHHHHH', future + 60_000],
-    ] as const)
-      await store.createSession({
-        id,
-        userId,
-        tokenHash: 'hash',
-        createdAt: future - 3_600_000,
-        idleExpiresAt,
-        absoluteExpiresAt: future + 3_600_000,
-      });
+    const createBoth = async (): Promise<void> => {
+      for (const [id, idleExpiresAt] of [
+        ['GGGGGGGGGGGGGGGGGGGGGG', future],
+        ['HHHHHHHHHHHHHHHHHHHHHH', future + 60_000],
+      ] as const)
+        await store.createSession({
+          id,
+          userId,
+          tokenHash: 'hash',
+          createdAt: future - 3_600_000,
+          idleExpiresAt,
+          absoluteExpiresAt: future + 3_600_000,
+        });
+    };
+    await createBoth();
     expect(await store.deleteUserSessions(userId, undefined, future)).toBe(1);
     expect(await store.getSession('GGGGGGGGGGGGGGGGGGGGGG')).toBeNull();
     expect(await store.getSession('HHHHHHHHHHHHHHHHHHHHHH')).toBeNull();
-    for (const [id, idleExpiresAt] of [
-      ['GGGGGGGGGGGGGGGGGGGGGG', future],
-      ['HHHHHHHHHHHHHHHHHHHHHH', future + 60_000],
-    ] as const)
-      await store.createSession({
-        id,
-        userId,
-        tokenHash: 'hash',
-        createdAt: future - 3_600_000,
-        idleExpiresAt,
-        absoluteExpiresAt: future + 3_600_000,
-      });
+    await createBoth();
     expect(await store.deleteSession(userId, 'GGGGGGGGGGGGGGGGGGGGGG', future)).toBe(false);
     expect(await store.deleteSession(userId, 'HHHHHHHHHHHHHHHHHHHHHH', future)).toBe(true);
     expect(await store.getSession('GGGGGGGGGGGGGGGGGGGGGG')).toBeNull();
