@@ -1,4 +1,4 @@
-import { jsonValueEnd } from './redaction.js';
+import { BACKSLASH, CLOSE_BRACE, COMMA, OPEN_BRACE, QUOTE, jsonValueEnd } from './redaction.js';
 
 /** Default of `maxStringLength`: longer strings (values and keys) are cut. */
 export const DEFAULT_MAX_STRING_LENGTH = 16_384;
@@ -17,11 +17,6 @@ export interface LineLimitOptions {
   maxLineLength: number;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const COMMA = 0x2c;
 const COLON = 0x3a;
 /** Members never dropped when a line has too many fields: what makes a line a log line. */
 const PROTECTED_KEYS: ReadonlySet<string> = new Set(['"level"', '"time"', '"msg"']);

@@ -165,13 +165,14 @@ function keyStart(line: string, tailStart: number, wholeKey: boolean): number {
   return before === 0x7b || before === 0x2c ? index : -1;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
+/** Character codes of the JSON a log line is made of, shared by the scanners of lines. */
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
+export const OPEN_BRACE = 0x7b;
+export const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
-const COMMA = 0x2c;
+export const COMMA = 0x2c;
 const NEWLINE = 0x0a;
 
 /** Index just past the string that starts at `start` (which holds its opening quote). */

@@ -18,6 +18,11 @@ breakerStoreContract('MemoryBreakerStore on the system clock', () => new MemoryB
 
 const boom = (): Promise<never> => Promise.reject(new Error('boom'));
 
+/** Two failures in a row: opens a breaker made by `shared` (threshold 2). */
+async function trip(breaker: ReturnType<typeof circuitBreaker>): Promise<void> {
+  for (let i = 0; i < 2; i += 1) await breaker.execute(boom).catch(() => undefined);
+}
+
 function shared(
   store: BreakerStateStore,
   clock: ManualClock,
@@ -83,8 +88,7 @@ describe('shared breaker state', () => {
     const store = new MemoryBreakerStore({ clock });
     const a = shared(store, clock);
     const b = shared(store, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     clock.advance(100);
     await expect(b.execute(boom)).rejects.toThrow('boom');
     const state = await store.load('relay');
@@ -97,8 +101,7 @@ describe('shared breaker state', () => {
     const clock = new ManualClock(0);
     const store = new MemoryBreakerStore({ clock });
     const a = shared(store, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     await a.reset();
     expect((await store.load('relay')).state).toBe('closed');
     await expect(a.execute(() => 2)).resolves.toBe(2);
@@ -364,8 +367,7 @@ describe('shared breaker timing is on the store clock', () => {
       ReturnType<typeof circuitBreaker>,
       ReturnType<typeof circuitBreaker>,
     ];
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     expect((await store.load('relay')).openedAt).toBe(1_000_000);
     // Running ahead by 60 s does not make a circuit opened just now due for a probe.
     let ran = false;
@@ -411,8 +413,7 @@ describe('shared half-open probe and the caller abort', () => {
     const store = new MemoryBreakerStore({ clock });
     const a = shared(store, clock);
     const b = shared(store, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     clock.advance(100);
     const controller = new AbortController();
     let started!: () => void;
@@ -443,8 +444,7 @@ describe('shared half-open probe and the caller abort', () => {
     const store = claimsVia(memory, (claim) => (hold ? landed.then(() => claim) : claim));
     const a = shared(store, clock);
     const b = shared(memory, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     clock.advance(100);
     const controller = new AbortController();
     let ran = false;
@@ -512,8 +512,7 @@ describe('shared half-open probe and the caller abort', () => {
     });
     const a = shared(store, clock);
     const b = shared(memory, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     clock.advance(100);
     armed = true;
     let ran = false;
@@ -542,8 +541,7 @@ describe('shared half-open probe and the caller abort', () => {
     );
     const a = shared(store, clock);
     const b = shared(memory, clock);
-    await a.execute(boom).catch(() => undefined);
-    await a.execute(boom).catch(() => undefined);
+    await trip(a);
     clock.advance(100);
     armed = true;
     await expect(a.execute(() => 'ran')).rejects.toMatchObject({ isolated: true });
