@@ -211,14 +211,21 @@ describe('AuthService on Redis, two instances: clocks skewed by more than the gr
   // Default window (10 s); B's clock runs 30 s ahead of A's.
   const SKEW_MS = 30_000;
 
-  it('gives the parent the successor on either instance, whichever rotated', async () => {
-    const a = service(redisA, [], { clock: skewedClock(0) });
-    const b = service(redisB, [], { clock: skewedClock(SKEW_MS) });
+  /** A on the true clock and B 30 s ahead, on two Redis clients; one user logged in on A. */
+  async function skewedPair(
+    options: Parameters<typeof service>[2] = {},
+    events: AuthEvent[] = [],
+  ): Promise<{ a: AuthService; b: AuthService; pair: TokenPair }> {
+    const a = service(redisA, events, { ...options, clock: skewedClock(0) });
+    const b = service(redisB, events, { ...options, clock: skewedClock(SKEW_MS) });
     const email = `${randomUUID()}@example.test`;
     await a.register({ email, password: PASSWORD });
+    return { a, b, pair: await a.login({ email, password: PASSWORD }) };
+  }
 
+  it('gives the parent the successor on either instance, whichever rotated', async () => {
     // A rotates; B, 30 s ahead by its own clock, sees the parent at once: a race, not a theft.
-    const first = await a.login({ email, password: PASSWORD });
+    const { a, b, pair: first } = await skewedPair();
     const rotatedByA = await a.refresh(first.refreshToken);
     const graceOnB = await b.refresh(first.refreshToken);
     expect(graceOnB.refreshToken).toBe(rotatedByA.refreshToken);
@@ -231,11 +238,7 @@ describe('AuthService on Redis, two instances: clocks skewed by more than the gr
   });
 
   it('lets one of 50 concurrent refreshes through skewed instances win; all others get the same successor', async () => {
-    const a = service(redisA, [], { clock: skewedClock(0) });
-    const b = service(redisB, [], { clock: skewedClock(SKEW_MS) });
-    const email = `${randomUUID()}@example.test`;
-    await a.register({ email, password: PASSWORD });
-    const pair = await a.login({ email, password: PASSWORD });
+    const { a, b, pair } = await skewedPair();
     const results = await Promise.allSettled(
       Array.from({ length: 50 }, (_, index) =>
         (index % 2 === 0 ? a : b).refresh(pair.refreshToken),
@@ -251,12 +254,7 @@ describe('AuthService on Redis, two instances: clocks skewed by more than the gr
   it('does not let an instance whose clock runs behind stretch the window for a replay', async () => {
     const events: AuthEvent[] = [];
     // A short window so the test can wait it out; B is still far more than the window ahead.
-    const sessions = { reuseGraceMs: 100 };
-    const a = service(redisA, events, { sessions, clock: skewedClock(0) });
-    const b = service(redisB, events, { sessions, clock: skewedClock(SKEW_MS) });
-    const email = `${randomUUID()}@example.test`;
-    await a.register({ email, password: PASSWORD });
-    const pair = await a.login({ email, password: PASSWORD });
+    const { a, b, pair } = await skewedPair({ sessions: { reuseGraceMs: 100 } }, events);
     const legit = await b.refresh(pair.refreshToken);
     await sleep(300);
     // On A's clock the rotation is 30 s in the future, so "now - rotatedAt" stays inside any window.

@@ -85,35 +85,34 @@ function parseKey(key: Reply | undefined): string | null {
   return key === '' || key === null || key === undefined ? null : String(key);
 }
 
+/** A job row of a claim reply: id, key, payload, attempt, maxAttempts, createdAt. */
+function parseJob([id, key, payload, attempt, maxAttempts, createdAt]: (
+  Reply | undefined
+)[]): ExpiredJob {
+  return {
+    id: String(id),
+    key: parseKey(key),
+    payload: String(payload),
+    attempt: Number(attempt),
+    maxAttempts: Number(maxAttempts),
+    createdAt: Number(createdAt),
+  };
+}
+
 function parseClaim(reply: unknown): ClaimResult {
   const [jobs, stalled, dead, nextDue, deadJobs] = asArray(reply);
   return {
     jobs: asArray(jobs).map((row): LeasedJob => {
       const [id, key, payload, attempt, maxAttempts, token, createdAt] = asArray(row);
       return {
-        id: String(id),
-        key: parseKey(key),
-        payload: String(payload),
-        attempt: Number(attempt),
-        maxAttempts: Number(maxAttempts),
+        ...parseJob([id, key, payload, attempt, maxAttempts, createdAt]),
         token: String(token),
-        createdAt: Number(createdAt),
       };
     }),
     stalled: asArray(stalled).map(String),
     dead: asArray(dead).map(String),
     nextDueInMs: typeof nextDue === 'number' && nextDue >= 0 ? nextDue : null,
-    deadJobs: asArray(deadJobs).map((row): ExpiredJob => {
-      const [id, key, payload, attempt, maxAttempts, createdAt] = asArray(row);
-      return {
-        id: String(id),
-        key: parseKey(key),
-        payload: String(payload),
-        attempt: Number(attempt),
-        maxAttempts: Number(maxAttempts),
-        createdAt: Number(createdAt),
-      };
-    }),
+    deadJobs: asArray(deadJobs).map((row) => parseJob(asArray(row))),
   };
 }
 
